@@ -1,0 +1,37 @@
+# The two commands a fresh machine needs: `make run` and `make test`.
+# Both create .venv when it is missing and install once; a second call reuses the install.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.quantviz-installed
+SAMPLE ?= sample:digits_cnn
+PORT ?= 8501
+
+.PHONY: install run test test-fast bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-install only when the dependency list changes.
+$(STAMP): pyproject.toml scripts/system_deps.sh | $(PY)
+	bash scripts/system_deps.sh
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	QUANTVIZ_DEFAULT_MODEL=$(SAMPLE) $(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
+
+test: install
+	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not e2e"
+
+bench: install
+	$(PY) bench/pipeline_stages.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache tests/artifacts

@@ -1,0 +1,162 @@
+"""The quantviz command line.
+
+    quantviz models
+    quantviz stages
+    quantviz run sample:digits_cnn --flow pt2e --partitioner xnnpack --out out/pt2e
+
+Exit codes: 0 everything asked for succeeded; 1 bad arguments or a model that cannot be loaded;
+2 a stage failed (summary.json is still written); 130 interrupted.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+from quantviz.config import DUPLICATE_DEQUANT, FLOWS, FUSIONS, MODES, PARTITIONERS, STAGES, ConfigError, PipelineConfig
+
+
+class UsageError(Exception):
+    """Bad arguments: exit code 1."""
+
+
+def add_run_options(p: argparse.ArgumentParser) -> None:
+    """The flags shared by every command that runs the pipeline; one per PipelineConfig field."""
+    d = PipelineConfig()
+    p.add_argument("model", help="sample:NAME, path/to/file.py:factory, or path/to/program.pt2")
+    p.add_argument("--flow", choices=FLOWS, default=d.flow, help="fx (prepare_fx) or pt2e (prepare_pt2e)")
+    p.add_argument("--mode", choices=MODES, default=d.mode)
+    p.add_argument("--per-channel", action="store_true", help="per-channel weight quantization")
+    p.add_argument("--partitioner", choices=PARTITIONERS, default=d.partitioner)
+    p.add_argument("--fusion", choices=FUSIONS, default=d.fusion)
+    p.add_argument("--skip-module", action="append", default=[], metavar="NAME",
+                   help="leave this submodule untraced and unquantized (repeatable)")
+    p.add_argument("--calibration-batches", type=int, default=d.calibration_batches, metavar="N")
+    p.add_argument("--duplicate-dequant", choices=DUPLICATE_DEQUANT, default=d.duplicate_dequant)
+    p.add_argument("--until", choices=STAGES, default=d.until, metavar="STAGE",
+                   help=f"last stage to run: {', '.join(STAGES)}")
+
+
+def config_from_args(args: argparse.Namespace) -> PipelineConfig:
+    try:
+        return PipelineConfig(flow=args.flow, mode=args.mode, per_channel=args.per_channel,
+                              partitioner=args.partitioner, fusion=args.fusion,
+                              skip_modules=tuple(args.skip_module), calibration_batches=args.calibration_batches,
+                              duplicate_dequant=args.duplicate_dequant, until=args.until)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="quantviz", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("models", help="list the sample models")
+    sub.add_parser("stages", help="list the stages in order")
+    run = sub.add_parser("run", help="run the flow and write summary.json, stage graphs and model.pte")
+    add_run_options(run)
+    run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
+    return parser
+
+
+def _quiet_libraries() -> None:
+    """Keep library chatter (deprecation notes, optional-extension load failures) off the user's terminal."""
+    warnings.filterwarnings("ignore")
+    for name in ("torchao", "executorch", "torch._export", "torch.export"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def cmd_models() -> int:
+    from sample_models import SAMPLES
+
+    width = max(map(len, SAMPLES))
+    for name, desc in SAMPLES.items():
+        print(f"sample:{name:<{width}}  {desc}")
+    return 0
+
+
+def cmd_stages() -> int:
+    from quantviz.stages import STAGE_LIST
+
+    for i, stage in enumerate(STAGE_LIST, 1):
+        print(f"{i:2d}. {stage.name:<10} {stage.description}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from quantviz.loading import load_model
+    from quantviz.outputs import write_outputs
+    from quantviz.pipeline import Pipeline, StageEvent
+
+    config = config_from_args(args)
+    spec = load_model(args.model)
+    print(f"quantviz: {spec.name}, flow {config.flow}, mode {config.mode}, partitioner {config.partitioner}, "
+          f"fusion {config.fusion}", flush=True)
+
+    def on_event(event: StageEvent) -> None:
+        if event.kind == "start":
+            print(f"  [{STAGES.index(event.stage) + 1:2d}/{STAGES.index(config.until) + 1}] {event.stage:<10}",
+                  end="", flush=True)
+        elif event.kind == "end" and event.result is not None:
+            r = event.result
+            if r.ok:
+                counts = r.graph.kind_counts() if r.graph else {}
+                q, dq = counts.get("quantize", 0), counts.get("dequantize", 0)
+                extra = f"{len(r.graph.nodes)} nodes, {q} q, {dq} dq, {len(r.graph.patterns)} patterns" \
+                    if r.graph else "; ".join(r.notes)
+                print(f" ok   {r.seconds:6.2f}s  {extra}", flush=True)
+            else:
+                print(f" FAILED {r.seconds:6.2f}s", flush=True)
+
+    pipe = Pipeline(spec, config, on_event=on_event)
+    try:
+        pipe.run()
+    finally:
+        data = write_outputs(pipe, args.out)
+    numerics = data["numerics"]
+    if numerics:
+        parts = [f"{k.removesuffix('_sqnr_db').replace('_vs_', ' vs ')} {v:.1f} dB"
+                 for k, v in numerics.items() if k.endswith("_sqnr_db")]
+        print("  SQNR: " + ", ".join(parts))
+        if "float_accuracy" in numerics:
+            print(f"  accuracy: float {numerics['float_accuracy']:.2%}, int8 runtime {numerics['runtime_accuracy']:.2%}")
+    print(f"  wrote {args.out}/summary.json" + (f", {args.out}/model.pte" if "pte" in data["artifacts"] else ""))
+    failed = pipe.failed
+    if failed is not None and failed.error is not None:
+        err = failed.error
+        print(f"quantviz: stage '{err.stage}' failed: {err.message}. Hint: {err.hint}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)  # argparse exits with 2 on bad flags; remapped below
+    _quiet_libraries()
+    from quantviz.errors import LoadError
+
+    try:
+        if args.command == "models":
+            return cmd_models()
+        if args.command == "stages":
+            return cmd_stages()
+        return cmd_run(args)
+    except (UsageError, LoadError) as exc:
+        print(f"quantviz: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nquantviz: interrupted; results of finished stages are in the output folder", file=sys.stderr)
+        return 130
+
+
+def entry() -> None:
+    try:
+        code = main()
+    except SystemExit as exc:  # argparse: bad arguments are exit code 1 in quantviz's contract
+        code = 1 if exc.code == 2 else int(exc.code or 0)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    entry()

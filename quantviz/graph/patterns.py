@@ -1,0 +1,70 @@
+"""Find reference quantized patterns (dq inputs -> float op [-> activation] -> q) in a GraphView.
+
+Works on the plain graph model, so it reads any stage the same way::
+
+    patterns = find_patterns(view.nodes)
+    [p.label() for p in patterns]   # ["dq → convolution → q", "dq → add → relu → q"]
+"""
+from __future__ import annotations
+
+from quantviz.graph.kinds import op_name
+from quantviz.graph.model import NodeView, PatternInstance
+
+# Ops that may follow the anchor op inside one pattern (the quantizer annotates op+activation as one unit).
+ACTIVATION_TAILS = {"relu", "relu_", "hardtanh", "hardtanh_", "relu6", "clamp", "ReLU", "ReLU6", "Hardtanh"}
+
+
+def node_op(n: NodeView) -> str:
+    """The float op a node computes: ``convolution``, ``add``, ``linear`` (modules by their type)."""
+    if n.op == "call_module" and n.module_type:
+        return n.module_type.lower()
+    if n.op == "call_method":
+        return n.target
+    return op_name(n.target)
+
+
+def find_patterns(nodes: list[NodeView]) -> list[PatternInstance]:
+    """Every float op with at least one dequantized input, with its trailing activation and output quantize."""
+    by_id = {n.id: n for n in nodes}
+    users: dict[str, list[str]] = {n.id: [] for n in nodes}
+    for n in nodes:
+        for i in n.inputs:
+            if i in users:
+                users[i].append(n.id)
+
+    def output_quantizes(node_id: str) -> list[str]:
+        # a dynamic quantize (scale from choose_qparams) starts the next pattern; it is not this one's output
+        return [u for u in users[node_id] if by_id[u].kind == "quantize"
+                and not (by_id[u].qparams and by_id[u].qparams.scheme == "dynamic")]
+
+    taken: set[str] = set()
+    patterns: list[PatternInstance] = []
+    for n in nodes:
+        if n.kind != "float_op" or n.id in taken:
+            continue
+        dqs = [i for i in dict.fromkeys(n.inputs) if i in by_id and by_id[i].kind == "dequantize"]
+        if not dqs:
+            continue
+        chain = [n]
+        cur = n
+        while len(users[cur.id]) == 1:
+            nxt = by_id[users[cur.id][0]]
+            if nxt.kind == "float_op" and node_op(nxt) in ACTIVATION_TAILS and len(nxt.inputs) >= 1:
+                chain.append(nxt)
+                cur = nxt
+            else:
+                break
+        qs = output_quantizes(cur.id)
+        if len(chain) > 1 and not qs:  # an activation with no quantize after it is not part of this pattern
+            chain, cur = [n], n
+            qs = output_quantizes(n.id)
+        out_q = qs[0] if qs else None
+        taken.update(c.id for c in chain)
+        members = dqs + [c.id for c in chain] + ([out_q] if out_q else [])
+        qref = by_id[out_q] if out_q else by_id[dqs[0]]
+        ops = [node_op(c) for c in chain]
+        patterns.append(PatternInstance(
+            id=f"p{len(patterns)}", op=ops[0], ops=ops, anchor=n.id, input_dqs=dqs, output_q=out_q,
+            members=members, dtype=qref.qparams.dtype if qref.qparams else None,
+            module_path=n.module_path, source=n.source))
+    return patterns

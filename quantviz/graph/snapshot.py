@@ -1,0 +1,164 @@
+"""Turn any stage artifact into a :class:`GraphView`.
+
+Handles ``torch.fx.GraphModule`` (traced, observed, reference models), ``ExportedProgram``,
+ExecuTorch's ``EdgeProgramManager`` / ``ExecutorchProgramManager`` and, recursively, the
+programs inside lowered delegate modules::
+
+    view = snapshot(edge_manager, stage="delegate")
+    view.subgraphs["executorch_call_delegate"].nodes
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import torch
+from torch import fx
+
+from quantviz.graph.kinds import canonical_target, classify, decode_qparams
+from quantviz.graph.model import GraphView, NodeView
+from quantviz.graph.patterns import find_patterns
+
+_FRAME = re.compile(r'File "([^"]+)", line (\d+)')
+_INTERNAL = ("/site-packages/torch/", "/site-packages/torchao/", "/site-packages/executorch/", "<eval_with_key>")
+
+
+def snapshot(obj: Any, stage: str = "", *, prefix: str = "") -> GraphView:
+    """Snapshot ``obj`` (GraphModule, ExportedProgram or an ExecuTorch program manager)."""
+    if hasattr(obj, "exported_program") and callable(obj.exported_program):
+        obj = obj.exported_program()
+    if isinstance(obj, torch.export.ExportedProgram):
+        return _snapshot_graph(obj.graph_module, stage, prefix, program=obj)
+    if isinstance(obj, fx.GraphModule):
+        return _snapshot_graph(obj, stage, prefix, program=None)
+    raise TypeError(f"cannot snapshot a {type(obj).__name__}; expected a GraphModule or ExportedProgram")
+
+
+def _snapshot_graph(gm: fx.GraphModule, stage: str, prefix: str, program: Any) -> GraphView:
+    param_names: set[str] = set()
+    placeholder_tensors: dict[str, str] = {}
+    if program is not None:
+        sig = program.graph_signature
+        for spec in sig.input_specs:
+            if spec.kind != torch.export.graph_signature.InputKind.USER_INPUT and hasattr(spec.arg, "name"):
+                param_names.add(spec.arg.name)
+                if spec.target is not None:
+                    placeholder_tensors[spec.arg.name] = spec.target
+    modules = dict(gm.named_modules())
+
+    def resolve(n: fx.Node) -> Any:
+        if n.op == "placeholder" and program is not None and n.name in placeholder_tensors:
+            key = placeholder_tensors[n.name]
+            if key in program.state_dict:
+                return program.state_dict[key]
+            return program.constants.get(key)
+        if n.op == "get_attr":
+            try:
+                return _get_attr(gm, n.target)
+            except AttributeError:
+                return None
+        return None
+
+    nodes: list[NodeView] = []
+    subgraphs: dict[str, GraphView] = {}
+    for n in gm.graph.nodes:
+        target = canonical_target(n.target)
+        module = modules.get(n.target) if n.op == "call_module" else None
+        kind = classify(n, target, module, param_names)
+        view = NodeView(
+            id=prefix + n.name, name=n.name, op=n.op, target=target, kind=kind,
+            inputs=[prefix + i.name for i in n.all_input_nodes],
+            args=[_short(a) for a in n.args],
+            qparams=decode_qparams(n, kind, target, resolve),
+            source=_source(n.meta.get("stack_trace")),
+            from_node=_from_node(n.meta.get("from_node")),
+            debug_handle=_debug_handle(n.meta.get("debug_handle")),
+        )
+        view.shape, view.dtype = _shape_dtype(n.meta.get("val", n.meta.get("tensor_meta")))
+        view.module_path, view.module_type = _module(n, module)
+        if kind == "delegate":
+            lowered = resolve(n.args[0]) if isinstance(n.args[0], fx.Node) else None
+            if lowered is not None and hasattr(lowered, "original_module"):
+                view.backend = str(getattr(lowered, "backend_id", ""))
+                view.subgraph = prefix + n.name
+                subgraphs[view.subgraph] = snapshot(lowered.original_module, f"{stage}/{n.name}",
+                                                    prefix=prefix + n.name + "/")
+        nodes.append(view)
+    return GraphView(stage=stage, nodes=nodes, patterns=find_patterns(nodes), subgraphs=subgraphs)
+
+
+def _get_attr(gm: torch.nn.Module, target: str) -> Any:
+    obj: Any = gm
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _short(a: Any, limit: int = 48) -> str:
+    if isinstance(a, fx.Node):
+        return f"%{a.name}"
+    if isinstance(a, (list, tuple)):
+        text = "[" + ", ".join(_short(x, 16) for x in a) + "]"
+    else:
+        text = repr(a)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _shape_dtype(val: Any) -> tuple[list[int] | None, str | None]:
+    if isinstance(val, (list, tuple)) and val and isinstance(val[0], torch.Tensor):
+        val = val[0]
+    shape = getattr(val, "shape", None)
+    dtype = getattr(val, "dtype", None)
+    if shape is None:
+        return None, None
+    try:
+        dims = [int(d) for d in shape]
+    except (TypeError, ValueError):  # symbolic sizes
+        dims = None
+    return dims, str(dtype) if dtype is not None else None
+
+
+def _module(n: fx.Node, module: torch.nn.Module | None) -> tuple[str | None, str | None]:
+    if n.op == "call_module":
+        return str(n.target), type(module).__name__ if module is not None else None
+    stack = n.meta.get("nn_module_stack")
+    if not stack:
+        return None, None
+    path, typ = list(stack.values())[-1]
+    type_name = typ.__name__ if isinstance(typ, type) else str(typ).rsplit(".", 1)[-1]
+    return _normalise_module_path(str(path)) or None, type_name
+
+
+def _normalise_module_path(path: str) -> str:
+    """``L['self'].features[0].conv`` / ``L__self___features_0`` -> ``features.0.conv``."""
+    path = re.sub(r"^L\['self'\]\.?", "", path)
+    path = re.sub(r"\[['\"]?([^\]'\"]+)['\"]?\]", r".\1", path)
+    path = re.sub(r"^L__self___", "", path)
+    path = re.sub(r"\._modules\.", ".", path)
+    return path.strip(".")
+
+
+def _source(stack_trace: str | None) -> str | None:
+    if not stack_trace:
+        return None
+    frames = _FRAME.findall(stack_trace)
+    user = [f for f in frames if not any(s in f[0] for s in _INTERNAL)]
+    if not user:
+        return None
+    path, line = user[-1]
+    parts = path.replace("\\", "/").split("/")
+    return f"{'/'.join(parts[-2:])}:{line}"
+
+
+def _from_node(sources: Any) -> list[str]:
+    if not sources:
+        return []
+    return [str(getattr(s, "name", s)) for s in sources][:8]
+
+
+def _debug_handle(h: Any) -> int | None:
+    if isinstance(h, int):
+        return h
+    if isinstance(h, (tuple, list)) and h and isinstance(h[0], int):
+        return h[0]
+    return None

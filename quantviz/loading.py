@@ -1,0 +1,99 @@
+"""Load a model reference: ``sample:NAME``, ``file.py:factory`` or an exported program ``.pt2``.
+
+Example::
+
+    spec = load_model("sample:digits_cnn")
+    spec = load_model("my_models.py:make_model")   # runs that file's code: trust it
+"""
+from __future__ import annotations
+
+import importlib.util
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from quantviz.errors import LoadError
+from quantviz.model_spec import ModelSpec
+
+FACTORY_CONTRACT = ("a factory must return a quantviz.ModelSpec, or a tuple (model, example_inputs) where model "
+                    "is a torch.nn.Module and example_inputs a tuple of tensors")
+
+
+def load_model(ref: str) -> ModelSpec:
+    if ref.startswith("sample:"):
+        return _load_sample(ref.removeprefix("sample:"))
+    if ref.endswith(".pt2"):
+        return load_exported_program(Path(ref))
+    path, sep, factory = ref.rpartition(":")
+    if not sep or not path.endswith(".py"):
+        raise LoadError(f"cannot read model reference {ref!r}: use sample:NAME, path/to/file.py:factory or "
+                        "path/to/program.pt2")
+    return _load_factory(Path(path), factory)
+
+
+def _load_sample(name: str) -> ModelSpec:
+    from sample_models import SAMPLES, load_sample
+
+    if name not in SAMPLES:
+        raise LoadError(f"there is no sample model {name!r}; the samples are: {', '.join(SAMPLES)}")
+    return load_sample(name)
+
+
+def _load_factory(path: Path, factory: str) -> ModelSpec:
+    if not path.is_file():
+        raise LoadError(f"the file {str(path)!r} does not exist")
+    module_name = f"quantviz_user_{path.stem}_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise LoadError(f"cannot import {str(path)!r} as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # noqa: BLE001 - the user's file failed to import
+        raise LoadError(f"importing {str(path)!r} failed: {type(exc).__name__}: {exc}") from exc
+    fn = getattr(module, factory, None)
+    if not callable(fn):
+        found = [n for n, v in vars(module).items() if callable(v) and not n.startswith("_")
+                 and getattr(v, "__module__", None) == module_name]
+        raise LoadError(f"the file {str(path)!r} has no factory function {factory!r} (functions there: "
+                        f"{', '.join(found) or 'none'}); {FACTORY_CONTRACT}")
+    try:
+        value = fn()
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError(f"the factory {factory!r} raised {type(exc).__name__}: {exc}") from exc
+    return as_spec(value, name=f"{path.name}:{factory}", where=f"factory {factory!r}")
+
+
+def as_spec(value: Any, name: str, where: str = "the factory") -> ModelSpec:
+    """Accept a ModelSpec or ``(model, example_inputs)`` from a factory."""
+    if isinstance(value, ModelSpec):
+        return value
+    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], torch.nn.Module):
+        model, inputs = value
+        if isinstance(inputs, torch.Tensor):
+            inputs = (inputs,)
+        if isinstance(inputs, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in inputs):
+            return ModelSpec(name=name, model=model.eval(), example_inputs=tuple(inputs))
+    raise LoadError(f"{where} returned {type(value).__name__}, which quantviz cannot use; {FACTORY_CONTRACT}")
+
+
+def load_exported_program(path: Path) -> ModelSpec:
+    """Load a ``torch.export.save`` file. The archive is checked first; nothing in it is unpickled as code."""
+    if not path.is_file():
+        raise LoadError(f"the file {str(path)!r} does not exist")
+    if not zipfile.is_zipfile(path):
+        raise LoadError(f"{str(path)!r} is not an exported program archive (torch.export.save writes a zip); "
+                        "refusing to read it")
+    try:
+        ep = torch.export.load(str(path))
+    except Exception as exc:  # noqa: BLE001
+        raise LoadError(f"{str(path)!r} is not a readable exported program: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
+    inputs = ep.example_inputs[0] if ep.example_inputs else None
+    if not inputs:
+        raise LoadError(f"{str(path)!r} has no example inputs stored; export with example inputs and save again")
+    return ModelSpec(name=path.name, model=ep.module(), example_inputs=tuple(inputs), exported_program=ep)

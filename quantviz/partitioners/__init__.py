@@ -1,0 +1,1 @@
+"""Partitioners written by quantviz (XNNPACK's own lives in executorch)."""

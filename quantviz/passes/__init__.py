@@ -1,0 +1,1 @@
+"""Graph passes of quantviz's own, one a file: each takes an ExportedProgram and returns it."""

@@ -1,0 +1,150 @@
+"""Run the stages in order, keep every stage's result, and resume after a config change.
+
+Example::
+
+    from quantviz import Pipeline, PipelineConfig, load_model
+
+    pipe = Pipeline(load_model("sample:digits_cnn"), PipelineConfig(flow="pt2e"))
+    pipe.run()
+    pipe.results["convert"].graph.kind_counts()
+    pipe.update(pipe.config.with_changes(partitioner="xnnpack"))  # keeps trace..edge
+    pipe.run()
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from quantviz.config import STAGE_DEPENDS_ON, STAGES, PipelineConfig
+from quantviz.errors import StageError
+from quantviz.graph import GraphView, snapshot
+from quantviz.known_issues import explain
+from quantviz.model_spec import ModelSpec
+from quantviz.stages import STAGE_LIST, StageContext
+
+
+@dataclass
+class StageResult:
+    """What one stage produced. ``artifact`` is the live object (not serialised)."""
+
+    name: str
+    ok: bool
+    seconds: float
+    graph: GraphView | None = None
+    error: StageError | None = None
+    calls: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    artifact: Any = None
+
+    def summary(self) -> dict[str, Any]:
+        """The stage entry of summary.json."""
+        g = self.graph
+        return {"name": self.name, "ok": self.ok, "seconds": round(self.seconds, 4),
+                "nodes": len(g.nodes) if g else 0, "kinds": g.kind_counts() if g else {},
+                "patterns": len(g.patterns) if g else 0,
+                "error": self.error.to_dict() if self.error else None}
+
+
+@dataclass
+class StageEvent:
+    kind: str  # "start", "progress", "end"
+    stage: str
+    fraction: float = 0.0
+    text: str = ""
+    result: StageResult | None = None
+
+
+class Pipeline:
+    """Steps one model through the stages of a :class:`PipelineConfig`."""
+
+    def __init__(self, spec: ModelSpec, config: PipelineConfig | None = None,
+                 on_event: Callable[[StageEvent], None] | None = None) -> None:
+        self.spec = spec
+        self.config = config or PipelineConfig()
+        self.on_event = on_event or (lambda e: None)
+        self.results: dict[str, StageResult] = {}
+
+    # -- state -------------------------------------------------------------------------------------------------
+    @property
+    def failed(self) -> StageResult | None:
+        return next((r for r in self.results.values() if not r.ok), None)
+
+    @property
+    def ok(self) -> bool:
+        """True when every stage up to ``config.until`` ran and none failed."""
+        return self.failed is None and self.config.until in self.results
+
+    def artifacts(self) -> dict[str, Any]:
+        return {name: r.artifact for name, r in self.results.items() if r.ok}
+
+    def update(self, config: PipelineConfig) -> list[str]:
+        """Adopt ``config``; drop the results of every stage it affects. Returns the dropped stage names."""
+        changed = {k for k, v in config.to_dict().items() if v != self.config.to_dict()[k]} - {"until"}
+        self.config = config
+        first = next((i for i, s in enumerate(STAGES) if changed & set(STAGE_DEPENDS_ON[s])), None)
+        failed = self.failed
+        if failed is not None:  # a failed stage is always re-tried
+            i = STAGES.index(failed.name)
+            first = i if first is None else min(first, i)
+        if first is None:
+            return []
+        while first > 0 and STAGE_LIST[first].mutates_input:
+            first -= 1  # its input was changed in place: rebuild it
+        dropped = [s for s in STAGES[first:] if s in self.results]
+        for s in dropped:
+            del self.results[s]
+        return dropped
+
+    # -- running -----------------------------------------------------------------------------------------------
+    def run(self, until: str | None = None) -> "Pipeline":
+        """Run every stage up to ``until`` (default: config.until) that has no result yet.
+
+        Stops at the first failing stage; its StageResult holds the StageError. Earlier results stay.
+        """
+        until = until or self.config.until
+        last = STAGES.index(until)
+        for stage in STAGE_LIST[: last + 1]:
+            if stage.name in self.results:
+                if not self.results[stage.name].ok:
+                    break
+                continue
+            result = self._run_stage(stage)
+            self.results[stage.name] = result
+            if not result.ok:
+                break
+        return self
+
+    def _run_stage(self, stage) -> StageResult:
+        self.on_event(StageEvent("start", stage.name))
+
+        def progress(fraction: float, text: str) -> None:
+            self.on_event(StageEvent("progress", stage.name, fraction, text))
+
+        ctx = StageContext(stage.name, self.spec, self.config, self.artifacts(), progress)
+        t0 = time.perf_counter()
+        try:
+            out = stage.run(ctx)
+            seconds = time.perf_counter() - t0
+            source = out.artifact if out.graph_source is None else out.graph_source
+            graph = snapshot(source, stage.name) if source is not False else None
+            result = StageResult(stage.name, True, seconds, graph, None, out.calls, out.notes, out.metrics,
+                                 out.artifact)
+        except KeyboardInterrupt:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a StageError with a hint
+            error = explain(stage.name, exc)
+            result = StageResult(stage.name, False, time.perf_counter() - t0, error=error, metrics=error.metrics)
+        self.on_event(StageEvent("end", stage.name, 1.0, "", result))
+        return result
+
+    # -- outputs -----------------------------------------------------------------------------------------------
+    def numerics(self) -> dict[str, float]:
+        """End-to-end numbers of the run stage (also when it failed on a mismatch it measured)."""
+        run = self.results.get("run")
+        return dict(run.metrics) if run else {}
+
+    def pte_bytes(self) -> bytes | None:
+        emit = self.results.get("emit")
+        return emit.artifact.buffer if emit and emit.ok else None

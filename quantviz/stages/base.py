@@ -1,0 +1,40 @@
+"""What a stage receives and returns. Stages are plain functions: ``run(ctx) -> StageOutput``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+from quantviz.config import PipelineConfig
+from quantviz.errors import StageError
+from quantviz.model_spec import ModelSpec
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class StageContext:
+    """The model, the config, earlier stages' artifacts and a progress callback."""
+
+    stage: str
+    spec: ModelSpec
+    config: PipelineConfig
+    artifacts: Mapping[str, Any]
+    progress: Progress = lambda fraction, text: None
+
+    def artifact(self, stage: str) -> Any:
+        try:
+            return self.artifacts[stage]
+        except KeyError:
+            raise StageError(self.stage, f"stage '{stage}' has not produced a result",
+                             f"run the pipeline from '{stage}' first") from None
+
+
+@dataclass
+class StageOutput:
+    """A stage's artifact, what to draw of it, and the API calls it made (as copyable Python)."""
+
+    artifact: Any
+    graph_source: Any = None  # what to snapshot; None: the artifact itself; False: nothing to draw
+    calls: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    metrics: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,13 @@
+"""capture: torch.export the reference quantized model to the ATen dialect."""
+from __future__ import annotations
+
+import torch
+
+from quantviz.stages.base import StageContext, StageOutput
+
+DESCRIPTION = "torch.export.export the reference quantized model (ATen dialect)"
+
+
+def run(ctx: StageContext) -> StageOutput:
+    ep = torch.export.export(ctx.artifact("convert"), ctx.spec.example_inputs)
+    return StageOutput(ep, calls=["aten_program = torch.export.export(reference, example_inputs)"])

@@ -1,0 +1,30 @@
+"""delegate: to_backend with a partitioner; tagged dq-op-q groups become lowered-module calls."""
+from __future__ import annotations
+
+from quantviz.stages.base import StageContext, StageOutput
+
+DESCRIPTION = "to_backend with a partitioner: chosen dq-op-q groups become calls to lowered modules"
+
+
+def make_partitioner(name: str):
+    if name == "xnnpack":
+        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+        return XnnpackPartitioner(), ["from executorch.backends.xnnpack.partition.xnnpack_partitioner import "
+                                      "XnnpackPartitioner", "edge = edge.to_backend(XnnpackPartitioner())"]
+    from quantviz.partitioners.demo import DemoConvAddPartitioner
+
+    return DemoConvAddPartitioner(), ["from quantviz.partitioners.demo import DemoConvAddPartitioner",
+                                      "edge = edge.to_backend(DemoConvAddPartitioner())"]
+
+
+def run(ctx: StageContext) -> StageOutput:
+    edge = ctx.artifact("edge")
+    if ctx.config.partitioner == "none":
+        return StageOutput(edge, notes=["no partitioner: nothing delegated"])
+    partitioner, calls = make_partitioner(ctx.config.partitioner)
+    lowered = edge.to_backend(partitioner)
+    calls_made = sum(1 for n in lowered.exported_program().graph.nodes
+                     if n.op == "call_function" and "executorch_call_delegate" in str(n.target))
+    return StageOutput(lowered, calls=calls, notes=[f"{calls_made} delegate call(s)"],
+                       metrics={"delegate_calls": calls_made})

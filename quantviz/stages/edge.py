@@ -1,0 +1,52 @@
+"""edge: to_edge, duplicating shared dequantize nodes so each quantized op owns its inputs."""
+from __future__ import annotations
+
+from quantviz.stages.base import StageContext, StageOutput
+
+DESCRIPTION = "to_edge (Edge dialect): int8 weights folded, DuplicateDequantNodePass when a dequantize is shared"
+
+
+def shared_dequants(ep) -> list[str]:
+    """Names of dequantize nodes used by more than one op: patterns cannot each own them."""
+    return [n.name for n in ep.graph.nodes
+            if n.op == "call_function" and "dequantize" in str(n.target) and len(n.users) > 1]
+
+
+def run(ctx: StageContext) -> StageOutput:
+    from executorch.exir import EdgeCompileConfig, to_edge
+
+    from quantviz.passes.fold_weight_quantize import fold_weight_quantize
+    from quantviz.passes.scalar_qparams import scalar_qparams
+
+    ep = ctx.artifact("capture")  # rewritten in place by the two passes below
+    ep, folded = fold_weight_quantize(ep)
+    ep, scalarised = scalar_qparams(ep)
+    shared = shared_dequants(ep)
+    # _check_ir_validity=False: quantized_decomposed ops are not core ATen, as in ExecuTorch's own quant tests
+    edge = to_edge(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False))
+    calls = ["from quantviz.passes.fold_weight_quantize import fold_weight_quantize",
+             "from quantviz.passes.scalar_qparams import scalar_qparams",
+             "aten_program, _ = fold_weight_quantize(aten_program)  # int8 weights, as convert_pt2e folds them",
+             "aten_program, _ = scalar_qparams(aten_program)  # runtime wants scalar (or float64) qparams",
+             "from executorch.exir import EdgeCompileConfig, to_edge",
+             "edge = to_edge(aten_program, compile_config=EdgeCompileConfig(_check_ir_validity=False))"]
+    notes = []
+    if folded:
+        notes.append(f"fold_weight_quantize: {folded} weight quantize op(s) folded into int8 constants")
+    if scalarised:
+        notes.append(f"scalar_qparams: {scalarised} q/dq op(s) given scalar scale/zero point")
+    mode = ctx.config.duplicate_dequant
+    if mode == "on" or (mode == "auto" and shared):
+        from executorch.exir.backend.canonical_partitioners.duplicate_dequant_node_pass import (
+            DuplicateDequantNodePass,
+        )
+
+        edge = edge.transform([DuplicateDequantNodePass()])
+        calls += ["from executorch.exir.backend.canonical_partitioners.duplicate_dequant_node_pass import "
+                  "DuplicateDequantNodePass", "edge = edge.transform([DuplicateDequantNodePass()])"]
+        notes.append(f"DuplicateDequantNodePass: {len(shared)} shared dequantize node(s) duplicated "
+                     f"({', '.join(shared[:5])}{'…' if len(shared) > 5 else ''})")
+    elif shared:
+        notes.append(f"{len(shared)} dequantize node(s) are shared by several ops and were left shared "
+                     "(duplicate_dequant=off)")
+    return StageOutput(edge, calls=calls, notes=notes, metrics={"shared_dequants": len(shared)})

@@ -1,0 +1,17 @@
+"""emit: to_executorch: out variants, memory planning, and the .pte bytes."""
+from __future__ import annotations
+
+from quantviz.stages.base import StageContext, StageOutput
+
+DESCRIPTION = "to_executorch: out variants, memory planning, .pte bytes"
+
+
+def run(ctx: StageContext) -> StageOutput:
+    import executorch.kernels.quantized  # noqa: F401  needed for programs with quantize/dequantize ops
+    from executorch.exir import ExecutorchBackendConfig
+
+    program = ctx.artifact("fuse").to_executorch(ExecutorchBackendConfig())
+    size = len(program.buffer)
+    return StageOutput(program, calls=["et_program = edge.to_executorch(ExecutorchBackendConfig())",
+                                       "open('model.pte', 'wb').write(et_program.buffer)"],
+                       notes=[f".pte is {size} bytes"], metrics={"pte_bytes": size})

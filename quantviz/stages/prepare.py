@@ -1,0 +1,89 @@
+"""prepare: insert observers where the backend can run quantized ops.
+
+fx flow: ``prepare_fx`` with a ``QConfigMapping`` and ExecuTorch's ``BackendConfig``.
+pt2e flow: ``prepare_pt2e`` with ``XNNPACKQuantizer`` (int8, symmetric weights).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+from torch.ao.quantization import QConfig, QConfigMapping, default_dynamic_qconfig
+from torch.ao.quantization.qconfig import float_qparams_weight_only_qconfig
+from torch.ao.quantization.backend_config.executorch import get_executorch_backend_config
+from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
+from torch.ao.quantization.observer import HistogramObserver, default_per_channel_weight_observer
+from torch.ao.quantization.qconfig_mapping import get_default_qconfig_mapping
+from torch.ao.quantization.quantize_fx import prepare_fx
+
+from quantviz.config import PipelineConfig
+from quantviz.stages.base import StageContext, StageOutput
+
+DESCRIPTION = "insert observers (fx: prepare_fx + ExecuTorch BackendConfig; pt2e: prepare_pt2e + XNNPACKQuantizer)"
+
+
+def fx_qconfig_mapping(config: PipelineConfig) -> QConfigMapping:
+    """The QConfigMapping for the fx flow: qnnpack defaults (uint8 activations, int8 weights)."""
+    if config.mode == "dynamic":
+        mapping = QConfigMapping().set_object_type(nn.Linear, default_dynamic_qconfig) \
+            .set_object_type(torch.nn.functional.linear, default_dynamic_qconfig)
+    else:
+        mapping = get_default_qconfig_mapping("qnnpack")
+        if config.per_channel:
+            qconfig = QConfig(activation=HistogramObserver.with_args(reduce_range=False),
+                              weight=default_per_channel_weight_observer)
+            for op in (nn.Conv2d, nn.Linear, torch.nn.functional.conv2d, torch.nn.functional.linear):
+                mapping.set_object_type(op, qconfig)
+    mapping.set_object_type(nn.Embedding, float_qparams_weight_only_qconfig)
+    for name in config.skip_modules:
+        mapping.set_module_name(name, None)
+    return mapping
+
+
+def xnnpack_quantizer(config: PipelineConfig):  # -> XNNPACKQuantizer
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+
+    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(
+        is_per_channel=config.per_channel, is_dynamic=config.mode == "dynamic"))
+    for name in config.skip_modules:
+        quantizer.set_module_name(name, None)
+    return quantizer
+
+
+def run(ctx: StageContext) -> StageOutput:
+    config = ctx.config
+    if config.flow == "pt2e":
+        from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+        ep = ctx.artifact("trace")
+        observed = prepare_pt2e(ep.module(), xnnpack_quantizer(config))
+        calls = [
+            "from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, "
+            "get_symmetric_quantization_config",
+            "from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e",
+            f"quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config("
+            f"is_per_channel={config.per_channel}, is_dynamic={config.mode == 'dynamic'}))",
+            *[f"quantizer.set_module_name({n!r}, None)" for n in config.skip_modules],
+            "observed = prepare_pt2e(ep.module(), quantizer)",
+        ]
+        return StageOutput(observed, calls=calls)
+
+    custom = PrepareCustomConfig().set_non_traceable_module_names(list(config.skip_modules))
+    model = copy.deepcopy(ctx.spec.model).eval()  # the float model stays untouched for numerics
+    observed = prepare_fx(model, fx_qconfig_mapping(config), ctx.spec.example_inputs,
+                          prepare_custom_config=custom, backend_config=get_executorch_backend_config())
+    calls = [
+        "from torch.ao.quantization.quantize_fx import prepare_fx",
+        "from torch.ao.quantization.backend_config.executorch import get_executorch_backend_config",
+        "from torch.ao.quantization.fx.custom_config import PrepareCustomConfig",
+        "from quantviz.stages.prepare import fx_qconfig_mapping  # qnnpack defaults, see its source",
+        f"qconfig_mapping = fx_qconfig_mapping(PipelineConfig(mode={config.mode!r}, per_channel={config.per_channel}))",
+        f"custom = PrepareCustomConfig().set_non_traceable_module_names({list(config.skip_modules)!r})",
+        "observed = prepare_fx(copy.deepcopy(model), qconfig_mapping, example_inputs, prepare_custom_config=custom, "
+        "backend_config=get_executorch_backend_config())",
+    ]
+    return StageOutput(observed, calls=calls)

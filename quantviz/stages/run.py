@@ -1,0 +1,120 @@
+"""run: load the .pte in ExecuTorch's runtime (portable_lib), run it, compare with float and reference."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from quantviz.errors import StageError
+from quantviz.native_stderr import capture_native_stderr
+from quantviz.numerics.metrics import accuracy, sqnr_db
+from quantviz.stages.base import StageContext, StageOutput
+
+DESCRIPTION = "load the .pte in the ExecuTorch runtime, run it, and compare with float and reference"
+
+# Below this, the runtime computes something other than the reference model (rounding differences give 30+ dB).
+MIN_REFERENCE_VS_RUNTIME_SQNR_DB = 20.0
+
+
+@dataclass
+class RuntimeRun:
+    """Outputs of the three levels on the comparison batches, and the metrics between them."""
+
+    float_outputs: list[torch.Tensor]
+    reference_outputs: list[torch.Tensor]
+    runtime_outputs: list[torch.Tensor]
+    numerics: dict[str, float] = field(default_factory=dict)
+    runtime_log: list[str] = field(default_factory=list)
+
+
+def load_program(buffer: bytes, stage: str = "run") -> Any:
+    """Load ``.pte`` bytes into the runtime. The caller must keep ``buffer`` alive as long as the module."""
+    from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer
+
+    import executorch.kernels.quantized  # noqa: F401  registers the quantized_decomposed runtime kernels
+
+    return _load_for_executorch_from_buffer(buffer)
+
+
+def _first(out: Any) -> torch.Tensor:
+    if isinstance(out, (list, tuple)):
+        return out[0]
+    return out
+
+
+def run(ctx: StageContext) -> StageOutput:
+    program = ctx.artifact("emit")
+    buffer = program.buffer  # kept referenced while the runtime module lives
+    batches = ctx.spec.comparison_batches()
+    expected = [tuple(t.shape) for t in ctx.spec.example_inputs if isinstance(t, torch.Tensor)]
+    for i, batch in enumerate(batches):
+        got = [tuple(t.shape) for t in batch if isinstance(t, torch.Tensor)]
+        if got != expected:
+            raise StageError("run", f"comparison batch {i} has shapes {got}, the program was built for {expected}",
+                             "give evaluation batches the example inputs' shapes (pad the last batch)")
+    log: list[str] = []
+    runtime_outputs = []
+    try:
+        with capture_native_stderr(log):
+            module = load_program(buffer)
+            for i, batch in enumerate(batches):
+                runtime_outputs.append(_first(module.forward(tuple(batch))).clone())
+                ctx.progress((i + 1) / len(batches), f"runtime batch {i + 1}/{len(batches)}")
+    except RuntimeError as exc:
+        message, hint = explain_runtime_failure(exc, log, ctx)
+        raise StageError("run", message, hint, details="\n".join(log)) from exc
+    reference, float_model = ctx.artifact("convert"), ctx.spec.model
+    with torch.no_grad():
+        float_outputs = [_first(float_model(*b)) for b in batches]
+        reference_outputs = [_first(reference(*b)) for b in batches]
+    cat = torch.cat
+    f, r, rt = cat([o.flatten() for o in float_outputs]), cat([o.flatten() for o in reference_outputs]), \
+        cat([o.flatten() for o in runtime_outputs])
+    numerics = {"float_vs_reference_sqnr_db": sqnr_db(f, r), "float_vs_runtime_sqnr_db": sqnr_db(f, rt),
+                "reference_vs_runtime_sqnr_db": sqnr_db(r, rt)}
+    if ctx.spec.eval_batches and all(lbl is not None for _, lbl in ctx.spec.eval_batches):
+        labels = cat([lbl for _, lbl in ctx.spec.eval_batches])
+        numerics["float_accuracy"] = accuracy(cat(float_outputs), labels)
+        numerics["runtime_accuracy"] = accuracy(cat(runtime_outputs), labels)
+    agreement = numerics["reference_vs_runtime_sqnr_db"]
+    if agreement < MIN_REFERENCE_VS_RUNTIME_SQNR_DB:
+        raise StageError(
+            "run", f"the runtime's output does not match the reference quantized model (SQNR {agreement:.1f} dB, "
+                   f"expected at least {MIN_REFERENCE_VS_RUNTIME_SQNR_DB:.0f} dB): the lowered program computes "
+                   "something else", _mismatch_hint(ctx), details="\n".join(log), metrics=numerics)
+    result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log)
+    return StageOutput(result, graph_source=False, metrics=numerics, calls=[
+        "from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer",
+        "module = _load_for_executorch_from_buffer(et_program.buffer)",
+        "outputs = module.forward(example_inputs)"],
+        notes=[f"ran {len(batches)} batch(es) in the runtime"])
+
+
+def _mismatch_hint(ctx: StageContext) -> str:
+    if ctx.config.partitioner != "none" and ctx.config.flow == "fx":
+        return ("the fx flow makes uint8 asymmetric activations with int8 weights; the XNNPACK delegate does not "
+                "compute that mix correctly. Use --flow pt2e (int8, as XNNPACKQuantizer makes it) or --partitioner "
+                "none")
+    if ctx.config.partitioner != "none":
+        return "run again with --partitioner none: if that matches, the delegate is the cause"
+    return "run again with --fusion none: if that matches, a fused quantized operator is the cause"
+
+
+def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext) -> tuple[str, str]:
+    """(message, hint) for a runtime failure, read from what the runtime printed."""
+    xnn = [line for line in log if "XNN" in line or "xnn_" in line]
+    if not xnn:
+        return (f"the ExecuTorch runtime failed: {exc}",
+                "see the runtime log in the details; try --partitioner none or --fusion none to narrow it down")
+    found = [m for line in xnn for m in [re.search(r"Failed to (?:create|define) (\w+(?: \d+)?).*?(xnn_status_\w+)",
+                                                    line)] if m]
+    what = f"could not build {found[0].group(1)!r} ({found[0].group(2)})" if found else "rejected the graph"
+    message = f"the XNNPACK delegate {what} when the program was loaded, so the method cannot run ({exc})"
+    if ctx.config.flow == "fx":
+        hint = ("XNNPACK wants int8 activations with symmetric int8 weights, as XNNPACKQuantizer makes them; the fx "
+                "flow makes uint8 asymmetric ones: use --flow pt2e, or --partitioner none")
+    else:
+        hint = "skip the module whose op XNNPACK rejects (--skip-module NAME), or use --partitioner demo or none"
+    return message, hint

@@ -1,0 +1,83 @@
+"""The CLI contract: exit codes, messages, and summary.json key names."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+QUANTVIZ = [sys.executable, "-m", "quantviz.cli"]
+
+
+def quantviz(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([*QUANTVIZ, *args], capture_output=True, text=True, cwd=cwd, timeout=600)
+
+
+def test_models_lists_every_sample_with_a_description():
+    from sample_models import SAMPLES
+
+    out = quantviz("models")
+    assert out.returncode == 0
+    lines = out.stdout.strip().splitlines()
+    assert len(lines) == len(SAMPLES)
+    for line, (name, desc) in zip(lines, SAMPLES.items()):
+        assert line.startswith(f"sample:{name}") and line.endswith(desc)
+
+
+def test_stages_lists_the_ten_stages_in_order():
+    out = quantviz("stages")
+    names = [line.split()[1] for line in out.stdout.strip().splitlines()]
+    assert names == ["trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate", "fuse", "emit", "run"]
+
+
+def test_unknown_sample_exits_1_and_names_the_samples():
+    out = quantviz("run", "sample:does_not_exist")
+    assert out.returncode == 1
+    assert "does_not_exist" in out.stderr and "digits_cnn" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_missing_file_exits_1_and_says_so():
+    out = quantviz("run", "missing.py:f")
+    assert out.returncode == 1 and "'missing.py' does not exist" in out.stderr
+
+
+def test_bad_flag_value_exits_1():
+    assert quantviz("run", "sample:conv_add", "--flow", "tflite").returncode == 1
+
+
+@pytest.mark.e2e
+def test_run_writes_the_summary_contract(tmp_path):
+    out = quantviz("run", "sample:digits_cnn", "--flow", "fx", "--out", str(tmp_path))
+    assert out.returncode == 0, out.stderr
+    assert "accuracy: float" in out.stdout
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {"model", "flow", "ok", "stages", "artifacts", "numerics"} <= set(summary)
+    assert summary["model"] == "digits_cnn" and summary["flow"] == "fx" and summary["ok"] is True
+    assert [s["name"] for s in summary["stages"]] == ["trace", "prepare", "calibrate", "convert", "capture", "edge",
+                                                      "delegate", "fuse", "emit", "run"]
+    for s in summary["stages"]:
+        assert set(s) == {"name", "ok", "seconds", "nodes", "kinds", "patterns", "error"}
+        assert s["ok"] is True and s["error"] is None and isinstance(s["seconds"], float)
+    convert = next(s for s in summary["stages"] if s["name"] == "convert")
+    assert convert["kinds"]["quantize"] == 9 and convert["patterns"] == 8
+    assert summary["artifacts"]["pte"] == "model.pte" and (tmp_path / "model.pte").stat().st_size > 1000
+    n = summary["numerics"]
+    assert set(n) == {"float_vs_reference_sqnr_db", "float_vs_runtime_sqnr_db", "reference_vs_runtime_sqnr_db",
+                      "float_accuracy", "runtime_accuracy"}
+    assert abs(n["float_accuracy"] - n["runtime_accuracy"]) <= 0.02
+    assert n["reference_vs_runtime_sqnr_db"] >= 30
+    for i, stage in enumerate(["trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate", "fuse",
+                               "emit"], 1):
+        graph = json.loads((tmp_path / "stages" / f"{i:02d}_{stage}.json").read_text())
+        assert graph["stage"] == stage and graph["nodes"]
+
+
+@pytest.mark.e2e
+def test_a_failing_stage_exits_2_with_one_paragraph_and_still_writes_the_summary(tmp_path):
+    out = quantviz("run", "sample:not_traceable", "--out", str(tmp_path))
+    assert out.returncode == 2
+    assert "stage 'trace' failed: module 'pad'" in out.stderr and "--skip-module pad" in out.stderr
+    assert "Traceback" not in out.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["ok"] is False
+    assert summary["stages"][0]["error"]["stage"] == "trace" and summary["stages"][0]["error"]["hint"]

@@ -1,0 +1,35 @@
+"""Changing the config re-runs only the stages it affects."""
+from quantviz import Pipeline, PipelineConfig, load_model
+
+
+def test_changing_the_partitioner_keeps_the_stages_before_delegate():
+    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(flow="pt2e", until="delegate")).run()
+    before = {k: v.artifact for k, v in pipe.results.items()}
+    dropped = pipe.update(pipe.config.with_changes(partitioner="demo"))
+    assert dropped == ["delegate"]
+    pipe.run()
+    assert all(pipe.results[s].artifact is before[s] for s in ("trace", "prepare", "calibrate", "convert", "edge"))
+    assert pipe.results["delegate"].graph.kind_counts().get("delegate") == 1
+
+
+def test_changing_calibration_reruns_prepare_because_calibration_mutates_observers():
+    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(until="convert")).run()
+    trace = pipe.results["trace"].artifact
+    dropped = pipe.update(pipe.config.with_changes(calibration_batches=2))
+    assert dropped == ["prepare", "calibrate", "convert"]
+    pipe.run()
+    assert pipe.results["trace"].artifact is trace
+    assert pipe.results["calibrate"].metrics["batches"] == 2
+
+
+def test_a_failed_stage_is_retried_after_any_change():
+    pipe = Pipeline(load_model("sample:not_traceable")).run()
+    assert not pipe.ok
+    assert pipe.update(pipe.config.with_changes(skip_modules=("pad",), until="convert")) == ["trace"]
+    pipe.run()
+    assert pipe.ok and list(pipe.results) == ["trace", "prepare", "calibrate", "convert"]
+
+
+def test_until_stops_early_and_ok_reflects_it():
+    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(until="calibrate")).run()
+    assert list(pipe.results) == ["trace", "prepare", "calibrate"] and pipe.ok
