@@ -24,7 +24,8 @@ def node_op(n: NodeView) -> str:
 
 
 def find_patterns(nodes: list[NodeView]) -> list[PatternInstance]:
-    """Every float op with at least one dequantized input, with its trailing activation and output quantize."""
+    """Every float op with a dequantized input and a quantized output (or a dynamic/weight dq input, as dynamic
+    and weight-only quantization have), with its trailing activation."""
     by_id = {n.id: n for n in nodes}
     users: dict[str, list[str]] = {n.id: [] for n in nodes}
     for n in nodes:
@@ -36,6 +37,15 @@ def find_patterns(nodes: list[NodeView]) -> list[PatternInstance]:
         # a dynamic quantize (scale from choose_qparams) starts the next pattern; it is not this one's output
         return [u for u in users[node_id] if by_id[u].kind == "quantize"
                 and not (by_id[u].qparams and by_id[u].qparams.scheme == "dynamic")]
+
+    def is_dynamic_or_weight(dq_id: str) -> bool:
+        dq = by_id[dq_id]
+        if dq.qparams and dq.qparams.scheme == "dynamic":
+            return True
+        src = by_id.get(dq.inputs[0]) if dq.inputs else None
+        if src is not None and src.kind == "quantize" and src.inputs:
+            src = by_id.get(src.inputs[0])
+        return src is not None and src.kind == "parameter"
 
     taken: set[str] = set()
     patterns: list[PatternInstance] = []
@@ -59,6 +69,8 @@ def find_patterns(nodes: list[NodeView]) -> list[PatternInstance]:
             chain, cur = [n], n
             qs = output_quantizes(n.id)
         out_q = qs[0] if qs else None
+        if out_q is None and not any(is_dynamic_or_weight(d) for d in dqs):
+            continue  # a float op reading a dequantized value at a quantization boundary: not a quantized op
         taken.update(c.id for c in chain)
         members = dqs + [c.id for c in chain] + ([out_q] if out_q else [])
         qref = by_id[out_q] if out_q else by_id[dqs[0]]

@@ -41,7 +41,7 @@ def fx_qconfig_mapping(config: PipelineConfig) -> QConfigMapping:
     return mapping
 
 
-def xnnpack_quantizer(config: PipelineConfig):  # -> XNNPACKQuantizer
+def xnnpack_quantizer(config: PipelineConfig):  # -> Quantizer
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -49,8 +49,10 @@ def xnnpack_quantizer(config: PipelineConfig):  # -> XNNPACKQuantizer
 
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(
         is_per_channel=config.per_channel, is_dynamic=config.mode == "dynamic"))
-    for name in config.skip_modules:
-        quantizer.set_module_name(name, None)
+    if config.skip_modules:
+        from quantviz.quantizers.skip_modules import SkipModulesQuantizer
+
+        quantizer = SkipModulesQuantizer(quantizer, config.skip_modules)
     return quantizer
 
 
@@ -67,7 +69,8 @@ def run(ctx: StageContext) -> StageOutput:
             "from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e",
             f"quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config("
             f"is_per_channel={config.per_channel}, is_dynamic={config.mode == 'dynamic'}))",
-            *[f"quantizer.set_module_name({n!r}, None)" for n in config.skip_modules],
+            *([f"quantizer = SkipModulesQuantizer(quantizer, skip={tuple(config.skip_modules)!r})  "
+               "# from quantviz.quantizers.skip_modules"] if config.skip_modules else []),
             "observed = prepare_pt2e(ep.module(), quantizer)",
         ]
         return StageOutput(observed, calls=calls)

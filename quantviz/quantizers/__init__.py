@@ -1,0 +1,1 @@
+"""Quantizer wrappers of quantviz's own (pt2e flow)."""
