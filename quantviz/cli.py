@@ -3,6 +3,7 @@
     quantviz models
     quantviz stages
     quantviz run sample:digits_cnn --flow pt2e --partitioner xnnpack --out out/pt2e
+    quantviz report sample:digits_cnn --out report.html
 
 Exit codes: 0 everything asked for succeeded; 1 bad arguments or a model that cannot be loaded;
 2 a stage failed (summary.json is still written); 130 interrupted.
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run the flow and write summary.json, stage graphs and model.pte")
     add_run_options(run)
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
+    run.add_argument("--no-svg", action="store_true", help="write DOT only, skip `dot` layout to SVG")
+    report = sub.add_parser("report", help="run the flow and write one standalone HTML report")
+    add_run_options(report)
+    report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
     return parser
 
 
@@ -84,9 +89,9 @@ def cmd_stages() -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def run_pipeline(args: argparse.Namespace):
+    """Load the model and run the flow, printing one line a stage."""
     from quantviz.loading import load_model
-    from quantviz.outputs import write_outputs
     from quantviz.pipeline import Pipeline, StageEvent
 
     config = config_from_args(args)
@@ -109,25 +114,49 @@ def cmd_run(args: argparse.Namespace) -> int:
             else:
                 print(f" FAILED {r.seconds:6.2f}s", flush=True)
 
-    pipe = Pipeline(spec, config, on_event=on_event)
-    try:
-        pipe.run()
-    finally:
-        data = write_outputs(pipe, args.out)
-    numerics = data["numerics"]
+    return Pipeline(spec, config, on_event=on_event)
+
+
+def _finish(pipe) -> int:
+    """Print the numerics and, for a failed stage, one paragraph on stderr; the exit code."""
+    numerics = pipe.numerics()
     if numerics:
         parts = [f"{k.removesuffix('_sqnr_db').replace('_vs_', ' vs ')} {v:.1f} dB"
                  for k, v in numerics.items() if k.endswith("_sqnr_db")]
         print("  SQNR: " + ", ".join(parts))
         if "float_accuracy" in numerics:
             print(f"  accuracy: float {numerics['float_accuracy']:.2%}, int8 runtime {numerics['runtime_accuracy']:.2%}")
-    print(f"  wrote {args.out}/summary.json" + (f", {args.out}/model.pte" if "pte" in data["artifacts"] else ""))
     failed = pipe.failed
     if failed is not None and failed.error is not None:
         err = failed.error
         print(f"quantviz: stage '{err.stage}' failed: {err.message}. Hint: {err.hint}", file=sys.stderr)
         return 2
     return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from quantviz.outputs import write_outputs
+
+    pipe = run_pipeline(args)
+    try:
+        pipe.run()
+    finally:
+        data = write_outputs(pipe, args.out, svg=not args.no_svg)
+    print(f"  wrote {args.out}/summary.json" + (f", {args.out}/model.pte" if "pte" in data["artifacts"] else ""))
+    return _finish(pipe)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from quantviz.report import build_report
+
+    pipe = run_pipeline(args)
+    try:
+        pipe.run()
+    finally:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(build_report(pipe))
+    print(f"  wrote {args.out}")
+    return _finish(pipe)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -141,6 +170,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models()
         if args.command == "stages":
             return cmd_stages()
+        if args.command == "report":
+            return cmd_report(args)
         return cmd_run(args)
     except (UsageError, LoadError) as exc:
         print(f"quantviz: {exc}", file=sys.stderr)

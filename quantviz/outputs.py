@@ -32,8 +32,16 @@ def summary(pipe: Pipeline) -> dict[str, Any]:
     }
 
 
-def write_outputs(pipe: Pipeline, out: Path) -> dict[str, Any]:
-    """Write everything the pipeline produced under ``out``; returns the summary written."""
+def write_outputs(pipe: Pipeline, out: Path, svg: bool = True) -> dict[str, Any]:
+    """Write everything the pipeline produced under ``out``; returns the summary written.
+
+    Per stage: ``stages/NN_<stage>.json`` (graph model), ``.dot`` (default view) and, with ``svg`` and the
+    `dot` binary, ``.svg``.
+    """
+    from quantviz.render.dot import to_dot
+    from quantviz.render.svg import dot_available, dot_to_svg
+    from quantviz.stage_views import stage_view
+
     out.mkdir(parents=True, exist_ok=True)
     (out / "stages").mkdir(exist_ok=True)
     data = summary(pipe)
@@ -41,9 +49,13 @@ def write_outputs(pipe: Pipeline, out: Path) -> dict[str, Any]:
     for name, result in pipe.results.items():
         if result.graph is None:
             continue
-        rel = f"stages/{stage_file_stem(name)}.json"
-        (out / rel).write_text(json.dumps(result.graph.to_dict(), indent=1))
-        graphs[name] = rel
+        stem = f"stages/{stage_file_stem(name)}"
+        (out / f"{stem}.json").write_text(json.dumps(result.graph.to_dict(), indent=1))
+        dot = to_dot(result.graph, stage_view(pipe, name))
+        (out / f"{stem}.dot").write_text(dot)
+        if svg and dot_available():
+            (out / f"{stem}.svg").write_text(dot_to_svg(dot) or "")
+        graphs[name] = f"{stem}.json"
     data["artifacts"]["graphs"] = graphs
     pte = pipe.pte_bytes()
     if pte is not None:

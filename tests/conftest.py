@@ -25,3 +25,10 @@ def run_flow(model: str, **config) -> Pipeline:
 @pytest.fixture(scope="session")
 def flow():
     return run_flow
+
+
+def pytest_configure(config):
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))  # tests/browser.py helpers

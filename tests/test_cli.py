@@ -1,5 +1,7 @@
 """The CLI contract: exit codes, messages, and summary.json key names."""
 import json
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -70,6 +72,11 @@ def test_run_writes_the_summary_contract(tmp_path):
                                "emit"], 1):
         graph = json.loads((tmp_path / "stages" / f"{i:02d}_{stage}.json").read_text())
         assert graph["stage"] == stage and graph["nodes"]
+        dot = (tmp_path / "stages" / f"{i:02d}_{stage}.dot").read_text()
+        assert dot.startswith("digraph") and all(re.search(rf'\bid="?qv_{re.escape(n["id"])}"?[\s\]]', dot)
+                                                 for n in graph["nodes"])
+        if shutil.which("dot"):
+            assert (tmp_path / "stages" / f"{i:02d}_{stage}.svg").read_text().lstrip().startswith("<?xml")
 
 
 @pytest.mark.e2e

@@ -65,6 +65,7 @@ class NodeView:
     module_type: str | None = None
     source: str | None = None  # "file.py:42" of the user's code
     from_node: list[str] = field(default_factory=list)  # provenance: names of the nodes it came from
+    lineage: list[str] = field(default_factory=list)  # the whole from_node chain back to the first stage
     debug_handle: int | None = None
     subgraph: str | None = None  # for delegate calls: key of the lowered module's graph in GraphView.subgraphs
     backend: str | None = None  # for delegate calls: backend id

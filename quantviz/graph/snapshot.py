@@ -72,6 +72,7 @@ def _snapshot_graph(gm: fx.GraphModule, stage: str, prefix: str, program: Any) -
             qparams=decode_qparams(n, kind, target, resolve),
             source=_source(n.meta.get("stack_trace")),
             from_node=_from_node(n.meta.get("from_node")),
+            lineage=_lineage(n.meta.get("from_node")),
             debug_handle=_debug_handle(n.meta.get("debug_handle")),
         )
         view.shape, view.dtype = _shape_dtype(n.meta.get("val", n.meta.get("tensor_meta")))
@@ -154,6 +155,16 @@ def _from_node(sources: Any) -> list[str]:
     if not sources:
         return []
     return [str(getattr(s, "name", s)) for s in sources][:8]
+
+
+def _lineage(sources: Any, limit: int = 32) -> list[str]:
+    """Names along the first provenance chain: the node it came from, the one that came from, ..."""
+    chain: list[str] = []
+    while sources and len(chain) < limit:
+        first = sources[0]
+        chain.append(str(getattr(first, "name", first)))
+        sources = getattr(first, "from_node", None)
+    return chain
 
 
 def _debug_handle(h: Any) -> int | None:

@@ -1,0 +1,83 @@
+"""A standalone HTML report of a pipeline: one file, inline SVG, no server, no network.
+
+    html = build_report(pipe)
+    Path("report.html").write_text(html)
+"""
+from __future__ import annotations
+
+import html
+import json
+from typing import Callable
+
+from quantviz.pipeline import Pipeline
+from quantviz.render.dot import to_dot
+from quantviz.render.svg import dot_to_svg
+from quantviz.stage_views import stage_diff, stage_view
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,sans-serif;margin:0;color:#1e293b}
+header{background:#0f172a;color:#f8fafc;padding:16px 24px}header h1{margin:0;font-size:22px}
+main{padding:16px 24px}nav a{margin-right:10px}table{border-collapse:collapse;margin:8px 0}
+td,th{border:1px solid #cbd5e1;padding:3px 8px;font-size:13px;text-align:left}th{background:#f1f5f9}
+section{border-top:1px solid #e2e8f0;margin-top:18px;padding-top:6px}.err{background:#fef2f2;border:1px solid #fca5a5;
+padding:8px;border-radius:6px}.ok{color:#15803d}.fail{color:#b91c1c}.graph{overflow:auto;border:1px solid #e2e8f0;
+max-height:900px}pre{background:#f8fafc;padding:8px;overflow:auto;font-size:12px}
+"""
+
+
+def _e(x: object) -> str:
+    return html.escape(str(x))
+
+
+def build_report(pipe: Pipeline, progress: Callable[[str], None] = lambda stage: None) -> str:
+    """The whole report as one HTML string."""
+    cfg = pipe.config
+    rows = []
+    for r in pipe.results.values():
+        c = r.graph.kind_counts() if r.graph else {}
+        status = '<span class="ok">ok</span>' if r.ok else '<span class="fail">failed</span>'
+        rows.append(f"<tr><td><a href='#stage-{r.name}'>{r.name}</a></td><td>{status}</td><td>{r.seconds:.2f}</td>"
+                    f"<td>{len(r.graph.nodes) if r.graph else ''}</td><td>{c.get('quantize', '')}</td>"
+                    f"<td>{c.get('dequantize', '')}</td><td>{len(r.graph.patterns) if r.graph else ''}</td>"
+                    f"<td>{c.get('delegate', '')}</td><td>{c.get('quantized_op', '')}</td></tr>")
+    numerics = pipe.numerics()
+    parts = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        f"<title>quantviz report: {_e(pipe.spec.name)}</title><style>{CSS}</style></head><body>",
+        f"<header><h1>quantviz: {_e(pipe.spec.name)}</h1><div>flow {_e(cfg.flow)} · mode {_e(cfg.mode)} · "
+        f"{'per-channel' if cfg.per_channel else 'per-tensor'} · partitioner {_e(cfg.partitioner)} · "
+        f"fusion {_e(cfg.fusion)}</div></header><main>",
+        "<h2>Stages</h2><table id='stage-summary'><tr><th>stage</th><th>status</th><th>seconds</th><th>nodes</th>"
+        "<th>q</th><th>dq</th><th>patterns</th><th>delegate calls</th><th>fused ops</th></tr>",
+        *rows, "</table>",
+    ]
+    if numerics:
+        parts.append("<h2>Numerics</h2><table id='numerics'>" + "".join(
+            f"<tr><th>{_e(k)}</th><td>{v:.4g}</td></tr>" for k, v in numerics.items()) + "</table>")
+    for r in pipe.results.values():
+        progress(r.name)
+        parts.append(f"<section id='stage-{r.name}' class='stage'><h2>{_e(r.name)}</h2>")
+        if not r.ok and r.error is not None:
+            parts.append(f"<div class='err'><b>{_e(r.error.message)}</b><br>Hint: {_e(r.error.hint)}</div>")
+        for note in r.notes:
+            parts.append(f"<p>{_e(note)}</p>")
+        d = stage_diff(pipe, r.name)
+        if d is not None:
+            parts.append(f"<p class='diff'><b>Changed since {_e(d.before)}:</b> {_e(d.summary())}</p>")
+        if r.calls:
+            parts.append(f"<pre>{_e(chr(10).join(r.calls))}</pre>")
+        if r.graph is not None:
+            dot = to_dot(r.graph, stage_view(pipe, r.name))
+            svg = dot_to_svg(dot)
+            body = svg[svg.index("<svg"):] if svg else f"<pre class='dot'>{_e(dot)}</pre>"
+            parts.append(f"<div class='graph'>{body}</div>")
+            if r.graph.patterns:
+                parts.append("<table class='patterns'><tr><th>id</th><th>pattern</th><th>dtype</th><th>module</th>"
+                             "<th>source</th></tr>" + "".join(
+                                 f"<tr><td>{p.id}</td><td>{_e(p.label())}</td><td>{_e(p.dtype or '')}</td>"
+                                 f"<td>{_e(p.module_path or '')}</td><td>{_e(p.source or '')}</td></tr>"
+                                 for p in r.graph.patterns) + "</table>")
+        parts.append("</section>")
+    parts.append(f"<script type='application/json' id='config'>{_e(json.dumps(cfg.to_dict()))}</script>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts)
