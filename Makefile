@@ -31,7 +31,7 @@ test-fast: install
 	$(PY) -m pytest -q -m "not e2e"
 
 bench: install
-	$(PY) bench/pipeline_stages.py
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) out .pytest_cache tests/artifacts

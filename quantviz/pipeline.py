@@ -97,6 +97,16 @@ class Pipeline:
             del self.results[s]
         return dropped
 
+    def fork(self, config: PipelineConfig) -> "Pipeline":
+        """A new pipeline for ``config`` that shares this one's results for the stages ``config`` leaves alone.
+
+        Only stages before the first affected one are shared, and never one a later stage changes in place.
+        """
+        other = Pipeline(self.spec, self.config, self.on_event)
+        other.results = dict(self.results)
+        other.update(config)
+        return other
+
     # -- running -----------------------------------------------------------------------------------------------
     def run(self, until: str | None = None) -> "Pipeline":
         """Run every stage up to ``until`` (default: config.until) that has no result yet.

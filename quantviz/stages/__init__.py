@@ -12,7 +12,8 @@ from quantviz.stages.base import StageContext, StageOutput
 @dataclass(frozen=True)
 class Stage:
     name: str
-    description: str
+    description: str  # one line
+    explanation: str  # two or three plain sentences
     run: Callable[[StageContext], StageOutput]
     # The stage changes its input artifact in place: re-running it needs its predecessor re-run too.
     mutates_input: bool = False
@@ -24,6 +25,8 @@ _MODULES = {"trace": trace, "prepare": prepare, "calibrate": calibrate, "convert
 _MUTATES = {"calibrate", "convert", "edge"}
 
 STAGE_LIST: tuple[Stage, ...] = tuple(
-    Stage(name, _MODULES[name].DESCRIPTION, _MODULES[name].run, name in _MUTATES) for name in STAGES)
+    Stage(name, _MODULES[name].DESCRIPTION, _MODULES[name].EXPLANATION, _MODULES[name].run, name in _MUTATES)
+    for name in STAGES)
+STAGE_BY_NAME: dict[str, Stage] = {s.name: s for s in STAGE_LIST}
 
-__all__ = ["STAGE_LIST", "Stage", "StageContext", "StageOutput"]
+__all__ = ["STAGE_BY_NAME", "STAGE_LIST", "Stage", "StageContext", "StageOutput"]

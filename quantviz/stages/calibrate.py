@@ -7,6 +7,10 @@ from quantviz.errors import StageError
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "run the calibration batches through the observed model (observers record ranges)"
+EXPLANATION = (
+    'Runs sample data through the observed model. Each observer records the range of the values it sees; '
+    'those ranges become the scales and zero points of the int8 tensors.'
+)
 
 
 def check_finite(batch: tuple, index: int, stage: str) -> None:

@@ -6,6 +6,10 @@ import torch
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "torch.export.export the reference quantized model (ATen dialect)"
+EXPLANATION = (
+    'torch.export captures the reference model as an ATen-dialect program: every module call becomes ATen '
+    'operators, and the q/dq ops stay as they are.'
+)
 
 
 def run(ctx: StageContext) -> StageOutput:

@@ -4,6 +4,11 @@ from __future__ import annotations
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "to_backend with a partitioner: chosen dq-op-q groups become calls to lowered modules"
+EXPLANATION = (
+    'A partitioner picks groups of nodes a backend can run; to_backend lowers each group into a call to a '
+    'compiled delegate (XNNPACK here). What the partitioner leaves stays in the graph as q/dq around '
+    'float ops.'
+)
 
 
 def make_partitioner(name: str):

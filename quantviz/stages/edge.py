@@ -4,6 +4,11 @@ from __future__ import annotations
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "to_edge (Edge dialect): int8 weights folded, DuplicateDequantNodePass when a dequantize is shared"
+EXPLANATION = (
+    "to_edge converts the program to ExecuTorch's Edge dialect. quantviz folds weight quantization into "
+    'int8 constants and, where one dequantize feeds several ops, duplicates it so each pattern owns its '
+    'inputs.'
+)
 
 
 def shared_dequants(ep) -> list[str]:

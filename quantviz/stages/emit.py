@@ -4,6 +4,10 @@ from __future__ import annotations
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "to_executorch: out variants, memory planning, .pte bytes"
+EXPLANATION = (
+    'to_executorch turns every functional op into its out variant, plans memory, and serialises the '
+    'program to the .pte flatbuffer the runtime loads.'
+)
 
 
 def run(ctx: StageContext) -> StageOutput:

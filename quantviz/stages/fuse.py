@@ -4,6 +4,11 @@ from __future__ import annotations
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "rewrite the remaining dq-op-q patterns into quantized operators (QuantFusionPass)"
+EXPLANATION = (
+    "Rewrites remaining reference patterns into quantized operators (ExecuTorch's QuantFusionPass knows "
+    'add, add+relu, reshape-like ops and embeddings, for uint8). Anything not fused runs as dequantize, '
+    'float op, quantize.'
+)
 
 
 def count_quantized_ops(edge) -> int:

@@ -21,6 +21,11 @@ from quantviz.config import PipelineConfig
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "insert observers (fx: prepare_fx + ExecuTorch BackendConfig; pt2e: prepare_pt2e + XNNPACKQuantizer)"
+EXPLANATION = (
+    'Inserts observers at every point the backend can run a quantized op. Which ops, dtypes and ranges '
+    "come from the QConfigMapping and ExecuTorch's BackendConfig (fx) or from XNNPACKQuantizer's "
+    'annotations (pt2e).'
+)
 
 
 def fx_qconfig_mapping(config: PipelineConfig) -> QConfigMapping:

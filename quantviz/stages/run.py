@@ -13,6 +13,10 @@ from quantviz.numerics.metrics import accuracy, sqnr_db
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "load the .pte in the ExecuTorch runtime, run it, and compare with float and reference"
+EXPLANATION = (
+    "Loads the .pte in ExecuTorch's runtime (portable kernels plus delegates) and runs it on the "
+    'evaluation data; the outputs are compared with the float model and the reference quantized model.'
+)
 
 # Below this, the runtime computes something other than the reference model (rounding differences give 30+ dB).
 MIN_REFERENCE_VS_RUNTIME_SQNR_DB = 20.0

@@ -15,6 +15,11 @@ from quantviz.errors import StageError
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "make the float model a graph (fx: symbolic_trace; pt2e: torch.export)"
+EXPLANATION = (
+    'Turns the float model into a graph. The fx flow uses torch.fx symbolic tracing, which runs forward '
+    'with proxy values and fails on Python control flow that depends on tensors; such modules can be '
+    'skipped and stay float. The pt2e flow uses torch.export, which follows the example input instead.'
+)
 
 
 class SkippingTracer(fx.Tracer):
