@@ -1,0 +1,75 @@
+"""The Streamlit app through streamlit.testing.v1.AppTest: every stage page, errors, skip, downloads."""
+import os
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from quantviz.config import STAGES
+
+pytestmark = pytest.mark.e2e
+APP = os.path.join(os.path.dirname(__file__), "..", "app.py")
+
+
+def app(model: str = "digits_cnn") -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=600)
+    os.environ["QUANTVIZ_DEFAULT_MODEL"] = f"sample:{model}"
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def texts(at: AppTest) -> str:
+    return "\n".join(str(e.value) for e in [*at.markdown, *at.info, *at.caption, *at.error, *at.warning])
+
+
+def test_opens_on_digits_with_the_trace_stage():
+    at = app()
+    assert at.subheader[0].value == "1. trace"
+    assert "digits_cnn" in texts(at) and metric(at, "nodes") == "10"
+
+
+def test_every_stage_page_shows_its_counts():
+    at = app()
+    expected_q = {"convert": "9", "capture": "12", "edge": "9", "fuse": "9"}
+    for i, stage in enumerate(STAGES, 1):
+        at.session_state.stage = stage
+        at.run()
+        assert not at.exception, at.exception
+        assert at.subheader[0].value == f"{i}. {stage}"
+        if stage in expected_q:
+            assert metric(at, "quantize") == expected_q[stage]
+            assert f"Since **" in texts(at)  # the diff summary against the previous stage
+        if stage == "run":
+            assert metric(at, "float accuracy") == "98.70%"
+            labels = {b.label for b in at.get("download_button")}
+            assert {"model.pte", "summary.json", "stages CSV", "reproduce.py"} <= labels
+
+
+def test_not_traceable_shows_the_error_offers_the_skip_and_then_reaches_run():
+    at = app("not_traceable")
+    at.sidebar.selectbox(key="sample").select("not_traceable").run()
+    assert at.subheader[0].value == "1. trace"
+    err = " ".join(e.value for e in at.error)
+    assert "module 'pad' (PadToEven)" in err and "--skip-module pad" in err
+    skip = next(b for b in at.button if b.label == "Skip module 'pad' and run again")
+    skip.click().run()
+    assert at.session_state.skip_modules == "pad"
+    at.session_state.stage = "run"
+    at.run()
+    assert at.subheader[0].value == "10. run" and not at.error
+
+
+def test_a_view_control_does_not_rerun_the_pipeline():
+    from ui.runner import pipeline_store
+
+    at = app()
+    at.session_state.stage = "convert"
+    at.run()
+    before = dict(pipeline_store())
+    at.toggle(key="v_quant").set_value(True).run()
+    assert not at.exception
+    assert pipeline_store() == before

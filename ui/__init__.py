@@ -1,0 +1,1 @@
+"""Streamlit-only pieces of the app (the library in quantviz/ never imports these)."""

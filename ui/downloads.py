@@ -1,0 +1,51 @@
+"""Downloads: the .pte, each stage's DOT/SVG/JSON, CSV tables, the HTML report and a reproduction script."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import streamlit as st
+
+from quantviz import Pipeline
+from quantviz.outputs import stage_file_stem, summary
+from quantviz.report import build_report
+from quantviz.script import reproduce_script
+
+
+def stage_downloads(pipe: Pipeline, stage: str, dot: str | None, svg: str | None) -> None:
+    result = pipe.results.get(stage)
+    if result is None or result.graph is None:
+        return
+    stem = stage_file_stem(stage)
+    cols = st.columns(4)
+    cols[0].download_button("graph JSON", json.dumps(result.graph.to_dict(), indent=1), f"{stem}.json",
+                            "application/json", key=f"dl_json_{stage}")
+    if dot:
+        cols[1].download_button("DOT", dot, f"{stem}.dot", "text/vnd.graphviz", key=f"dl_dot_{stage}")
+    if svg:
+        cols[2].download_button("SVG", svg, f"{stem}.svg", "image/svg+xml", key=f"dl_svg_{stage}")
+    if result.graph.patterns:
+        table = pd.DataFrame([{"id": p.id, "pattern": p.label(), "dtype": p.dtype, "module": p.module_path,
+                               "source": p.source} for p in result.graph.patterns])
+        cols[3].download_button("patterns CSV", table.to_csv(index=False), f"{stem}_patterns.csv", "text/csv",
+                                key=f"dl_pat_{stage}")
+
+
+def run_downloads(pipe: Pipeline, model_ref: str) -> None:
+    cols = st.columns(5)
+    pte = pipe.pte_bytes()
+    if pte is not None:
+        cols[0].download_button("model.pte", pte, "model.pte", "application/octet-stream", key="dl_pte")
+    data = summary(pipe)
+    cols[1].download_button("summary.json", json.dumps(data, indent=2), "summary.json", "application/json",
+                            key="dl_summary")
+    stages = pd.DataFrame([{k: v for k, v in s.items() if k != "kinds"} | s["kinds"] for s in data["stages"]])
+    cols[2].download_button("stages CSV", stages.to_csv(index=False), "stages.csv", "text/csv", key="dl_stages")
+    cols[3].download_button("reproduce.py", reproduce_script(model_ref, pipe), "reproduce.py", "text/x-python",
+                            key="dl_script")
+    if cols[4].button("Build HTML report", key="build_report"):
+        with st.spinner("laying out every stage…"):
+            st.session_state.report_html = build_report(pipe)
+    if st.session_state.get("report_html"):
+        st.download_button("report.html", st.session_state.report_html, "report.html", "text/html",
+                           key="dl_report")

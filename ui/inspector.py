@@ -1,0 +1,68 @@
+"""The node inspector: everything the graph model holds about one node, and its whole pattern."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from quantviz.graph import GraphView, NodeView
+
+
+def qparams_rows(n: NodeView) -> list[dict]:
+    q = n.qparams
+    if q is None:
+        return []
+    rows = [{"field": "scheme", "value": q.scheme}, {"field": "dtype", "value": q.dtype}]
+    if q.scheme == "per_channel":
+        rows += [{"field": "axis", "value": q.axis}, {"field": "channels", "value": q.channels},
+                 {"field": "scale (first 8)", "value": ", ".join(f"{s:.4g}" for s in q.scale[:8])},
+                 {"field": "zero point (first 8)", "value": ", ".join(map(str, q.zero_point[:8]))}]
+    else:
+        rows += [{"field": "scale", "value": q.scale}, {"field": "zero point", "value": q.zero_point}]
+    rows += [{"field": "quant min", "value": q.quant_min}, {"field": "quant max", "value": q.quant_max}]
+    return [{k: ("" if v is None else str(v)) for k, v in r.items()} for r in rows]
+
+
+def inspector(graph: GraphView, selected: str | None) -> None:
+    st.markdown("#### Inspector")
+    ids = [n.id for n in graph.nodes] + [n.id for g in graph.subgraphs.values() for n in g.nodes]
+    key = f"inspect_{graph.stage}"
+    st.session_state[key] = selected if selected in ids else None  # a click in the graph selects here too
+
+    def picked() -> None:
+        st.session_state.selected_node = st.session_state[key]
+
+    choice = st.selectbox("Find a node", ids, key=key, on_change=picked, placeholder="click a node or type its name")
+    if choice is None:
+        st.caption("Click a node in the graph, or search for it by name.")
+        return
+    node = _find(graph, choice)
+    st.markdown(f"**{node.name}** · `{node.kind}`")
+    facts = {"target": node.target, "op": node.op,
+             "inputs": ", ".join(node.inputs) or "—", "args": ", ".join(node.args) or "—",
+             "shape": f"{node.shape} {node.dtype or ''}" if node.shape is not None else "—",
+             "module": f"{node.module_path} ({node.module_type})" if node.module_path else "—",
+             "source": node.source or "—", "came from": " ← ".join(node.lineage[:4]) or "—"}
+    if node.backend:
+        facts["backend"] = node.backend
+    st.table(pd.DataFrame({"field": list(facts), "value": list(facts.values())}).set_index("field"))
+    rows = qparams_rows(node)
+    if rows:
+        st.markdown("**Quantization parameters**")
+        st.table(pd.DataFrame(rows).set_index("field"))
+    for p in graph.patterns:
+        if choice in p.members:
+            st.markdown(f"**Pattern {p.id}: {p.label()}** ({p.dtype or ''})")
+            members = [_find(graph, m) for m in p.members]
+            st.table(pd.DataFrame([{"node": m.name, "kind": m.kind, "qparams": m.qparams.label()
+                                    if m.qparams else ""} for m in members]).set_index("node"))
+
+
+def _find(graph: GraphView, node_id: str) -> NodeView:
+    for n in graph.nodes:
+        if n.id == node_id:
+            return n
+    for g in graph.subgraphs.values():
+        for n in g.nodes:
+            if n.id == node_id:
+                return n
+    raise KeyError(node_id)
