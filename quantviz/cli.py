@@ -4,6 +4,7 @@
     quantviz stages
     quantviz run sample:digits_cnn --flow pt2e --partitioner xnnpack --out out/pt2e
     quantviz report sample:digits_cnn --out report.html
+    quantviz why sample:conv_add --flow pt2e
 
 Exit codes: 0 everything asked for succeeded; 1 bad arguments or a model that cannot be loaded;
 2 a stage failed (summary.json is still written); 130 interrupted.
@@ -59,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(run)
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     run.add_argument("--no-svg", action="store_true", help="write DOT only, skip `dot` layout to SVG")
+    why = sub.add_parser("why", help="the pattern ledger: what became of every quantized pattern, and why")
+    add_run_options(why)
+    why.add_argument("--out", type=Path, default=Path("why.json"), help="JSON file (default: why.json)")
     report = sub.add_parser("report", help="run the flow and write one standalone HTML report")
     add_run_options(report)
     report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
@@ -146,6 +150,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _finish(pipe)
 
 
+def cmd_why(args: argparse.Namespace) -> int:
+    import json
+
+    from quantviz.why.ledger import build_ledger
+
+    pipe = run_pipeline(args)
+    pipe.run(until="fuse")  # the ledger needs convert, delegate and fuse; emit and run add nothing to it
+    failed = pipe.failed
+    if failed is not None:
+        return _finish(pipe)
+    ledger = build_ledger(pipe)
+    print(ledger.table())
+    print("  " + ", ".join(f"{n} {fate}" for fate, n in ledger.counts().items()))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(ledger.to_dict(), indent=2))
+    print(f"  wrote {args.out}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from quantviz.report import build_report
 
@@ -172,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_stages()
         if args.command == "report":
             return cmd_report(args)
+        if args.command == "why":
+            return cmd_why(args)
         return cmd_run(args)
     except (UsageError, LoadError) as exc:
         print(f"quantviz: {exc}", file=sys.stderr)

@@ -37,6 +37,7 @@ class StageResult:
     notes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     artifact: Any = None
+    diagnostics: dict[str, Any] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
         """The stage entry of summary.json."""
@@ -140,7 +141,7 @@ class Pipeline:
             source = out.artifact if out.graph_source is None else out.graph_source
             graph = snapshot(source, stage.name) if source is not False else None
             result = StageResult(stage.name, True, seconds, graph, None, out.calls, out.notes, out.metrics,
-                                 out.artifact)
+                                 out.artifact, out.diagnostics)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a StageError with a hint

@@ -43,10 +43,34 @@ def fusion_notes(pipe: Pipeline) -> dict[str, str]:
     return {op: f"fused from {labels[pid]} ({pid})" for op, pid in d.fused.items()}
 
 
+def why_notes(pipe: Pipeline) -> dict[str, str]:
+    """Anchor id -> "not fused: <reason>" for every pattern left unfused, and partitioner reasons per node."""
+    notes: dict[str, str] = {}
+    delegate = pipe.results.get("delegate")
+    if delegate is not None and delegate.ok:
+        for node, reasons in delegate.diagnostics.get("partition_reasons", {}).items():
+            notes[node] = "not delegated: " + "; ".join(reasons)
+    if all(s in pipe.results and pipe.results[s].ok for s in ("convert", "delegate", "fuse")):
+        from quantviz.why.ledger import build_ledger
+
+        for row in build_ledger(pipe).rows:
+            if row.fate == "unfused" and row.node:
+                notes[row.node] = "not fused: " + row.reason
+    return notes
+
+
 def stage_view(pipe: Pipeline, stage: str, base: ViewSpec = ViewSpec()) -> ViewSpec:
-    """``base`` plus what the stage itself should show (fusion links on the fuse stage)."""
-    if stage == "fuse":
-        notes = dict(base.notes)
+    """``base`` plus what the stage itself should show: on delegate, the partitioner's reasons per rejected
+    node; on fuse, fusion links and, for each unfused pattern, why it was not fused."""
+    if stage not in ("delegate", "fuse"):
+        return base
+    notes = dict(base.notes)
+    why = why_notes(pipe)
+    graph = pipe.results[stage].graph
+    ids = {n.id for n in graph.nodes} if graph else set()
+    if stage == "delegate":
+        notes.update({k: v for k, v in why.items() if k in ids and v.startswith("not delegated")})
+    else:
+        notes.update({k: v for k, v in why.items() if k in ids and v.startswith("not fused")})
         notes.update(fusion_notes(pipe))
-        return replace(base, notes=tuple(notes.items()))
-    return base
+    return replace(base, notes=tuple(notes.items()))

@@ -73,3 +73,23 @@ def test_a_view_control_does_not_rerun_the_pipeline():
     at.toggle(key="v_quant").set_value(True).run()
     assert not at.exception
     assert pipeline_store() == before
+
+
+def test_fuse_page_shows_the_ledger_and_a_what_if_changes_it():
+    at = app("conv_add")
+    at.sidebar.selectbox(key="sample").select("conv_add")
+    at.sidebar.radio(key="flow").set_value("pt2e")
+    at.run()
+    at.session_state.stage = "fuse"
+    at.run()
+    assert not at.exception, at.exception
+    assert metric(at, "unfused") == "3" and metric(at, "fused") == "0"
+    at.selectbox(key="whatif_change").select("skip the module").run()
+    at.selectbox(key="whatif_module").select("conv1")
+    next(b for b in at.button if b.label == "Try it").click().run()
+    assert not at.exception, at.exception
+    changes, error, changed = at.session_state.whatif_result
+    assert changes == {"skip_modules": ("conv1",)} and error is None
+    assert [(c["label"], c["after"]) for c in changed] == [("dq → conv2d → q", "gone")]
+    next(b for b in at.button if b.label == "Apply this change").click().run()
+    assert at.session_state.skip_modules == "conv1"

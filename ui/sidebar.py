@@ -11,7 +11,7 @@ from typing import Callable
 import streamlit as st
 
 from quantviz import ModelSpec, PipelineConfig, load_model
-from quantviz.config import FLOWS, MODES, PARTITIONERS
+from quantviz.config import DUPLICATE_DEQUANT, FLOWS, MODES, PARTITIONERS
 from sample_models import SAMPLES
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
@@ -80,6 +80,8 @@ def flow_config() -> PipelineConfig:
     skip = st.text_input("Modules to skip when tracing", key="skip_modules", placeholder="e.g. pad, encoder.attn",
                          help="comma separated qualified names; they stay float")
     batches = st.number_input("Calibration batches", 1, 256, 8, key="calibration_batches")
+    dup = st.selectbox("Duplicate shared dequantize", DUPLICATE_DEQUANT, key="duplicate_dequant",
+                       help="DuplicateDequantNodePass: auto runs it when a dequantize feeds several ops")
     return PipelineConfig(flow=flow, mode=mode, per_channel=per_channel, partitioner=partitioner, fusion=fusion,
                           skip_modules=tuple(s.strip() for s in skip.split(",") if s.strip()),
-                          calibration_batches=int(batches))
+                          calibration_batches=int(batches), duplicate_dequant=dup)

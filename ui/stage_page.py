@@ -16,6 +16,7 @@ from quantviz.stages import STAGE_BY_NAME
 from ui.downloads import run_downloads, stage_downloads
 from ui.graph_component import graph_view
 from ui.inspector import inspector
+from ui.ledger_panel import ledger_panel
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -171,6 +172,8 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
     against, draw = diff_section(pipe, stage)
     spec = view_controls(pipe, stage)
     graph_panel(pipe, stage, spec, against, draw)
+    if stage in ("delegate", "fuse") and "fuse" in pipe.results and pipe.results["fuse"].ok:
+        ledger_panel(pipe, model_ref)
 
 
 def numerics_panel(pipe: Pipeline) -> None:

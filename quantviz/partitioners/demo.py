@@ -35,17 +35,30 @@ def _quantized_conv(dq: fx.Node) -> list[fx.Node]:
     return [conv, q, *(a for a in conv.all_input_nodes if _is(a, "dequantize_per"))]
 
 
-def conv_add_groups(graph: fx.Graph) -> list[list[fx.Node]]:
-    """Groups ``dq -> conv -> q -> dq -> add [-> relu] -> q`` with at least one conv feeding the add."""
+def conv_add_groups(graph: fx.Graph, reasons: dict[str, list[str]] | None = None) -> list[list[fx.Node]]:
+    """Groups ``dq -> conv -> q -> dq -> add [-> relu] -> q`` with at least one conv feeding the add.
+
+    Every add that is not taken gets its reason in ``reasons`` (node name -> reasons).
+    """
+    reasons = {} if reasons is None else reasons
+
+    def reject(node: fx.Node, why: str) -> None:
+        reasons.setdefault(node.name, []).append(f"demo partitioner: {why}")
+
     groups = []
     for add in graph.nodes:
         if not _is(add, "aten.add.Tensor", "aten_add_Tensor"):
             continue
         dqs = [a for a in add.args[:2] if _is(a, "dequantize_per")]
-        if len(dqs) != 2 or any(len(d.users) != 1 for d in dqs):
+        if len(dqs) != 2:
+            reject(add, "both inputs of add must be dequantized")
+            continue
+        if any(len(d.users) != 1 for d in dqs):
+            reject(add, "a dequantize feeding add has other users (run DuplicateDequantNodePass)")
             continue
         convs = [_quantized_conv(d) for d in dqs]
         if not any(convs):
+            reject(add, "no quantized conv (used only by this add) feeds it")
             continue
         tail, out = add, None
         user = next(iter(add.users)) if len(add.users) == 1 else None
@@ -54,11 +67,17 @@ def conv_add_groups(graph: fx.Graph) -> list[list[fx.Node]]:
         if _is(user, "quantize_per"):
             out = user
         if out is None:
+            reject(add, "its result is not quantized")
             continue
         group = [*dqs, add, out] + ([tail] if tail is not add else [])
         for c in convs:
             group += c
         groups.append(group)
+    taken = {n for g in groups for n in g}
+    for n in graph.nodes:
+        if n.op == "call_function" and n not in taken and n.name not in reasons and not _is(
+                n, "quantize_per", "dequantize_per", "getitem"):
+            reject(n, "it takes only quantized conv -> add groups")
     return groups
 
 
@@ -68,10 +87,12 @@ class DemoConvAddPartitioner(Partitioner):
     def __init__(self) -> None:
         super().__init__()
         self.delegation_spec = DelegationSpec(BACKEND_ID, [])
+        self.reasons: dict[str, list[str]] = {}  # node name -> why it was not taken
 
     def partition(self, exported_program: ExportedProgram) -> PartitionResult:
         tags = {}
-        for i, group in enumerate(conv_add_groups(exported_program.graph_module.graph)):
+        self.reasons = {}
+        for i, group in enumerate(conv_add_groups(exported_program.graph_module.graph, self.reasons)):
             tag = f"conv_add_{i}"
             for node in group:
                 node.meta["delegation_tag"] = tag

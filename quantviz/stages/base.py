@@ -38,3 +38,4 @@ class StageOutput:
     calls: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
+    diagnostics: dict[str, Any] = field(default_factory=dict)  # structured findings, e.g. partition reasons

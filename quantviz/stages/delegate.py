@@ -27,9 +27,16 @@ def run(ctx: StageContext) -> StageOutput:
     edge = ctx.artifact("edge")
     if ctx.config.partitioner == "none":
         return StageOutput(edge, notes=["no partitioner: nothing delegated"])
+    from quantviz.why.partition_log import capture_why_no_partition
+
     partitioner, calls = make_partitioner(ctx.config.partitioner)
-    lowered = edge.to_backend(partitioner)
+    reasons: dict[str, list[str]] = {}
+    with capture_why_no_partition(reasons):  # XNNPACK's own WhyNoPartition reports, this call only
+        lowered = edge.to_backend(partitioner)
+    for name, why in getattr(partitioner, "reasons", {}).items():  # the demo partitioner's own reasons
+        reasons.setdefault(name, []).extend(why)
     calls_made = sum(1 for n in lowered.exported_program().graph.nodes
                      if n.op == "call_function" and "executorch_call_delegate" in str(n.target))
-    return StageOutput(lowered, calls=calls, notes=[f"{calls_made} delegate call(s)"],
-                       metrics={"delegate_calls": calls_made})
+    return StageOutput(lowered, calls=calls, notes=[f"{calls_made} delegate call(s)",
+                                                    f"{len(reasons)} node(s) rejected with a reason"],
+                       metrics={"delegate_calls": calls_made}, diagnostics={"partition_reasons": reasons})

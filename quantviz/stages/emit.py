@@ -1,6 +1,8 @@
 """emit: to_executorch: out variants, memory planning, and the .pte bytes."""
 from __future__ import annotations
 
+import copy
+
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "to_executorch: out variants, memory planning, .pte bytes"
@@ -14,7 +16,9 @@ def run(ctx: StageContext) -> StageOutput:
     import executorch.kernels.quantized  # noqa: F401  needed for programs with quantize/dequantize ops
     from executorch.exir import ExecutorchBackendConfig
 
-    program = ctx.artifact("fuse").to_executorch(ExecutorchBackendConfig())
+    # to_executorch rewrites the program it is given (out variants), and the fuse stage's program may be the
+    # delegate stage's own object (transform returns it unchanged when nothing fused): work on a copy
+    program = copy.deepcopy(ctx.artifact("fuse")).to_executorch(ExecutorchBackendConfig())
     size = len(program.buffer)
     return StageOutput(program, calls=["et_program = edge.to_executorch(ExecutorchBackendConfig())",
                                        "open('model.pte', 'wb').write(et_program.buffer)"],

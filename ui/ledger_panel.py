@@ -1,0 +1,71 @@
+"""The pattern ledger on the delegate and fuse pages, with "what if" re-runs."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from quantviz import Pipeline
+from quantviz.why.ledger import build_ledger, what_if
+
+WHAT_IFS = {
+    "DuplicateDequantNodePass on": lambda pipe, module: {"duplicate_dequant": "on"},
+    "DuplicateDequantNodePass off": lambda pipe, module: {"duplicate_dequant": "off"},
+    "skip the module": lambda pipe, module: {"skip_modules": tuple(dict.fromkeys(
+        (*pipe.config.skip_modules, module)))},
+    "fusion off": lambda pipe, module: {"fusion": "none"},
+}
+SIDEBAR_KEYS = {"duplicate_dequant": "duplicate_dequant", "fusion": "fusion"}
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _what_if(_pipe: Pipeline, key: tuple, changes: tuple) -> tuple[Pipeline, list]:
+    return what_if(_pipe, **dict(changes))
+
+
+def ledger_panel(pipe: Pipeline, model_key: str) -> None:
+    try:
+        ledger = build_ledger(pipe)
+    except Exception as exc:  # noqa: BLE001 - shown in place, never a traceback
+        st.warning(f"No ledger: {exc}")
+        return
+    st.markdown("#### Pattern ledger: what became of every quantized pattern")
+    counts = ledger.counts()
+    cols = st.columns(4)
+    for col, fate in zip(cols, ("delegated", "fused", "unfused", "removed")):
+        col.metric(fate, counts.get(fate, 0))
+    table = pd.DataFrame([{"id": r.pattern, "pattern": r.label, "module": r.module_path or "",
+                           "fate": r.fate, "where / why": r.where if r.fate in ("delegated", "fused") else r.reason}
+                          for r in ledger.rows])
+    st.dataframe(table, hide_index=True, width="stretch", key="ledger_table")
+    st.download_button("ledger CSV", table.to_csv(index=False), "why.csv", "text/csv", key="dl_ledger")
+    with st.expander("What if …", expanded=False):
+        c = st.columns([2, 2, 1])
+        choice = c[0].selectbox("Change", list(WHAT_IFS), key="whatif_change")
+        modules = sorted({r.module_path for r in ledger.rows if r.module_path})
+        module = c[1].selectbox("Module (for skip)", modules, key="whatif_module", disabled=choice != "skip the module")
+        if c[2].button("Try it", key="whatif_run"):
+            changes = WHAT_IFS[choice](pipe, module)
+            with st.spinner("re-running from the affected stage…"):
+                other, changed = _what_if(pipe, (model_key, pipe.config), tuple(sorted(changes.items())))
+            st.session_state.whatif_result = (changes, other.failed.error.message if other.failed else None,
+                                              [vars(c) for c in changed])
+        if st.session_state.get("whatif_result"):
+            changes, error, changed = st.session_state.whatif_result
+            st.write(f"With {changes}:")
+            if error:
+                st.error(error)
+            elif not changed:
+                st.info("No pattern's fate or reason changes.")
+            else:
+                st.table(pd.DataFrame(changed).rename(columns={"after_detail": "now"}).set_index("pattern"))
+            st.button("Apply this change", key="whatif_apply", on_click=_apply, args=(changes,))
+
+
+def _apply(changes: dict) -> None:
+    """Set the sidebar's widgets (a callback runs before they are drawn again)."""
+    for field, value in changes.items():
+        if field == "skip_modules":
+            st.session_state.skip_modules = ", ".join(value)
+        else:
+            st.session_state[SIDEBAR_KEYS[field]] = value
+    st.session_state.whatif_result = None
