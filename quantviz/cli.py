@@ -71,8 +71,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _quiet_libraries() -> None:
     """Keep library chatter (deprecation notes, optional-extension load failures) off the user's terminal."""
+    import torch  # noqa: F401  torch configures its loggers on import: quiet them after that
+
     warnings.filterwarnings("ignore")
-    for name in ("torchao", "executorch", "torch._export", "torch.export"):
+    for name in ("torchao", "executorch", "torch._export", "torch.export", "torch.utils._pytree"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -144,8 +146,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     pipe = run_pipeline(args)
     try:
         pipe.run()
-    finally:
-        data = write_outputs(pipe, args.out, svg=not args.no_svg)
+    except KeyboardInterrupt:
+        write_outputs(pipe, args.out, svg=False)  # keep what finished; no slow layout on the way out
+        raise
+    data = write_outputs(pipe, args.out, svg=not args.no_svg)
     print(f"  wrote {args.out}/summary.json" + (f", {args.out}/model.pte" if "pte" in data["artifacts"] else ""))
     return _finish(pipe)
 
@@ -202,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quantviz: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\nquantviz: interrupted; results of finished stages are in the output folder", file=sys.stderr)
+        print("\nquantviz: interrupted; the stages that finished are in the output folder", file=sys.stderr)
         return 130
 
 

@@ -60,4 +60,5 @@ def explain(stage: str, exc: BaseException) -> StageError:
         m = re.search(issue.pattern, text)
         if m:
             return StageError(stage, issue.message.format(text=first, **m.groupdict()), issue.hint, details)
-    return StageError(stage, f"{type(exc).__name__}: {first[:500]}", GENERIC_HINTS.get(stage, ""), details)
+    message = f"{type(exc).__name__}: {first[:500]}" if text else f"{type(exc).__name__} (the library gave no message)"
+    return StageError(stage, message, GENERIC_HINTS.get(stage, ""), details)

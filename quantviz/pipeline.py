@@ -140,6 +140,9 @@ class Pipeline:
             seconds = time.perf_counter() - t0
             source = out.artifact if out.graph_source is None else out.graph_source
             graph = snapshot(source, stage.name) if source is not False else None
+            if graph is not None and not graph.patterns and STAGES.index(stage.name) >= STAGES.index("convert") \
+                    and not graph.subgraphs and not graph.kind_counts().get("quantized_op"):
+                out.notes.append("no quantized patterns: nothing in this graph is quantized")
             result = StageResult(stage.name, True, seconds, graph, None, out.calls, out.notes, out.metrics,
                                  out.artifact, out.diagnostics)
         except KeyboardInterrupt:

@@ -49,9 +49,28 @@ def symbolic_trace(model: torch.nn.Module, skip: tuple[str, ...] = ()) -> fx.Gra
     return fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
+def check_runs_eagerly(model: torch.nn.Module, inputs: tuple) -> None:
+    """Run the float model once on its example inputs; a failure names the inputs given and the model's line."""
+    try:
+        with torch.no_grad():
+            model(*inputs)
+    except Exception as exc:  # noqa: BLE001 - the user's model failed: say so in its own words
+        given = ", ".join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" if isinstance(t, torch.Tensor)
+                          else type(t).__name__ for t in inputs)
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/torch/" not in f.filename]
+        where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}: {(frames[-1].line or '').strip()}" \
+            if frames else ""
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StageError("trace", f"the float model fails on its example inputs (given: {given}){where}: "
+                                  f"{type(exc).__name__}: {first}",
+                         "give example inputs of the shape and dtype the model expects (see the message), or fix "
+                         "the model's forward", details="".join(traceback.format_exception(exc))) from exc
+
+
 def run(ctx: StageContext) -> StageOutput:
     model, skip = ctx.spec.model, ctx.config.skip_modules
     check_skip_names(model, skip, "trace")
+    check_runs_eagerly(model, ctx.spec.example_inputs)
     if ctx.config.flow == "pt2e":
         if ctx.spec.exported_program is not None:
             return StageOutput(ctx.spec.exported_program, calls=["ep = torch.export.load(path)"])
