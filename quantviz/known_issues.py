@@ -28,9 +28,6 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "which has no .out kernel)",
         "use --fusion none (the pattern then runs as dequantize, float ops, quantize), or a partitioner that takes "
         "add+relu (--partitioner demo or xnnpack with --flow pt2e)"),
-    KnownIssue(
-        "trace", r"(symbolically traced variables cannot be used as inputs to control flow|Proxy)",
-        "{text}", "skip the module with --skip-module NAME, or use --flow pt2e"),
 )
 
 GENERIC_HINTS = {

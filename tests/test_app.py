@@ -84,6 +84,9 @@ def test_fuse_page_shows_the_ledger_and_a_what_if_changes_it():
     at.run()
     assert not at.exception, at.exception
     assert metric(at, "unfused") == "3" and metric(at, "fused") == "0"
+    at.session_state.selected_node = "aten_add_tensor"  # as a click on the add node would
+    at.run()
+    assert any("not fused: " in w.value and "graph has torch.int8" in w.value for w in at.warning)
     at.selectbox(key="whatif_change").select("skip the module").run()
     at.selectbox(key="whatif_module").select("conv1")
     next(b for b in at.button if b.label == "Try it").click().run()

@@ -2,7 +2,7 @@
 import json
 
 from quantviz.graph import GraphView
-from quantviz.graph.snapshot import _normalise_module_path
+from quantviz.graph.snapshot import normalise_module_path
 
 
 def test_fx_convert_of_conv_add_has_four_q_four_dq_and_three_patterns(flow):
@@ -65,5 +65,5 @@ def test_json_round_trip_keeps_every_field(flow):
 
 
 def test_module_path_normalisation():
-    assert _normalise_module_path("L['self'].features[0].conv") == "features.0.conv"
-    assert _normalise_module_path("features.3.block.1") == "features.3.block.1"
+    assert normalise_module_path("L['self'].features[0].conv") == "features.0.conv"
+    assert normalise_module_path("features.3.block.1") == "features.3.block.1"

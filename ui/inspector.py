@@ -22,7 +22,8 @@ def qparams_rows(n: NodeView) -> list[dict]:
     return [{k: ("" if v is None else str(v)) for k, v in r.items()} for r in rows]
 
 
-def inspector(graph: GraphView, selected: str | None) -> None:
+def inspector(graph: GraphView, selected: str | None, notes: dict[str, str] | None = None) -> None:
+    """Everything about the selected node; ``notes`` (node id -> text) adds e.g. why it was not fused."""
     st.markdown("#### Inspector")
     ids = [n.id for n in graph.nodes] + [n.id for g in graph.subgraphs.values() for n in g.nodes]
     key = f"inspect_{graph.stage}"
@@ -37,6 +38,8 @@ def inspector(graph: GraphView, selected: str | None) -> None:
         return
     node = _find(graph, choice)
     st.markdown(f"**{node.name}** · `{node.kind}`")
+    if notes and choice in notes:
+        st.warning(notes[choice])
     facts = {"target": node.target, "op": node.op,
              "inputs": ", ".join(node.inputs) or "—", "args": ", ".join(node.args) or "—",
              "shape": f"{node.shape} {node.dtype or ''}" if node.shape is not None else "—",

@@ -111,13 +111,13 @@ def graph_panel(pipe: Pipeline, stage: str, spec: ViewSpec, against: str | None,
         with cols[1]:
             st.caption(f"{stage}: added nodes outlined green")
             _draw(graph, spec, f"graph_{stage}")
-        inspector(graph, st.session_state.get("selected_node"))
+        inspector(graph, st.session_state.get("selected_node"), dict(spec.notes))
         return
     left, right = st.columns([3, 1])
     with left:
         dot, svg = _draw(graph, spec, f"graph_{stage}")
     with right:
-        inspector(graph, st.session_state.get("selected_node"))
+        inspector(graph, st.session_state.get("selected_node"), dict(spec.notes))
     with st.expander("Downloads for this stage"):
         stage_downloads(pipe, stage, dot, svg)
 

@@ -127,10 +127,10 @@ def _module(n: fx.Node, module: torch.nn.Module | None) -> tuple[str | None, str
         return None, None
     path, typ = list(stack.values())[-1]
     type_name = typ.__name__ if isinstance(typ, type) else str(typ).rsplit(".", 1)[-1]
-    return _normalise_module_path(str(path)) or None, type_name
+    return normalise_module_path(str(path)) or None, type_name
 
 
-def _normalise_module_path(path: str) -> str:
+def normalise_module_path(path: str) -> str:
     """``L['self'].features[0].conv`` / ``L__self___features_0`` -> ``features.0.conv``."""
     path = re.sub(r"^L\['self'\]\.?", "", path)
     path = re.sub(r"\[['\"]?([^\]'\"]+)['\"]?\]", r".\1", path)

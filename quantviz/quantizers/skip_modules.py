@@ -12,13 +12,13 @@ from __future__ import annotations
 from torch import fx
 from torchao.quantization.pt2e.quantizer.quantizer import Q_ANNOTATION_KEY, Quantizer
 
-from quantviz.graph.snapshot import _normalise_module_path
+from quantviz.graph.snapshot import normalise_module_path
 
 
 def in_module(node: fx.Node, names: set[str]) -> bool:
     """True when ``node`` was traced inside one of the modules ``names`` (or their children)."""
     for path, _ in (node.meta.get("nn_module_stack") or {}).values():
-        p = _normalise_module_path(str(path))
+        p = normalise_module_path(str(path))
         if any(p == n or p.startswith(n + ".") for n in names):
             return True
     return False

@@ -11,7 +11,7 @@ import re
 from collections import deque
 from dataclasses import dataclass, field
 
-from quantviz.graph.model import GraphView, NodeView
+from quantviz.graph.model import GraphView
 
 QUANT_KINDS = {"quantize", "dequantize", "choose_qparams", "observer", "quantized_op", "delegate", "input", "output"}
 DEFAULT_MAX_NODES = 300
@@ -224,6 +224,3 @@ def _edges(graph: GraphView, rep: dict[str, str]) -> list[tuple[str, str]]:
                     edges.append((src, dst))
     return edges
 
-
-def node_by_id(graph: GraphView) -> dict[str, NodeView]:
-    return {n.id: n for n in graph.nodes}

@@ -33,7 +33,7 @@ class RuntimeRun:
     runtime_log: list[str] = field(default_factory=list)
 
 
-def load_program(buffer: bytes, stage: str = "run") -> Any:
+def load_program(buffer: bytes) -> Any:
     """Load ``.pte`` bytes into the runtime. The caller must keep ``buffer`` alive as long as the module."""
     from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer
 
