@@ -43,34 +43,34 @@ def fusion_notes(pipe: Pipeline) -> dict[str, str]:
     return {op: f"fused from {labels[pid]} ({pid})" for op, pid in d.fused.items()}
 
 
-def why_notes(pipe: Pipeline) -> dict[str, str]:
-    """Anchor id -> "not fused: <reason>" for every pattern left unfused, and partitioner reasons per node."""
-    notes: dict[str, str] = {}
+def partition_notes(pipe: Pipeline) -> dict[str, str]:
+    """Node id -> "not delegated: <the partitioner's reasons>" (read from the delegate stage's diagnostics)."""
     delegate = pipe.results.get("delegate")
-    if delegate is not None and delegate.ok:
-        for node, reasons in delegate.diagnostics.get("partition_reasons", {}).items():
-            notes[node] = "not delegated: " + "; ".join(reasons)
-    if all(s in pipe.results and pipe.results[s].ok for s in ("convert", "delegate", "fuse")):
-        from quantviz.why.ledger import build_ledger
+    if delegate is None or not delegate.ok:
+        return {}
+    return {node: "not delegated: " + "; ".join(reasons)
+            for node, reasons in delegate.diagnostics.get("partition_reasons", {}).items()}
 
-        for row in build_ledger(pipe).rows:
-            if row.fate == "unfused" and row.node:
-                notes[row.node] = "not fused: " + row.reason
-    return notes
+
+def unfused_notes(pipe: Pipeline) -> dict[str, str]:
+    """Anchor id -> "not fused: <reason>" for every pattern the ledger finds left unfused."""
+    if not all(s in pipe.results and pipe.results[s].ok for s in ("convert", "delegate", "fuse")):
+        return {}
+    from quantviz.why.ledger import build_ledger
+
+    return {row.node: "not fused: " + row.reason for row in build_ledger(pipe).rows
+            if row.fate == "unfused" and row.node}
 
 
 def stage_view(pipe: Pipeline, stage: str, base: ViewSpec = ViewSpec()) -> ViewSpec:
     """``base`` plus what the stage itself should show: on delegate, the partitioner's reasons per rejected
-    node; on fuse, fusion links and, for each unfused pattern, why it was not fused."""
+    node; on fuse, fusion links and, for each unfused pattern, why it was not fused (the ledger is built
+    only for fuse)."""
     if stage not in ("delegate", "fuse"):
         return base
-    notes = dict(base.notes)
-    why = why_notes(pipe)
     graph = pipe.results[stage].graph
     ids = {n.id for n in graph.nodes} if graph else set()
-    if stage == "delegate":
-        notes.update({k: v for k, v in why.items() if k in ids and v.startswith("not delegated")})
-    else:
-        notes.update({k: v for k, v in why.items() if k in ids and v.startswith("not fused")})
-        notes.update(fusion_notes(pipe))
+    found = partition_notes(pipe) if stage == "delegate" else {**unfused_notes(pipe), **fusion_notes(pipe)}
+    notes = dict(base.notes)
+    notes.update({k: v for k, v in found.items() if k in ids})
     return replace(base, notes=tuple(notes.items()))

@@ -161,3 +161,16 @@ def test_why_cli_prints_the_ledger_and_writes_json(tmp_path):
     assert "pattern wants torch.uint8, graph has torch.int8" in proc.stdout
     data = json.loads(out.read_text())
     assert data["counts"] == {"unfused": 3} and len(data["rows"]) == 3
+
+
+@pytest.mark.e2e
+def test_delegate_view_keeps_the_partitioner_reason_of_a_node_that_is_also_unfused(flow):
+    from quantviz.render import to_dot
+    from quantviz.stage_views import stage_view
+
+    pipe = flow("sample:mobilenet_v2", flow="pt2e", partitioner="demo")
+    row = next(r for r in build_ledger(pipe).rows if r.fate == "unfused" and r.op == "conv2d")
+    notes = dict(stage_view(pipe, "delegate").notes)
+    assert notes[row.node].startswith("not delegated: demo partitioner")
+    assert dict(stage_view(pipe, "fuse").notes)[row.node].startswith("not fused: ")
+    assert "not delegated: demo partitioner" in to_dot(pipe.results["delegate"].graph, stage_view(pipe, "delegate"))

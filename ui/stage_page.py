@@ -9,7 +9,7 @@ import streamlit as st
 
 from quantviz import Pipeline
 from quantviz.config import STAGES
-from quantviz.diff import diff_graphs
+from quantviz.diff import GraphDiff, diff_graphs
 from quantviz.render import ViewSpec, dot_available, dot_to_svg, plan_view, to_dot
 from quantviz.stage_views import previous_graph_stage, stage_diff, stage_view
 from quantviz.stages import STAGE_BY_NAME
@@ -85,7 +85,8 @@ def view_controls(pipe: Pipeline, stage: str) -> ViewSpec:
     return stage_view(pipe, stage, spec)
 
 
-def diff_section(pipe: Pipeline, stage: str) -> tuple[str | None, bool]:
+def diff_section(pipe: Pipeline, stage: str) -> tuple[GraphDiff | None, bool]:
+    """The diff against the chosen earlier stage (shown as a summary), and whether to draw it."""
     earlier = [s for s in STAGES[: STAGES.index(stage)] if pipe.results.get(s) and pipe.results[s].graph]
     if not earlier:
         return None, False
@@ -95,13 +96,13 @@ def diff_section(pipe: Pipeline, stage: str) -> tuple[str | None, bool]:
     draw = c[1].toggle("Draw the diff", key=f"diff_draw_{stage}")
     d = diff_graphs(pipe.results[against].graph, pipe.results[stage].graph)
     st.info(f"Since **{against}**: {d.summary()}")
-    return against, draw
+    return d, draw
 
 
-def graph_panel(pipe: Pipeline, stage: str, spec: ViewSpec, against: str | None, draw_diff: bool) -> None:
+def graph_panel(pipe: Pipeline, stage: str, spec: ViewSpec, d: GraphDiff | None, draw_diff: bool) -> None:
     graph = pipe.results[stage].graph
-    if draw_diff and against:
-        d = diff_graphs(pipe.results[against].graph, graph)
+    if draw_diff and d is not None:
+        against = d.before
         spec = replace(spec, added=tuple(d.added))
         before_spec = ViewSpec(removed=tuple(d.removed), max_nodes=spec.max_nodes)
         cols = st.columns(2)
@@ -169,9 +170,9 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
         st.markdown("#### Downloads")
         run_downloads(pipe, model_ref)
         return
-    against, draw = diff_section(pipe, stage)
+    diff, draw = diff_section(pipe, stage)
     spec = view_controls(pipe, stage)
-    graph_panel(pipe, stage, spec, against, draw)
+    graph_panel(pipe, stage, spec, diff, draw)
     if stage in ("delegate", "fuse") and "fuse" in pipe.results and pipe.results["fuse"].ok:
         ledger_panel(pipe, model_ref)
 
