@@ -31,7 +31,7 @@ class PipelineConfig:
     mode: str = "static"             # "static" or "dynamic" (choose_qparams on linear activations)
     per_channel: bool = False        # per-channel weight quantization
     partitioner: str = "none"        # "none", "xnnpack", or "demo" (conv->add patterns only)
-    fusion: str = "executorch"       # which fusion patterns the fuse stage applies
+    fusion: str = "executorch"       # whose fusion patterns: "none", "executorch", "quantviz" (kernels/), "both"
     skip_modules: tuple[str, ...] = ()  # module names left unquantized/untraced
     calibration_batches: int = 8     # at most this many calibration batches
     duplicate_dequant: str = "auto"  # DuplicateDequantNodePass: "auto" (when a dq is shared), "on", "off"
@@ -45,10 +45,6 @@ class PipelineConfig:
                 raise ConfigError(f"{name}={getattr(self, name)!r} is not one of {', '.join(allowed)}")
         if self.calibration_batches < 1:
             raise ConfigError("calibration_batches must be at least 1")
-        if self.fusion in ("quantviz", "both"):
-            raise ConfigError(
-                f"fusion={self.fusion!r} needs the project's own quantized kernels (kernels/), which are not "
-                "built yet; use --fusion executorch or --fusion none")
         object.__setattr__(self, "skip_modules", tuple(self.skip_modules))
 
     def to_dict(self) -> dict[str, Any]:

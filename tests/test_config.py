@@ -23,7 +23,6 @@ def test_bad_values_are_refused_with_the_allowed_ones(field, value):
     assert field in str(e.value)
 
 
-@pytest.mark.parametrize("fusion", ["quantviz", "both"])
-def test_quantviz_fusion_is_refused_until_the_kernels_exist(fusion):
-    with pytest.raises(ConfigError, match="kernels"):
-        PipelineConfig(fusion=fusion)
+@pytest.mark.parametrize("fusion", ["none", "executorch", "quantviz", "both"])
+def test_every_fusion_choice_is_accepted(fusion):
+    assert PipelineConfig(fusion=fusion).fusion == fusion

@@ -11,7 +11,7 @@ from typing import Callable
 import streamlit as st
 
 from quantviz import ModelSpec, PipelineConfig, load_model
-from quantviz.config import DUPLICATE_DEQUANT, FLOWS, MODES, PARTITIONERS
+from quantviz.config import DUPLICATE_DEQUANT, FLOWS, FUSIONS, MODES, PARTITIONERS
 from sample_models import SAMPLES
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
@@ -75,8 +75,10 @@ def flow_config() -> PipelineConfig:
     per_channel = st.toggle("Per-channel weights", key="per_channel")
     partitioner = st.selectbox("Partitioner", PARTITIONERS, key="partitioner",
                                help="demo: quantviz's own partitioner, conv → add groups only")
-    fusion = st.selectbox("Fusion patterns", ("executorch", "none"), key="fusion",
-                          help="ExecuTorch's QuantFusionPass, or none. quantviz's own kernels are not built yet.")
+    fusion = st.selectbox("Fusion patterns", FUSIONS, key="fusion",
+                          help="executorch: QuantFusionPass (uint8 add, reshapes). quantviz: the project's own "
+                               "C++ kernels (conv, linear, add, mul, pools, clamps; int8 and uint8). both: "
+                               "quantviz's first. The first use builds the kernels (about 15 s, cached).")
     skip = st.text_input("Modules to skip when tracing", key="skip_modules", placeholder="e.g. pad, encoder.attn",
                          help="comma separated qualified names; they stay float")
     batches = st.number_input("Calibration batches", 1, 256, 8, key="calibration_batches")

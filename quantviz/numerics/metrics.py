@@ -29,3 +29,22 @@ def sqnr_db(reference: torch.Tensor, x: torch.Tensor) -> float:
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     """Share of rows whose argmax equals the label."""
     return float((logits.argmax(dim=-1) == labels).double().mean())
+
+
+def lsb_errors(reference: torch.Tensor, x: torch.Tensor, scale: float) -> torch.Tensor:
+    """|reference − x| / scale: the error in units of the output's quantization step (LSB).
+
+    Values rounded to the nearest 1e-3 LSB so float noise in dequantized outputs does not read as 1 LSB.
+
+    >>> lsb_errors(torch.tensor([0.5, 1.0]), torch.tensor([0.5, 1.25]), 0.25).tolist()
+    [0.0, 1.0]
+    """
+    err = (reference.detach().double().flatten() - x.detach().double().flatten()).abs() / scale
+    return torch.round(err * 1000) / 1000
+
+
+def lsb_summary(reference: torch.Tensor, x: torch.Tensor, scale: float) -> dict[str, float]:
+    """Max LSB error and the share of elements off by at least one LSB."""
+    err = lsb_errors(reference, x, scale)
+    return {"max_lsb": float(err.max()) if err.numel() else 0.0,
+            "share_ge_1_lsb": float((err >= 1.0).double().mean()) if err.numel() else 0.0}

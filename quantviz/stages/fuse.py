@@ -1,35 +1,79 @@
-"""fuse: rewrite remaining reference patterns into quantized operators (ExecuTorch's QuantFusionPass)."""
+"""fuse: rewrite the remaining reference patterns into quantized operators.
+
+``fusion`` picks whose patterns: ExecuTorch's QuantFusionPass (uint8 add/add_relu, reshapes, embeddings),
+quantviz's own (``quantviz_kernels``: conv2d, linear, add, add_relu, mul, pools, mean, clamps and reshapes, int8
+and uint8), or both (quantviz's first, then ExecuTorch's on what is left).
+"""
 from __future__ import annotations
 
 from quantviz.stages.base import StageContext, StageOutput
 
-DESCRIPTION = "rewrite the remaining dq-op-q patterns into quantized operators (QuantFusionPass)"
+DESCRIPTION = "rewrite the remaining dq-op-q patterns into quantized operators (ExecuTorch's and/or quantviz's)"
 EXPLANATION = (
-    "Rewrites remaining reference patterns into quantized operators (ExecuTorch's QuantFusionPass knows "
-    'add, add+relu, reshape-like ops and embeddings, for uint8). Anything not fused runs as dequantize, '
-    'float op, quantize.'
+    "Rewrites remaining reference patterns into quantized operators. ExecuTorch's QuantFusionPass knows add, "
+    "add+relu, reshape-like ops and embeddings, for uint8 only; quantviz's patterns lower conv2d, linear, add, "
+    "mul, pools, mean and clamps to its own C++ kernels, for int8 and uint8. Anything not fused runs as "
+    "dequantize, float op, quantize."
 )
 
 
 def count_quantized_ops(edge) -> int:
     from quantviz.graph.kinds import canonical_target, classify
 
-    return sum(1 for n in edge.exported_program().graph.nodes
+    return sum(1 for m in edge.methods for n in edge.exported_program(m).graph.nodes
                if n.op == "call_function" and classify(n, canonical_target(n.target), None, set()) == "quantized_op")
 
 
-def run(ctx: StageContext) -> StageOutput:
-    edge = ctx.artifact("delegate")
-    if ctx.config.fusion == "none":
-        return StageOutput(edge, notes=["fusion none: patterns left as q/dq around float ops"])
+def _quantviz(edge, calls: list[str], notes: list[str], metrics: dict, diagnostics: dict):
+    from quantviz_kernels import fuse, load
+
+    load()
+    fused, result = fuse(edge)
+    calls += ["from quantviz_kernels import fuse, load",
+              "load()  # builds (once, cached) and loads the PyTorch and runtime kernel libraries",
+              "edge, fusion = fuse(edge)  # quantviz's patterns, on a copy"]
+    counts = result.counts()
+    notes.append(f"quantviz patterns: {len(result.records)} node group(s) replaced"
+                 + (f" ({', '.join(f'{n} {op}' for op, n in sorted(counts.items()))})" if counts else ""))
+    if result.weights_rewritten:
+        notes.append(f"{result.weights_rewritten} per-tensor weight dequantize(s) written in per-channel form "
+                     "(same values) so one pattern covers both")
+    for r in result.refusals:
+        notes.append(f"quantviz pattern {r.pattern} not applied at {r.anchor}: {r.reason}")
+    metrics["quantviz_fused"] = len(result.records)
+    diagnostics["quantviz_fusions"] = [
+        {"pattern": r.pattern, "op": r.op, "node": r.node, "replaced": list(r.replaced)} for r in result.records]
+    diagnostics["quantviz_refusals"] = [{"pattern": r.pattern, "anchor": r.anchor, "reason": r.reason}
+                                        for r in result.refusals]
+    return fused
+
+
+def _executorch(edge, calls: list[str], notes: list[str], metrics: dict):
     import executorch.kernels.quantized  # noqa: F401  registers quantized_decomposed out-variants and kernels
     from executorch.exir.passes.quant_fusion_pass import QuantFusionPass
 
     before = count_quantized_ops(edge)
     fused = edge.transform([QuantFusionPass(_fix_node_meta_val=True)])
     added = count_quantized_ops(fused) - before
-    return StageOutput(fused, calls=[
-        "import executorch.kernels.quantized  # registers the quantized_decomposed kernels",
-        "from executorch.exir.passes.quant_fusion_pass import QuantFusionPass",
-        "edge = edge.transform([QuantFusionPass(_fix_node_meta_val=True)])"],
-        notes=[f"{added} quantized operator(s) created by QuantFusionPass"], metrics={"fused_ops": added})
+    calls += ["import executorch.kernels.quantized  # registers the quantized_decomposed kernels",
+              "from executorch.exir.passes.quant_fusion_pass import QuantFusionPass",
+              "edge = edge.transform([QuantFusionPass(_fix_node_meta_val=True)])"]
+    notes.append(f"{added} quantized operator(s) created by QuantFusionPass")
+    metrics["fused_ops"] = added
+    return fused
+
+
+def run(ctx: StageContext) -> StageOutput:
+    edge = ctx.artifact("delegate")
+    fusion = ctx.config.fusion
+    if fusion == "none":
+        return StageOutput(edge, notes=["fusion none: patterns left as q/dq around float ops"])
+    calls: list[str] = []
+    notes: list[str] = []
+    metrics: dict = {}
+    diagnostics: dict = {}
+    if fusion in ("quantviz", "both"):
+        edge = _quantviz(edge, calls, notes, metrics, diagnostics)
+    if fusion in ("executorch", "both"):
+        edge = _executorch(edge, calls, notes, metrics)
+    return StageOutput(edge, calls=calls, notes=notes, metrics=metrics, diagnostics=diagnostics)

@@ -9,7 +9,7 @@ import torch
 
 from quantviz.errors import StageError
 from quantviz.native_stderr import capture_native_stderr
-from quantviz.numerics.metrics import accuracy, sqnr_db
+from quantviz.numerics.metrics import accuracy, lsb_summary, sqnr_db
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "load the .pte in the ExecuTorch runtime, run it, and compare with float and reference"
@@ -60,6 +60,10 @@ def run(ctx: StageContext) -> StageOutput:
                              "give evaluation batches the example inputs' shapes (pad the last batch)")
     log: list[str] = []
     runtime_outputs = []
+    if ctx.config.fusion in ("quantviz", "both"):
+        from quantviz_kernels import load
+
+        load()  # registers quantviz::*.out in the runtime (a no-op when the fuse stage already did)
     try:
         with capture_native_stderr(log):
             module = load_program(buffer)
@@ -78,6 +82,11 @@ def run(ctx: StageContext) -> StageOutput:
         cat([o.flatten() for o in runtime_outputs])
     numerics = {"float_vs_reference_sqnr_db": sqnr_db(f, r), "float_vs_runtime_sqnr_db": sqnr_db(f, rt),
                 "reference_vs_runtime_sqnr_db": sqnr_db(r, rt)}
+    scale = output_scale(ctx.artifacts.get("fuse"))
+    if scale is not None:
+        lsb = lsb_summary(r, rt, scale)
+        numerics["reference_vs_runtime_max_lsb"] = lsb["max_lsb"]
+        numerics["reference_vs_runtime_share_ge_1_lsb"] = lsb["share_ge_1_lsb"]
     if ctx.spec.eval_batches and all(lbl is not None for _, lbl in ctx.spec.eval_batches):
         labels = cat([lbl for _, lbl in ctx.spec.eval_batches])
         numerics["float_accuracy"] = accuracy(cat(float_outputs), labels)
@@ -94,6 +103,18 @@ def run(ctx: StageContext) -> StageOutput:
         "module = _load_for_executorch_from_buffer(et_program.buffer)",
         "outputs = module.forward(example_inputs)"],
         notes=[f"ran {len(batches)} batch(es) in the runtime"])
+
+
+def output_scale(edge: Any) -> float | None:
+    """The scale of the dequantize that makes the program's (first) output, if it ends in one."""
+    if edge is None or not hasattr(edge, "exported_program"):
+        return None
+    out = next(n for n in edge.exported_program().graph.nodes if n.op == "output").args[0]
+    first = out[0] if isinstance(out, (list, tuple)) else out
+    if isinstance(first, torch.fx.Node) and "dequantize_per_tensor" in str(first.target) \
+            and isinstance(first.args[1], float):
+        return first.args[1]
+    return None
 
 
 def _mismatch_hint(ctx: StageContext) -> str:

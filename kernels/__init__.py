@@ -1,0 +1,24 @@
+"""quantviz's own quantized operators: C++ kernels for PyTorch and the ExecuTorch runtime, and the patterns
+that lower reference (dequantize -> float op -> quantize) patterns to them.
+
+Layout: ``csrc/core/`` framework-free kernels; ``csrc/torch_ops.cpp`` and ``csrc/et_ops.cpp`` the two thin
+registrations; ``build.py`` and ``load.py`` build once and load once; ``patterns/`` one pattern and replacement
+per operator; ``fusion_pass.py`` applies them to an edge program; ``tests/`` checks numerics against the
+reference, PyTorch against the runtime, and ``opcheck``.
+
+Example::
+
+    from quantviz_kernels import load, fuse
+    load()
+    edge, records = fuse(edge)   # records: which node groups became which quantviz op
+"""
+from quantviz_kernels.load import OPS, KernelLibraries, load
+
+__all__ = ["OPS", "KernelLibraries", "load", "fuse"]
+
+
+def fuse(edge):
+    """Apply the quantviz patterns to every method of an EdgeProgramManager (see fusion_pass.fuse)."""
+    from quantviz_kernels.fusion_pass import fuse as _fuse
+
+    return _fuse(edge)
