@@ -2,7 +2,7 @@
 that lower reference (dequantize -> float op -> quantize) patterns to them.
 
 Layout: ``csrc/core/`` framework-free kernels; ``csrc/torch_ops.cpp`` and ``csrc/et_ops.cpp`` the two thin
-registrations; ``build.py`` and ``load.py`` build once and load once; ``patterns/`` one pattern and replacement
+registrations; ``build.py`` and ``loader.py`` build once and load once; ``patterns/`` one pattern and replacement
 per operator; ``fusion_pass.py`` applies them to an edge program; ``tests/`` checks numerics against the
 reference, PyTorch against the runtime, and ``opcheck``.
 
@@ -12,7 +12,7 @@ Example::
     load()
     edge, records = fuse(edge)   # records: which node groups became which quantviz op
 """
-from quantviz_kernels.load import OPS, KernelLibraries, load
+from quantviz_kernels.loader import OPS, KernelLibraries, load
 
 __all__ = ["OPS", "KernelLibraries", "load", "fuse"]
 

@@ -131,7 +131,7 @@ def fuse(edge, patterns: list[FusionPattern] | None = None):
     """
     from executorch.exir.program._program import EdgeProgramManager
 
-    from quantviz_kernels.load import load
+    from quantviz_kernels.loader import load
 
     load()
     merged = FusionResult()

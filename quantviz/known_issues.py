@@ -26,8 +26,9 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "to_executorch found no out-variant kernel for {ops}: ExecuTorch's QuantFusionPass fused a pattern into "
         "an operator that executorch 1.5.1 cannot run (quantized add+relu fuses to quantized_decomposed::add_relu, "
         "which has no .out kernel)",
-        "use --fusion none (the pattern then runs as dequantize, float ops, quantize), or a partitioner that takes "
-        "add+relu (--partitioner demo or xnnpack with --flow pt2e)"),
+        "use --fusion quantviz (quantviz's own add_relu kernel, which has one) or --fusion none (the pattern then "
+        "runs as dequantize, float ops, quantize), or a partitioner that takes add+relu (--partitioner demo or "
+        "xnnpack with --flow pt2e)"),
 )
 
 GENERIC_HINTS = {
@@ -38,7 +39,7 @@ GENERIC_HINTS = {
     "capture": "torch.export could not capture the reference model; try --flow pt2e",
     "edge": "try --duplicate-dequant off",
     "delegate": "try --partitioner none to see the graph without delegation",
-    "fuse": "try --fusion none",
+    "fuse": "try --fusion none, or the other patterns (--fusion executorch or --fusion quantviz)",
     "emit": "try --fusion none or --partitioner none to find the op that does not lower",
     "run": "try --partitioner none or --fusion none to find what the runtime rejects",
 }
@@ -59,3 +60,32 @@ def explain(stage: str, exc: BaseException) -> StageError:
             return StageError(stage, issue.message.format(text=first, **m.groupdict()), issue.hint, details)
     message = f"{type(exc).__name__}: {first[:500]}" if text else f"{type(exc).__name__} (the library gave no message)"
     return StageError(stage, message, GENERIC_HINTS.get(stage, ""), details)
+
+
+def runtime_preflight(edge) -> StageError | None:
+    """A StageError for programs known to *abort* the ExecuTorch runtime process (no exception to catch), found
+    before the program is loaded; None when none is known.
+
+    executorch 1.5.1's ``dequantize_per_channel`` kernel aborts on float zero points, which the fx flow's
+    embedding weights (``float_qparams_weight_only_qconfig``) carry; only ExecuTorch's QuantFusionPass removes
+    that dequantize (it fuses embeddings into ``embedding_byte``).
+    """
+    if edge is None or not hasattr(edge, "exported_program"):
+        return None
+    ep = edge.exported_program()
+    values = {**ep.state_dict, **ep.constants}
+    sig = ep.graph_signature
+    names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers, **sig.inputs_to_lifted_tensor_constants}
+    for node in ep.graph.nodes:
+        if node.op != "call_function" or "dequantize_per_channel" not in str(node.target):
+            continue
+        zp = node.args[2] if len(node.args) > 2 else None
+        tensor = values.get(names.get(getattr(zp, "name", ""), ""))
+        if tensor is not None and tensor.is_floating_point():
+            return StageError(
+                "run", f"{node.name} dequantizes per channel with float zero points (embedding weights quantized "
+                       "with float qparams); executorch 1.5.1's dequantize_per_channel kernel aborts the process on "
+                       "them, so the program was not run",
+                "use --fusion executorch or --fusion both: QuantFusionPass fuses the embedding into "
+                "quantized_decomposed::embedding_byte, which takes float zero points (or use --flow pt2e)")
+    return None

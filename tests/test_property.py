@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from quantviz import Pipeline, PipelineConfig, StageError, load_model
-from quantviz.config import DUPLICATE_DEQUANT, FLOWS, MODES, PARTITIONERS
+from quantviz.config import DUPLICATE_DEQUANT, FLOWS, FUSIONS, MODES, PARTITIONERS
 
 pytestmark = pytest.mark.e2e
 SECONDS_PER_EXAMPLE = 300  # a hang fails the test instead of stalling CI
@@ -23,7 +23,7 @@ def _alarm(signum, frame):
 @settings(max_examples=10, deadline=None, derandomize=True, database=None)
 @given(sample=st.sampled_from(["conv_add", "mlp_dynamic", "embedding"]), flow=st.sampled_from(FLOWS),
        mode=st.sampled_from(MODES), per_channel=st.booleans(), partitioner=st.sampled_from(PARTITIONERS),
-       fusion=st.sampled_from(["none", "executorch"]), duplicate_dequant=st.sampled_from(DUPLICATE_DEQUANT))
+       fusion=st.sampled_from(FUSIONS), duplicate_dequant=st.sampled_from(DUPLICATE_DEQUANT))
 def test_every_combination_succeeds_or_fails_with_a_stage_error(sample, flow, mode, per_channel, partitioner, fusion,
                                                                  duplicate_dequant):
     config = PipelineConfig(flow=flow, mode=mode, per_channel=per_channel, partitioner=partitioner, fusion=fusion,

@@ -58,6 +58,11 @@ def run(ctx: StageContext) -> StageOutput:
         if got != expected:
             raise StageError("run", f"comparison batch {i} has shapes {got}, the program was built for {expected}",
                              "give evaluation batches the example inputs' shapes (pad the last batch)")
+    from quantviz.known_issues import runtime_preflight
+
+    blocked = runtime_preflight(ctx.artifacts.get("fuse"))
+    if blocked is not None:
+        raise blocked
     log: list[str] = []
     runtime_outputs = []
     if ctx.config.fusion in ("quantviz", "both"):
