@@ -7,7 +7,7 @@ STAMP := $(VENV)/.quantviz-installed
 SAMPLE ?= sample:digits_cnn
 PORT ?= 8501
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install kernels run test test-fast bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -21,17 +21,21 @@ $(STAMP): pyproject.toml scripts/system_deps.sh | $(PY)
 
 install: $(STAMP)
 
-run: install
+# The C++ kernel libraries (kernels/), built once and cached under kernels/build by source hash and versions.
+kernels: install
+	$(PY) -c 'from quantviz_kernels.build import main; main()'
+
+run: kernels
 	QUANTVIZ_DEFAULT_MODEL=$(SAMPLE) $(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
-test: install
+test: kernels
 	$(PY) -m pytest -q
 
-test-fast: install
+test-fast: kernels
 	$(PY) -m pytest -q -m "not e2e"
 
-bench: install
+bench: kernels
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) out .pytest_cache tests/artifacts
+	rm -rf $(VENV) out .pytest_cache tests/artifacts kernels/build

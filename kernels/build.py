@@ -58,7 +58,11 @@ def _site(package: str) -> Path:
 def plan(kind: str) -> BuildPlan:
     """The compiler command for one library (``kind`` is ``"torch"`` or ``"executorch"``)."""
     cxx = os.environ.get("CXX", "g++")
-    common = ("-O3", "-fPIC", "-shared", "-ffp-contract=off", "-fvisibility=hidden", f"-I{CSRC}")
+    # -ffp-contract=off: no fused multiply-add, so float results equal the reference's; -fno-trapping-math lets
+    # the compiler turn float clamps into vector min/max (results unchanged); -march=native: the library is built
+    # on the machine that runs it (the CPU model is part of the cache key).
+    common = ("-O3", "-march=native", "-fPIC", "-shared", "-ffp-contract=off", "-fno-trapping-math",
+              "-fvisibility=hidden", f"-I{CSRC}")
     if kind == "torch":
         import torch
 
@@ -86,6 +90,15 @@ def _compiler_version(cxx: str) -> str:
             "(scripts/system_deps.sh does) or point CXX at one") from e
 
 
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "unknown"
+    lines = [ln for ln in text.splitlines() if ln.startswith(("model name", "flags"))]
+    return "\n".join(sorted(set(lines)))
+
+
 def cache_key(p: BuildPlan) -> str:
     h = hashlib.sha256()
     for f in sorted(CSRC.rglob("*")):
@@ -94,6 +107,7 @@ def cache_key(p: BuildPlan) -> str:
             h.update(f.read_bytes())
     h.update("\0".join(p.command).encode())
     h.update(_compiler_version(p.command[0]).encode())
+    h.update(_cpu_model().encode())
     for dist in ("torch", "executorch"):
         h.update(f"{dist}={metadata.version(dist)}".encode())
     return h.hexdigest()[:16]
@@ -124,4 +138,27 @@ def build_library(kind: str) -> Path:
                 raise KernelBuildError(f"building the {kind} kernel library failed:\n{tail}\n"
                                        f"command: {' '.join(p.command)}")
             shutil.move(str(tmp_out), out)
+    _prune(out)
     return out
+
+
+def _prune(keep: Path) -> None:
+    """Remove older builds of the same library (a process that still maps one keeps its copy until it exits)."""
+    for other in cache_root().glob(f"*/{keep.name}"):
+        if other != keep:
+            shutil.rmtree(other.parent, ignore_errors=True)
+
+
+def main() -> None:
+    """Build both libraries (what `make kernels` runs) and say where they are."""
+    import time
+
+    for kind in KINDS:
+        t = time.perf_counter()
+        cached = library_path(kind).exists()
+        path = build_library(kind)
+        print(f"{kind}: {path} ({'cached' if cached else f'built in {time.perf_counter() - t:.1f} s'})")
+
+
+if __name__ == "__main__":
+    main()
