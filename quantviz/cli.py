@@ -63,6 +63,14 @@ def build_parser() -> argparse.ArgumentParser:
     why = sub.add_parser("why", help="the pattern ledger: what became of every quantized pattern, and why")
     add_run_options(why)
     why.add_argument("--out", type=Path, default=Path("why.json"), help="JSON file (default: why.json)")
+    compare = sub.add_parser("compare", help="run the flow and compare float, reference, fused and runtime numerics "
+                                             "(numerics.json and CSV tables)")
+    add_run_options(compare)
+    compare.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
+    compare.add_argument("--fail-below-sqnr", type=float, default=None, metavar="DB",
+                         help="exit 3 when the runtime-vs-float SQNR (evaluation data) is below DB")
+    compare.add_argument("--sensitivity", type=int, default=0, metavar="N",
+                         help="also keep each of the first N weighted layers float in turn (default: 0, off)")
     report = sub.add_parser("report", help="run the flow and write one standalone HTML report")
     add_run_options(report)
     report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
@@ -186,6 +194,47 @@ def cmd_report(args: argparse.Namespace) -> int:
     return _finish(pipe)
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from quantviz.numerics.compare import compare
+
+    pipe = run_pipeline(args)
+    pipe.run()
+    code = _finish(pipe)
+
+    def progress(fraction: float, text: str) -> None:
+        print(f"  numerics {fraction:4.0%}  {text}", flush=True)
+
+    report = compare(pipe, sensitivity_layers=args.sensitivity, progress=progress)
+    written = report.write(args.out)
+    data = "evaluation" if any(r["data"] == "evaluation" for r in report.end_to_end) else \
+        (report.end_to_end[0]["data"] if report.end_to_end else "")
+    for level, state in report.levels.items():
+        print(f"  {level:<9} {'ok' if state == 'ok' else 'unavailable: ' + state}")
+    for row in report.end_to_end:
+        if row["data"] == data:
+            print(f"  {row['a']} vs {row['b']}: SQNR {row['sqnr_db']:.1f} dB, cosine {row['cosine']:.5f}"
+                  + (f", max {row['max_lsb']:.0f} LSB" if row.get("max_lsb") == row.get("max_lsb")
+                     and row.get("max_lsb") is not None else ""))
+    if report.per_node:
+        worst = report.per_node[0]
+        print(f"  worst node: {worst['node']} ({worst['sqnr_db']:.1f} dB float vs reference)")
+    if report.kernels:
+        print(f"  quantviz kernels: worst instance {report.kernels[0]['node']} "
+              f"{report.kernels[0]['max_lsb']} LSB off the reference")
+    print(f"  wrote {', '.join(str(p) for p in written)}")
+    if args.fail_below_sqnr is not None:
+        runtime = report.metric(data, "float", "runtime")
+        if runtime is None:
+            print(f"quantviz: no runtime-vs-float SQNR to check against {args.fail_below_sqnr} dB "
+                  f"(runtime: {report.levels.get('runtime')})", file=sys.stderr)
+            return 3
+        if runtime < args.fail_below_sqnr:
+            print(f"quantviz: runtime-vs-float SQNR {runtime:.1f} dB is below {args.fail_below_sqnr} dB",
+                  file=sys.stderr)
+            return 3
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits with 2 on bad flags; remapped below
@@ -201,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_report(args)
         if args.command == "why":
             return cmd_why(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         return cmd_run(args)
     except (UsageError, LoadError) as exc:
         print(f"quantviz: {exc}", file=sys.stderr)

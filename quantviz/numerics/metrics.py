@@ -48,3 +48,28 @@ def lsb_summary(reference: torch.Tensor, x: torch.Tensor, scale: float) -> dict[
     err = lsb_errors(reference, x, scale)
     return {"max_lsb": float(err.max()) if err.numel() else 0.0,
             "share_ge_1_lsb": float((err >= 1.0).double().mean()) if err.numel() else 0.0}
+
+
+def cosine(reference: torch.Tensor, x: torch.Tensor) -> float:
+    """Cosine similarity of the flattened tensors (1.0 when both are zero)."""
+    a, b = reference.detach().double().flatten(), x.detach().double().flatten()
+    na, nb = float(a.norm()), float(b.norm())
+    if na == 0.0 and nb == 0.0:
+        return 1.0
+    if na == 0.0 or nb == 0.0:
+        return 0.0
+    return float(a @ b) / (na * nb)
+
+
+def pair_metrics(reference: torch.Tensor, x: torch.Tensor, scale: float | None = None) -> dict[str, float]:
+    """Every metric for one pair of tensors: SQNR (dB), cosine, max and mean absolute error and, given the
+    quantized output's ``scale``, the max LSB error and the share of elements off by at least one LSB."""
+    ref, got = reference.detach().double().flatten(), x.detach().double().flatten()
+    err = (ref - got).abs()
+    out = {"sqnr_db": sqnr_db(ref, got), "cosine": cosine(ref, got),
+           "max_abs_error": float(err.max()) if err.numel() else 0.0,
+           "mean_abs_error": float(err.mean()) if err.numel() else 0.0}
+    if scale:
+        lsb = lsb_summary(ref, got, scale)
+        out["max_lsb"], out["share_ge_1_lsb"] = lsb["max_lsb"], lsb["share_ge_1_lsb"]
+    return out

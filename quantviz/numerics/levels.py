@@ -1,0 +1,77 @@
+"""The four levels a model is compared at, each run on the same batches.
+
+1. float: the original model, eager.  2. reference: convert's output (q/dq around float ops).
+3. fused: the program after the fuse stage, run ahead of time in PyTorch (quantized ops by their ATen kernels).
+4. runtime: the .pte in the ExecuTorch runtime (portable_lib), delegates included.
+
+A level that cannot run says why instead of leaving a gap (``LevelOutputs.unavailable``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+LEVELS = ("float", "reference", "fused", "runtime")
+
+
+@dataclass
+class LevelOutputs:
+    outputs: dict[str, torch.Tensor] = field(default_factory=dict)   # level -> concatenated first outputs
+    unavailable: dict[str, str] = field(default_factory=dict)        # level -> why it did not run
+
+
+def _first(out: Any) -> torch.Tensor:
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
+def _cat(outs: list[Any]) -> torch.Tensor:
+    return torch.cat([_first(o).detach().flatten(1) if _first(o).dim() > 1 else _first(o).detach().reshape(-1, 1)
+                      for o in outs])
+
+
+def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
+    """Run every available level on ``batches``; outputs are (rows, features) tensors."""
+    from quantviz.known_issues import runtime_preflight
+    from quantviz.numerics.kernel_instances import has_delegates
+
+    res = LevelOutputs()
+    with torch.no_grad():
+        res.outputs["float"] = _cat([pipe.spec.model(*b) for b in batches])
+        convert = pipe.results.get("convert")
+        if convert is not None and convert.ok:
+            res.outputs["reference"] = _cat([convert.artifact(*b) for b in batches])
+        else:
+            res.unavailable["reference"] = "the convert stage has no result"
+        fuse = pipe.results.get("fuse")
+        if fuse is None or not fuse.ok:
+            res.unavailable["fused"] = "the fuse stage has no result"
+        else:
+            if pipe.config.fusion in ("quantviz", "both"):
+                from quantviz_kernels import load
+
+                load()
+            gm = fuse.artifact.exported_program().module()
+            if has_delegates(gm):
+                res.unavailable["fused"] = ("the program calls delegates (lowered to a backend); they only run in "
+                                            "the runtime, so there is no ahead-of-time fused level")
+            else:
+                res.outputs["fused"] = _cat([gm(*b) for b in batches])
+    emit = pipe.results.get("emit")
+    if emit is None or not emit.ok:
+        res.unavailable["runtime"] = "the emit stage has no .pte"
+        return res
+    blocked = runtime_preflight(fuse.artifact if fuse is not None and fuse.ok else None)
+    if blocked is not None:
+        res.unavailable["runtime"] = blocked.message
+        return res
+    from quantviz.stages.run import load_program
+
+    buffer = emit.artifact.buffer  # kept referenced while the runtime module lives
+    try:
+        module = load_program(buffer)
+        res.outputs["runtime"] = _cat([module.forward(tuple(b)) for b in batches])
+    except RuntimeError as exc:
+        res.unavailable["runtime"] = f"the runtime failed: {exc}"
+    return res

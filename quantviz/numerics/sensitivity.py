@@ -1,0 +1,68 @@
+"""Sensitivity: for each layer, quantize everything but that layer (it stays float) and measure the end-to-end
+float-vs-reference SQNR and accuracy again. A layer whose float copy gains the most dB is the one to keep float.
+
+Example::
+
+    rows = sensitivity(pipe, batches, labels, limit=8, progress=print)
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+import torch
+
+from quantviz.numerics.metrics import accuracy, sqnr_db
+
+WEIGHTED = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)
+
+
+@dataclass
+class SensitivityRow:
+    layer: str
+    sqnr_db: float             # float vs reference with this layer left float
+    gain_db: float             # against everything quantized
+    accuracy: float | None = None
+    accuracy_change: float | None = None
+    error: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def layers_of(model: torch.nn.Module) -> list[str]:
+    return [name for name, m in model.named_modules() if isinstance(m, WEIGHTED)]
+
+
+def _reference_outputs(ref, batches):
+    with torch.no_grad():
+        return torch.cat([(o[0] if isinstance(o, (list, tuple)) else o).flatten(1) for o in (ref(*b) for b in batches)])
+
+
+def sensitivity(pipe, batches: list[tuple], labels: torch.Tensor | None, limit: int,
+                progress: Callable[[float, str], None] = lambda f, t: None) -> list[SensitivityRow]:
+    """At most ``limit`` layers (in model order), most sensitive first."""
+    from quantviz.pipeline import Pipeline
+
+    with torch.no_grad():
+        floats = torch.cat([(o[0] if isinstance(o, (list, tuple)) else o).flatten(1)
+                            for o in (pipe.spec.model(*b) for b in batches)])
+    base_out = _reference_outputs(pipe.results["convert"].artifact, batches)
+    base_db = sqnr_db(floats, base_out)
+    base_acc = accuracy(base_out, labels) if labels is not None else None
+    rows = []
+    layers = [x for x in layers_of(pipe.spec.model) if x not in pipe.config.skip_modules][:limit]
+    for i, layer in enumerate(layers):
+        progress(i / max(len(layers), 1), f"sensitivity: {layer} kept float ({i + 1}/{len(layers)})")
+        config = pipe.config.with_changes(skip_modules=tuple(pipe.config.skip_modules) + (layer,), until="convert")
+        other = Pipeline(pipe.spec, config).run()
+        if not other.ok:
+            rows.append(SensitivityRow(layer, float("nan"), float("nan"), error=str(other.failed.error)))
+            continue
+        out = _reference_outputs(other.results["convert"].artifact, batches)
+        db = sqnr_db(floats, out)
+        acc = accuracy(out, labels) if labels is not None else None
+        rows.append(SensitivityRow(layer, db, db - base_db, acc, None if acc is None else acc - base_acc))
+    progress(1.0, "sensitivity done")
+    rows.sort(key=lambda r: -(r.gain_db if r.gain_db == r.gain_db else float("-inf")))
+    return rows
