@@ -96,3 +96,36 @@ def test_fuse_page_shows_the_ledger_and_a_what_if_changes_it():
     assert [(c["label"], c["after"]) for c in changed] == [("dq → conv2d → q", "gone")]
     next(b for b in at.button if b.label == "Apply this change").click().run()
     assert at.session_state.skip_modules == "conv1"
+
+
+def test_numerics_panel_compares_node_by_node_and_colours_the_convert_graph():
+    at = app()
+    at.session_state.stage = "run"
+    at.run()
+    next(b for b in at.button if b.label == "Compare node by node").click().run()
+    assert not at.exception, at.exception
+    frames = [d.value for d in at.dataframe]
+    per_node = next(f for f in frames if "quantize_node" in f.columns)
+    assert len(per_node) == 9 and per_node["sqnr_db"].is_monotonic_increasing  # worst first
+    levels = next(f for f in frames if list(f.columns) == ["level", "status"])
+    assert set(levels["level"]) == {"float", "reference", "fused", "runtime"}
+    assert {"numerics.json", "per_node.csv"} <= {b.label for b in at.get("download_button")}
+    at.session_state.stage = "convert"
+    at.run()
+    toggle = at.toggle(key="v_sqnr")
+    assert not toggle.disabled
+    toggle.set_value(True).run()
+    assert not at.exception, at.exception
+    worst = per_node.iloc[0]
+    assert f"Coloured by SQNR dB (float vs reference) on 9 nodes; worst: {worst['node']}" in texts(at)
+
+
+def test_fusion_selector_offers_quantviz_kernels():
+    at = app()
+    box = at.sidebar.selectbox(key="fusion")
+    assert set(box.options) == {"none", "executorch", "quantviz", "both"}
+    box.select("quantviz").run()
+    at.session_state.stage = "fuse"
+    at.run()
+    assert not at.exception, at.exception
+    assert "quantviz patterns: 8 node group(s) replaced" in texts(at)  # fx digits_cnn (uint8), as the CLI shows

@@ -19,3 +19,31 @@ def test_sqnr_matches_the_formula_by_hand():
 def test_accuracy_counts_argmax_hits():
     logits = torch.tensor([[0.1, 0.9], [0.8, 0.2], [0.3, 0.7]])
     assert accuracy(logits, torch.tensor([1, 0, 0])) == 2 / 3
+
+
+def test_identical_tensors_are_zero_lsb_apart():
+    from quantviz.numerics.metrics import lsb_summary
+
+    x = torch.randn(50)
+    assert lsb_summary(x, x.clone(), 0.1) == {"max_lsb": 0.0, "share_ge_1_lsb": 0.0}
+
+
+def test_a_one_lsb_shift_is_exactly_one_lsb():
+    from quantviz.numerics.metrics import lsb_errors, lsb_summary
+
+    scale = 0.0471
+    ref = torch.arange(-20, 20, dtype=torch.float32) * scale
+    shifted = ref.clone()
+    shifted[::4] += scale
+    assert lsb_errors(ref, shifted, scale).max() == 1.0
+    assert lsb_summary(ref, shifted, scale) == {"max_lsb": 1.0, "share_ge_1_lsb": 0.25}
+
+
+def test_pair_metrics_by_hand():
+    from quantviz.numerics.metrics import pair_metrics
+
+    m = pair_metrics(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 3.0]), scale=0.5)
+    assert m["sqnr_db"] == 10 * math.log10(25.0)
+    assert m["max_abs_error"] == 1.0 and m["mean_abs_error"] == 0.5
+    assert m["max_lsb"] == 2.0 and m["share_ge_1_lsb"] == 0.5
+    assert abs(m["cosine"] - (9 + 12) / (5 * math.sqrt(18))) < 1e-12

@@ -17,6 +17,7 @@ from ui.downloads import run_downloads, stage_downloads
 from ui.graph_component import graph_view
 from ui.inspector import inspector
 from ui.ledger_panel import ledger_panel
+from ui.numerics_panel import numerics_panel, sqnr_overlay
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -57,7 +58,7 @@ def error_panel(pipe: Pipeline, stage: str) -> None:
         st.code(err.details or "(no details)", language="text")
 
 
-def view_controls(pipe: Pipeline, stage: str) -> ViewSpec:
+def view_controls(pipe: Pipeline, stage: str, model_ref: str = "") -> ViewSpec:
     """View options: they change only the drawing, never the pipeline."""
     graph = pipe.results[stage].graph
     with st.expander("View", expanded=False):
@@ -74,6 +75,10 @@ def view_controls(pipe: Pipeline, stage: str) -> ViewSpec:
         patterns = c2[2].toggle("Pattern clusters", value=True, key="v_patterns")
         st.toggle("Fit graph to the pane's width", value=True, key="v_fit",
                   help="off: full size, scroll to move around")
+        overlay = sqnr_overlay(pipe, model_ref) if stage == "convert" else ()
+        by_sqnr = st.toggle("Colour by SQNR (float vs reference)", key="v_sqnr", disabled=not overlay,
+                            help="per-node numerics from the run page's 'Compare node by node'" if overlay else
+                            "compute 'Compare node by node' on the run page first (convert stage only)")
     selected = st.session_state.get("selected_node")
     spec = ViewSpec(
         collapse_depth=None if depth == "auto" else (None if depth == "full detail" else int(depth)),
@@ -81,7 +86,8 @@ def view_controls(pipe: Pipeline, stage: str) -> ViewSpec:
         expanded=tuple(st.session_state.get("expanded_modules", ())),
         focus=selected if focus and selected else None, hops=int(hops), quant_only=quant_only,
         search=search or None, show_patterns=patterns, show_params=show_params,
-        expand_delegates=tuple(delegates) if expand else (), highlight=(selected,) if selected else ())
+        expand_delegates=tuple(delegates) if expand else (), highlight=(selected,) if selected else (),
+        overlay=overlay if by_sqnr else (), overlay_label="SQNR dB" if by_sqnr else "")
     return stage_view(pipe, stage, spec)
 
 
@@ -114,6 +120,10 @@ def graph_panel(pipe: Pipeline, stage: str, spec: ViewSpec, d: GraphDiff | None,
             _draw(graph, spec, f"graph_{stage}")
         inspector(graph, st.session_state.get("selected_node"), dict(spec.notes))
         return
+    if spec.overlay:
+        worst = min(spec.overlay, key=lambda kv: kv[1])
+        st.caption(f"Coloured by {spec.overlay_label} (float vs reference) on {len(spec.overlay)} nodes; "
+                   f"worst: {worst[0]} at {worst[1]:.1f} dB.")
     left, right = st.columns([3, 1])
     with left:
         dot, svg = _draw(graph, spec, f"graph_{stage}")
@@ -166,24 +176,12 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
         with st.expander("API calls this stage made", expanded=False):
             st.code("\n".join(result.calls), language="python")
     if stage == "run":
-        numerics_panel(pipe)
+        numerics_panel(pipe, model_ref)
         st.markdown("#### Downloads")
         run_downloads(pipe, model_ref)
         return
     diff, draw = diff_section(pipe, stage)
-    spec = view_controls(pipe, stage)
+    spec = view_controls(pipe, stage, model_ref)
     graph_panel(pipe, stage, spec, diff, draw)
     if stage in ("delegate", "fuse") and "fuse" in pipe.results and pipe.results["fuse"].ok:
         ledger_panel(pipe, model_ref)
-
-
-def numerics_panel(pipe: Pipeline) -> None:
-    st.markdown("#### Numerics (float, reference quantized model, ExecuTorch runtime)")
-    n = pipe.numerics()
-    rows = [{"metric": k, "value": v} for k, v in n.items()]
-    st.dataframe(pd.DataFrame(rows), hide_index=True)
-    if "float_accuracy" in n:
-        c = st.columns(2)
-        c[0].metric("float accuracy", f"{n['float_accuracy']:.2%}")
-        c[1].metric("int8 runtime accuracy", f"{n['runtime_accuracy']:.2%}",
-                    delta=f"{(n['runtime_accuracy'] - n['float_accuracy']) * 100:+.2f} pts")
