@@ -31,13 +31,23 @@ class StageResult:
     name: str
     ok: bool
     seconds: float
-    graph: GraphView | None = None
+    graph_source: Any = field(default=None, repr=False)  # what ``graph`` snapshots on first read
     error: StageError | None = None
     calls: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     artifact: Any = None
     diagnostics: dict[str, Any] = field(default_factory=dict)
+    _graph: GraphView | None = field(default=None, repr=False)
+
+    @property
+    def graph(self) -> GraphView | None:
+        """The stage's graph, snapshotted on first read (the pipeline forces it before a later stage changes the
+        artifact in place), so runs that never look at a graph do not pay for it."""
+        if self.graph_source is not None:
+            self._graph = snapshot(self.graph_source, self.name)
+            self.graph_source = None
+        return self._graph
 
     def summary(self) -> dict[str, Any]:
         """The stage entry of summary.json."""
@@ -46,6 +56,22 @@ class StageResult:
                 "nodes": len(g.nodes) if g else 0, "kinds": g.kind_counts() if g else {},
                 "patterns": len(g.patterns) if g else 0,
                 "error": self.error.to_dict() if self.error else None}
+
+
+def mentions_quantization(source: Any) -> bool:
+    """True when the graph has a quantize/dequantize, a quantized operator or a delegate call (cheap: no snapshot)."""
+    if hasattr(source, "exported_program") and callable(source.exported_program):
+        source = source.exported_program()
+    gm = getattr(source, "graph_module", source)
+    graph = getattr(gm, "graph", None)
+    if graph is None:
+        return True  # nothing to look at: do not claim it is unquantized
+    for n in graph.nodes:
+        if n.op == "call_function":
+            t = str(n.target)
+            if "quantize" in t or "quantized" in t or "quantviz" in t or "call_delegate" in t:
+                return True
+    return False
 
 
 @dataclass
@@ -116,11 +142,13 @@ class Pipeline:
         """
         until = until or self.config.until
         last = STAGES.index(until)
-        for stage in STAGE_LIST[: last + 1]:
+        for i, stage in enumerate(STAGE_LIST[: last + 1]):
             if stage.name in self.results:
                 if not self.results[stage.name].ok:
                     break
                 continue
+            if stage.mutates_input and i > 0 and STAGES[i - 1] in self.results:
+                self.results[STAGES[i - 1]].graph  # snapshot now: this stage changes that artifact in place
             result = self._run_stage(stage)
             self.results[stage.name] = result
             if not result.ok:
@@ -139,11 +167,11 @@ class Pipeline:
             out = stage.run(ctx)
             seconds = time.perf_counter() - t0
             source = out.artifact if out.graph_source is None else out.graph_source
-            graph = snapshot(source, stage.name) if source is not False else None
-            if graph is not None and not graph.patterns and STAGES.index(stage.name) >= STAGES.index("convert") \
-                    and not graph.subgraphs and not graph.kind_counts().get("quantized_op"):
+            source = None if source is False else source
+            if source is not None and STAGES.index(stage.name) >= STAGES.index("convert") \
+                    and not mentions_quantization(source):
                 out.notes.append("no quantized patterns: nothing in this graph is quantized")
-            result = StageResult(stage.name, True, seconds, graph, None, out.calls, out.notes, out.metrics,
+            result = StageResult(stage.name, True, seconds, source, None, out.calls, out.notes, out.metrics,
                                  out.artifact, out.diagnostics)
         except KeyboardInterrupt:
             raise

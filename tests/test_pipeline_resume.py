@@ -33,3 +33,18 @@ def test_a_failed_stage_is_retried_after_any_change():
 def test_until_stops_early_and_ok_reflects_it():
     pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(until="calibrate")).run()
     assert list(pipe.results) == ["trace", "prepare", "calibrate"] and pipe.ok
+
+
+def test_changing_fusion_rebuilds_the_delegate_program_that_fusion_rewrote(flow):
+    """QuantFusionPass rewrites the program it is given in place: a new fusion choice must not start from the
+    already-fused program (it did, before the fuse stage copied its input)."""
+    from quantviz import Pipeline, PipelineConfig, load_model
+
+    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(until="fuse")).run()
+    dropped = pipe.update(pipe.config.with_changes(fusion="none"))
+    assert dropped == ["fuse"]
+    pipe.run()
+    fuse = pipe.results["fuse"].graph
+    assert not [n for n in fuse.nodes if n.kind == "quantized_op"]
+    delegate = pipe.results["delegate"].graph
+    assert not [n for n in delegate.nodes if "add_relu" in n.target]

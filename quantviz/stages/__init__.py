@@ -21,7 +21,7 @@ class Stage:
 
 _MODULES = {"trace": trace, "prepare": prepare, "calibrate": calibrate, "convert": convert, "capture": capture,
             "edge": edge, "delegate": delegate, "fuse": fuse, "emit": emit, "run": run}
-# observers record in place; convert rewrites the observed module; edge folds weights into the captured program
+# observers record in place; convert rewrites the observed module; edge folds weights into the captured program.
 _MUTATES = {"calibrate", "convert", "edge"}
 
 STAGE_LIST: tuple[Stage, ...] = tuple(

@@ -6,6 +6,8 @@ and uint8), or both (quantviz's first, then ExecuTorch's on what is left).
 """
 from __future__ import annotations
 
+import copy
+
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "rewrite the remaining dq-op-q patterns into quantized operators (ExecuTorch's and/or quantviz's)"
@@ -53,11 +55,13 @@ def _executorch(edge, calls: list[str], notes: list[str], metrics: dict):
     from executorch.exir.passes.quant_fusion_pass import QuantFusionPass
 
     before = count_quantized_ops(edge)
-    fused = edge.transform([QuantFusionPass(_fix_node_meta_val=True)])
+    # QuantFusionPass rewrites the graph module it is given, and ``transform`` hands it the input program's own:
+    # without a copy the delegate stage's program (and the edge stage's, which it may be) would change too
+    fused = copy.deepcopy(edge).transform([QuantFusionPass(_fix_node_meta_val=True)])
     added = count_quantized_ops(fused) - before
     calls += ["import executorch.kernels.quantized  # registers the quantized_decomposed kernels",
               "from executorch.exir.passes.quant_fusion_pass import QuantFusionPass",
-              "edge = edge.transform([QuantFusionPass(_fix_node_meta_val=True)])"]
+              "edge = copy.deepcopy(edge).transform([QuantFusionPass(_fix_node_meta_val=True)])  # it edits in place"]
     notes.append(f"{added} quantized operator(s) created by QuantFusionPass")
     metrics["fused_ops"] = added
     return fused
