@@ -94,7 +94,8 @@ def diff_graphs(before: GraphView, after: GraphView) -> GraphDiff:
 def fusion_links(before: GraphView, after: GraphView, d: GraphDiff) -> dict[str, str]:
     """For each quantized operator new in ``after``, the ``before`` pattern it replaced.
 
-    A fused op reads the tensors its pattern's dequantize nodes read; that pattern's anchor is gone.
+    A fused op reads the tensors its pattern's dequantize nodes read; that pattern's anchor is gone. Where the
+    producer is itself a fused op (conv2d -> add chains), it stands for the anchor of the pattern it replaced.
     """
     back = {b: a for a, b in d.kept}
     removed = set(d.removed)
@@ -114,4 +115,6 @@ def fusion_links(before: GraphView, after: GraphView, d: GraphDiff) -> dict[str,
                 best, score = p, overlap
         if best is not None:
             links[node.id] = best.id
+            if best.output_q:  # later fused ops that read this one read that pattern's output
+                back[node.id] = best.output_q
     return links

@@ -174,3 +174,12 @@ def test_delegate_view_keeps_the_partitioner_reason_of_a_node_that_is_also_unfus
     assert notes[row.node].startswith("not delegated: demo partitioner")
     assert dict(stage_view(pipe, "fuse").notes)[row.node].startswith("not fused: ")
     assert "not delegated: demo partitioner" in to_dot(pipe.results["delegate"].graph, stage_view(pipe, "delegate"))
+
+
+@pytest.mark.e2e
+def test_ledger_links_chained_quantviz_fusions(flow):
+    """conv2d -> add_relu: the add's inputs are fused ops themselves; the ledger still finds its pattern."""
+    ledger = build_ledger(flow("sample:conv_add", flow="pt2e", fusion="quantviz"))
+    assert [r.fate for r in ledger.rows] == ["fused"] * 3
+    assert all("by quantviz's patterns" in r.where for r in ledger.rows)
+    assert any("quantviz.add_relu.default" in r.where for r in ledger.rows)

@@ -104,7 +104,8 @@ def build_ledger(pipe: Pipeline, patterns: tuple[FusionPattern, ...] | None = No
         d_pattern = d_patterns.get(anchor)
         if d_pattern is not None and d_pattern.id in fused_by_pattern:
             op = fuse.graph.node(fused_by_pattern[d_pattern.id])
-            row.fate, row.where = "fused", f"{op.target} ({op.id}) by QuantFusionPass"
+            by = "quantviz's patterns" if op.target.startswith("quantviz.") else "QuantFusionPass"
+            row.fate, row.where = "fused", f"{op.target} ({op.id}) by {by}"
             rows.append(row)
             continue
         row.fate = "unfused"
