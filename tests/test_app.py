@@ -124,6 +124,7 @@ def test_fusion_selector_offers_quantviz_kernels():
     at = app()
     box = at.sidebar.selectbox(key="fusion")
     assert set(box.options) == {"none", "executorch", "quantviz", "both"}
+    assert box.value == "executorch"  # the same default as the CLI
     box.select("quantviz").run()
     at.session_state.stage = "fuse"
     at.run()

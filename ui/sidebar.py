@@ -75,7 +75,7 @@ def flow_config() -> PipelineConfig:
     per_channel = st.toggle("Per-channel weights", key="per_channel")
     partitioner = st.selectbox("Partitioner", PARTITIONERS, key="partitioner",
                                help="demo: quantviz's own partitioner, conv → add groups only")
-    fusion = st.selectbox("Fusion patterns", FUSIONS, key="fusion",
+    fusion = st.selectbox("Fusion patterns", FUSIONS, index=FUSIONS.index("executorch"), key="fusion",
                           help="executorch: QuantFusionPass (uint8 add, reshapes). quantviz: the project's own "
                                "C++ kernels (conv, linear, add, mul, pools, clamps; int8 and uint8). both: "
                                "quantviz's first. The first use builds the kernels (about 15 s, cached).")
