@@ -183,3 +183,14 @@ def test_ledger_links_chained_quantviz_fusions(flow):
     assert [r.fate for r in ledger.rows] == ["fused"] * 3
     assert all("by quantviz's patterns" in r.where for r in ledger.rows)
     assert any("quantviz.add_relu.default" in r.where for r in ledger.rows)
+
+
+@pytest.mark.e2e
+def test_what_if_with_quantviz_patterns_fuses_the_int8_convs(flow):
+    from quantviz.why.ledger import what_if
+
+    pipe = flow("sample:conv_add", flow="pt2e")
+    other, changes = what_if(pipe, fusion="quantviz")
+    moved = {(c.label, c.before, c.after) for c in changes}
+    assert ("dq → conv2d → q", "unfused", "fused") in moved
+    assert other.config.fusion == "quantviz" and pipe.config.fusion == "executorch"

@@ -13,6 +13,8 @@ WHAT_IFS = {
     "skip the module": lambda pipe, module: {"skip_modules": tuple(dict.fromkeys(
         (*pipe.config.skip_modules, module)))},
     "fusion off": lambda pipe, module: {"fusion": "none"},
+    "with quantviz's patterns": lambda pipe, module: {"fusion": "quantviz"},
+    "with quantviz's and ExecuTorch's patterns": lambda pipe, module: {"fusion": "both"},
 }
 SIDEBAR_KEYS = {"duplicate_dequant": "duplicate_dequant", "fusion": "fusion"}
 
