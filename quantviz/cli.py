@@ -221,6 +221,15 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if report.kernels:
         print(f"  quantviz kernels: worst instance {report.kernels[0]['node']} "
               f"{report.kernels[0]['max_lsb']} LSB off the reference")
+    ri = report.runtime_intermediates
+    if ri.get("available"):
+        compared = [r for r in ri["rows"] if r["status"] == "compared"]
+        hidden = [r for r in ri["rows"] if r["status"].startswith("inside a delegate")]
+        worst = max((r["max_abs_diff"] for r in compared), default=0.0)
+        print(f"  runtime intermediates: {len(compared)} kernel call(s) compared with the fused program, "
+              f"max difference {worst:g}" + (f"; {len(hidden)} op(s) inside delegates" if hidden else ""))
+    else:
+        print(f"  runtime intermediates: unavailable ({ri.get('reason')})")
     print(f"  wrote {', '.join(str(p) for p in written)}")
     if args.fail_below_sqnr is not None:
         runtime = report.metric(data, "float", "runtime")

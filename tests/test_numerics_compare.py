@@ -93,8 +93,11 @@ def test_compare_cli_writes_numerics_for_digits_fx(tmp_path):
     assert data["levels"]["runtime"] == "ok" and data["levels"]["float"] == "ok"
     assert data["accuracy"]["evaluation"]["float"] > 0.95 and "runtime" in data["accuracy"]["evaluation"]
     assert len(data["per_node"]) == 9 and all(r["matched"] for r in data["per_node"])
-    assert data["runtime_intermediates"]["available"] is False and data["runtime_intermediates"]["reason"]
-    for name in ("end_to_end", "per_node", "accuracy", "kernels", "sensitivity"):
+    ri = data["runtime_intermediates"]
+    assert ri["available"] is True and ri["rows"]
+    compared = [r for r in ri["rows"] if r["status"] == "compared"]
+    assert compared and all(r["node"] for r in compared)
+    for name in ("end_to_end", "per_node", "accuracy", "kernels", "runtime_intermediates", "sensitivity"):
         assert (tmp_path / f"{name}.csv").exists()
     assert "sqnr_db" in (tmp_path / "per_node.csv").read_text().splitlines()[0]
 
@@ -104,3 +107,26 @@ def test_fail_below_sqnr_exit_code(tmp_path, bound, code):
     argv = ["compare", "sample:mobilenet_v2", "--flow", "pt2e", "--partitioner", "xnnpack",
             "--fail-below-sqnr", str(bound), "--out", str(tmp_path)]
     assert main(argv) == code
+
+
+def test_runtime_intermediates_equal_the_fused_program_op_by_op(flow):
+    """digits_cnn with quantviz kernels: every kernel call in the runtime gives the bytes the same op gives ahead of
+    time (same kernels, same inputs), matched to the right node."""
+    from quantviz.numerics.runtime_intermediates import runtime_intermediates
+
+    pipe = flow("sample:digits_cnn", flow="pt2e", fusion="quantviz")
+    rows = runtime_intermediates(pipe, pipe.spec.comparison_batches()[0])
+    ops = [r.op for r in rows]
+    assert ops.count("quantviz::conv2d.out") == 2 and ops.count("quantviz::max_pool2d.out") == 2
+    assert all(r.status == "compared" and r.max_abs_diff == 0.0 and r.elements > 0 for r in rows)
+    convs = [r.node for r in rows if r.op == "quantviz::conv2d.out"]
+    assert convs == ["conv2d_default", "conv2d_default_1"]
+
+
+def test_runtime_intermediates_name_what_a_delegate_hides(flow):
+    from quantviz.numerics.runtime_intermediates import runtime_intermediates
+
+    pipe = flow("sample:conv_add", flow="pt2e", partitioner="xnnpack")
+    rows = runtime_intermediates(pipe, pipe.spec.comparison_batches()[0])
+    hidden = [r for r in rows if r.status.startswith("inside a delegate")]
+    assert hidden and all(r.elements == 0 for r in hidden)

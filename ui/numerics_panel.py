@@ -82,7 +82,9 @@ def show_report(report: NumericsReport) -> None:
     st.markdown(f"**quantviz kernel instances vs reference** — {report.kernels_note}")
     if not frames["kernels"].empty:
         st.dataframe(frames["kernels"], hide_index=True)
-    st.caption(f"Runtime intermediates: {report.runtime_intermediates.get('reason', '')}")
+    st.markdown(f"**Runtime intermediates** — {report.runtime_intermediates.get('reason', '')}")
+    if not frames["runtime_intermediates"].empty:
+        st.dataframe(frames["runtime_intermediates"], hide_index=True)
     if not frames["sensitivity"].empty:
         st.markdown("**Sensitivity** (gain when the layer stays float)")
         st.dataframe(frames["sensitivity"], hide_index=True)

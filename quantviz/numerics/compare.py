@@ -24,9 +24,9 @@ from quantviz.numerics.metrics import accuracy, pair_metrics
 Progress = Callable[[float, str], None]
 
 RUNTIME_INTERMEDIATES_NOTE = (
-    "not captured: per-op runtime outputs need an ETDump with a debug buffer and an ETRecord to map them back "
-    "to graph nodes; quantviz does not collect them yet. Operators inside delegates would stay opaque even then. "
-    "The fused level (ahead of time, same kernels) stands in for per-op runtime values of quantviz operators.")
+    "every kernel call's output in the runtime (ETDump with a debug buffer, read by executorch.devtools.Inspector) "
+    "against the same node of the fused program run ahead of time, matched by operator and order of execution, "
+    "on the first batch; ops inside delegates have no per-op output and are listed as such")
 
 
 def _clean(v: Any) -> Any:
@@ -49,7 +49,7 @@ class NumericsReport:
     per_node: list[dict[str, Any]] = field(default_factory=list)
     kernels: list[dict[str, Any]] = field(default_factory=list)
     kernels_note: str = ""
-    runtime_intermediates: dict[str, Any] = field(default_factory=dict)
+    runtime_intermediates: dict[str, Any] = field(default_factory=dict)  # available, reason, rows
     sensitivity: list[dict[str, Any]] = field(default_factory=list)
 
     def metric(self, data: str, a: str, b: str, name: str = "sqnr_db") -> float | None:
@@ -69,6 +69,7 @@ class NumericsReport:
                     "histogram": " ".join(f"{k}:{v}" for k, v in r["histogram"].items())} for r in self.kernels]
         return {"end_to_end": pd.DataFrame(self.end_to_end), "accuracy": pd.DataFrame(acc),
                 "per_node": pd.DataFrame(self.per_node), "kernels": pd.DataFrame(kernels),
+                "runtime_intermediates": pd.DataFrame(self.runtime_intermediates.get("rows", [])),
                 "sensitivity": pd.DataFrame(self.sensitivity)}
 
     def write(self, out: Path) -> list[Path]:
@@ -136,7 +137,19 @@ def compare(pipe, sensitivity_layers: int = 0, max_batches: int = 16, progress: 
     else:
         report.kernels_note = ("no quantviz operators in this program (fusion is "
                                f"{pipe.config.fusion!r}; use --fusion quantviz or both)")
-    report.runtime_intermediates = {"available": False, "reason": RUNTIME_INTERMEDIATES_NOTE}
+    emit = pipe.results.get("emit")
+    if emit is None or not emit.ok or report.levels.get("runtime") != "ok":
+        report.runtime_intermediates = {"available": False,
+                                        "reason": f"the runtime did not run: {report.levels.get('runtime')}"}
+    else:
+        from quantviz.numerics.runtime_intermediates import runtime_intermediates
+
+        progress(0.65, "runtime intermediates (ETDump)")
+        try:
+            rows = [r.to_dict() for r in runtime_intermediates(pipe, comparison[0])]
+            report.runtime_intermediates = {"available": True, "reason": RUNTIME_INTERMEDIATES_NOTE, "rows": rows}
+        except (RuntimeError, ValueError, OSError) as exc:  # the devtools are experimental: keep the rest
+            report.runtime_intermediates = {"available": False, "reason": f"ETDump could not be read: {exc}"}
     if sensitivity_layers and convert is not None and convert.ok:
         from quantviz.numerics.sensitivity import sensitivity
 
