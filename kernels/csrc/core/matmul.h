@@ -34,6 +34,43 @@ inline void output_params(const QParams& qx, const WeightQParams& qw, const floa
   }
 }
 
+// Four dot products at once: a (k values) with four weight rows ``stride`` apart. One pass over ``a``; the compiler
+// turns each sum into a vector multiply-add of int16 pairs (pmaddwd).
+inline void dot4(const int16_t* a, const int16_t* w, int64_t k, int64_t stride, int32_t* out) {
+  const int16_t* w0 = w;
+  const int16_t* w1 = w + stride;
+  const int16_t* w2 = w + 2 * stride;
+  const int16_t* w3 = w + 3 * stride;
+  int32_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+  for (int64_t i = 0; i < k; ++i) {
+    const int32_t av = a[i];
+    s0 += av * w0[i];
+    s1 += av * w1[i];
+    s2 += av * w2[i];
+    s3 += av * w3[i];
+  }
+  out[0] = s0;
+  out[1] = s1;
+  out[2] = s2;
+  out[3] = s3;
+}
+
+inline int32_t dot1(const int16_t* a, const int16_t* w, int64_t k) {
+  int32_t s = 0;
+  for (int64_t i = 0; i < k; ++i) s += static_cast<int32_t>(a[i]) * static_cast<int32_t>(w[i]);
+  return s;
+}
+
+// acc[r * n + j] = dot(a row r, w row j) for r < m, j < n (a: m x k, w: n x k, both int16).
+inline void gemm_nt(const int16_t* a, int64_t m, const int16_t* w, int64_t n, int64_t k, int32_t* acc) {
+  for (int64_t r = 0; r < m; ++r) {
+    const int16_t* ar = a + r * k;
+    int64_t j = 0;
+    for (; j + 4 <= n; j += 4) dot4(ar, w + j * k, k, k, acc + r * n + j);
+    for (; j < n; ++j) acc[r * n + j] = dot1(ar, w + j * k, k);
+  }
+}
+
 // x: (m, k) in T; w: (n, k) int8; bias: n floats or null; out: (m, n) in T.
 template <typename T>
 void linear(const T* x, const QParams& qx, int64_t m, int64_t k, const int8_t* w, const WeightQParams& qw,
@@ -47,14 +84,11 @@ void linear(const T* x, const QParams& qx, int64_t m, int64_t k, const int8_t* w
   std::vector<int64_t> bias_q;
   std::vector<double> multiplier;
   output_params(qx, qw, bias, n, qo, bias_q, multiplier);
+  std::vector<int32_t> acc(static_cast<size_t>(n));
   for (int64_t r = 0; r < m; ++r) {
-    const int16_t* xr = xs.data() + r * k;
-    for (int64_t j = 0; j < n; ++j) {
-      const int16_t* wr = ws.data() + j * k;
-      int32_t acc = 0;
-      for (int64_t i = 0; i < k; ++i) acc += static_cast<int32_t>(xr[i]) * static_cast<int32_t>(wr[i]);
-      out[r * n + j] = static_cast<T>(requantize(static_cast<int64_t>(acc) + bias_q[j], multiplier[j], qo));
-    }
+    gemm_nt(xs.data() + r * k, 1, ws.data(), n, k, acc.data());
+    for (int64_t j = 0; j < n; ++j)
+      out[r * n + j] = static_cast<T>(requantize(static_cast<int64_t>(acc[j]) + bias_q[j], multiplier[j], qo));
   }
 }
 
@@ -69,19 +103,76 @@ inline int64_t conv_out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_
   return (in + 2 * p - d * (k - 1) - 1) / s + 1;
 }
 
+// Below this reduction length (cin / groups * kh * kw, e.g. depthwise 3x3 = 9) the direct loop beats im2col.
+constexpr int64_t kIm2colMinReduction = 32;
+
+// Convolution as a matrix product, a block of output pixels at a time: gather the block's receptive fields
+// (x - x_zero_point, zero in the padding) into rows of int16, then one dot product per (pixel, output channel)
+// with the weights, also int16 and laid out (cout, cin / groups * kh * kw).
+template <typename T>
+void conv2d_im2col(const T* x, const QParams& qx, const Conv2dShape& s, const int8_t* w, const WeightQParams& qw,
+                   const std::vector<int64_t>& bias_q, const std::vector<double>& multiplier, T* out,
+                   const QParams& qo) {
+  const int64_t cin_g = s.cin / s.groups, cout_g = s.cout / s.groups;
+  const int64_t k = cin_g * s.kh * s.kw, pixels = s.oh * s.ow;
+  constexpr int64_t kBlock = 64;
+  std::vector<int16_t> ws(static_cast<size_t>(s.cout * k));
+  for (int64_t oc = 0; oc < s.cout; ++oc) {
+    const int32_t zp = qw.zero_point_at(oc);
+    for (int64_t i = 0; i < k; ++i) ws[oc * k + i] = static_cast<int16_t>(static_cast<int32_t>(w[oc * k + i]) - zp);
+  }
+  std::vector<int16_t> cols(static_cast<size_t>(kBlock * k));
+  std::vector<int32_t> acc(static_cast<size_t>(kBlock * cout_g));
+  for (int64_t b = 0; b < s.n; ++b) {
+    const T* xb = x + b * s.cin * s.h * s.w;
+    T* ob = out + b * s.cout * pixels;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      for (int64_t p0 = 0; p0 < pixels; p0 += kBlock) {
+        const int64_t np = pixels - p0 < kBlock ? pixels - p0 : kBlock;
+        for (int64_t p = 0; p < np; ++p) {
+          const int64_t oy = (p0 + p) / s.ow, ox = (p0 + p) % s.ow;
+          int16_t* row = cols.data() + p * k;
+          for (int64_t ic = 0; ic < cin_g; ++ic) {
+            const T* plane = xb + (g * cin_g + ic) * s.h * s.w;
+            for (int64_t ky = 0; ky < s.kh; ++ky) {
+              const int64_t iy = oy * s.sh - s.ph + ky * s.dh;
+              for (int64_t kx = 0; kx < s.kw; ++kx) {
+                const int64_t ix = ox * s.sw - s.pw + kx * s.dw;
+                const bool inside = iy >= 0 && iy < s.h && ix >= 0 && ix < s.w;
+                *row++ = inside ? static_cast<int16_t>(static_cast<int32_t>(plane[iy * s.w + ix]) - qx.zero_point) : 0;
+              }
+            }
+          }
+        }
+        gemm_nt(cols.data(), np, ws.data() + g * cout_g * k, cout_g, k, acc.data());
+        for (int64_t j = 0; j < cout_g; ++j) {
+          const int64_t oc = g * cout_g + j;
+          T* o = ob + oc * pixels + p0;
+          for (int64_t p = 0; p < np; ++p)
+            o[p] = static_cast<T>(requantize(static_cast<int64_t>(acc[p * cout_g + j]) + bias_q[oc], multiplier[oc], qo));
+        }
+      }
+    }
+  }
+}
+
 // Direct convolution over a zero-padded copy of (x - x_zero_point) in int16: padding holds the real value
 // 0.0, whose quantized value is the zero point, so it contributes nothing. The inner loop runs along an
-// output row, which the compiler vectorizes.
+// output row, which the compiler vectorizes. Used for short reductions (depthwise).
 template <typename T>
 void conv2d(const T* x, const QParams& qx, const Conv2dShape& s, const int8_t* w, const WeightQParams& qw,
             const float* bias, T* out, const QParams& qo) {
   const int64_t cin_g = s.cin / s.groups, cout_g = s.cout / s.groups;
-  const int64_t PH = s.h + 2 * s.ph, PW = s.w + 2 * s.pw;
-  std::vector<int16_t> xp(static_cast<size_t>(s.cin * PH * PW));
-  std::vector<int32_t> acc(static_cast<size_t>(s.oh * s.ow));
   std::vector<int64_t> bias_q;
   std::vector<double> multiplier;
   output_params(qx, qw, bias, s.cout, qo, bias_q, multiplier);
+  if (cin_g * s.kh * s.kw >= kIm2colMinReduction) {
+    conv2d_im2col(x, qx, s, w, qw, bias_q, multiplier, out, qo);
+    return;
+  }
+  const int64_t PH = s.h + 2 * s.ph, PW = s.w + 2 * s.pw;
+  std::vector<int16_t> xp(static_cast<size_t>(s.cin * PH * PW));
+  std::vector<int32_t> acc(static_cast<size_t>(s.oh * s.ow));
   for (int64_t b = 0; b < s.n; ++b) {
     const T* xb = x + b * s.cin * s.h * s.w;
     for (int64_t c = 0; c < s.cin; ++c) {
