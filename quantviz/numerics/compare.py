@@ -128,7 +128,7 @@ def compare(pipe, sensitivity_layers: int = 0, max_batches: int = 16, progress: 
     if fuse is not None and fuse.ok and pipe.config.fusion in ("quantviz", "both"):
         from quantviz.numerics.kernel_instances import has_delegates
 
-        if has_delegates(fuse.artifact.exported_program().module()):
+        if has_delegates(fuse.artifact.exported_program().graph_module):
             report.kernels_note = "the program calls delegates, which only run in the runtime"
         else:
             progress(0.6, "quantviz kernel instances vs reference")

@@ -22,13 +22,15 @@ class LevelOutputs:
     unavailable: dict[str, str] = field(default_factory=dict)        # level -> why it did not run
 
 
-def _first(out: Any) -> torch.Tensor:
+def first_output(out: Any) -> torch.Tensor:
+    """A model's first output (models may return a tuple or list)."""
     return out[0] if isinstance(out, (list, tuple)) else out
 
 
-def _cat(outs: list[Any]) -> torch.Tensor:
-    return torch.cat([_first(o).detach().flatten(1) if _first(o).dim() > 1 else _first(o).detach().reshape(-1, 1)
-                      for o in outs])
+def concat_outputs(outs: list[Any]) -> torch.Tensor:
+    """The first outputs of several batches as one (rows, features) tensor."""
+    firsts = [first_output(o).detach() for o in outs]
+    return torch.cat([t.flatten(1) if t.dim() > 1 else t.reshape(-1, 1) for t in firsts])
 
 
 def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
@@ -38,10 +40,10 @@ def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
 
     res = LevelOutputs()
     with torch.no_grad():
-        res.outputs["float"] = _cat([pipe.spec.model(*b) for b in batches])
+        res.outputs["float"] = concat_outputs([pipe.spec.model(*b) for b in batches])
         convert = pipe.results.get("convert")
         if convert is not None and convert.ok:
-            res.outputs["reference"] = _cat([convert.artifact(*b) for b in batches])
+            res.outputs["reference"] = concat_outputs([convert.artifact(*b) for b in batches])
         else:
             res.unavailable["reference"] = "the convert stage has no result"
         fuse = pipe.results.get("fuse")
@@ -52,12 +54,13 @@ def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
                 from quantviz_kernels import load
 
                 load()
-            gm = fuse.artifact.exported_program().module()
-            if has_delegates(gm):
+            ep = fuse.artifact.exported_program()
+            if has_delegates(ep.graph_module):
                 res.unavailable["fused"] = ("the program calls delegates (lowered to a backend); they only run in "
                                             "the runtime, so there is no ahead-of-time fused level")
             else:
-                res.outputs["fused"] = _cat([gm(*b) for b in batches])
+                gm = ep.module()
+                res.outputs["fused"] = concat_outputs([gm(*b) for b in batches])
     emit = pipe.results.get("emit")
     if emit is None or not emit.ok:
         res.unavailable["runtime"] = "the emit stage has no .pte"
@@ -71,7 +74,7 @@ def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
     buffer = emit.artifact.buffer  # kept referenced while the runtime module lives
     try:
         module = load_program(buffer)
-        res.outputs["runtime"] = _cat([module.forward(tuple(b)) for b in batches])
+        res.outputs["runtime"] = concat_outputs([module.forward(tuple(b)) for b in batches])
     except RuntimeError as exc:
         res.unavailable["runtime"] = f"the runtime failed: {exc}"
     return res

@@ -99,9 +99,11 @@ def per_node_table(pipe, batches: list[tuple]) -> list[NodeRow]:
             continue
         end, folded = _follow_folded(fn, ref_names)
         plans[q.name] = (end, "same name" if not folded else "folded " + ", ".join(folded))
+    float_keep = {end.name for end, _ in plans.values() if end is not None}
+    ref_keep = {q.name for q in quantizes} | {a.name for q in quantizes for a in q.args[1:3] if isinstance(a, fx.Node)}
     for batch in batches:
-        fv = capture_values(fgraph, batch)
-        rv = capture_values(reference, batch)
+        fv = capture_values(fgraph, batch, lambda n: n.name in float_keep)
+        rv = capture_values(reference, batch, lambda n: n.name in ref_keep)
         for q in quantizes:
             end, _ = plans[q.name]
             scale = float(torch.as_tensor(_value(q.args[1], rv)).reshape(-1)[0])

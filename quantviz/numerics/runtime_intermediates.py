@@ -95,8 +95,9 @@ def runtime_intermediates(pipe, batch: tuple) -> list[RuntimeOpRow]:
     size = sum(int(v.numel() * v.element_size()) for n in final.nodes
                for v in [n.meta.get("val")] if isinstance(v, torch.Tensor))
     events = runtime_events(emit.artifact.buffer, batch, 2 * size + (1 << 20))
-    gm = fuse.artifact.exported_program().module()
-    delegated = has_delegates(gm)
+    ep = fuse.artifact.exported_program()
+    delegated = has_delegates(ep.graph_module)
+    gm = ep.module()
     aot = {} if delegated else capture_values(gm, tuple(batch))
     by_op: dict[str, list[fx.Node]] = {}
     for n in gm.graph.nodes:

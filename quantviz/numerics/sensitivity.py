@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import torch
 
+from quantviz.numerics.levels import concat_outputs
 from quantviz.numerics.metrics import accuracy, sqnr_db
 
 WEIGHTED = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)
@@ -34,9 +35,9 @@ def layers_of(model: torch.nn.Module) -> list[str]:
     return [name for name, m in model.named_modules() if isinstance(m, WEIGHTED)]
 
 
-def _reference_outputs(ref, batches):
+def _outputs(model, batches) -> torch.Tensor:
     with torch.no_grad():
-        return torch.cat([(o[0] if isinstance(o, (list, tuple)) else o).flatten(1) for o in (ref(*b) for b in batches)])
+        return concat_outputs([model(*b) for b in batches])
 
 
 def sensitivity(pipe, batches: list[tuple], labels: torch.Tensor | None, limit: int,
@@ -44,10 +45,8 @@ def sensitivity(pipe, batches: list[tuple], labels: torch.Tensor | None, limit: 
     """At most ``limit`` layers (in model order), most sensitive first."""
     from quantviz.pipeline import Pipeline
 
-    with torch.no_grad():
-        floats = torch.cat([(o[0] if isinstance(o, (list, tuple)) else o).flatten(1)
-                            for o in (pipe.spec.model(*b) for b in batches)])
-    base_out = _reference_outputs(pipe.results["convert"].artifact, batches)
+    floats = _outputs(pipe.spec.model, batches)
+    base_out = _outputs(pipe.results["convert"].artifact, batches)
     base_db = sqnr_db(floats, base_out)
     base_acc = accuracy(base_out, labels) if labels is not None else None
     rows = []
@@ -59,7 +58,7 @@ def sensitivity(pipe, batches: list[tuple], labels: torch.Tensor | None, limit: 
         if not other.ok:
             rows.append(SensitivityRow(layer, float("nan"), float("nan"), error=str(other.failed.error)))
             continue
-        out = _reference_outputs(other.results["convert"].artifact, batches)
+        out = _outputs(other.results["convert"].artifact, batches)
         db = sqnr_db(floats, out)
         acc = accuracy(out, labels) if labels is not None else None
         rows.append(SensitivityRow(layer, db, db - base_db, acc, None if acc is None else acc - base_acc))

@@ -50,14 +50,15 @@ def _quantviz(edge, calls: list[str], notes: list[str], metrics: dict, diagnosti
     return fused
 
 
-def _executorch(edge, calls: list[str], notes: list[str], metrics: dict):
+def _executorch(edge, calls: list[str], notes: list[str], metrics: dict, private: bool = False):
     import executorch.kernels.quantized  # noqa: F401  registers quantized_decomposed out-variants and kernels
     from executorch.exir.passes.quant_fusion_pass import QuantFusionPass
 
     before = count_quantized_ops(edge)
     # QuantFusionPass rewrites the graph module it is given, and ``transform`` hands it the input program's own:
-    # without a copy the delegate stage's program (and the edge stage's, which it may be) would change too
-    fused = copy.deepcopy(edge).transform([QuantFusionPass(_fix_node_meta_val=True)])
+    # without a copy the delegate stage's program (and the edge stage's, which it may be) would change too.
+    # ``private``: the program is already this stage's own copy (quantviz's patterns made it).
+    fused = (edge if private else copy.deepcopy(edge)).transform([QuantFusionPass(_fix_node_meta_val=True)])
     added = count_quantized_ops(fused) - before
     calls += ["import executorch.kernels.quantized  # registers the quantized_decomposed kernels",
               "from executorch.exir.passes.quant_fusion_pass import QuantFusionPass",
@@ -79,5 +80,5 @@ def run(ctx: StageContext) -> StageOutput:
     if fusion in ("quantviz", "both"):
         edge = _quantviz(edge, calls, notes, metrics, diagnostics)
     if fusion in ("executorch", "both"):
-        edge = _executorch(edge, calls, notes, metrics)
+        edge = _executorch(edge, calls, notes, metrics, private=fusion == "both")
     return StageOutput(edge, calls=calls, notes=notes, metrics=metrics, diagnostics=diagnostics)

@@ -9,6 +9,7 @@ import torch
 
 from quantviz.errors import StageError
 from quantviz.native_stderr import capture_native_stderr
+from quantviz.numerics.levels import first_output
 from quantviz.numerics.metrics import accuracy, lsb_summary, sqnr_db
 from quantviz.stages.base import StageContext, StageOutput
 
@@ -42,12 +43,6 @@ def load_program(buffer: bytes) -> Any:
     return _load_for_executorch_from_buffer(buffer)
 
 
-def _first(out: Any) -> torch.Tensor:
-    if isinstance(out, (list, tuple)):
-        return out[0]
-    return out
-
-
 def run(ctx: StageContext) -> StageOutput:
     program = ctx.artifact("emit")
     buffer = program.buffer  # kept referenced while the runtime module lives
@@ -73,15 +68,15 @@ def run(ctx: StageContext) -> StageOutput:
         with capture_native_stderr(log):
             module = load_program(buffer)
             for i, batch in enumerate(batches):
-                runtime_outputs.append(_first(module.forward(tuple(batch))).clone())
+                runtime_outputs.append(first_output(module.forward(tuple(batch))).clone())
                 ctx.progress((i + 1) / len(batches), f"runtime batch {i + 1}/{len(batches)}")
     except RuntimeError as exc:
         message, hint = explain_runtime_failure(exc, log, ctx)
         raise StageError("run", message, hint, details="\n".join(log)) from exc
     reference, float_model = ctx.artifact("convert"), ctx.spec.model
     with torch.no_grad():
-        float_outputs = [_first(float_model(*b)) for b in batches]
-        reference_outputs = [_first(reference(*b)) for b in batches]
+        float_outputs = [first_output(float_model(*b)) for b in batches]
+        reference_outputs = [first_output(reference(*b)) for b in batches]
     cat = torch.cat
     f, r, rt = cat([o.flatten() for o in float_outputs]), cat([o.flatten() for o in reference_outputs]), \
         cat([o.flatten() for o in runtime_outputs])
