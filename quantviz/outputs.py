@@ -3,7 +3,11 @@
 The summary.json contract (other tools read it)::
 
     {"model", "flow", "ok", "stages": [{"name", "ok", "seconds", "nodes", "kinds", "patterns", "error"}],
-     "artifacts": {"pte": "model.pte", ...}, "numerics": {...}}
+     "artifacts": {"pte": "model.pte", ...}, "numerics": {...},
+     "untraceable": [{"action", "module", "module_class", "function", "file", "line", "code", "reason", "callers"}]}
+
+``untraceable`` lists what the fx trace stage wrapped ("wrap": a helper function kept as a leaf call) or skipped
+("skip": a module kept float) with ``skip_untraceable``; empty otherwise.
 """
 from __future__ import annotations
 
@@ -29,7 +33,14 @@ def summary(pipe: Pipeline) -> dict[str, Any]:
         "stages": [r.summary() for r in pipe.results.values()],
         "artifacts": {},
         "numerics": pipe.numerics(),
+        "untraceable": untraceable_sites(pipe),
     }
+
+
+def untraceable_sites(pipe: Pipeline) -> list[dict[str, Any]]:
+    """The trace stage's ``UntraceableSite`` records (fx flow, ``skip_untraceable``), as dicts."""
+    trace = pipe.results.get("trace")
+    return [site.to_dict() for site in trace.diagnostics.get("untraceable", [])] if trace else []
 
 
 def write_outputs(pipe: Pipeline, out: Path, svg: bool = True) -> dict[str, Any]:

@@ -44,10 +44,13 @@ class NodeRow:
 def float_graph(pipe) -> fx.GraphModule:
     """The float model as the trace stage sees it (same node names as the quantized graphs)."""
     spec, config = pipe.spec, pipe.config
+    trace = pipe.results.get("trace")
+    if trace is not None and trace.ok:  # the trace stage's own graph: skipped modules, wrapped helpers and all
+        return trace.artifact if config.flow == "fx" else trace.artifact.module()
     if config.flow == "fx":
-        from quantviz.stages.trace import symbolic_trace
+        from quantviz.untraceable import find_untraceable
 
-        return symbolic_trace(spec.model, tuple(config.skip_modules))
+        return find_untraceable(spec.model, tuple(config.skip_modules)).graph_module
     return torch.export.export(spec.model, tuple(spec.example_inputs)).module()
 
 

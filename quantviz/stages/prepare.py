@@ -1,6 +1,7 @@
 """prepare: insert observers where the backend can run quantized ops.
 
-fx flow: ``prepare_fx`` with a ``QConfigMapping`` and ExecuTorch's ``BackendConfig``.
+fx flow: ``prepare_fx`` with a ``QConfigMapping`` and ExecuTorch's ``BackendConfig``; the helpers and modules the
+trace stage made leaves (``skip_untraceable``) are leaves here too.
 pt2e flow: ``prepare_pt2e`` with ``XNNPACKQuantizer`` (int8, symmetric weights).
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ from torch.ao.quantization.quantize_fx import prepare_fx
 
 from quantviz.config import PipelineConfig
 from quantviz.stages.base import StageContext, StageOutput
+from quantviz.untraceable import FINDINGS_ATTR, Untraceable, leaf_functions, unmark_leaf_calls
 
 DESCRIPTION = "insert observers (fx: prepare_fx + ExecuTorch BackendConfig; pt2e: prepare_pt2e + XNNPACKQuantizer)"
 EXPLANATION = (
@@ -80,18 +82,38 @@ def run(ctx: StageContext) -> StageOutput:
         ]
         return StageOutput(observed, calls=calls)
 
-    custom = PrepareCustomConfig().set_non_traceable_module_names(list(config.skip_modules))
+    found = findings_of(ctx.artifact("trace"))  # what the trace stage wrapped and skipped (skip_untraceable)
+    skip = tuple(dict.fromkeys(config.skip_modules + (found.skipped if found else ())))
+    entries = found.leaf_entries if found else ()
+    qconfig_config = config.with_changes(skip_modules=skip)  # qconfig None for every skipped module
+    custom = PrepareCustomConfig().set_non_traceable_module_names(list(skip))
     model = copy.deepcopy(ctx.spec.model).eval()  # the float model stays untouched for numerics
-    observed = prepare_fx(model, fx_qconfig_mapping(config), ctx.spec.example_inputs,
-                          prepare_custom_config=custom, backend_config=get_executorch_backend_config())
+    with leaf_functions(entries):  # prepare_fx traces the model again: the same helpers stay leaf calls
+        observed = prepare_fx(model, fx_qconfig_mapping(qconfig_config), ctx.spec.example_inputs,
+                              prepare_custom_config=custom, backend_config=get_executorch_backend_config())
+    unmark_leaf_calls(observed, entries)  # convert_fx recompiles it: do not let that register them for good
+    prepare_fx_call = ("observed = prepare_fx(copy.deepcopy(model), qconfig_mapping, example_inputs, "
+                       "prepare_custom_config=custom, backend_config=get_executorch_backend_config())")
     calls = [
         "from torch.ao.quantization.quantize_fx import prepare_fx",
         "from torch.ao.quantization.backend_config.executorch import get_executorch_backend_config",
         "from torch.ao.quantization.fx.custom_config import PrepareCustomConfig",
         "from quantviz.stages.prepare import fx_qconfig_mapping  # qnnpack defaults, see its source",
-        f"qconfig_mapping = fx_qconfig_mapping(PipelineConfig(mode={config.mode!r}, per_channel={config.per_channel}))",
-        f"custom = PrepareCustomConfig().set_non_traceable_module_names({list(config.skip_modules)!r})",
-        "observed = prepare_fx(copy.deepcopy(model), qconfig_mapping, example_inputs, prepare_custom_config=custom, "
-        "backend_config=get_executorch_backend_config())",
+        f"qconfig_mapping = fx_qconfig_mapping(PipelineConfig(mode={config.mode!r}, per_channel={config.per_channel}"
+        + (f", skip_modules={skip!r}))" if skip else "))"),
+        f"custom = PrepareCustomConfig().set_non_traceable_module_names({list(skip)!r})",
+        *([f"with leaf_functions(leaf_entries):  # {', '.join(s.name for s in found.wrapped)} stay leaf calls "
+           "(from the trace stage)", f"    {prepare_fx_call}"] if entries else [prepare_fx_call]),
     ]
-    return StageOutput(observed, calls=calls)
+    notes = []
+    if found and found.sites:
+        notes.append("prepare_fx traced with " + "; ".join(
+            ([f"helper(s) {', '.join(s.name for s in found.wrapped)} kept as leaf calls"] if found.wrapped else [])
+            + ([f"module(s) {', '.join(s.module for s in found.skipped_sites)} skipped (float, qconfig None)"]
+               if found.skipped_sites else [])))
+    return StageOutput(observed, calls=calls, notes=notes)
+
+
+def findings_of(traced: object) -> Untraceable | None:
+    """The trace stage's :class:`~quantviz.untraceable.Untraceable` findings, attached to its GraphModule."""
+    return getattr(traced, FINDINGS_ATTR, None)

@@ -1,6 +1,8 @@
 """trace: make a graph of the float model.
 
-fx flow: ``torch.fx.symbolic_trace`` semantics, with the skipped modules kept as leaves.
+fx flow: ``torch.fx.symbolic_trace`` semantics, with the skipped modules kept as leaves. Every place tracing cannot
+follow is found in one run (``quantviz.untraceable``): without ``skip_untraceable`` the stage fails listing them all;
+with it, helper functions become leaf calls and untraceable modules are skipped (the prepare stage does the same).
 pt2e flow: ``torch.export.export`` of the float model (ATen graph).
 """
 from __future__ import annotations
@@ -13,25 +15,18 @@ from torch import fx
 
 from quantviz.errors import StageError
 from quantviz.stages.base import StageContext, StageOutput
+from quantviz.untraceable import FINDINGS_ATTR, SkippingTracer, Untraceable, find_untraceable
+
+__all__ = ["SkippingTracer", "check_runs_eagerly", "check_skip_names", "run", "symbolic_trace"]
 
 DESCRIPTION = "make the float model a graph (fx: symbolic_trace; pt2e: torch.export)"
 EXPLANATION = (
     'Turns the float model into a graph. The fx flow uses torch.fx symbolic tracing, which runs forward '
-    'with proxy values and fails on Python control flow that depends on tensors; such modules can be '
-    'skipped and stay float. The pt2e flow uses torch.export, which follows the example input instead.'
+    'with proxy values and fails on Python control flow that depends on tensors. All such places are found '
+    'in one run: a module-level helper function can be kept as one leaf call (the layers around it are still '
+    'quantized), a module whose own forward branches on tensors is skipped and stays float. The pt2e flow uses '
+    'torch.export, which follows the example input instead.'
 )
-
-
-class SkippingTracer(fx.Tracer):
-    """``symbolic_trace`` that keeps the named modules as opaque calls and records source lines."""
-
-    def __init__(self, skip: tuple[str, ...]) -> None:
-        super().__init__()
-        self.skip = set(skip)
-        self.record_stack_traces = True
-
-    def is_leaf_module(self, m: torch.nn.Module, qualname: str) -> bool:
-        return qualname in self.skip or super().is_leaf_module(m, qualname)
 
 
 def check_skip_names(model: torch.nn.Module, skip: tuple[str, ...], stage: str) -> None:
@@ -76,34 +71,76 @@ def run(ctx: StageContext) -> StageOutput:
             return StageOutput(ctx.spec.exported_program, calls=["ep = torch.export.load(path)"])
         ep = torch.export.export(model, ctx.spec.example_inputs)
         return StageOutput(ep, calls=["ep = torch.export.export(model, example_inputs)"])
-    try:
-        gm = symbolic_trace(model, skip)
-    except Exception as exc:  # noqa: BLE001 - every trace failure is explained to the user
-        raise explain_trace_error(model, exc) from exc
-    call = "gm = torch.fx.symbolic_trace(model)" if not skip else \
-        f"# {', '.join(skip)} kept as leaf module(s)\ngm = SkippingTracer({tuple(skip)!r}).trace(model)"
-    return StageOutput(gm, calls=[call])
+    found = find_untraceable(model, skip)
+    if not found.sites:
+        call = "gm = torch.fx.symbolic_trace(model)" if not skip else \
+            f"# {', '.join(skip)} kept as leaf module(s)\ngm = SkippingTracer({tuple(skip)!r}).trace(model)"
+        return StageOutput(_attach(found), calls=[call])
+    if not found.fixable or not ctx.config.skip_untraceable:
+        raise untraceable_error(found)
+    return StageOutput(_attach(found), calls=untraceable_calls(found), notes=untraceable_notes(found),
+                       metrics={"wrapped_functions": len(found.wrapped), "skipped_modules": len(found.skipped_sites)},
+                       diagnostics={"untraceable": list(found.sites)})
 
 
-def explain_trace_error(model: torch.nn.Module, exc: Exception) -> StageError:
-    """Name the innermost submodule whose forward raised, with its source line."""
-    by_id = {id(m): name for name, m in model.named_modules()}
-    culprit, where = None, None
-    for frame, lineno in traceback.walk_tb(exc.__traceback__):
-        self_obj = frame.f_locals.get("self")
-        filename = frame.f_code.co_filename
-        if id(self_obj) in by_id and "/torch/" not in filename:
-            culprit = by_id[id(self_obj)]
-            code = traceback.FrameSummary(filename, lineno, frame.f_code.co_name).line or ""
-            where = f"{Path(filename).name}:{lineno}: {code.strip()}"
-    cause = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if culprit:
-        message = f"module '{culprit}' ({type(model.get_submodule(culprit)).__name__}) is not symbolically " \
-                  f"traceable at {where} ({cause})"
-        hint = (f"skip it with --skip-module {culprit}: it stays a float call that prepare_fx does not trace "
-                "(PrepareCustomConfig.non_traceable_module_names), or rewrite it without Python control flow on "
-                "tensors")
+def _attach(found: Untraceable) -> fx.GraphModule:
+    """The traced GraphModule, carrying the findings for the prepare stage (``FINDINGS_ATTR``)."""
+    gm = found.graph_module
+    setattr(gm, FINDINGS_ATTR, found)
+    return gm
+
+
+def untraceable_notes(found: Untraceable) -> list[str]:
+    notes = [f"wrapped helper function '{s.name}' ({s.function}) as a leaf call in {len(s.callers)} place(s): "
+             f"the layers around it are traced and quantized; it runs in float" for s in found.wrapped]
+    notes += [f"skipped module '{s.module}' ({s.module_class}): not traceable at {s.where}; it stays float"
+              for s in found.skipped_sites]
+    return notes
+
+
+def untraceable_calls(found: Untraceable) -> list[str]:
+    """The calls that reproduce the trace: torch.fx's wrap registry (scoped) for the helpers, leaf modules."""
+    entries = ", ".join(f"(vars(importlib.import_module({namespace['__name__']!r})), {name!r})"
+                        for namespace, name in found.leaf_entries)
+    helpers = ", ".join(s.name for s in found.wrapped) or "no helper"
+    trace = f"gm = torch.fx.GraphModule(model, SkippingTracer({tuple(found.skipped)!r}).trace(model))"
+    if found.skipped:
+        trace += f"  # {', '.join(found.skipped)} kept as float leaf module(s)"
+    return ["import importlib",
+            "from quantviz.untraceable import leaf_functions  # torch.fx.wrap's registry, for the with-block only",
+            f"leaf_entries = [{entries}]",
+            f"with leaf_functions(leaf_entries):  # {helpers}: one call_function node each, not traced into",
+            f"    {trace}"]
+
+
+def untraceable_error(found: Untraceable) -> StageError:
+    """One StageError for every site found: what fails, where, and what ``--skip-untraceable`` does about it."""
+    sites, details = found.sites, "\n".join(s.details for s in found.sites)
+    metrics = {"wrapped_functions": len(found.wrapped), "skipped_modules": len(found.skipped_sites)}
+    if not found.fixable:
+        last = sites[-1]
+        before = "" if len(sites) == 1 else "; before it: " + "; ".join(s.describe(False) for s in sites[:-1])
+        return StageError("trace", f"the model's forward is not symbolically traceable at {last.where} "
+                                   f"({last.reason}){before}",
+                          "move the untraceable code into a submodule and skip it with --skip-module NAME, or use "
+                          "--flow pt2e", details=details, metrics=metrics)
+    wrap = [s.name for s in found.wrapped]
+    skip = [s.module for s in found.skipped_sites]
+    if len(sites) == 1 and skip:  # one module: the message reads as it always has
+        s = sites[0]
+        message = f"module '{s.module}' ({s.module_class}) is not symbolically traceable at {s.where} ({s.reason})"
     else:
-        message = f"the model's forward is not symbolically traceable at {where or 'an unknown line'} ({cause})"
-        hint = "move the untraceable code into a submodule and skip it with --skip-module NAME, or use --flow pt2e"
-    return StageError("trace", message, hint, details="".join(traceback.format_exception(exc)))
+        message = f"{len(sites)} place{'s are' if len(sites) > 1 else ' is'} not symbolically traceable: " + \
+            "; ".join(f"({i}) {s.describe(applied=False)}" for i, s in enumerate(sites, 1))
+    remedy = []
+    if wrap:
+        remedy.append(f"keep the helper function(s) {', '.join(wrap)} as leaf calls (torch.fx.wrap), so the layers "
+                      "calling them are still traced and quantized")
+    if skip:
+        remedy.append(f"skip the module(s) {', '.join(skip)}: they stay float calls that prepare_fx does not trace "
+                      "(PrepareCustomConfig.non_traceable_module_names)")
+    hint = f"rerun with --skip-untraceable to {' and '.join(remedy)}, all in one run"
+    if skip and not wrap:
+        hint += f"; or skip with {' '.join(f'--skip-module {m}' for m in skip)}"
+    hint += "; or rewrite that code without Python control flow on tensors"
+    return StageError("trace", message, hint, details=details, metrics=metrics, fix={"skip_untraceable": True})
