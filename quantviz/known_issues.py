@@ -1,23 +1,32 @@
-"""Turn failures raised inside torch/executorch into a StageError with a cause and a hint.
+"""Turn failures raised inside torch/executorch into a StageError with a cause, a hint and a fix.
 
-Known limitations of the pinned versions get words a user understands; anything else keeps
-the library's message, with the stage name and a generic hint added.
+Known limitations of the pinned versions get words a user understands; anything else keeps the library's
+message, with the innermost chained cause (``__cause__``/``__context__``), the fx node it failed at, the stage
+name and a generic hint added. Every hint that is a config change also comes as data in ``StageError.fix``.
 """
 from __future__ import annotations
 
+import math
 import re
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import torch
+
+from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
+from quantviz.failure_site import find_failure_site
 
 
 @dataclass(frozen=True)
 class KnownIssue:
     stage: str
-    pattern: str  # regex on the exception text
-    message: str  # may use {match} groups
+    pattern: str  # regex on the text of the exception and every exception it chains
+    message: str  # may use the pattern's named groups and {cause}: the innermost cause, "Type: first line"
     hint: str
+    fix: dict[str, Any] = field(default_factory=dict)  # the hint's config change (StageError.fix)
+    requires: dict[str, Any] = field(default_factory=dict)  # config values under which this explanation holds
 
 
 KNOWN_ISSUES: tuple[KnownIssue, ...] = (
@@ -28,13 +37,23 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "which has no .out kernel)",
         "use --fusion quantviz (quantviz's own add_relu kernel, which has one) or --fusion none (the pattern then "
         "runs as dequantize, float ops, quantize), or a partitioner that takes add+relu (--partitioner demo or "
-        "xnnpack with --flow pt2e)"),
+        "xnnpack with --flow pt2e)",
+        fix={"fusion": "quantviz"}),
+    KnownIssue(
+        "delegate", r"running the '(?P<pass_name>ConvertToLinearPass)' pass",
+        "{pass_name} failed: {cause}. XNNPACK's {pass_name}, run by to_backend on every partition, rebuilds "
+        "each nn.Linear from the ops to_edge decomposed it into, and could not (a linear on a non-contiguous 3-D "
+        "input, e.g. tokens after a transpose, decomposes to expand + bmm)",
+        "use --lowering transform_and_lower: to_edge_transform_and_lower keeps aten.linear whole for XNNPACK, so "
+        "there is nothing to rebuild (or --partitioner none to lower without XNNPACK)",
+        fix={"lowering": "transform_and_lower"}, requires={"lowering": "to_backend"}),
 )
 
 GENERIC_HINTS = {
     "trace": "check that the model runs eagerly on its example inputs; skip untraceable modules with --skip-module",
     "prepare": "try --flow pt2e or --flow fx, or skip the module named in the message with --skip-module",
-    "calibrate": "check the calibration data: shapes and dtypes must match the example inputs",
+    "calibrate": "the calibration data matches the example inputs, so an op or observer inside the prepared model "
+                 "failed: see the failing node; skip its module with --skip-module or try the other flow",
     "convert": "try the other flow (--flow fx / --flow pt2e) or --mode static",
     "capture": "torch.export could not capture the reference model; try --flow pt2e",
     "edge": "try --duplicate-dequant off",
@@ -45,34 +64,122 @@ GENERIC_HINTS = {
 }
 
 
-def explain(stage: str, exc: BaseException) -> StageError:
-    """The StageError for an exception a stage raised."""
+def generic_fix(stage: str, config: PipelineConfig | None = None) -> dict[str, Any]:
+    """The config change of ``GENERIC_HINTS[stage]``: its first suggestion that changes ``config``."""
+    config = config or PipelineConfig()
+    other_flow = "pt2e" if config.flow == "fx" else "fx"
+    candidates: dict[str, list[dict[str, Any]]] = {
+        "prepare": [{"flow": other_flow}],
+        "calibrate": [{"flow": other_flow}],
+        "convert": [{"flow": other_flow}, {"mode": "static"}],
+        "capture": [{"flow": "pt2e"}],
+        "edge": [{"duplicate_dequant": "off"}],
+        "delegate": [{"partitioner": "none"}],
+        "fuse": [{"fusion": "none"}, {"fusion": "executorch"}],
+        "emit": [{"fusion": "none"}, {"partitioner": "none"}],
+        "run": [{"partitioner": "none"}, {"fusion": "none"}],
+    }
+    return next((dict(c) for c in candidates.get(stage, []) if _changes(config, c)), {})
+
+
+def cause_chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and the exceptions it chains, outermost first. An implicit ``__context__`` that is only a failed
+    lookup (KeyError, AttributeError, ...) the library then replaced with a better error is left out."""
+    chain: list[BaseException] = []
+    e: BaseException | None = exc
+    while e is not None and all(e is not c for c in chain):
+        chain.append(e)
+        nxt = e.__cause__
+        if nxt is None and not e.__suppress_context__:
+            nxt = e.__context__
+            if isinstance(nxt, _INCIDENTAL):
+                break
+        e = nxt
+    return chain
+
+
+def cause_line(exc: BaseException) -> str:
+    """``"Type: first line of the message"`` (or ``"Type (the library gave no message)"``)."""
+    first = _first_line(exc)
+    return f"{type(exc).__name__}: {first[:500]}" if first else f"{type(exc).__name__} (the library gave no message)"
+
+
+def explain(stage: str, exc: BaseException, config: PipelineConfig | None = None) -> StageError:
+    """The StageError for an exception a stage raised (``config``: the run's, for the fix; default config if
+    None). A StageError keeps its words and gains its causes, failing node and traceback."""
     if isinstance(exc, StageError):
-        return exc
-    text = str(exc).strip()
-    first = text.splitlines()[0] if text else type(exc).__name__
-    details = "".join(traceback.format_exception(exc))
+        return _with_context(exc, exc)
+    chain = cause_chain(exc)
+    text = "\n".join(str(e) for e in chain)
+    inner = cause_line(chain[-1])
+    config = config or PipelineConfig()
     for issue in KNOWN_ISSUES:
-        if issue.stage != stage:
+        if issue.stage != stage or not _holds(config, issue.requires):
             continue
         m = re.search(issue.pattern, text)
         if m:
-            return StageError(stage, issue.message.format(text=first, **m.groupdict()), issue.hint, details)
-    message = f"{type(exc).__name__}: {first[:500]}" if text else f"{type(exc).__name__} (the library gave no message)"
-    return StageError(stage, message, GENERIC_HINTS.get(stage, ""), details)
+            error = StageError(stage, issue.message.format(cause=inner, **m.groupdict()), issue.hint,
+                               fix=dict(issue.fix))
+            return _with_context(error, exc, name_site=True)
+    error = StageError(stage, _message(chain), GENERIC_HINTS.get(stage, ""), fix=generic_fix(stage, config))
+    return _with_context(error, exc, name_site=True)
+
+
+_INCIDENTAL = (KeyError, AttributeError, StopIteration, ImportError)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0].strip() if text else ""
+
+
+def _message(chain: list[BaseException]) -> str:
+    """The outermost error, and the innermost cause when the outer message does not already say it:
+    ``ConvertToLinearPass failed: RuntimeError: t() expects ...``."""
+    outer, inner = chain[0], chain[-1]
+    if inner is outer or not _first_line(inner) or _first_line(inner) in str(outer):
+        return cause_line(outer)
+    wrapper = re.search(r"error occurred when running the '(\w+)' pass", str(outer))
+    if wrapper:
+        return f"{wrapper.group(1)} failed: {cause_line(inner)}"
+    return f"{cause_line(outer)}; caused by {cause_line(inner)}"
+
+
+def _with_context(error: StageError, exc: BaseException, name_site: bool = False) -> StageError:
+    """Fill ``causes``, ``site`` and ``details`` from ``exc``; with ``name_site``, the message names the node."""
+    if not error.causes:
+        chain = cause_chain(exc)
+        error.causes = [cause_line(e) for e in (chain[1:] if isinstance(exc, StageError) else chain)]
+    if error.site is None:
+        error.site = find_failure_site(exc)
+        if error.site is not None and name_site:
+            error.message += f" (at {error.site.short()})"
+    if not error.details:
+        error.details = "".join(traceback.format_exception(exc))
+    return error
+
+
+def _holds(config: PipelineConfig, values: dict[str, Any]) -> bool:
+    return all(getattr(config, k, None) == v for k, v in values.items())
+
+
+def _changes(config: PipelineConfig, change: dict[str, Any]) -> bool:
+    return any(getattr(config, k, v) != v for k, v in change.items())
 
 
 def runtime_preflight(edge) -> StageError | None:
     """A StageError for programs known to *abort* the ExecuTorch runtime process (no exception to catch), found
-    before the program is loaded; None when none is known.
-
-    executorch 1.5.1's ``dequantize_per_channel`` kernel aborts on float zero points, which the fx flow's
-    embedding weights (``float_qparams_weight_only_qconfig``) carry; only ExecuTorch's QuantFusionPass removes
-    that dequantize (it fuses embeddings into ``embedding_byte``).
-    """
+    before the program is loaded; None when none is known. Each check is one private step below."""
     if edge is None or not hasattr(edge, "exported_program"):
         return None
     ep = edge.exported_program()
+    return _float_zero_point_dequantize(ep) or _broadcast_quantized_add(ep)
+
+
+def _float_zero_point_dequantize(ep) -> StageError | None:
+    """executorch 1.5.1's ``dequantize_per_channel`` kernel aborts on float zero points, which the fx flow's
+    embedding weights (``float_qparams_weight_only_qconfig``) carry; only ExecuTorch's QuantFusionPass removes
+    that dequantize (it fuses embeddings into ``embedding_byte``)."""
     values = {**ep.state_dict, **ep.constants}
     sig = ep.graph_signature
     names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers, **sig.inputs_to_lifted_tensor_constants}
@@ -87,5 +194,30 @@ def runtime_preflight(edge) -> StageError | None:
                        "with float qparams); executorch 1.5.1's dequantize_per_channel kernel aborts the process on "
                        "them, so the program was not run",
                 "use --fusion executorch or --fusion both: QuantFusionPass fuses the embedding into "
-                "quantized_decomposed::embedding_byte, which takes float zero points (or use --flow pt2e)")
+                "quantized_decomposed::embedding_byte, which takes float zero points (or use --flow pt2e)",
+                fix={"fusion": "executorch"})
+    return None
+
+
+def _broadcast_quantized_add(ep) -> StageError | None:
+    """ExecuTorch's QuantFusionPass fuses any uint8 ``dq -> add -> q`` into ``quantized_decomposed::add``, also
+    when the two inputs broadcast (a per-channel scale or bias, an attention bias); executorch 1.5.1's kernel
+    asserts equal element counts and aborts the process on such an add."""
+    for node in ep.graph.nodes:
+        name = getattr(node.target, "__name__", str(node.target))  # "quantized_decomposed.add.default"
+        if node.op != "call_function" or not name.startswith("quantized_decomposed.") \
+                or name.split(".")[-2] not in ("add", "add_relu"):
+            continue
+        shapes = [tuple(a.meta["val"].shape) for a in (node.args[0], node.args[5])
+                  if isinstance(a, torch.fx.Node) and hasattr(a.meta.get("val"), "shape")]
+        if len(shapes) == 2 and math.prod(shapes[0]) != math.prod(shapes[1]):
+            trace = (node.meta.get("stack_trace") or "").strip().splitlines()
+            where = f" ({trace[-1].strip()})" if trace else ""
+            return StageError(
+                "run", f"{node.name} is a quantized_decomposed::add of inputs shaped {shapes[0]} and {shapes[1]}"
+                       f"{where}: ExecuTorch's QuantFusionPass fused a broadcasting add, and executorch 1.5.1's "
+                       "quantized add kernel aborts the process on inputs of different sizes, so the program was "
+                       "not run",
+                "use --fusion none (the add then runs as dequantize, add, quantize) or --flow pt2e",
+                fix={"fusion": "none"})
     return None

@@ -7,11 +7,13 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import logging
 import sys
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -35,10 +37,8 @@ def load_model(ref: str) -> ModelSpec:
 
 
 def _load_sample(name: str) -> ModelSpec:
-    from sample_models import SAMPLES, load_sample
+    from quantviz.catalog import load_sample
 
-    if name not in SAMPLES:
-        raise LoadError(f"there is no sample model {name!r}; the samples are: {', '.join(SAMPLES)}")
     return load_sample(name)
 
 
@@ -89,7 +89,8 @@ def load_exported_program(path: Path) -> ModelSpec:
         raise LoadError(f"{str(path)!r} is not an exported program archive (torch.export.save writes a zip); "
                         "refusing to read it")
     try:
-        ep = torch.export.load(str(path))
+        with _quiet("torch.export"):  # it logs the failure with a traceback; the LoadError below says it in words
+            ep = torch.export.load(str(path))
     except Exception as exc:  # noqa: BLE001
         raise LoadError(f"{str(path)!r} is not a readable exported program: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
@@ -97,3 +98,14 @@ def load_exported_program(path: Path) -> ModelSpec:
     if not inputs:
         raise LoadError(f"{str(path)!r} has no example inputs stored; export with example inputs and save again")
     return ModelSpec(name=path.name, model=ep.module(), example_inputs=tuple(inputs), exported_program=ep)
+
+
+@contextlib.contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    logger = logging.getLogger(logger_name)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)

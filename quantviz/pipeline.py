@@ -12,11 +12,13 @@ Example::
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
-from quantviz.config import STAGE_DEPENDS_ON, STAGES, PipelineConfig
+from quantviz.config import STAGES, PipelineConfig, stage_reads
 from quantviz.errors import StageError
 from quantviz.graph import GraphView, snapshot
 from quantviz.known_issues import explain
@@ -110,7 +112,7 @@ class Pipeline:
         """Adopt ``config``; drop the results of every stage it affects. Returns the dropped stage names."""
         changed = {k for k, v in config.to_dict().items() if v != self.config.to_dict()[k]} - {"until"}
         self.config = config
-        first = next((i for i, s in enumerate(STAGES) if changed & set(STAGE_DEPENDS_ON[s])), None)
+        first = next((i for i, s in enumerate(STAGES) if changed & set(stage_reads(s, config))), None)
         failed = self.failed
         if failed is not None:  # a failed stage is always re-tried
             i = STAGES.index(failed.name)
@@ -163,21 +165,26 @@ class Pipeline:
 
         ctx = StageContext(stage.name, self.spec, self.config, self.artifacts(), progress)
         t0 = time.perf_counter()
+        log: list[str] = []
         try:
-            out = stage.run(ctx)
+            with capture_library_log(log):
+                out = stage.run(ctx)
             seconds = time.perf_counter() - t0
             source = out.artifact if out.graph_source is None else out.graph_source
             source = None if source is False else source
             if source is not None and STAGES.index(stage.name) >= STAGES.index("convert") \
                     and not mentions_quantization(source):
                 out.notes.append("no quantized patterns: nothing in this graph is quantized")
-            result = StageResult(stage.name, True, seconds, source, None, out.calls, out.notes, out.metrics,
-                                 out.artifact, out.diagnostics)
+            result = StageResult(name=stage.name, ok=True, seconds=seconds, graph_source=source, calls=out.calls,
+                                 notes=out.notes, metrics=out.metrics, artifact=out.artifact,
+                                 diagnostics=out.diagnostics)
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a StageError with a hint
-            error = explain(stage.name, exc)
-            result = StageResult(stage.name, False, time.perf_counter() - t0, error=error, metrics=error.metrics)
+            error = explain(stage.name, exc, self.config)
+            error.log = log + [line for line in error.log if line not in log]
+            result = StageResult(name=stage.name, ok=False, seconds=time.perf_counter() - t0, error=error,
+                                 metrics=error.metrics)
         self.on_event(StageEvent("end", stage.name, 1.0, "", result))
         return result
 
@@ -190,3 +197,56 @@ class Pipeline:
     def pte_bytes(self) -> bytes | None:
         emit = self.results.get("emit")
         return emit.artifact.buffer if emit and emit.ok else None
+
+
+# The libraries whose log records a failing stage keeps (StageError.log).
+LIBRARY_LOGGERS = ("torch", "torchao", "executorch")
+
+
+class _LogLines(logging.Handler):
+    """Keeps each WARNING-or-worse record once, as ``LEVEL logger: message`` (+ the exception's last line)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.WARNING)
+        self.lines = lines
+        self._last: logging.LogRecord | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record is self._last:  # the handler sits on several loggers of one propagation chain
+            return
+        self._last = record
+        try:
+            text = " ".join(record.getMessage().split())[:1000]
+        except Exception:  # noqa: BLE001 - a record whose arguments do not format
+            text = str(record.msg)[:1000]
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            text += f" [{type(exc).__name__}: {first[:300]}]"
+        self.lines.append(f"{record.levelname} {record.name}: {text}")
+
+
+@contextlib.contextmanager
+def capture_library_log(lines: list[str]) -> Iterator[None]:
+    """Append to ``lines`` what torch, torchao and executorch log at WARNING and above while the block runs.
+
+    Loggers keep their levels (a logger quieted to ERROR stays quiet) and their handlers; the capturing handler
+    is also put on every logger of those libraries that does not propagate (torch's own log setup has some).
+
+    Example::
+
+        log: list[str] = []
+        with capture_library_log(log):
+            edge.to_backend(partitioner)
+    """
+    handler = _LogLines(lines)
+    names = [n for n, lg in list(logging.Logger.manager.loggerDict.items())
+             if isinstance(lg, logging.Logger) and not lg.propagate and n.split(".")[0] in LIBRARY_LOGGERS]
+    loggers = [logging.getLogger(n) for n in dict.fromkeys([*LIBRARY_LOGGERS, *names])]
+    for lg in loggers:
+        lg.addHandler(handler)
+    try:
+        yield
+    finally:
+        for lg in loggers:
+            lg.removeHandler(handler)
