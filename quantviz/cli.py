@@ -5,9 +5,12 @@
     quantviz run sample:digits_cnn --flow pt2e --partitioner xnnpack --out out/pt2e
     quantviz report sample:digits_cnn --out report.html
     quantviz why sample:conv_add --flow pt2e
+    quantviz compare sample:mobilenet_v2 --flow pt2e --partitioner xnnpack --out out/num
+    quantviz sweep sample:conv_add sample:digits_cnn --flow fx,pt2e --partitioner none,xnnpack --out out/sweep
 
 Exit codes: 0 everything asked for succeeded; 1 bad arguments or a model that cannot be loaded;
-2 a stage failed (summary.json is still written); 130 interrupted.
+2 a stage failed (summary.json is still written); 3 compare --fail-below-sqnr: the runtime is below the
+given SQNR, or sweep --baseline: a cell dropped more than --max-drop-db or newly fails; 130 interrupted.
 """
 from __future__ import annotations
 
@@ -15,9 +18,10 @@ import argparse
 import logging
 import sys
 import warnings
+from dataclasses import fields
 from pathlib import Path
 
-from quantviz.config import DUPLICATE_DEQUANT, FLOWS, FUSIONS, MODES, PARTITIONERS, STAGES, ConfigError, PipelineConfig
+from quantviz.config import STAGES, ConfigError, PipelineConfig, config_flags
 
 
 class UsageError(Exception):
@@ -25,28 +29,28 @@ class UsageError(Exception):
 
 
 def add_run_options(p: argparse.ArgumentParser) -> None:
-    """The flags shared by every command that runs the pipeline; one per PipelineConfig field."""
-    d = PipelineConfig()
+    """The flags shared by every command that runs the pipeline: one per PipelineConfig field, generated from the
+    field's metadata (see ``quantviz.config.option``)."""
     p.add_argument("model", help="sample:NAME, path/to/file.py:factory, or path/to/program.pt2")
-    p.add_argument("--flow", choices=FLOWS, default=d.flow, help="fx (prepare_fx) or pt2e (prepare_pt2e)")
-    p.add_argument("--mode", choices=MODES, default=d.mode)
-    p.add_argument("--per-channel", action="store_true", help="per-channel weight quantization")
-    p.add_argument("--partitioner", choices=PARTITIONERS, default=d.partitioner)
-    p.add_argument("--fusion", choices=FUSIONS, default=d.fusion)
-    p.add_argument("--skip-module", action="append", default=[], metavar="NAME",
-                   help="leave this submodule untraced and unquantized (repeatable)")
-    p.add_argument("--calibration-batches", type=int, default=d.calibration_batches, metavar="N")
-    p.add_argument("--duplicate-dequant", choices=DUPLICATE_DEQUANT, default=d.duplicate_dequant)
-    p.add_argument("--until", choices=STAGES, default=d.until, metavar="STAGE",
-                   help=f"last stage to run: {', '.join(STAGES)}")
+    for f in fields(PipelineConfig):
+        meta, default = f.metadata, f.default
+        flag = meta.get("flag", "--" + f.name.replace("_", "-"))
+        kwargs: dict = {"dest": f.name, "help": meta["help"]}
+        if isinstance(default, bool):
+            kwargs["action"] = "store_true"
+        elif isinstance(default, tuple):
+            kwargs.update(action="append", default=[], metavar=meta.get("metavar"))
+            kwargs["help"] += " (repeatable)"
+        else:
+            kwargs.update(type=type(default), default=default, choices=meta.get("choices"),
+                          metavar=meta.get("metavar"))
+            kwargs["help"] += f" (default: {default})"
+        p.add_argument(flag, **kwargs)
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     try:
-        return PipelineConfig(flow=args.flow, mode=args.mode, per_channel=args.per_channel,
-                              partitioner=args.partitioner, fusion=args.fusion,
-                              skip_modules=tuple(args.skip_module), calibration_batches=args.calibration_batches,
-                              duplicate_dequant=args.duplicate_dequant, until=args.until)
+        return PipelineConfig(**{f.name: getattr(args, f.name) for f in fields(PipelineConfig)})
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
 
@@ -74,23 +78,81 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="run the flow and write one standalone HTML report")
     add_run_options(report)
     report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
+    from quantviz.sweep.grid import add_sweep_options
+
+    sweep = sub.add_parser("sweep", help="many models x the cross product of comma-separated option values, one Ray "
+                                         "task per cell: sweep.json, sweep.csv, sweep.html")
+    add_sweep_options(sweep)
+    sweep.add_argument("--sensitivity", type=int, default=0, metavar="N",
+                       help="per cell, keep each of the first N weighted layers float in turn, one task per layer "
+                            "(default: 0, off)")
+    sweep.add_argument("--out", type=Path, required=True, help="output folder")
+    sweep.add_argument("--address", default=None, help="join this Ray cluster (e.g. 10.0.0.5:6379, or auto) instead "
+                                                       "of starting Ray in this process")
+    sweep.add_argument("--num-cpus", type=int, default=None, metavar="N",
+                       help="CPUs of the embedded Ray (default: this machine's); one cell takes one CPU")
+    sweep.add_argument("--cell-memory", type=float, default=None, metavar="GIB",
+                       help="memory each cell declares to Ray's scheduler (default: 1.5)")
+    sweep.add_argument("--fresh-process", action="store_true",
+                       help="a new worker process for every cell (default: workers are reused, so torch is "
+                            "imported once per worker; a crash still takes only its own cell)")
+    sweep.add_argument("--baseline", type=Path, default=None, metavar="SWEEP_JSON",
+                       help="an earlier sweep.json (or its folder) to gate against")
+    sweep.add_argument("--max-drop-db", type=float, default=1.0, metavar="DB",
+                       help="with --baseline: exit 3 when a cell's SQNR dropped more than DB, or it newly fails "
+                            "(default: 1.0)")
     return parser
 
 
 def _quiet_libraries() -> None:
-    """Keep library chatter (deprecation notes, optional-extension load failures) off the user's terminal."""
-    import torch  # noqa: F401  torch configures its loggers on import: quiet them after that
+    """Keep the pinned libraries' known noise off the user's terminal, and nothing else: other warnings and log
+    records still show (and a failing stage still keeps the libraries' log lines).
 
-    warnings.filterwarnings("ignore")
-    for name in ("torchao", "executorch", "torch._export", "torch.export", "torch.utils._pytree"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+    The noise, each filtered where it comes from:
+
+    - ``torchao/__init__.py`` logs ``Failed to load .../torchao/_C_mxfp8...so`` and ``..._C_cutlass_90a...so``
+      (logger ``torchao``, WARNING) when it is imported: optional CUDA extensions that cannot load on CPU torch;
+    - ``torch/utils/_pytree.py`` logs ``<enum 'KernelPreference'> is an Enum subclass and is now natively
+      supported ...`` (logger ``torch.utils._pytree``) when torchao registers that enum;
+    - torch's pytree warns ``FutureWarning: `isinstance(treespec, LeafSpec)` is deprecated`` from its own
+      internals (copying tree specs during export), not from anything the user wrote;
+    - ``executorch.devtools.inspector`` makes ``torch.frombuffer`` warn ``The given buffer is not writable`` while
+      it reads the ETDump (``quantviz compare``).
+    """
+    import re
+
+    import torch  # noqa: F401  torch sets up its loggers on import: add the filters after that
+
+    noise = {
+        "torchao": re.compile(r"Failed to load \S*torchao[/\\]_C\w*\S*\.(so|pyd)\b"),
+        "torch.utils._pytree": re.compile(r"<enum '\w+'> is an Enum subclass and is now natively supported by "
+                                          r"torch\.compile"),
+    }
+    for name, pattern in noise.items():
+        logger = logging.getLogger(name)
+        if any(getattr(f, "quantviz_noise", None) == name for f in logger.filters):
+            continue
+
+        def keep(record: logging.LogRecord, pattern: re.Pattern = pattern) -> bool:
+            try:
+                return pattern.match(record.getMessage()) is None
+            except Exception:  # noqa: BLE001 - a record whose arguments do not format is not our noise
+                return True
+
+        keep.quantviz_noise = name  # type: ignore[attr-defined]  (so a second call adds no second filter)
+        logger.addFilter(keep)
+    warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                            category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"The given buffer is not writable", category=UserWarning,
+                            module=r"executorch\.devtools\.inspector")
 
 
 def cmd_models() -> int:
-    from sample_models import SAMPLES
+    from quantviz.catalog import catalog
 
-    width = max(map(len, SAMPLES))
-    for name, desc in SAMPLES.items():
+    samples = catalog()
+    width = max(map(len, samples))
+    for name, desc in samples.items():
         print(f"sample:{name:<{width}}  {desc}")
     return 0
 
@@ -131,7 +193,7 @@ def run_pipeline(args: argparse.Namespace):
     return Pipeline(spec, config, on_event=on_event)
 
 
-def _finish(pipe) -> int:
+def _finish(pipe, model_ref: str) -> int:
     """Print the numerics and, for a failed stage, one paragraph on stderr; the exit code."""
     numerics = pipe.numerics()
     if numerics:
@@ -140,10 +202,27 @@ def _finish(pipe) -> int:
         print("  SQNR: " + ", ".join(parts))
         if "float_accuracy" in numerics:
             print(f"  accuracy: float {numerics['float_accuracy']:.2%}, int8 runtime {numerics['runtime_accuracy']:.2%}")
+    run = pipe.results.get("run")
+    if run is not None and run.ok:
+        print("  " + run.artifact.agreement())  # runtime vs reference: exact, or drift with its size
     failed = pipe.failed
     if failed is not None and failed.error is not None:
         err = failed.error
-        print(f"quantviz: stage '{err.stage}' failed: {err.message}. Hint: {err.hint}", file=sys.stderr)
+        lines = [f"quantviz: stage '{err.stage}' failed: {err.message}. Hint: {err.hint}"]
+        if err.site is not None:
+            lines.append(f"  failing node: {err.site.describe()}")
+        if err.causes and err.causes[-1] not in err.message:
+            lines.append(f"  cause: {err.causes[-1]}")
+        logged = [line for line in err.log if line.startswith(("ERROR", "CRITICAL"))][-3:]
+        lines += [f"  logged: {line}" for line in logged]
+        if err.fix:
+            try:
+                flags = config_flags(pipe.config.with_changes(**err.fix))
+            except (ConfigError, TypeError):  # a fix naming no valid config: print none
+                flags = None
+            if flags is not None:
+                lines.append(f"  try: quantviz run {model_ref} {flags}".rstrip())
+        print("\n".join(lines), file=sys.stderr)
         return 2
     return 0
 
@@ -159,7 +238,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise
     data = write_outputs(pipe, args.out, svg=not args.no_svg)
     print(f"  wrote {args.out}/summary.json" + (f", {args.out}/model.pte" if "pte" in data["artifacts"] else ""))
-    return _finish(pipe)
+    return _finish(pipe, args.model)
 
 
 def cmd_why(args: argparse.Namespace) -> int:
@@ -171,7 +250,7 @@ def cmd_why(args: argparse.Namespace) -> int:
     pipe.run(until="fuse")  # the ledger needs convert, delegate and fuse; emit and run add nothing to it
     failed = pipe.failed
     if failed is not None:
-        return _finish(pipe)
+        return _finish(pipe, args.model)
     ledger = build_ledger(pipe)
     print(ledger.table())
     print("  " + ", ".join(f"{n} {fate}" for fate, n in ledger.counts().items()))
@@ -191,7 +270,7 @@ def cmd_report(args: argparse.Namespace) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(build_report(pipe))
     print(f"  wrote {args.out}")
-    return _finish(pipe)
+    return _finish(pipe, args.model)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -199,7 +278,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     pipe = run_pipeline(args)
     pipe.run()
-    code = _finish(pipe)
+    code = _finish(pipe, args.model)
 
     def progress(fraction: float, text: str) -> None:
         print(f"  numerics {fraction:4.0%}  {text}", flush=True)
@@ -244,9 +323,89 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """Run every (model, configuration) cell as a Ray task; one line per finished cell; write the results; gate
+    against a baseline. Exit 0 (failed cells are results too), 1 bad arguments or no Ray, 3 the gate failed."""
+    from quantviz.sweep.grid import build_grid, values_from_args
+    from quantviz.sweep.ray_runner import CELL_MEMORY_GIB, RayMissing, run_sweep
+    from quantviz.sweep.results import gate, load_sweep, write_results
+
+    try:
+        for model in args.models:
+            if not model.startswith("sample:"):
+                path = model if model.endswith(".pt2") else model.rpartition(":")[0]
+                if not path or not (path.endswith(".py") or path.endswith(".pt2")):
+                    raise UsageError(f"cannot read model reference {model!r}: use sample:NAME, path/to/file.py:"
+                                     "factory or path/to/program.pt2")
+                if not Path(path).is_file():
+                    raise UsageError(f"the file {path!r} does not exist")
+        if args.baseline is not None and not (args.baseline / "sweep.json" if args.baseline.is_dir()
+                                              else args.baseline).is_file():
+            raise UsageError(f"no baseline sweep.json at {str(args.baseline)!r}")
+        cells = build_grid(args.models, values_from_args(args))
+    except (UsageError, ConfigError) as exc:
+        print(f"quantviz: {exc}", file=sys.stderr)
+        return 1
+    width = max(len(f"{c.model} [{c.label}]") for c in cells)
+    print(f"quantviz sweep: {len(cells)} cell(s) ({len(dict.fromkeys(args.models))} model(s) x "
+          f"{len(cells) // len(dict.fromkeys(args.models))} configuration(s)) on Ray", flush=True)
+
+    def on_cell(r, done: int, total: int) -> None:
+        name = f"{r.model} [{r.label}]"
+        if r.ok:
+            db = r.sqnr_db
+            what = f"ok      SQNR {db:6.1f} dB" if db is not None else "ok"
+        else:
+            what = f"{'CRASHED' if r.crashed else 'FAILED '} at {r.failed_stage or '?'}: " + \
+                " ".join(r.cause.split())[:100]
+        rss = f"{r.peak_rss_mb:5.0f} MB" if r.peak_rss_mb else "    ? MB"
+        print(f"  [{done:{len(str(total))}d}/{total}] {name:<{width}}  {r.seconds:6.1f}s {rss}  {what}", flush=True)
+
+    def on_layers(r) -> None:
+        top = r.sensitivity[0] if r.sensitivity else None
+        if top is not None:
+            print(f"      sensitivity {r.model} [{r.label}]: {len(r.sensitivity)} layer(s), most sensitive "
+                  f"{top['layer']} ({top['gain_db']:+.1f} dB kept float)", flush=True)
+
+    try:
+        sweep = run_sweep(cells, sensitivity=args.sensitivity, address=args.address, num_cpus=args.num_cpus,
+                          cell_memory_gib=args.cell_memory or CELL_MEMORY_GIB, on_cell=on_cell, on_layers=on_layers,
+                          fresh_process=args.fresh_process)
+    except RayMissing as exc:
+        print(f"quantviz: {exc}", file=sys.stderr)
+        return 1
+    except ConnectionError as exc:  # --address: no cluster there, or it wants Ray's token authentication
+        print(f"quantviz: cannot join the Ray cluster at {args.address}: {str(exc).splitlines()[0]}. Hint: is "
+              "`ray start --head` running there? A cluster started by Ray 2.60's `ray start` uses token "
+              "authentication: set RAY_AUTH_MODE=token and give this machine the head's ~/.ray/auth_token",
+              file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nquantviz: sweep interrupted; nothing written", file=sys.stderr)
+        return 130
+    e = sweep.engine
+    ok = sum(c.ok for c in sweep.cells)
+    print(f"  {ok}/{len(sweep.cells)} ok; Ray {e['ray_version']} ({e['address']}, {e['cluster_cpus']} CPUs), "
+          f"start-up {e['ray_init_seconds']:.1f}s, wall {e['wall_seconds']:.1f}s")
+    written = write_results(sweep, args.out)
+    print(f"  wrote {', '.join(str(p) for p in written)}")
+    if args.baseline is not None:
+        regressions = gate(load_sweep(args.baseline), sweep, args.max_drop_db)
+        if regressions:
+            print(f"quantviz: {len(regressions)} cell(s) regressed against {args.baseline} "
+                  f"(max drop {args.max_drop_db:g} dB):", file=sys.stderr)
+            for r in regressions:
+                print(f"  {r.line()}", file=sys.stderr)
+            return 3
+        print(f"  baseline {args.baseline}: no cell dropped more than {args.max_drop_db:g} dB or newly fails")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits with 2 on bad flags; remapped below
+    if args.command == "sweep":
+        return cmd_sweep(args)  # the driver needs no torch (the workers import it): skip _quiet_libraries
     _quiet_libraries()
     from quantviz.errors import LoadError
 

@@ -66,7 +66,8 @@ def test_run_writes_the_summary_contract(tmp_path):
     n = summary["numerics"]
     assert set(n) == {"float_vs_reference_sqnr_db", "float_vs_runtime_sqnr_db", "reference_vs_runtime_sqnr_db",
                       "float_accuracy", "runtime_accuracy",
-                      "reference_vs_runtime_max_lsb", "reference_vs_runtime_share_ge_1_lsb"}  # output ends in a dq
+                      "reference_vs_runtime_max_lsb", "reference_vs_runtime_share_ge_1_lsb",
+                      "runtime_error_over_quantization_error_db"}  # output ends in a dq
     assert n["reference_vs_runtime_max_lsb"] <= 1.0
     assert abs(n["float_accuracy"] - n["runtime_accuracy"]) <= 0.02
     assert n["reference_vs_runtime_sqnr_db"] >= 30

@@ -2,14 +2,25 @@
 from quantviz import Pipeline, PipelineConfig, load_model
 
 
-def test_changing_the_partitioner_keeps_the_stages_before_delegate():
-    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(flow="pt2e", until="delegate")).run()
+def test_changing_the_partitioner_keeps_the_stages_before_delegate_with_to_backend():
+    pipe = Pipeline(load_model("sample:conv_add"),
+                    PipelineConfig(flow="pt2e", lowering="to_backend", until="delegate")).run()
     before = {k: v.artifact for k, v in pipe.results.items()}
     dropped = pipe.update(pipe.config.with_changes(partitioner="demo"))
     assert dropped == ["delegate"]
     pipe.run()
     assert all(pipe.results[s].artifact is before[s] for s in ("trace", "prepare", "calibrate", "convert", "edge"))
     assert pipe.results["delegate"].graph.kind_counts().get("delegate") == 1
+
+
+def test_changing_the_partitioner_reruns_edge_with_transform_and_lower():
+    """to_edge_transform_and_lower keeps the partitioner's ops whole at edge: the edge program depends on it."""
+    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(flow="pt2e", until="delegate")).run()
+    trace = pipe.results["trace"].artifact
+    dropped = pipe.update(pipe.config.with_changes(partitioner="xnnpack"))
+    assert dropped == ["capture", "edge", "delegate"]  # edge rewrites capture's program in place
+    pipe.run()
+    assert pipe.results["trace"].artifact is trace and pipe.ok
 
 
 def test_changing_calibration_reruns_prepare_because_calibration_mutates_observers():

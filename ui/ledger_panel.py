@@ -6,6 +6,7 @@ import streamlit as st
 
 from quantviz import Pipeline
 from quantviz.why.ledger import build_ledger, what_if
+from ui.sidebar import apply_changes
 
 WHAT_IFS = {
     "DuplicateDequantNodePass on": lambda pipe, module: {"duplicate_dequant": "on"},
@@ -16,7 +17,6 @@ WHAT_IFS = {
     "with quantviz's patterns": lambda pipe, module: {"fusion": "quantviz"},
     "with quantviz's and ExecuTorch's patterns": lambda pipe, module: {"fusion": "both"},
 }
-SIDEBAR_KEYS = {"duplicate_dequant": "duplicate_dequant", "fusion": "fusion"}
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -65,9 +65,5 @@ def ledger_panel(pipe: Pipeline, model_key: str) -> None:
 
 def _apply(changes: dict) -> None:
     """Set the sidebar's widgets (a callback runs before they are drawn again)."""
-    for field, value in changes.items():
-        if field == "skip_modules":
-            st.session_state.skip_modules = ", ".join(value)
-        else:
-            st.session_state[SIDEBAR_KEYS[field]] = value
+    apply_changes(changes)
     st.session_state.whatif_result = None

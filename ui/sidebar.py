@@ -4,15 +4,14 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
-from dataclasses import dataclass
+from dataclasses import Field, dataclass, fields
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import streamlit as st
 
 from quantviz import ModelSpec, PipelineConfig, load_model
-from quantviz.config import DUPLICATE_DEQUANT, FLOWS, FUSIONS, MODES, PARTITIONERS
-from sample_models import SAMPLES
+from quantviz.catalog import catalog
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
 TRUST = {
@@ -32,7 +31,7 @@ class ModelChoice:
 
 def default_sample() -> str:
     name = os.environ.get("QUANTVIZ_DEFAULT_MODEL", "sample:digits_cnn").removeprefix("sample:")
-    return name if name in SAMPLES else "digits_cnn"
+    return name if name in catalog() else "digits_cnn"
 
 
 def model_choice() -> ModelChoice | None:
@@ -40,10 +39,11 @@ def model_choice() -> ModelChoice | None:
     source = st.radio("Source", SOURCES, key="source", label_visibility="collapsed")
     st.caption(TRUST[source])
     if source == "Sample model":
-        names = list(SAMPLES)
+        samples = catalog()
+        names = list(samples)
         name = st.selectbox("Sample", names, index=names.index(default_sample()), key="sample",
-                            format_func=lambda n: n, help="\n\n".join(f"**{k}**: {v}" for k, v in SAMPLES.items()))
-        st.caption(SAMPLES[name])
+                            format_func=lambda n: n, help="\n\n".join(f"**{k}**: {v}" for k, v in samples.items()))
+        st.caption(samples[name])
         ref = f"sample:{name}"
         return ModelChoice(ref, ref, lambda: load_model(ref))
     if source == "Python file":
@@ -67,23 +67,37 @@ def model_choice() -> ModelChoice | None:
     return ModelChoice(f"pt2:{digest}", str(path), lambda: load_model(str(path)))
 
 
+# Config fields the sidebar does not offer: the app always runs every stage.
+NOT_IN_SIDEBAR = ("until",)
+
+
 def flow_config() -> PipelineConfig:
+    """One widget per PipelineConfig field, described by the field's metadata; its session-state key is the
+    field's name (``apply_changes`` sets them)."""
     st.header("Flow")
-    flow = st.radio("Flow", FLOWS, horizontal=True, key="flow",
-                    help="fx: prepare_fx + ExecuTorch BackendConfig (uint8). pt2e: XNNPACKQuantizer (int8).")
-    mode = st.radio("Mode", MODES, horizontal=True, key="mode")
-    per_channel = st.toggle("Per-channel weights", key="per_channel")
-    partitioner = st.selectbox("Partitioner", PARTITIONERS, key="partitioner",
-                               help="demo: quantviz's own partitioner, conv → add groups only")
-    fusion = st.selectbox("Fusion patterns", FUSIONS, index=FUSIONS.index("executorch"), key="fusion",
-                          help="executorch: QuantFusionPass (uint8 add, reshapes). quantviz: the project's own "
-                               "C++ kernels (conv, linear, add, mul, pools, clamps; int8 and uint8). both: "
-                               "quantviz's first. The first use builds the kernels (about 15 s, cached).")
-    skip = st.text_input("Modules to skip when tracing", key="skip_modules", placeholder="e.g. pad, encoder.attn",
-                         help="comma separated qualified names; they stay float")
-    batches = st.number_input("Calibration batches", 1, 256, 8, key="calibration_batches")
-    dup = st.selectbox("Duplicate shared dequantize", DUPLICATE_DEQUANT, key="duplicate_dequant",
-                       help="DuplicateDequantNodePass: auto runs it when a dequantize feeds several ops")
-    return PipelineConfig(flow=flow, mode=mode, per_channel=per_channel, partitioner=partitioner, fusion=fusion,
-                          skip_modules=tuple(s.strip() for s in skip.split(",") if s.strip()),
-                          calibration_batches=int(batches), duplicate_dequant=dup)
+    values = {f.name: _widget(f) for f in fields(PipelineConfig) if f.name not in NOT_IN_SIDEBAR}
+    return PipelineConfig(**values)
+
+
+def apply_changes(changes: dict[str, Any]) -> None:
+    """Set the sidebar's widgets to a config change (a ``StageError.fix`` or a what-if). Call it from a widget
+    callback, which runs before the widgets are drawn again."""
+    for name, value in changes.items():
+        st.session_state[name] = ", ".join(value) if isinstance(value, (tuple, list)) else value
+
+
+def _widget(f: Field) -> Any:
+    meta, default, key = f.metadata, f.default, f.name
+    label = meta.get("label", f.name.replace("_", " ").capitalize())
+    choices = meta.get("choices")
+    if isinstance(default, bool):
+        return st.toggle(label, value=default, key=key, help=meta["help"])
+    if choices and len(choices) <= 2:
+        return st.radio(label, choices, index=choices.index(default), horizontal=True, key=key, help=meta["help"])
+    if choices:
+        return st.selectbox(label, choices, index=choices.index(default), key=key, help=meta["help"])
+    if isinstance(default, tuple):
+        text = st.text_input(label, key=key, placeholder="comma separated, e.g. pad, encoder.attn",
+                             help=meta["help"])
+        return tuple(s.strip() for s in text.split(",") if s.strip())
+    return int(st.number_input(label, 1, 256, default, key=key, help=meta["help"]))

@@ -1,14 +1,13 @@
 """One stage's page: what it did, its counts, its graph with the inspector, what changed, downloads."""
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 
 import pandas as pd
 import streamlit as st
 
 from quantviz import Pipeline
-from quantviz.config import STAGES
+from quantviz.config import STAGES, ConfigError, config_flags
 from quantviz.diff import GraphDiff, diff_graphs
 from quantviz.render import ViewSpec, dot_available, dot_to_svg, plan_view, to_dot
 from quantviz.stage_views import previous_graph_stage, stage_diff, stage_view
@@ -18,6 +17,7 @@ from ui.graph_component import graph_view
 from ui.inspector import inspector
 from ui.ledger_panel import ledger_panel
 from ui.numerics_panel import numerics_panel, sqnr_overlay
+from ui.sidebar import apply_changes
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -41,17 +41,35 @@ def counts_row(pipe: Pipeline, stage: str) -> None:
 
 
 def error_panel(pipe: Pipeline, stage: str) -> None:
+    """The failure: message and hint, a button applying the hint's config change (``err.fix``), the failing
+    node, the chained causes and the libraries' log lines; the traceback only in the collapsed details."""
     err = pipe.results[stage].error
     st.error(f"**Stage '{stage}' failed: {err.message}**\n\nHint: {err.hint}", icon="🛑")
-    skip = re.search(r"--skip-module (\S+)", err.hint)
-    if skip:
-        name = skip.group(1).rstrip(":,.")
-
-        def add_skip() -> None:
-            current = [s.strip() for s in st.session_state.get("skip_modules", "").split(",") if s.strip()]
-            st.session_state.skip_modules = ", ".join(dict.fromkeys(current + [name]))
-
-        st.button(f"Skip module '{name}' and run again", on_click=add_skip, type="primary", key="skip_button")
+    if err.fix:
+        try:
+            flags = config_flags(pipe.config.with_changes(**err.fix), base=pipe.config)
+        except (ConfigError, TypeError):  # a fix naming no valid config: offer no button
+            flags = ""
+        if flags:
+            st.button(f"Apply: {flags}", on_click=apply_changes, args=(dict(err.fix),), type="primary",
+                      key="apply_fix_button", help="change the sidebar options as the hint says and run again")
+    site = err.site
+    if site is not None:
+        rows = [("Failing node", f"`{site.node}` = `{site.target}`"),
+                ("Inputs", ", ".join(f"`{i}`" for i in site.inputs) or "none"),
+                ("Module", f"`{site.module}` ({site.module_type})" if site.module else ""),
+                ("Source line", f"`{site.source}`" if site.source else ""),
+                ("While running", site.during),
+                ("Dtype changed", site.dtype_drift),
+                ("Metadata from", f"node `{site.meta_from}` (the failing node was created by a pass)"
+                 if site.meta_from else "")]
+        st.markdown("\n".join(f"- **{k}:** {v}" for k, v in rows if v))
+    if err.causes:
+        st.markdown("**Chained causes** (outermost first):\n" +
+                    "\n".join(f"{i}. `{c}`" for i, c in enumerate(err.causes, 1)))
+    if err.log:
+        st.caption(f"What torch / torchao / executorch logged during the stage ({len(err.log)} line(s)):")
+        st.code("\n".join(err.log), language="text")
     if err.metrics:
         st.dataframe(pd.DataFrame([err.metrics]), hide_index=True)
     with st.expander("details"):

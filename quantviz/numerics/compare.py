@@ -104,7 +104,7 @@ def compare(pipe, sensitivity_layers: int = 0, max_batches: int = 16, progress: 
     """Compute every numerics table for a pipeline that has run (as far as it got)."""
     from quantviz.numerics.kernel_instances import kernel_instances
     from quantviz.numerics.per_node import per_node_table
-    from quantviz.stages.run import output_scale
+    from quantviz.runtime import output_scale
 
     report = NumericsReport(pipe.spec.name, pipe.config.to_dict())
     sets = data_sets(pipe.spec, max_batches)
@@ -125,7 +125,7 @@ def compare(pipe, sensitivity_layers: int = 0, max_batches: int = 16, progress: 
     if convert is not None and convert.ok:
         progress(0.5, "per-node float vs reference")
         report.per_node = [r.to_dict() for r in per_node_table(pipe, comparison)]
-    if fuse is not None and fuse.ok and pipe.config.fusion in ("quantviz", "both"):
+    if fuse is not None and fuse.ok and pipe.config.uses_quantviz_kernels:
         from quantviz.numerics.kernel_instances import has_delegates
 
         if has_delegates(fuse.artifact.exported_program().graph_module):

@@ -9,9 +9,10 @@ A level that cannot run says why instead of leaving a gap (``LevelOutputs.unavai
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
+
+from quantviz.runtime import concat_outputs, load_program
 
 LEVELS = ("float", "reference", "fused", "runtime")
 
@@ -20,17 +21,6 @@ LEVELS = ("float", "reference", "fused", "runtime")
 class LevelOutputs:
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)   # level -> concatenated first outputs
     unavailable: dict[str, str] = field(default_factory=dict)        # level -> why it did not run
-
-
-def first_output(out: Any) -> torch.Tensor:
-    """A model's first output (models may return a tuple or list)."""
-    return out[0] if isinstance(out, (list, tuple)) else out
-
-
-def concat_outputs(outs: list[Any]) -> torch.Tensor:
-    """The first outputs of several batches as one (rows, features) tensor."""
-    firsts = [first_output(o).detach() for o in outs]
-    return torch.cat([t.flatten(1) if t.dim() > 1 else t.reshape(-1, 1) for t in firsts])
 
 
 def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
@@ -50,7 +40,7 @@ def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
         if fuse is None or not fuse.ok:
             res.unavailable["fused"] = "the fuse stage has no result"
         else:
-            if pipe.config.fusion in ("quantviz", "both"):
+            if pipe.config.uses_quantviz_kernels:
                 from quantviz_kernels import load
 
                 load()
@@ -69,8 +59,6 @@ def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
     if blocked is not None:
         res.unavailable["runtime"] = blocked.message
         return res
-    from quantviz.stages.run import load_program
-
     buffer = emit.artifact.buffer  # kept referenced while the runtime module lives
     try:
         module = load_program(buffer)

@@ -87,7 +87,7 @@ def runtime_intermediates(pipe, batch: tuple) -> list[RuntimeOpRow]:
     from quantviz.numerics.kernel_instances import has_delegates
 
     emit, fuse = pipe.results["emit"], pipe.results["fuse"]
-    if pipe.config.fusion in ("quantviz", "both"):
+    if pipe.config.uses_quantviz_kernels:
         from quantviz_kernels import load
 
         load()

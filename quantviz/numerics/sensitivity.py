@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import torch
 
-from quantviz.numerics.levels import concat_outputs
+from quantviz.runtime import concat_outputs
 from quantviz.numerics.metrics import accuracy, sqnr_db
 
 WEIGHTED = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)

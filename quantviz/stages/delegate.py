@@ -1,26 +1,20 @@
-"""delegate: to_backend with a partitioner; tagged dq-op-q groups become lowered-module calls."""
+"""delegate: a partitioner picks dq-op-q groups and each becomes a call to a lowered module.
+
+With ``lowering="transform_and_lower"`` this is the second half of ``to_edge_transform_and_lower`` (the edge stage
+ran the first); with ``"to_backend"`` it is ``edge.to_backend(partitioner)``. See :mod:`quantviz.lowering`.
+"""
 from __future__ import annotations
 
+from quantviz.lowering import calls as lowering_calls
+from quantviz.lowering import delegate, make_partitioner
 from quantviz.stages.base import StageContext, StageOutput
 
-DESCRIPTION = "to_backend with a partitioner: chosen dq-op-q groups become calls to lowered modules"
+DESCRIPTION = "partition and lower (to_edge_transform_and_lower or to_backend): dq-op-q groups become delegate calls"
 EXPLANATION = (
-    'A partitioner picks groups of nodes a backend can run; to_backend lowers each group into a call to a '
+    'A partitioner picks groups of nodes a backend can run; each group is lowered into a call to a '
     'compiled delegate (XNNPACK here). What the partitioner leaves stays in the graph as q/dq around '
     'float ops.'
 )
-
-
-def make_partitioner(name: str):
-    if name == "xnnpack":
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-
-        return XnnpackPartitioner(), ["from executorch.backends.xnnpack.partition.xnnpack_partitioner import "
-                                      "XnnpackPartitioner", "edge = edge.to_backend(XnnpackPartitioner())"]
-    from quantviz.partitioners.demo import DemoConvAddPartitioner
-
-    return DemoConvAddPartitioner(), ["from quantviz.partitioners.demo import DemoConvAddPartitioner",
-                                      "edge = edge.to_backend(DemoConvAddPartitioner())"]
 
 
 def run(ctx: StageContext) -> StageOutput:
@@ -29,14 +23,15 @@ def run(ctx: StageContext) -> StageOutput:
         return StageOutput(edge, notes=["no partitioner: nothing delegated"])
     from quantviz.why.partition_log import capture_why_no_partition
 
-    partitioner, calls = make_partitioner(ctx.config.partitioner)
+    partitioner = make_partitioner(ctx.config.partitioner)[0]
     reasons: dict[str, list[str]] = {}
     with capture_why_no_partition(reasons):  # XNNPACK's own WhyNoPartition reports, this call only
-        lowered = edge.to_backend(partitioner)
+        lowered = delegate(edge, partitioner, ctx.config.lowering)
     for name, why in getattr(partitioner, "reasons", {}).items():  # the demo partitioner's own reasons
         reasons.setdefault(name, []).extend(why)
     calls_made = sum(1 for n in lowered.exported_program().graph.nodes
                      if n.op == "call_function" and "executorch_call_delegate" in str(n.target))
-    return StageOutput(lowered, calls=calls, notes=[f"{calls_made} delegate call(s)",
-                                                    f"{len(reasons)} node(s) rejected with a reason"],
+    return StageOutput(lowered, calls=lowering_calls(ctx.config, "delegate"),
+                       notes=[f"{calls_made} delegate call(s) ({ctx.config.lowering})",
+                              f"{len(reasons)} node(s) rejected with a reason"],
                        metrics={"delegate_calls": calls_made}, diagnostics={"partition_reasons": reasons})

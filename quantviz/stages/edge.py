@@ -3,9 +3,12 @@ from __future__ import annotations
 
 from quantviz.stages.base import StageContext, StageOutput
 
-DESCRIPTION = "to_edge (Edge dialect): int8 weights folded, DuplicateDequantNodePass when a dequantize is shared"
+DESCRIPTION = ("to_edge (Edge dialect; with a partitioner, to_edge_transform_and_lower's first step): int8 weights "
+               "folded, DuplicateDequantNodePass when a dequantize is shared")
 EXPLANATION = (
-    "to_edge converts the program to ExecuTorch's Edge dialect. quantviz folds weight quantization into "
+    "to_edge converts the program to ExecuTorch's Edge dialect (with a partitioner and the default lowering, "
+    "to_edge_transform_and_lower's first step, which keeps the ops the backend matches whole). quantviz folds "
+    "weight quantization into "
     'int8 constants and, where one dequantize feeds several ops, duplicates it so each pattern owns its '
     'inputs.'
 )
@@ -18,8 +21,8 @@ def shared_dequants(ep) -> list[str]:
 
 
 def run(ctx: StageContext) -> StageOutput:
-    from executorch.exir import EdgeCompileConfig, to_edge
-
+    from quantviz.lowering import calls as lowering_calls
+    from quantviz.lowering import edge_program, keeps_ops_whole
     from quantviz.passes.fold_weight_quantize import fold_weight_quantize
     from quantviz.passes.scalar_qparams import scalar_qparams
 
@@ -27,21 +30,24 @@ def run(ctx: StageContext) -> StageOutput:
     ep, folded = fold_weight_quantize(ep)
     ep, scalarised = scalar_qparams(ep)
     shared = shared_dequants(ep)
-    # _check_ir_validity=False: quantized_decomposed ops are not core ATen, as in ExecuTorch's own quant tests
-    edge = to_edge(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False))
+    edge = edge_program(ep, ctx.config)
     calls = ["from quantviz.passes.fold_weight_quantize import fold_weight_quantize",
              "from quantviz.passes.scalar_qparams import scalar_qparams",
              "aten_program, _ = fold_weight_quantize(aten_program)  # int8 weights, as convert_pt2e folds them",
              "aten_program, _ = scalar_qparams(aten_program)  # runtime wants scalar (or float64) qparams",
-             "from executorch.exir import EdgeCompileConfig, to_edge",
-             "edge = to_edge(aten_program, compile_config=EdgeCompileConfig(_check_ir_validity=False))"]
+             *lowering_calls(ctx.config, "edge")]
     notes = []
+    if keeps_ops_whole(ctx.config):
+        notes.append(f"to_edge_transform_and_lower, first step: edge dialect with the {ctx.config.partitioner} "
+                     "partitioner's ops kept whole (the delegate stage partitions and lowers)")
     if folded:
         notes.append(f"fold_weight_quantize: {folded} weight quantize op(s) folded into int8 constants")
     if scalarised:
         notes.append(f"scalar_qparams: {scalarised} q/dq op(s) given scalar scale/zero point")
     mode = ctx.config.duplicate_dequant
-    if mode == "on" or (mode == "auto" and shared):
+    # auto: duplicate for fusion, but not inside to_edge_transform_and_lower, which does not (its partitioner
+    # groups shared dequantizes itself); "on" forces it there too.
+    if mode == "on" or (mode == "auto" and shared and not keeps_ops_whole(ctx.config)):
         from executorch.exir.backend.canonical_partitioners.duplicate_dequant_node_pass import (
             DuplicateDequantNodePass,
         )
@@ -52,6 +58,7 @@ def run(ctx: StageContext) -> StageOutput:
         notes.append(f"DuplicateDequantNodePass: {len(shared)} shared dequantize node(s) duplicated "
                      f"({', '.join(shared[:5])}{'…' if len(shared) > 5 else ''})")
     elif shared:
-        notes.append(f"{len(shared)} dequantize node(s) are shared by several ops and were left shared "
-                     "(duplicate_dequant=off)")
+        why = "duplicate_dequant=off" if mode == "off" else \
+            "to_edge_transform_and_lower does not duplicate them; --duplicate-dequant on forces it"
+        notes.append(f"{len(shared)} dequantize node(s) are shared by several ops and were left shared ({why})")
     return StageOutput(edge, calls=calls, notes=notes, metrics={"shared_dequants": len(shared)})

@@ -77,8 +77,8 @@ def run(ctx: StageContext) -> StageOutput:
     notes: list[str] = []
     metrics: dict = {}
     diagnostics: dict = {}
-    if fusion in ("quantviz", "both"):
+    if ctx.config.uses_quantviz_kernels:
         edge = _quantviz(edge, calls, notes, metrics, diagnostics)
-    if fusion in ("executorch", "both"):
+    if ctx.config.uses_executorch_fusion:
         edge = _executorch(edge, calls, notes, metrics, private=fusion == "both")
     return StageOutput(edge, calls=calls, notes=notes, metrics=metrics, diagnostics=diagnostics)

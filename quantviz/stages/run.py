@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 
 from quantviz.errors import StageError
 from quantviz.native_stderr import capture_native_stderr
-from quantviz.numerics.levels import first_output
 from quantviz.numerics.metrics import accuracy, lsb_summary, sqnr_db
+from quantviz.numerics.verdict import RuntimeVerdict, judge
+from quantviz.runtime import first_output, load_program, output_scale
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "load the .pte in the ExecuTorch runtime, run it, and compare with float and reference"
@@ -18,9 +18,6 @@ EXPLANATION = (
     "Loads the .pte in ExecuTorch's runtime (portable kernels plus delegates) and runs it on the "
     'evaluation data; the outputs are compared with the float model and the reference quantized model.'
 )
-
-# Below this, the runtime computes something other than the reference model (rounding differences give 30+ dB).
-MIN_REFERENCE_VS_RUNTIME_SQNR_DB = 20.0
 
 
 @dataclass
@@ -32,15 +29,15 @@ class RuntimeRun:
     runtime_outputs: list[torch.Tensor]
     numerics: dict[str, float] = field(default_factory=dict)
     runtime_log: list[str] = field(default_factory=list)
+    verdict: RuntimeVerdict | None = None  # drift (reported) or wrong (the stage failed instead)
 
-
-def load_program(buffer: bytes) -> Any:
-    """Load ``.pte`` bytes into the runtime. The caller must keep ``buffer`` alive as long as the module."""
-    from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer
-
-    import executorch.kernels.quantized  # noqa: F401  registers the quantized_decomposed runtime kernels
-
-    return _load_for_executorch_from_buffer(buffer)
+    def agreement(self) -> str:
+        """One line: how the runtime compares with the reference model, e.g. 'runtime differs from the reference
+        by 13.5 dB SQNR (max 7 LSB of the output scale): rounding drift ...'."""
+        if self.verdict is None:
+            return ""
+        line = f"runtime {self.verdict.summary()}: {self.verdict.reason}"
+        return line if self.verdict.excess_db == -float("inf") else line + "; `quantviz compare` shows where"
 
 
 def run(ctx: StageContext) -> StageOutput:
@@ -60,7 +57,7 @@ def run(ctx: StageContext) -> StageOutput:
         raise blocked
     log: list[str] = []
     runtime_outputs = []
-    if ctx.config.fusion in ("quantviz", "both"):
+    if ctx.config.uses_quantviz_kernels:
         from quantviz_kernels import load
 
         load()  # registers quantviz::*.out in the runtime (a no-op when the fuse stage already did)
@@ -71,8 +68,8 @@ def run(ctx: StageContext) -> StageOutput:
                 runtime_outputs.append(first_output(module.forward(tuple(batch))).clone())
                 ctx.progress((i + 1) / len(batches), f"runtime batch {i + 1}/{len(batches)}")
     except RuntimeError as exc:
-        message, hint = explain_runtime_failure(exc, log, ctx)
-        raise StageError("run", message, hint, details="\n".join(log)) from exc
+        message, hint, fix = explain_runtime_failure(exc, log, ctx)
+        raise StageError("run", message, hint, details="\n".join(log), fix=fix) from exc
     reference, float_model = ctx.artifact("convert"), ctx.spec.model
     with torch.no_grad():
         float_outputs = [first_output(float_model(*b)) for b in batches]
@@ -91,55 +88,51 @@ def run(ctx: StageContext) -> StageOutput:
         labels = cat([lbl for _, lbl in ctx.spec.eval_batches])
         numerics["float_accuracy"] = accuracy(cat(float_outputs), labels)
         numerics["runtime_accuracy"] = accuracy(cat(runtime_outputs), labels)
-    agreement = numerics["reference_vs_runtime_sqnr_db"]
-    if agreement < MIN_REFERENCE_VS_RUNTIME_SQNR_DB:
+    verdict = judge(f, r, rt, scale)
+    numerics["runtime_error_over_quantization_error_db"] = verdict.excess_db
+    if verdict.wrong:
+        hint, fix = _mismatch_hint(ctx)
         raise StageError(
-            "run", f"the runtime's output does not match the reference quantized model (SQNR {agreement:.1f} dB, "
-                   f"expected at least {MIN_REFERENCE_VS_RUNTIME_SQNR_DB:.0f} dB): the lowered program computes "
-                   "something else", _mismatch_hint(ctx), details="\n".join(log), metrics=numerics)
-    result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log)
+            "run", f"the runtime's output does not match the reference quantized model: it {verdict.summary()}, "
+                   f"and {verdict.reason}", hint, details="\n".join(log), metrics=numerics, fix=fix)
+    result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log, verdict)
     return StageOutput(result, graph_source=False, metrics=numerics, calls=[
         "from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer",
         "module = _load_for_executorch_from_buffer(et_program.buffer)",
         "outputs = module.forward(example_inputs)"],
-        notes=[f"ran {len(batches)} batch(es) in the runtime"])
+        notes=[f"ran {len(batches)} batch(es) in the runtime",
+               result.agreement()])
 
 
-def output_scale(edge: Any) -> float | None:
-    """The scale of the dequantize that makes the program's (first) output, if it ends in one."""
-    if edge is None or not hasattr(edge, "exported_program"):
-        return None
-    out = next(n for n in edge.exported_program().graph.nodes if n.op == "output").args[0]
-    first = out[0] if isinstance(out, (list, tuple)) else out
-    if isinstance(first, torch.fx.Node) and "dequantize_per_tensor" in str(first.target) \
-            and isinstance(first.args[1], float):
-        return first.args[1]
-    return None
-
-
-def _mismatch_hint(ctx: StageContext) -> str:
+def _mismatch_hint(ctx: StageContext) -> tuple[str, dict]:
+    """(hint, fix) for a runtime that computes something else than the reference model."""
     if ctx.config.partitioner != "none" and ctx.config.flow == "fx":
         return ("the fx flow makes uint8 asymmetric activations with int8 weights; the XNNPACK delegate does not "
                 "compute that mix correctly. Use --flow pt2e (int8, as XNNPACKQuantizer makes it) or --partitioner "
-                "none")
+                "none", {"flow": "pt2e"})
     if ctx.config.partitioner != "none":
-        return "run again with --partitioner none: if that matches, the delegate is the cause"
-    return "run again with --fusion none: if that matches, a fused quantized operator is the cause"
+        return ("run again with --partitioner none: if that matches, the delegate is the cause",
+                {"partitioner": "none"})
+    return ("run again with --fusion none: if that matches, a fused quantized operator is the cause",
+            {"fusion": "none"})
 
 
-def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext) -> tuple[str, str]:
-    """(message, hint) for a runtime failure, read from what the runtime printed."""
+def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext) -> tuple[str, str, dict]:
+    """(message, hint, fix) for a runtime failure, read from what the runtime printed."""
     xnn = [line for line in log if "XNN" in line or "xnn_" in line]
     if not xnn:
+        narrow = {"partitioner": "none"} if ctx.config.partitioner != "none" else \
+            ({"fusion": "none"} if ctx.config.fusion != "none" else {})
         return (f"the ExecuTorch runtime failed: {exc}",
-                "see the runtime log in the details; try --partitioner none or --fusion none to narrow it down")
+                "see the runtime log in the details; try --partitioner none or --fusion none to narrow it down",
+                narrow)
     found = [m for line in xnn for m in [re.search(r"Failed to (?:create|define) (\w+(?: \d+)?).*?(xnn_status_\w+)",
                                                     line)] if m]
     what = f"could not build {found[0].group(1)!r} ({found[0].group(2)})" if found else "rejected the graph"
     message = f"the XNNPACK delegate {what} when the program was loaded, so the method cannot run ({exc})"
     if ctx.config.flow == "fx":
-        hint = ("XNNPACK wants int8 activations with symmetric int8 weights, as XNNPACKQuantizer makes them; the fx "
-                "flow makes uint8 asymmetric ones: use --flow pt2e, or --partitioner none")
-    else:
-        hint = "skip the module whose op XNNPACK rejects (--skip-module NAME), or use --partitioner demo or none"
-    return message, hint
+        return message, ("XNNPACK wants int8 activations with symmetric int8 weights, as XNNPACKQuantizer makes them; "
+                         "the fx flow makes uint8 asymmetric ones: use --flow pt2e, or --partitioner none"), \
+            {"flow": "pt2e"}
+    return message, "skip the module whose op XNNPACK rejects (--skip-module NAME), or use --partitioner demo or none", \
+        {"partitioner": "none"}

@@ -1,0 +1,87 @@
+"""quantviz against the bare calls on the same model, in the same process: does quantviz reach ``run`` whenever a
+user's own script does?
+
+    row = check_parity(lambda: load_model("sample:zoo_vit"), PipelineConfig(flow="pt2e", partitioner="xnnpack"))
+    row.bare_ok, row.quantviz_ok, row.regression   # True, True, False
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any, Callable
+
+from quantviz.bare_flow import graph_ops, run_bare
+from quantviz.config import PipelineConfig, config_flags
+from quantviz.model_spec import ModelSpec
+
+
+@dataclass
+class ParityRow:
+    """One model under one configuration, both ways."""
+
+    model: str
+    config: str                    # the config as CLI flags
+    nodes_after_convert: int       # quantviz's convert graph (0 when convert did not run)
+    bare_ok: bool                  # the bare calls reached a running .pte
+    bare_failure: str              # "step: Type: message" when not
+    bare_seconds: float
+    bare_delegates: int
+    quantviz_ok: bool              # every quantviz stage succeeded
+    quantviz_failure: str          # "stage: message" when not
+    quantviz_failure_site: str     # the failing node, its module and source line, when the failure has one
+    quantviz_seconds: float
+    quantviz_delegates: int
+    same_lowering: bool | None     # same delegate count and non-delegated op set (transform_and_lower only)
+    reference_vs_runtime_sqnr_db: float | None  # quantviz's run stage, drift reported
+    runtime_error_over_quantization_error_db: float | None
+
+    @property
+    def regression(self) -> bool:
+        """The bare calls succeed and quantviz does not: quantviz's bug, never the model's."""
+        return self.bare_ok and not self.quantviz_ok
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "regression": self.regression}
+
+
+def check_parity(make_spec: Callable[[], ModelSpec], config: PipelineConfig) -> ParityRow:
+    """Run ``config`` on a fresh model through the bare calls, then through quantviz."""
+    from quantviz.pipeline import Pipeline
+
+    spec = make_spec()
+    t0 = time.perf_counter()
+    bare = run_bare(spec, config)
+    bare_seconds = time.perf_counter() - t0
+    spec = make_spec()
+    t0 = time.perf_counter()
+    pipe = Pipeline(spec, config).run()
+    seconds = time.perf_counter() - t0
+    delegate = pipe.results.get("delegate")
+    delegates, leftover = graph_ops(delegate.artifact) if delegate is not None and delegate.ok else (0, ())
+    same = None
+    if config.partitioner != "none" and config.lowering == "transform_and_lower" and delegate is not None \
+            and delegate.ok and bare.failed_step not in ("export", "prepare", "calibrate", "convert", "capture",
+                                                         "lower"):
+        same = delegates == bare.delegate_calls and leftover == bare.non_delegated_ops
+    convert = pipe.results.get("convert")
+    failed = pipe.failed
+    numerics = pipe.numerics()
+    return ParityRow(
+        model=spec.name, config=config_flags(config),
+        nodes_after_convert=len(convert.graph.nodes) if convert is not None and convert.ok else 0,
+        bare_ok=bare.ok, bare_failure="" if bare.ok else f"{bare.failed_step}: {bare.error}",
+        bare_seconds=bare_seconds, bare_delegates=bare.delegate_calls,
+        quantviz_ok=pipe.ok, quantviz_failure=f"{failed.name}: {failed.error.message}" if failed else "",
+        quantviz_failure_site=failed.error.site.describe() if failed and failed.error.site else "",
+        quantviz_seconds=seconds, quantviz_delegates=delegates, same_lowering=same,
+        reference_vs_runtime_sqnr_db=numerics.get("reference_vs_runtime_sqnr_db"),
+        runtime_error_over_quantization_error_db=numerics.get("runtime_error_over_quantization_error_db"))
+
+
+# The configurations every zoo model is held to (tests/test_zoo_e2e.py, bench/zoo.py).
+STANDARD_CONFIGS: dict[str, PipelineConfig] = {
+    "pt2e + xnnpack": PipelineConfig(flow="pt2e", partitioner="xnnpack"),
+    "pt2e + xnnpack (to_backend)": PipelineConfig(flow="pt2e", partitioner="xnnpack", lowering="to_backend"),
+    "pt2e + quantviz fusion": PipelineConfig(flow="pt2e", fusion="quantviz"),
+    "fx --skip-untraceable": PipelineConfig(flow="fx", skip_untraceable=True),
+}

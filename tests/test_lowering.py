@@ -1,0 +1,39 @@
+"""Lowering: quantviz's transform_and_lower (edge stage + delegate stage) is the bare to_edge_transform_and_lower."""
+import pytest
+
+from quantviz import Pipeline, PipelineConfig, load_model
+from quantviz.bare_flow import graph_ops, run_bare
+from quantviz.config import stage_reads
+from quantviz.lowering import calls
+
+
+def test_transform_and_lower_is_the_default_and_names_the_bare_call():
+    config = PipelineConfig(flow="pt2e", partitioner="xnnpack")
+    assert config.lowering == "transform_and_lower"
+    edge, delegate = "\n".join(calls(config, "edge")), "\n".join(calls(config, "delegate"))
+    assert "to_edge_transform_and_lower(aten_program, partitioner=[XnnpackPartitioner()]" in edge
+    assert "_gen_edge_manager_for_partitioners" in edge and "to_backend({'forward': XnnpackPartitioner()})" in delegate
+    old = config.with_changes(lowering="to_backend")
+    assert calls(old, "edge")[-1].startswith("edge = to_edge(") and calls(old, "delegate")[-1] == \
+        "edge = edge.to_backend(XnnpackPartitioner())"
+
+
+def test_the_partitioner_shapes_the_edge_program_only_under_transform_and_lower():
+    assert "partitioner" in stage_reads("edge", PipelineConfig())
+    assert "partitioner" not in stage_reads("edge", PipelineConfig(lowering="to_backend"))
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("sample", ["tiny_transformer"])  # and every zoo model: tests/test_zoo_e2e.py
+def test_same_delegates_and_leftover_ops_as_the_bare_call(sample):
+    config = PipelineConfig(flow="pt2e", partitioner="xnnpack")
+    bare = run_bare(load_model(f"sample:{sample}"), config)
+    pipe = Pipeline(load_model(f"sample:{sample}"), config).run()
+    assert bare.ok and pipe.ok, (bare.error, pipe.failed and pipe.failed.error)
+    delegates, leftover = graph_ops(pipe.results["delegate"].artifact)
+    assert delegates == bare.delegate_calls >= 1
+    assert leftover == bare.non_delegated_ops
+    assert any("to_edge_transform_and_lower" in c for c in pipe.results["delegate"].calls)
+    # the edge page shows the program before partitioning: no delegate yet, the linear/conv ops kept whole
+    edge_delegates, edge_ops = graph_ops(pipe.results["edge"].artifact)
+    assert edge_delegates == 0 and len(edge_ops) > len(leftover)
