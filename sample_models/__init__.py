@@ -1,6 +1,12 @@
 """Small models shipped with quantviz, each with its data. No downloads.
 
-Each sample is a module here with ``DESCRIPTION`` and ``make_spec() -> ModelSpec``.
+Each sample is a module here with ``make_spec() -> ModelSpec``, registered in ``SAMPLES`` with its
+one-line description (``load_sample`` copies it to ``ModelSpec.description``).
+
+``ZOO`` names the zoo: architectures written the way third-party model libraries write them
+(timm-style: TF "same" padding helpers, squeeze-excite, ConvNeXt, ViT, LeViT, MobileViT, Swin,
+PoolFormer), random seeded weights with re-estimated batch-norm statistics, synthetic inputs.
+``zoo_common`` is their shared glue, not a sample.
 """
 from __future__ import annotations
 
@@ -16,7 +22,28 @@ SAMPLES: dict[str, str] = {
     "tiny_transformer": "one encoder block: attention, layernorm, softmax, gelu (several ops stay unfused)",
     "not_traceable": "a submodule with Python control flow on its input: trace fails until it is skipped",
     "embedding": "embedding + mean + linear text classifier (embedding quantization patterns)",
+    # the zoo
+    "zoo_tf_mobilenet": "MobileNetV1 ported from TF: every conv pads with a module-level 'same' helper "
+                        "(int(x.shape) breaks fx tracing; torch.export is fine)",
+    "zoo_inverted_residual": "MobileNetV2 (width 0.35, 31 convs): inverted residuals, expansion 6, relu6, "
+                             "residual adds",
+    "zoo_se_silu": "EfficientNet-style MBConv: depthwise 3x3/5x5, squeeze-excite (avg pool, 1x1 convs, "
+                   "sigmoid gate), SiLU",
+    "zoo_convnext": "ConvNeXt: 7x7 depthwise, NHWC LayerNorm + Linear MLP with GELU, layer scale, "
+                    "channels-first LayerNorm downsampling",
+    "zoo_vit": "ViT: patch-embed conv, class token, position embedding, 4 pre-norm attention blocks "
+               "(matmul + softmax), GELU MLP",
+    "zoo_levit": "LeViT: conv stem, Linear+BatchNorm1d on tokens, attention biases gathered by an index "
+                 "buffer, hardswish, subsample attention",
+    "zoo_hybrid_unfold": "MobileViT: convs, unfold to patches by reshape/transpose, transformer "
+                         "(scaled_dot_product_attention), fold back, conv fusion",
+    "zoo_window_attention": "Swin: window partition/reverse, relative position bias via a long index "
+                            "buffer, shifted windows with mask, patch merging",
+    "zoo_poolformer": "PoolFormer/MetaFormer: GroupNorm(1, C), avgpool(x) - x token mixer, 1x1-conv GELU MLP, "
+                      "layer scale",
 }
+
+ZOO: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("zoo_"))
 
 
 def load_sample(name: str) -> ModelSpec:
