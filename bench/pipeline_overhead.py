@@ -1,183 +1,178 @@
-"""Benchmark: quantviz's pipeline against the same torch/executorch calls made bare.
+"""Benchmark: quantviz's whole pipeline against the whole bare flow of the same configuration.
 
-    .venv/bin/python bench/pipeline_overhead.py                 # Markdown table, every sample, both flows
-    .venv/bin/python bench/pipeline_overhead.py --samples digits_cnn mobilenet_v2 --rounds 5
+    .venv/bin/python bench/pipeline_overhead.py                 # every sample, both flows, 5 rounds
+    .venv/bin/python bench/pipeline_overhead.py --samples digits_cnn mobilenet_v2 --flows pt2e --rounds 7
 
-Time: in one process, after a warm-up of each, the bare flow and quantviz alternate ``--rounds`` times; each
-stage's best time is kept. quantviz's time per stage is wall time from its "start" to its "end" event, so the
-graph snapshot, the eager check, emit's copy and run's float/reference comparison all count as its cost.
-Memory: peak RSS (VmHWM) of a child process that runs one flow once (the same child code for both).
+What is timed, per sample and flow, in one process after one warm-up call of each side:
+
+- bare: one ``run_bare(spec, config)`` call (quantviz/bare_flow.py: the torch/executorch calls a user's own script
+  makes for that configuration, export through the runtime's ``forward`` on every comparison batch);
+- quantviz: one ``Pipeline(spec, config).run()`` call: every stage and everything the pipeline does around them,
+  i.e. the graph snapshots it forces before a stage that changes its input in place, the eager check at trace, the
+  copies at fuse and emit and the run stage's float/reference comparison.
+
+The two alternate for ``--rounds`` rounds, each on a freshly loaded model (loading is outside the timing, and the
+same for both). Reported: the median and the spread (min–max) of each side's whole-call seconds, and the ratio of
+the medians. "outside stages" is quantviz's whole call minus the sum of its stages' own seconds: what the
+pipeline adds between stages (mostly the forced snapshots).
+
+A bare flow that fails is reported as failing, with its step and error, and gets no ratio (the two sides did not do
+the same work); so does a quantviz run that fails. Memory: peak RSS (VmHWM) of a child process that runs one flow
+once (the same child code for both).
+
+Prints the README's Markdown table rows.
 """
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import logging
+import statistics
 import subprocess
 import sys
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
-
-import torch  # noqa: E402
+logging.disable(logging.WARNING)  # library chatter on stderr; failures are reported from the results
 
 from quantviz import Pipeline, PipelineConfig, load_model  # noqa: E402
-from quantviz.config import STAGES  # noqa: E402
-from quantviz.pipeline import StageEvent  # noqa: E402
+from quantviz.bare_flow import BareRun, run_bare  # noqa: E402
 
 
-def bare_flow(spec, config: PipelineConfig) -> dict[str, float]:
-    """The calls quantviz's stages make, without quantviz: seconds per stage (stops at a failing stage)."""
-    import executorch.kernels.quantized  # noqa: F401
-    from executorch.exir import EdgeCompileConfig, ExecutorchBackendConfig, to_edge
-    from executorch.exir.backend.canonical_partitioners.duplicate_dequant_node_pass import DuplicateDequantNodePass
-    from executorch.exir.passes.quant_fusion_pass import QuantFusionPass
-    from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer
-    from torch.ao.quantization.backend_config.executorch import get_executorch_backend_config
-    from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
-    from torch.ao.quantization.quantize_fx import _convert_to_reference_decomposed_fx, prepare_fx
-    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+@dataclass
+class Side:
+    """One side's whole-call seconds over the rounds, and how its last call ended."""
 
-    from quantviz.passes.fold_weight_quantize import fold_weight_quantize
-    from quantviz.passes.scalar_qparams import scalar_qparams
-    from quantviz.stages.delegate import make_partitioner
-    from quantviz.stages.edge import shared_dequants
-    from quantviz.stages.prepare import fx_qconfig_mapping, xnnpack_quantizer
+    seconds: list[float] = field(default_factory=list)
+    outside: list[float] = field(default_factory=list)  # quantviz only: whole call minus the stages' own time
+    parts: dict[str, list[float]] = field(default_factory=dict)  # bare step / quantviz stage -> seconds per round
+    failure: str = ""  # "" when every step/stage ran
 
-    times: dict[str, float] = {}
-    state: dict = {}
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds)
 
-    def stage(name, fn):
-        t = time.perf_counter()
-        fn()
-        times[name] = time.perf_counter() - t
+    def add_parts(self, seconds: dict[str, float]) -> None:
+        for name, s in seconds.items():
+            self.parts.setdefault(name, []).append(s)
 
-    model, inputs = spec.model, spec.example_inputs
-    try:
-        if config.flow == "fx":
-            stage("trace", lambda: state.update(gm=torch.fx.symbolic_trace(model)))
-            stage("prepare", lambda: state.update(obs=prepare_fx(
-                copy.deepcopy(model).eval(), fx_qconfig_mapping(config), inputs, prepare_custom_config=PrepareCustomConfig(),
-                backend_config=get_executorch_backend_config())))
-        else:
-            stage("trace", lambda: state.update(ep=torch.export.export(model, inputs)))
-            stage("prepare", lambda: state.update(obs=prepare_pt2e(state["ep"].module(), xnnpack_quantizer(config))))
+    def parts_line(self) -> str:
+        return " ".join(f"{name} {statistics.median(s):.3f}" for name, s in self.parts.items())
 
-        def calibrate():
-            with torch.no_grad():
-                for b in spec.calibration_data(config.calibration_batches):
-                    state["obs"](*b)
-        stage("calibrate", calibrate)
-        if config.flow == "fx":
-            stage("convert", lambda: state.update(ref=_convert_to_reference_decomposed_fx(
-                state["obs"], backend_config=get_executorch_backend_config())))
-        else:
-            stage("convert", lambda: state.update(ref=convert_pt2e(state["obs"])))
-        stage("capture", lambda: state.update(aten=torch.export.export(state["ref"], inputs)))
-
-        def edge():
-            ep, _ = fold_weight_quantize(state["aten"])
-            ep, _ = scalar_qparams(ep)
-            shared = shared_dequants(ep)
-            e = to_edge(ep, compile_config=EdgeCompileConfig(_check_ir_validity=False))
-            state["edge"] = e.transform([DuplicateDequantNodePass()]) if shared else e
-        stage("edge", edge)
-        stage("delegate", lambda: state.update(edge=state["edge"] if config.partitioner == "none" else
-                                               state["edge"].to_backend(make_partitioner(config.partitioner)[0])))
-        stage("fuse", lambda: state.update(edge=state["edge"].transform([QuantFusionPass(_fix_node_meta_val=True)])
-                                           if config.fusion != "none" else state["edge"]))
-        stage("emit", lambda: state.update(et=state["edge"].to_executorch(ExecutorchBackendConfig())))
-
-        def run():
-            buf = state["et"].buffer
-            m = _load_for_executorch_from_buffer(buf)
-            for b in spec.comparison_batches():
-                m.forward(tuple(b))
-        stage("run", run)
-    except Exception:  # noqa: BLE001 - a stage the pinned versions cannot do: compare what both did
-        pass
-    return times
+    def cell(self) -> str:
+        return f"{self.median:.3f} ({min(self.seconds):.3f}–{max(self.seconds):.3f})"
 
 
-def quantviz_flow(spec, config: PipelineConfig) -> dict[str, float]:
-    starts: dict[str, float] = {}
-    times: dict[str, float] = {}
-
-    def on_event(e: StageEvent) -> None:
-        if e.kind == "start":
-            starts[e.stage] = time.perf_counter()
-        elif e.kind == "end" and e.result is not None and e.result.ok:
-            times[e.stage] = time.perf_counter() - starts[e.stage]
-
-    pipe = Pipeline(spec, config, on_event=on_event)
-    pipe.run()
-    return times
-
-
-def child(kind: str, sample: str, flow: str) -> None:
+def time_bare(sample: str, config: PipelineConfig) -> tuple[float, BareRun]:
     spec = load_model(f"sample:{sample}")
-    (bare_flow if kind == "bare" else quantviz_flow)(spec, PipelineConfig(flow=flow))
+    t = time.perf_counter()
+    bare = run_bare(spec, config)
+    return time.perf_counter() - t, bare
+
+
+def time_quantviz(sample: str, config: PipelineConfig) -> tuple[float, Pipeline]:
+    spec = load_model(f"sample:{sample}")
+    t = time.perf_counter()
+    pipe = Pipeline(spec, config).run()
+    return time.perf_counter() - t, pipe
+
+
+def bare_failure(bare: BareRun) -> str:
+    return "" if bare.ok else f"bare fails at {bare.failed_step} ({bare.error[:120]})"
+
+
+def quantviz_failure(pipe: Pipeline) -> str:
+    if pipe.ok:
+        return ""
+    err = pipe.failed.error
+    return f"quantviz fails at {pipe.failed.name} ({err.message[:120]})"
+
+
+def measure(sample: str, config: PipelineConfig, rounds: int) -> tuple[Side, Side]:
+    time_bare(sample, config), time_quantviz(sample, config)  # warm-up: imports, kernel registration, caches
+    bare, quantviz = Side(), Side()
+    for _ in range(rounds):
+        seconds, run = time_bare(sample, config)
+        bare.seconds.append(seconds)
+        bare.failure = bare_failure(run)
+        bare.add_parts(run.seconds)
+        seconds, pipe = time_quantviz(sample, config)
+        quantviz.seconds.append(seconds)
+        quantviz.outside.append(seconds - sum(r.seconds for r in pipe.results.values()))
+        quantviz.failure = quantviz_failure(pipe)
+        quantviz.add_parts({name: r.seconds for name, r in pipe.results.items()})
+    return bare, quantviz
+
+
+def child(kind: str, sample: str, flow: str, overrides: str) -> None:
+    config = PipelineConfig(flow=flow, **json.loads(overrides))
+    (time_bare if kind == "bare" else time_quantviz)(sample, config)
     # VmHWM, not ru_maxrss: Linux carries the parent's ru_maxrss through fork+exec into the child
     hwm_kb = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
                   if line.startswith("VmHWM:"))
     print(json.dumps({"peak_rss_mb": hwm_kb / 1024}))
 
 
-def peak_rss(kind: str, sample: str, flow: str) -> float:
-    out = subprocess.run([sys.executable, __file__, "--child", kind, sample, flow], capture_output=True, text=True,
-                         timeout=1200, cwd=ROOT)
+def peak_rss(kind: str, sample: str, flow: str, overrides: dict) -> float:
+    out = subprocess.run([sys.executable, __file__, "--child", kind, sample, flow, json.dumps(overrides)],
+                         capture_output=True, text=True, timeout=1200, cwd=ROOT)
+    if out.returncode != 0:
+        raise RuntimeError(f"the {kind} child for {sample} {flow} failed:\n{out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_rss_mb"]
 
 
 def main() -> None:
     from sample_models import SAMPLES
 
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--samples", nargs="*", default=[s for s in SAMPLES if s != "not_traceable"])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", nargs="*", default=[s for s in SAMPLES if s != "not_traceable"
+                                                         and not s.startswith("zoo_")])
     parser.add_argument("--flows", nargs="*", default=["fx", "pt2e"])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--child", nargs=3, metavar=("KIND", "SAMPLE", "FLOW"))
-    parser.add_argument("--per-stage", action="store_true", help="also print each stage's ratio")
-    parser.add_argument("--rss-only", action="store_true", help="only the peak memory of each flow")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--fusion", default=None, help="PipelineConfig.fusion for every run (default: its default)")
+    parser.add_argument("--partitioner", default=None, help="PipelineConfig.partitioner for every run")
+    parser.add_argument("--no-rss", action="store_true", help="skip the peak-memory children")
+    parser.add_argument("--per-stage", action="store_true",
+                        help="after each row, the median seconds of each bare step and each quantviz stage")
+    parser.add_argument("--child", nargs=4, metavar=("KIND", "SAMPLE", "FLOW", "OVERRIDES"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
         return
-    if args.rss_only:
-        print("| model | flow | bare peak RSS MB | quantviz peak RSS MB | RSS ratio |")
-        print("|---|---|---|---|---|")
-        for sample in args.samples:
-            for flow in args.flows:
-                rb, rq = peak_rss("bare", sample, flow), peak_rss("quantviz", sample, flow)
-                print(f"| {sample} | {flow} | {rb:.0f} | {rq:.0f} | {rq / rb:.2f} |", flush=True)
-        return
-    print("| model | flow | stages compared | bare s | quantviz s | time ratio | most added time | "
-          "bare peak RSS MB | quantviz peak RSS MB | RSS ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    overrides = {k: v for k, v in (("fusion", args.fusion), ("partitioner", args.partitioner)) if v is not None}
+    print(f"rounds: {args.rounds}; seconds are the median (min–max) of whole calls; config overrides: "
+          f"{overrides or 'none'}\n")
+    print("| model | flow | bare s | quantviz s | time ratio | quantviz outside stages s | bare peak RSS MB | "
+          "quantviz peak RSS MB | RSS ratio |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    failures: list[str] = []
     for sample in args.samples:
         for flow in args.flows:
-            config = PipelineConfig(flow=flow)
-            spec = load_model(f"sample:{sample}")
-            bare_flow(spec, config), quantviz_flow(spec, config)  # warm-up: imports, kernel registration
-            best_b: dict[str, float] = {}
-            best_q: dict[str, float] = {}
-            for _ in range(args.rounds):
-                for best, fn in ((best_b, bare_flow), (best_q, quantviz_flow)):
-                    for k, v in fn(load_model(f"sample:{sample}"), config).items():
-                        best[k] = min(best.get(k, float("inf")), v)
-            common = [s for s in STAGES if s in best_b and s in best_q]
-            tb, tq = sum(best_b[s] for s in common), sum(best_q[s] for s in common)
-            worst = max(common, key=lambda s: best_q[s] - best_b[s])
-            rb, rq = peak_rss("bare", sample, flow), peak_rss("quantviz", sample, flow)
-            print(f"| {sample} | {flow} | {common[0]}..{common[-1]} | {tb:.3f} | {tq:.3f} | {tq / tb:.2f} | "
-                  f"{worst} ({best_q[worst] - best_b[worst]:+.3f} s) | {rb:.0f} | {rq:.0f} | {rq / rb:.2f} |",
+            config = PipelineConfig(flow=flow, **overrides)
+            bare, quantviz = measure(sample, config, args.rounds)
+            failed = bare.failure or quantviz.failure
+            ratio = "—" if failed else f"{quantviz.median / bare.median:.2f}"
+            outside = statistics.median(quantviz.outside)
+            if args.no_rss:
+                rss = "| | |"
+            else:
+                rb, rq = peak_rss("bare", sample, flow, overrides), peak_rss("quantviz", sample, flow, overrides)
+                rss = f"| {rb:.0f} | {rq:.0f} | {rq / rb:.2f}"
+            print(f"| {sample} | {flow} | {bare.cell()} | {quantviz.cell()} | {ratio} | {outside:.3f} {rss} |",
                   flush=True)
             if args.per_stage:
-                print("|  | per stage | " + " ".join(f"{s} {best_q[s]:.3f}/{best_b[s]:.3f}" for s in common) + " |")
+                print(f"|  | bare steps | {bare.parts_line()} |\n|  | quantviz stages | {quantviz.parts_line()} |")
+            if failed:
+                failures.append(f"{sample} {flow}: " + "; ".join(x for x in (bare.failure, quantviz.failure) if x))
+    if failures:
+        print("\nNo ratio where a side failed (the two did not do the same work):")
+        for line in failures:
+            print(f"- {line}")
 
 
 if __name__ == "__main__":

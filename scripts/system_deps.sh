@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages quantviz uses: graphviz's `dot` (SVG/PNG of graphs), g++ (the kernels in kernels/) and
 # chromium + chromium-driver (the real-browser tests). Installs what is missing when we are root with apt-get; otherwise says what
-# to install and carries on (DOT text still works; browser tests skip with a message).
+# to install and carries on (DOT text still works). Tests that need a missing tool skip with a message locally
+# and FAIL under CI=true (tests/conftest.py require_tool), so a CI run never passes without them.
 set -u
 need=()
 command -v dot >/dev/null 2>&1 || need+=(graphviz)
@@ -11,12 +12,23 @@ command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
+effect=""
+case " ${need[*]} " in *" graphviz "*) effect="the app shows DOT text instead of graph images; " ;; esac
+case " ${need[*]} " in *" g++ "*) effect="${effect}the C++ kernels and their tests cannot build; " ;; esac
+case " ${need[*]} " in *" graphviz "*|*" chromium "*|*" chromium-driver "*)
+  if [ "${CI:-}" = "true" ]; then
+    effect="${effect}the browser and report tests will FAIL (CI=true)"
+  else
+    effect="${effect}the browser and report tests will skip (they fail under CI=true)"
+  fi ;;
+esac
+effect="${effect%; }"
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian packages: ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null && apt-get install -y -qq "${need[@]}" >/dev/null || \
-    echo "warning: apt-get could not install ${need[*]}; graph images or browser tests will be skipped" >&2
+    echo "warning: apt-get could not install ${need[*]}; $effect" >&2
 else
-  echo "warning: please install ${need[*]} (e.g. sudo apt-get install ${need[*]}); graph images or browser tests will be skipped" >&2
+  echo "warning: please install ${need[*]} (e.g. sudo apt-get install ${need[*]}); $effect" >&2
 fi
 exit 0

@@ -1,21 +1,18 @@
-"""Headless Chromium for tests: the flags this machine needs, and a skip message where it is missing."""
+"""Headless Chromium for tests: the flags this machine needs; where it is missing, conftest.require_tool skips
+locally (with the install command) and fails under CI=true."""
 from __future__ import annotations
 
-import shutil
 import subprocess
 import tempfile
 
-import pytest
+from conftest import require_tool
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
 def require_chromium() -> str:
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed (scripts/system_deps.sh installs Debian's chromium as root)")
-    return CHROMIUM
+    return require_tool("chromium", "chromium-browser")
 
 
 def dump_dom(url: str, offline: bool = True, timeout: float = 120) -> str:

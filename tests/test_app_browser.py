@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -19,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from browser import FLAGS
+from browser import FLAGS, require_chromium
+from conftest import require_module, require_tool
 from quantviz.config import STAGES
 
 pytestmark = pytest.mark.e2e
@@ -58,12 +58,10 @@ def app_url():
 
 @pytest.fixture(scope="module")
 def driver():
-    webdriver = pytest.importorskip("selenium.webdriver")
+    webdriver = require_module("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
-    chromium, chromedriver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not chromedriver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (scripts/system_deps.sh installs them)")
+    chromium, chromedriver = require_chromium(), require_tool("chromedriver")
     opts = webdriver.ChromeOptions()
     for flag in [*FLAGS, f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1600,1400"]:
         opts.add_argument(flag.replace("--headless", "--headless=new"))
@@ -90,7 +88,7 @@ def go_to_stage(driver, number: int, stage: str) -> None:
     wait_for(driver, lambda d: f"{number}. {stage}" in page_text(d))
 
 
-def test_step_to_fuse_click_a_dequantize_node_and_read_its_qparams(app_url, driver):
+def test_step_to_fuse_click_a_dequantize_node_and_read_its_qparams(driver, app_url):  # tools checked first
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     driver.get(app_url)
     wait_for(driver, lambda d: d.find_elements("css selector", "[data-testid=qv-graph] svg"))

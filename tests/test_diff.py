@@ -1,6 +1,10 @@
-"""Stage-to-stage diffs matched by provenance."""
+"""Stage-to-stage diffs matched by provenance. Every test diffs graphs of a real pipeline run: all e2e."""
+import pytest
+
 from quantviz.diff import diff_graphs
 from quantviz.stage_views import stage_diff
+
+pytestmark = pytest.mark.e2e
 
 
 def test_capture_to_delegate_on_mobilenet_counts_delegated_nodes_and_lists_those_outside(flow):

@@ -1,4 +1,5 @@
-"""Graph views read from the DOT text and the graph model, not from pixels."""
+"""Graph views read from the DOT text and the graph model, not from pixels. Tests of a real flow's stages are
+marked e2e; the ones on synthetic graphs are not."""
 import re
 
 import pytest
@@ -39,6 +40,7 @@ def assert_kind_style(dot: str, graph, kind: str) -> None:
         assert has_svg_id(attrs, n.id)
 
 
+@pytest.mark.e2e  # runs the real flow
 @pytest.mark.parametrize("options", [dict(), dict(flow="pt2e", partitioner="xnnpack")])
 def test_convert_stage_styles_every_q_and_dq_and_clusters_each_pattern(flow, options):
     pipe = flow("sample:conv_add", until="convert", **options)
@@ -52,6 +54,7 @@ def test_convert_stage_styles_every_q_and_dq_and_clusters_each_pattern(flow, opt
     assert f"s={q.qparams.scale:.4g} zp={q.qparams.zero_point}" in node_attrs(dot, q.id)
 
 
+@pytest.mark.e2e  # runs the real flow
 def test_delegate_stage_draws_a_cluster_titled_with_backend_and_op_count(flow):
     pipe = flow("sample:conv_add", flow="pt2e", partitioner="xnnpack", until="delegate")
     g = pipe.results["delegate"].graph
@@ -65,6 +68,7 @@ def test_delegate_stage_draws_a_cluster_titled_with_backend_and_op_count(flow):
         assert has_svg_id(expanded, n.id)
 
 
+@pytest.mark.e2e  # runs the real flow
 def test_fuse_stage_marks_fused_operators_and_links_them_to_their_pattern(flow):
     pipe = flow("sample:conv_add")  # fx, ExecuTorch fusion: dq-add-relu-q becomes add_relu
     g = pipe.results["fuse"].graph

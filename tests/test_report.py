@@ -5,16 +5,16 @@ import sys
 
 import pytest
 
-from browser import dump_dom
+from browser import dump_dom, require_chromium
+from conftest import require_tool
 from quantviz.config import STAGES
-from quantviz.render.svg import dot_available
 
 pytestmark = pytest.mark.e2e
 
 
 def test_report_opens_in_chromium_offline_with_every_stage(tmp_path):
-    if not dot_available():
-        pytest.skip("graphviz `dot` is not installed (scripts/system_deps.sh installs it)")
+    require_tool("dot")  # the report's inline SVG needs graphviz
+    require_chromium()
     out = tmp_path / "r.html"
     proc = subprocess.run([sys.executable, "-m", "quantviz.cli", "report", "sample:digits_cnn", "--out", str(out)],
                           capture_output=True, text=True, timeout=600)

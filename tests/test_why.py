@@ -146,6 +146,7 @@ def test_what_if_skipping_a_module_reruns_from_trace_and_reports_the_changed_row
     assert "conv1" in changed[0].after_detail
 
 
+@pytest.mark.e2e
 def test_the_emit_stage_leaves_earlier_programs_untouched(flow):
     pipe = flow("sample:conv_add", flow="pt2e")  # ran to the end, emit included
     targets = {str(n.target) for n in pipe.results["delegate"].artifact.exported_program().graph.nodes}

@@ -1,5 +1,6 @@
 """Every kernel against the reference (dequantize -> float op -> quantize): at most 1 LSB anywhere, >= 100,000
-random elements per op and dtype; the share off by one LSB is reported (``-rP`` or the JSON in kernels/build)."""
+random elements per op and dtype; the share off by one LSB on the random case is bounded (MAX_SHARE_OFF_BY_ONE) and
+reported (``-rP`` or kernel_lsb.json under pytest's basetemp)."""
 from __future__ import annotations
 
 import json
@@ -8,13 +9,16 @@ import pytest
 import torch
 
 from quantviz_kernels import OPS
-from quantviz_kernels.reference import reference
+from quantviz_kernels.reference import FLOAT_OPS, quantize, reference
 from quantviz_kernels.tests.cases import DTYPES, all_cases, cases_for
 
 CASES = all_cases()
 # Kernels that repeat the reference's float32 operations exactly; the rest accumulate in int32 and may land on the
 # other side of a rounding boundary.
 EXACT = {"add", "add_relu", "mul", "hardtanh", "max_pool2d"}
+# Upper bounds of the share of the random case's elements off by one LSB (measured, torch 2.13 / g++ 12: linear
+# 0.0146 %, conv2d 0.0098 %, mean 0.370 %, every other op 0). Ops not listed must match the reference exactly.
+MAX_SHARE_OFF_BY_ONE = {"linear": 0.0005, "conv2d": 0.0005, "mean": 0.01}
 
 
 def lsb_diff(case) -> torch.Tensor:
@@ -46,6 +50,8 @@ def test_random_case_has_at_least_100k_elements_and_reports_share(op, dtype, tmp
                      "max_lsb": int(diff.max())}
     report.write_text(json.dumps(rows, indent=1))
     assert int(diff.max()) <= 1
+    share, bound = rows[case.id]["share_off_by_one"], MAX_SHARE_OFF_BY_ONE.get(op, 0.0)
+    assert share <= bound, f"{case.id}: {share:.4%} of the elements are off by one LSB (bound {bound:.4%})"
 
 
 def test_saturation_hits_both_ends():
@@ -55,21 +61,36 @@ def test_saturation_hits_both_ends():
     assert lsb_diff(case).max() == 0
 
 
-def test_huge_scale_rounds_everything_to_the_zero_point():
-    case = next(c for c in cases_for("add", torch.uint8) if c.label == "huge-scale")
-    assert lsb_diff(case).max() == 0
+@pytest.mark.parametrize("op", ["add", "add_relu", "mul"])
+@pytest.mark.parametrize("dtype", DTYPES, ids=["int8", "uint8"])
+def test_huge_scale_rounds_everything_to_the_zero_point(op, dtype):
+    """An output scale 10^4 times the largest float result: every element rounds to 0, i.e. to the zero point.
+
+    (The "huge-scale" case of cases.py scales the output with its inputs, so its outputs spread over the whole range;
+    test_within_one_lsb_of_the_reference checks it.)"""
+    case = next(c for c in cases_for(op, dtype) if c.label == "huge-scale")
+    *head, _, _, o_min, o_max = case.args
+    o_zp = o_min + 37  # neither end of the range nor its middle
+    o_s = 1e4 * float(FLOAT_OPS[op](*head).abs().max())
+    got = getattr(torch.ops.quantviz, op)(*head, o_s, o_zp, o_min, o_max)
+    assert got.dtype == dtype and bool((got.int() == o_zp).all()), f"values {got.unique().tolist()} != zp {o_zp}"
+    assert bool((reference(op, *head, o_s, o_zp, o_min, o_max).int() == o_zp).all())
 
 
-def test_relu_folded_into_the_output_range_is_exact():
-    """conv -> relu -> quantize is lowered to conv2d with out_quant_min = zero point: check that identity."""
-    case = next(c for c in cases_for("conv2d", torch.int8) if c.label == "per-channel-pad")
+@pytest.mark.parametrize("dtype", DTYPES, ids=["int8", "uint8"])
+def test_relu_folded_into_the_output_range_is_exactly_the_clamped_conv(dtype):
+    """conv -> relu -> quantize is lowered to conv2d with out_quant_min = zero point: that kernel call equals the
+    unfolded kernel's output clamped at the zero point, element for element (quantize is monotonic and maps 0 to
+    the zero point). Against the float reference relu(conv) it is within one LSB, like every conv2d case (the int32
+    accumulation puts 1 of these 3,910 elements on the other side of a rounding boundary)."""
+    case = next(c for c in cases_for("conv2d", dtype) if c.label == "per-channel-pad")
     *head, o_s, o_zp, o_min, o_max = case.args
-    got = torch.ops.quantviz.conv2d(*head, o_s, o_zp, max(o_min, o_zp), o_max)
-    from quantviz_kernels.reference import FLOAT_OPS, quantize
-
-    ref = quantize(torch.relu(FLOAT_OPS["conv2d"](*head)), o_s, o_zp, o_min, o_max, torch.int8)
-    assert (got.int() - ref.int()).abs().max() <= 1
-    assert int(got.min()) >= o_zp
+    folded = torch.ops.quantviz.conv2d(*head, o_s, o_zp, max(o_min, o_zp), o_max)
+    unfolded = torch.ops.quantviz.conv2d(*head, o_s, o_zp, o_min, o_max)
+    assert int(unfolded.min()) < o_zp == int(folded.min())  # the fold did clamp something
+    assert torch.equal(folded, unfolded.clamp(min=o_zp))
+    ref = quantize(torch.relu(FLOAT_OPS["conv2d"](*head)), o_s, o_zp, o_min, o_max, dtype)
+    assert int((folded.int() - ref.int()).abs().max()) <= 1
 
 
 def test_bad_input_is_refused_with_the_operator_name():
