@@ -1,0 +1,242 @@
+"""Run one cell (one model, one configuration) in this process and measure it: a :class:`CellResult`.
+
+Nothing here knows Ray: the Ray runner calls these functions inside worker processes, and the benchmark calls
+them one after another in one process.
+
+Example::
+
+    result = run_cell("sample:conv_add", PipelineConfig(flow="pt2e"))
+    result.ok, result.sqnr_float_vs_runtime_db, result.peak_rss_mb
+"""
+from __future__ import annotations
+
+import math
+import os
+import resource
+import socket
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+from quantviz.config import PipelineConfig
+
+SQNR_FIELDS = ("sqnr_float_vs_reference_db", "sqnr_reference_vs_runtime_db", "sqnr_float_vs_runtime_db")
+SENSITIVITY_BATCHES = 16  # as `quantviz compare`: at most this many evaluation batches
+
+
+@dataclass
+class CellResult:
+    """What one cell produced. ``failed_stage``/``cause`` are set when it failed: a stage's StageError, a model
+    that could not be loaded (stage ``load``), or a worker process that died (``crashed``)."""
+
+    cell: str
+    model: str
+    config: dict[str, Any]
+    label: str = ""
+    ok: bool = False
+    failed_stage: str = ""
+    cause: str = ""
+    hint: str = ""
+    crashed: bool = False
+    stages_ran: list[str] = field(default_factory=list)
+    sqnr_float_vs_reference_db: float | None = None
+    sqnr_reference_vs_runtime_db: float | None = None
+    sqnr_float_vs_runtime_db: float | None = None
+    float_accuracy: float | None = None
+    runtime_accuracy: float | None = None
+    delegated_ops: int | None = None
+    ops: int | None = None
+    share_delegated: float | None = None
+    fused_ops: int | None = None
+    seconds: float = 0.0
+    peak_rss_mb: float | None = None
+    worker: str = ""  # host:pid that ran it
+    sensitivity_layers: list[str] = field(default_factory=list)  # layers to keep float in turn (fanned out)
+    sensitivity_base_db: float | None = None  # float vs reference on the sensitivity batches, all quantized
+    sensitivity_base_accuracy: float | None = None
+    sensitivity: list[dict[str, Any]] = field(default_factory=list)  # SensitivityRow dicts, most sensitive first
+
+    @property
+    def sqnr_db(self) -> float | None:
+        """The cell's end-to-end SQNR: float vs runtime when the runtime ran, else float vs reference."""
+        return self.sqnr_float_vs_runtime_db if self.sqnr_float_vs_runtime_db is not None \
+            else self.sqnr_float_vs_reference_db
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["sqnr_db"] = self.sqnr_db
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CellResult":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+def reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) so the next reading covers one cell only (Linux; False elsewhere)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB: VmHWM (since the last reset), else getrusage's lifetime max."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def sensitivity_data(spec) -> tuple[list[tuple], Any]:
+    """The batches and labels sensitivity is measured on: evaluation data if any (as ``quantviz compare``)."""
+    from quantviz.numerics.compare import data_sets
+
+    sets = data_sets(spec, SENSITIVITY_BATCHES)
+    return sets.get("evaluation", next(iter(sets.values())))
+
+
+def _outputs(model, batches):
+    import torch
+
+    from quantviz.runtime import concat_outputs
+
+    with torch.no_grad():
+        return concat_outputs([model(*b) for b in batches])
+
+
+def _finite(x: Any) -> float | None:
+    return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
+
+
+def run_cell(model: str, config: PipelineConfig, cell: str = "", label: str = "", sensitivity: int = 0,
+             on_stage: Callable[[str], None] = lambda stage: None) -> CellResult:
+    """Load ``model``, run the pipeline under ``config`` and measure the cell. Never raises for a failing model:
+    the failure is in the result. ``on_stage(name)`` is called as each stage starts (the Ray runner's
+    breadcrumbs, so a crash can name the stage). With ``sensitivity`` N, the first N weighted layers are listed
+    in ``sensitivity_layers`` for :func:`run_layer` (one run each)."""
+    from quantviz.errors import LoadError
+    from quantviz.loading import load_model
+    from quantviz.pipeline import Pipeline, StageEvent
+
+    reset_peak_rss()
+    result = CellResult(cell, model, config.to_dict(), label, worker=f"{socket.gethostname()}:{os.getpid()}")
+    t0 = time.perf_counter()
+    current = ["load"]
+
+    def on_event(event: StageEvent) -> None:
+        if event.kind == "start":
+            current[0] = event.stage
+            on_stage(event.stage)
+
+    try:
+        on_stage("load")
+        spec = load_model(model)
+        pipe = Pipeline(spec, config, on_event=on_event).run()
+        _measure(pipe, result)
+        if sensitivity and "convert" in pipe.results and pipe.results["convert"].ok:
+            _prepare_sensitivity(pipe, result, sensitivity)
+    except LoadError as exc:
+        result.failed_stage, result.cause = "load", str(exc)
+        result.hint = "check the model reference; a file must be loadable where the workers run"
+    except Exception as exc:  # noqa: BLE001 - a sweep reports every failure and goes on
+        result.failed_stage, result.cause = current[0], f"{type(exc).__name__}: {exc}"
+    result.seconds = time.perf_counter() - t0
+    result.peak_rss_mb = round(peak_rss_mb(), 1)
+    return result
+
+
+def _measure(pipe, result: CellResult) -> None:
+    result.ok = pipe.ok
+    result.stages_ran = list(pipe.results)
+    failed = pipe.failed
+    if failed is not None:
+        result.failed_stage = failed.name
+        err = failed.error
+        result.cause = err.message if err is not None else "failed"
+        result.hint = err.hint if err is not None else ""
+    numerics = pipe.numerics()
+    result.sqnr_float_vs_reference_db = _finite(numerics.get("float_vs_reference_sqnr_db"))
+    result.sqnr_reference_vs_runtime_db = _finite(numerics.get("reference_vs_runtime_sqnr_db"))
+    result.sqnr_float_vs_runtime_db = _finite(numerics.get("float_vs_runtime_sqnr_db"))
+    result.float_accuracy = _finite(numerics.get("float_accuracy"))
+    result.runtime_accuracy = _finite(numerics.get("runtime_accuracy"))
+    convert = pipe.results.get("convert")
+    if result.sqnr_float_vs_reference_db is None and convert is not None and convert.ok:
+        # the run stage did not measure (stopped earlier, or failed before running): float vs reference here
+        from quantviz.numerics.metrics import sqnr_db
+
+        batches = pipe.spec.comparison_batches()
+        result.sqnr_float_vs_reference_db = _finite(sqnr_db(_outputs(pipe.spec.model, batches),
+                                                            _outputs(convert.artifact, batches)))
+    delegate = pipe.results.get("delegate")
+    if delegate is not None and delegate.ok and delegate.graph is not None:
+        g = delegate.graph
+        inside = g.delegated_node_count()
+        outside = sum(1 for n in g.nodes if n.kind not in ("input", "parameter", "output", "delegate"))
+        result.delegated_ops, result.ops = inside, inside + outside
+        result.share_delegated = inside / (inside + outside) if inside + outside else 0.0
+    fuse = pipe.results.get("fuse")
+    if fuse is not None and fuse.ok and fuse.graph is not None:
+        result.fused_ops = fuse.graph.kind_counts().get("quantized_op", 0)
+
+
+def _prepare_sensitivity(pipe, result: CellResult, limit: int) -> None:
+    from quantviz.numerics.metrics import accuracy, sqnr_db
+    from quantviz.numerics.sensitivity import layers_of
+
+    batches, labels = sensitivity_data(pipe.spec)
+    base = _outputs(pipe.results["convert"].artifact, batches)
+    result.sensitivity_base_db = _finite(sqnr_db(_outputs(pipe.spec.model, batches), base))
+    result.sensitivity_base_accuracy = accuracy(base, labels) if labels is not None else None
+    result.sensitivity_layers = [x for x in layers_of(pipe.spec.model) if x not in pipe.config.skip_modules][:limit]
+
+
+def run_layer(model: str, config: PipelineConfig, layer: str) -> dict[str, Any]:
+    """One sensitivity run: ``layer`` kept float (skipped), the rest quantized up to convert; float vs reference
+    SQNR and accuracy on the sensitivity batches. What one loop pass of ``numerics.sensitivity`` computes."""
+    from quantviz.loading import load_model
+    from quantviz.numerics.metrics import accuracy, sqnr_db
+    from quantviz.pipeline import Pipeline
+
+    t0 = time.perf_counter()
+    row: dict[str, Any] = {"layer": layer, "sqnr_db": None, "accuracy": None, "error": ""}
+    try:
+        spec = load_model(model)
+        batches, labels = sensitivity_data(spec)
+        skipped = config.with_changes(skip_modules=tuple(config.skip_modules) + (layer,), until="convert")
+        other = Pipeline(spec, skipped).run()
+        if not other.ok:
+            row["error"] = str(other.failed.error)
+        else:
+            out = _outputs(other.results["convert"].artifact, batches)
+            row["sqnr_db"] = _finite(sqnr_db(_outputs(spec.model, batches), out))
+            row["accuracy"] = accuracy(out, labels) if labels is not None else None
+    except Exception as exc:  # noqa: BLE001
+        row["error"] = f"{type(exc).__name__}: {exc}"
+    row["seconds"] = time.perf_counter() - t0
+    return row
+
+
+def finish_sensitivity(result: CellResult, rows: list[dict[str, Any]]) -> None:
+    """Attach the layer runs to ``result`` as rows of ``numerics.sensitivity.SensitivityRow``'s fields (gain
+    against everything quantized), most sensitive first, as ``quantviz compare`` orders them. Plain dicts: the
+    driver of a sweep needs no torch."""
+    nan = float("nan")
+    out = []
+    base, base_acc = result.sensitivity_base_db, result.sensitivity_base_accuracy
+    for r in rows:
+        db, acc = r.get("sqnr_db"), r.get("accuracy")
+        out.append({"layer": r["layer"], "sqnr_db": nan if db is None else db,
+                    "gain_db": db - base if db is not None and base is not None else nan,
+                    "accuracy": acc, "accuracy_change": acc - base_acc if acc is not None and base_acc is not None
+                    else None, "error": r.get("error", "")})
+    out.sort(key=lambda s: -(s["gain_db"] if s["gain_db"] == s["gain_db"] else float("-inf")))
+    result.sensitivity = out
