@@ -7,7 +7,7 @@ STAMP := $(VENV)/.quantviz-installed
 SAMPLE ?= sample:digits_cnn
 PORT ?= 8501
 
-.PHONY: install kernels run test test-fast bench clean
+.PHONY: install kernels run test test-all test-fast bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,9 @@ run: kernels
 	QUANTVIZ_DEFAULT_MODEL=$(SAMPLE) $(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
 test: kernels
+	$(PY) -m pytest -q -m "not slow"
+
+test-all: kernels
 	$(PY) -m pytest -q
 
 test-fast: kernels

@@ -27,7 +27,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CSRC = HERE / "csrc"
-KINDS = ("torch", "executorch")
+LIBRARY_KINDS = ("torch", "executorch")
 
 
 class KernelBuildError(RuntimeError):
@@ -78,7 +78,7 @@ def plan(kind: str) -> BuildPlan:
             f"-I{et / 'include'}", f"-I{et / 'include/executorch/runtime/core/portable_type/c10'}",
             str(CSRC / "et_ops.cpp"), f"-L{et / 'lib'}", "-Wl,--no-as-needed", "-lexecutorch", "-Wl,--as-needed",
             f"-Wl,-rpath,{et / 'lib'}"))
-    raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    raise ValueError(f"kind must be one of {LIBRARY_KINDS}, got {kind!r}")
 
 
 def _compiler_version(cxx: str) -> str:
@@ -153,7 +153,7 @@ def main() -> None:
     """Build both libraries (what `make kernels` runs) and say where they are."""
     import time
 
-    for kind in KINDS:
+    for kind in LIBRARY_KINDS:
         t = time.perf_counter()
         cached = library_path(kind).exists()
         path = build_library(kind)

@@ -1,7 +1,7 @@
 """conv2d: dequantize(x), dequantize_per_channel(w) -> aten.convolution [-> relu | hardtanh] -> quantize
 ==>  quantviz.conv2d, a ReLU or hardtanh folded into the output's clamp range (exact: see base.fold_clamp).
 
-Per-tensor weights are first rewritten into per-channel form (``weights.per_channel_weights``), so these
+Per-tensor weights are first rewritten into per-channel form (``quantviz_kernels.per_channel_weights``), so these
 patterns cover both.
 """
 from __future__ import annotations

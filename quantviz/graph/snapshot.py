@@ -68,7 +68,7 @@ def _snapshot_graph(gm: fx.GraphModule, stage: str, prefix: str, program: Any) -
         view = NodeView(
             id=prefix + n.name, name=n.name, op=n.op, target=target, kind=kind,
             inputs=[prefix + i.name for i in n.all_input_nodes],
-            args=[_short(a) for a in n.args],
+            args=[_abbreviate(a) for a in n.args],
             qparams=decode_qparams(n, kind, target, resolve),
             source=_source(n.meta.get("stack_trace")),
             from_node=_from_node(n.meta.get("from_node")),
@@ -95,11 +95,11 @@ def _get_attr(gm: torch.nn.Module, target: str) -> Any:
     return obj
 
 
-def _short(a: Any, limit: int = 48) -> str:
+def _abbreviate(a: Any, limit: int = 48) -> str:
     if isinstance(a, fx.Node):
         return f"%{a.name}"
     if isinstance(a, (list, tuple)):
-        text = "[" + ", ".join(_short(x, 16) for x in a) + "]"
+        text = "[" + ", ".join(_abbreviate(x, 16) for x in a) + "]"
     else:
         text = repr(a)
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -22,7 +22,7 @@ QDQ = ("quantize_per", "dequantize_per", "dequantize_affine", "quantize_affine",
 
 
 @dataclass
-class FusionPattern:
+class PatternGraph:
     """A named fusion pattern: its graph, and the filters the rewriter applies after a structural match."""
 
     name: str
@@ -48,7 +48,7 @@ class Mismatch:
 
 @dataclass
 class MatchAttempt:
-    pattern: FusionPattern
+    pattern: PatternGraph
     matched: int  # pattern op nodes whose target matched
     total: int
     mismatches: list[Mismatch]
@@ -71,27 +71,27 @@ def _is_qdq(n: Any) -> bool:
     return isinstance(n, fx.Node) and n.op == "call_function" and any(q in canonical_target(n.target) for q in QDQ)
 
 
-def _short(target: str) -> str:
+def _op_name(target: str) -> str:
     return op_name(target)
 
 
-def executorch_patterns() -> list[FusionPattern]:
+def executorch_patterns() -> list[PatternGraph]:
     """ExecuTorch's QuantFusionPass patterns, named by their ops and dtype."""
     from executorch.exir.passes._quant_patterns_and_replacements import get_quant_patterns_and_replacements
 
     out = []
     for pattern, _replacement, filters in get_quant_patterns_and_replacements(None):
         gm = pattern if isinstance(pattern, fx.GraphModule) else fx.symbolic_trace(pattern)
-        ops = [_short(canonical_target(n.target)) for n in gm.graph.nodes
+        ops = [_op_name(canonical_target(n.target)) for n in gm.graph.nodes
                if n.op == "call_function" and not _is_qdq(n) and canonical_target(n.target) != "builtins.getattr"]
         dtypes = sorted({str(a).replace("torch.", "") for n in gm.graph.nodes for a in n.args
                          if isinstance(a, torch.dtype)})
-        out.append(FusionPattern(f"quantized_decomposed {'+'.join(ops)} pattern ({', '.join(dtypes) or 'any dtype'})",
+        out.append(PatternGraph(f"quantized_decomposed {'+'.join(ops)} pattern ({', '.join(dtypes) or 'any dtype'})",
                                  gm.graph, list(filters)))
     return out
 
 
-def match(pattern: FusionPattern, anchor: fx.Node) -> MatchAttempt:
+def match(pattern: PatternGraph, anchor: fx.Node) -> MatchAttempt:
     """Align ``pattern``'s anchor op with ``anchor`` and compare everything around it."""
     p_anchor = next(n for n in pattern.graph.nodes if n.op == "call_function"
                     and canonical_target(n.target) == pattern.anchor_target)
@@ -107,23 +107,23 @@ def match(pattern: FusionPattern, anchor: fx.Node) -> MatchAttempt:
         seen.add(p)
         if not isinstance(g, fx.Node) or canonical_target(g.target) != canonical_target(p.target):
             has = canonical_target(g.target) if isinstance(g, fx.Node) else repr(g)
-            mismatches.append(Mismatch("target", where, _short(canonical_target(p.target)), _short(has)))
+            mismatches.append(Mismatch("target", where, _op_name(canonical_target(p.target)), _op_name(has)))
             return
         matched += 1
         if internal and len(g.users) > 1:
             mismatches.append(Mismatch("users", where, "1 user", f"{len(g.users)} users"))
         for i, (pa, ga) in enumerate(zip(p.args, g.args)):
             if isinstance(pa, fx.Node):
-                visit(pa, ga, f"{_short(canonical_target(pa.target)) if pa.op != 'placeholder' else 'input'} "
-                              f"(input {i} of {_short(canonical_target(p.target))})", True)
+                visit(pa, ga, f"{_op_name(canonical_target(pa.target)) if pa.op != 'placeholder' else 'input'} "
+                              f"(input {i} of {_op_name(canonical_target(p.target))})", True)
             elif pa != ga and not isinstance(pa, (list, tuple)):
-                mismatches.append(Mismatch("literal", f"{_short(canonical_target(p.target))} argument {i}",
+                mismatches.append(Mismatch("literal", f"{_op_name(canonical_target(p.target))} argument {i}",
                                            str(pa), str(ga)))
         if len(p.args) != len(g.args):
-            mismatches.append(Mismatch("arity", _short(canonical_target(p.target)), f"{len(p.args)} arguments",
+            mismatches.append(Mismatch("arity", _op_name(canonical_target(p.target)), f"{len(p.args)} arguments",
                                        f"{len(g.args)} arguments"))
 
-    visit(p_anchor, anchor, _short(canonical_target(p_anchor.target)), False)
+    visit(p_anchor, anchor, _op_name(canonical_target(p_anchor.target)), False)
     # forward: the pattern's single-user chain from the anchor to its output, against the graph's
     p, g = p_anchor, anchor
     while True:
@@ -133,11 +133,11 @@ def match(pattern: FusionPattern, anchor: fx.Node) -> MatchAttempt:
         p_next = p_users[0]
         g_users = list(g.users)
         if len(g_users) != 1:
-            mismatches.append(Mismatch("users", _short(canonical_target(g.target)), "1 user", f"{len(g_users)} users"))
+            mismatches.append(Mismatch("users", _op_name(canonical_target(g.target)), "1 user", f"{len(g_users)} users"))
             break
         g_next = g_users[0]
         seen_before = len(mismatches)
-        visit(p_next, g_next, f"{_short(canonical_target(p_next.target))} after {_short(canonical_target(p.target))}",
+        visit(p_next, g_next, f"{_op_name(canonical_target(p_next.target))} after {_op_name(canonical_target(p.target))}",
               bool([u for u in p_next.users if u.op != "output"]))
         if len(mismatches) > seen_before and mismatches[seen_before].kind == "target":
             break
@@ -145,7 +145,7 @@ def match(pattern: FusionPattern, anchor: fx.Node) -> MatchAttempt:
     return MatchAttempt(pattern, matched, total, mismatches)
 
 
-def explain_unfused(anchor: fx.Node, patterns: Sequence[FusionPattern]) -> FusionVerdict:
+def explain_unfused(anchor: fx.Node, patterns: Sequence[PatternGraph]) -> FusionVerdict:
     """The closest fusion pattern for the instance anchored at ``anchor``, and the first reason it failed."""
     op = canonical_target(anchor.target)
     candidates = [p for p in patterns if p.anchor_target == op]

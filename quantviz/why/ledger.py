@@ -18,7 +18,7 @@ from quantviz.config import STAGES
 from quantviz.diff import diff_graphs
 from quantviz.errors import StageError
 from quantviz.pipeline import Pipeline
-from quantviz.why.fusion_match import FusionPattern, explain_unfused, executorch_patterns
+from quantviz.why.fusion_match import PatternGraph, explain_unfused, executorch_patterns
 
 
 @dataclass
@@ -65,11 +65,11 @@ class Ledger:
 
 
 @functools.lru_cache(maxsize=1)
-def default_patterns() -> tuple[FusionPattern, ...]:
+def default_patterns() -> tuple[PatternGraph, ...]:
     return tuple(executorch_patterns())
 
 
-def build_ledger(pipe: Pipeline, patterns: tuple[FusionPattern, ...] | None = None) -> Ledger:
+def build_ledger(pipe: Pipeline, patterns: tuple[PatternGraph, ...] | None = None) -> Ledger:
     for stage in ("convert", "delegate", "fuse"):
         r = pipe.results.get(stage)
         if r is None or not r.ok:

@@ -1,0 +1,130 @@
+"""The import graph of quantviz/: which module imports which, counting imports inside functions too.
+
+    .venv/bin/python scripts/layers.py            # the layers, lowest first, and any cycle (exit 1 if one exists)
+
+tests/test_layers.py holds the project to it: no import cycle among quantviz's modules, and nothing in quantviz/
+imports streamlit, ui or sample_models.
+"""
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FORBIDDEN = ("streamlit", "ui", "sample_models")
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def imports(path: Path, known: set[str]) -> set[str]:
+    """Every module ``path`` imports (module-level and inside functions), resolved to known quantviz modules where
+    the name is one, else the top-level package name."""
+    found: set[str] = set()
+    tree = ast.parse(path.read_text(), str(path))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        else:
+            continue
+        for name in names:
+            if name.split(".")[0] != "quantviz":
+                found.add(name.split(".")[0])
+            elif name in known:
+                found.add(name)
+    me = module_name(path) if path.is_relative_to(ROOT) else ""
+    # ``from quantviz.a import b`` names module quantviz.a.b when it exists; drop the package then
+    return {m for m in found if m != me and not any(o.startswith(m + ".") and o in found for o in found)
+            or m not in known}
+
+
+def graph() -> dict[str, set[str]]:
+    files = sorted((ROOT / "quantviz").rglob("*.py"))
+    known = {module_name(p) for p in files}
+    return {module_name(p): imports(p, known) for p in files}
+
+
+def cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on: set[str] = set()
+    out: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in g.get(v, ()):
+            if w not in g:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    sys.setrecursionlimit(10000)
+    for v in g:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def layers(g: dict[str, set[str]]) -> list[list[str]]:
+    """Modules by depth: layer 0 imports no quantviz module, layer n only modules of lower layers."""
+    depth: dict[str, int] = {}
+
+    def d(v: str, seen: tuple[str, ...] = ()) -> int:
+        if v in depth:
+            return depth[v]
+        inner = [w for w in g[v] if w in g and w not in seen and w != v]
+        depth[v] = 1 + max((d(w, seen + (v,)) for w in inner), default=-1)
+        return depth[v]
+
+    for v in g:
+        d(v)
+    out: list[list[str]] = [[] for _ in range(max(depth.values()) + 1)]
+    for v, n in depth.items():
+        out[n].append(v)
+    return [sorted(x) for x in out]
+
+
+def forbidden(g: dict[str, set[str]]) -> list[tuple[str, str]]:
+    return sorted((m, i) for m, deps in g.items() for i in deps if i in FORBIDDEN)
+
+
+def main() -> int:
+    g = graph()
+    for n, layer in enumerate(layers(g)):
+        print(f"layer {n}: {', '.join(m.removeprefix('quantviz.') for m in layer)}")
+    bad = forbidden(g)
+    found = cycles(g)
+    for m, i in bad:
+        print(f"FORBIDDEN: {m} imports {i}")
+    for c in found:
+        print(f"CYCLE: {' <-> '.join(c)}")
+    print("no cycle" if not found else f"{len(found)} cycle(s)")
+    return 1 if found or bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
