@@ -164,16 +164,18 @@ def _fuse(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 
 
 def _emit(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    import executorch.kernels.quantized  # noqa: F401  the quantized_decomposed out variants to_executorch needs
+
+    from quantviz.known_issues import runtime_preflight
+
+    state["blocked"] = runtime_preflight(state["lowered"])  # now: to_executorch rewrites the program in place
     state["program"] = state["lowered"].to_executorch()
 
 
 def _run(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
-    import executorch.kernels.quantized  # noqa: F401  the quantized_decomposed kernels
     from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer
 
-    from quantviz.known_issues import runtime_preflight
-
-    blocked = runtime_preflight(state["lowered"])  # a program that would abort this process is not loaded
+    blocked = state.get("blocked")  # a program that would abort this process is not loaded
     if blocked is not None:
         raise RuntimeError(f"the runtime would abort the process: {blocked.message}")
     buffer = state["program"].buffer
