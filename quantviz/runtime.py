@@ -20,8 +20,14 @@ def load_program(buffer: bytes) -> Any:
 
 
 def first_output(out: Any) -> torch.Tensor:
-    """A model's first output (models may return a tuple or list)."""
-    return out[0] if isinstance(out, (list, tuple)) else out
+    """A model's first tensor output, in torch.export's flattening order (models may return a tensor, a tuple, a
+    list or a dict, as most model libraries do; the runtime returns the flattened list)."""
+    if isinstance(out, torch.Tensor):
+        return out
+    leaves = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
+    if not leaves:
+        raise TypeError(f"the model returned no tensor (got {type(out).__name__})")
+    return leaves[0]
 
 
 def concat_outputs(outs: list[Any]) -> torch.Tensor:
