@@ -6,7 +6,6 @@ name and a generic hint added. Every hint that is a config change also comes as 
 """
 from __future__ import annotations
 
-import math
 import re
 import traceback
 from dataclasses import dataclass, field
@@ -202,22 +201,25 @@ def _float_zero_point_dequantize(ep) -> StageError | None:
 def _broadcast_quantized_add(ep) -> StageError | None:
     """ExecuTorch's QuantFusionPass fuses any uint8 ``dq -> add -> q`` into ``quantized_decomposed::add``, also
     when the two inputs broadcast (a per-channel scale or bias, an attention bias); executorch 1.5.1's kernel
-    asserts equal element counts and aborts the process on such an add."""
+    asserts equal element counts, equal ranks and equal dtypes, and aborts the process otherwise."""
     for node in ep.graph.nodes:
         name = getattr(node.target, "__name__", str(node.target))  # "quantized_decomposed.add.default"
         if node.op != "call_function" or not name.startswith("quantized_decomposed.") \
                 or name.split(".")[-2] not in ("add", "add_relu"):
             continue
-        shapes = [tuple(a.meta["val"].shape) for a in (node.args[0], node.args[5])
-                  if isinstance(a, torch.fx.Node) and hasattr(a.meta.get("val"), "shape")]
-        if len(shapes) == 2 and math.prod(shapes[0]) != math.prod(shapes[1]):
-            trace = (node.meta.get("stack_trace") or "").strip().splitlines()
-            where = f" ({trace[-1].strip()})" if trace else ""
-            return StageError(
-                "run", f"{node.name} is a quantized_decomposed::add of inputs shaped {shapes[0]} and {shapes[1]}"
-                       f"{where}: ExecuTorch's QuantFusionPass fused a broadcasting add, and executorch 1.5.1's "
-                       "quantized add kernel aborts the process on inputs of different sizes, so the program was "
-                       "not run",
-                "use --fusion none (the add then runs as dequantize, add, quantize) or --flow pt2e",
-                fix={"fusion": "none"})
+        vals = [a.meta.get("val") for a in (node.args[0], node.args[5]) if isinstance(a, torch.fx.Node)]
+        if len(vals) != 2 or not all(isinstance(v, torch.Tensor) for v in vals):
+            continue
+        (a, b) = vals
+        if a.numel() == b.numel() and a.dim() == b.dim() and a.dtype == b.dtype:
+            continue
+        trace = (node.meta.get("stack_trace") or "").strip().splitlines()
+        where = f" ({trace[-1].strip()})" if trace else ""
+        return StageError(
+            "run", f"{node.name} is a quantized_decomposed::add of inputs {tuple(a.shape)} {a.dtype} and "
+                   f"{tuple(b.shape)} {b.dtype}{where}: ExecuTorch's QuantFusionPass fused a broadcasting add, and "
+                   "executorch 1.5.1's quantized add kernel aborts the process unless both inputs have the same size, "
+                   "rank and dtype, so the program was not run",
+            "use --fusion none (the add then runs as dequantize, add, quantize) or --flow pt2e",
+            fix={"fusion": "none"})
     return None
