@@ -47,21 +47,6 @@ class BareRun:
         return sum(self.seconds.values())
 
 
-def graph_ops(program: Any) -> tuple[int, tuple[str, ...]]:
-    """(delegate calls, sorted names of the other call_function ops) of an edge program manager or program."""
-    ep = program.exported_program() if hasattr(program, "exported_program") else program
-    delegates, ops = 0, set()
-    for n in ep.graph.nodes:
-        if n.op != "call_function":
-            continue
-        name = getattr(n.target, "__name__", str(n.target))
-        if "executorch_call_delegate" in name:
-            delegates += 1
-        elif name != "getitem":
-            ops.add(name)
-    return delegates, tuple(sorted(ops))
-
-
 def run_bare(spec: ModelSpec, config: PipelineConfig) -> BareRun:
     """Run the bare calls of ``config`` on ``spec``; stops at the first step that raises and says which."""
     result = BareRun()
@@ -143,7 +128,7 @@ def _capture(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 def _lower(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     from executorch.exir import to_edge, to_edge_transform_and_lower
 
-    from quantviz.lowering import compile_config, make_partitioner
+    from quantviz.lowering import compile_config, graph_ops, make_partitioner
 
     if config.partitioner == "none":
         state["lowered"] = to_edge(state["aten"], compile_config=compile_config())

@@ -102,6 +102,21 @@ def _check_kept_ops_delegated(lowered: Any, partitioner: Any) -> None:
                                            partitioner_name=type(partitioner).__name__, generate_error=True)
 
 
+def graph_ops(program: Any) -> tuple[int, tuple[str, ...]]:
+    """(delegate calls, sorted names of the other call_function ops) of an edge program manager or program."""
+    ep = program.exported_program() if hasattr(program, "exported_program") else program
+    delegates, ops = 0, set()
+    for n in ep.graph.nodes:
+        if n.op != "call_function":
+            continue
+        name = getattr(n.target, "__name__", str(n.target))
+        if "executorch_call_delegate" in name:
+            delegates += 1
+        elif name != "getitem":
+            ops.add(name)
+    return delegates, tuple(sorted(ops))
+
+
 def calls(config: PipelineConfig, stage: str) -> list[str]:
     """The bare API calls of ``stage`` ("edge" or "delegate") under ``config``, as copyable Python."""
     if config.partitioner == "none":

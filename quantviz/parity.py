@@ -10,8 +10,9 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from quantviz.bare_flow import graph_ops, run_bare
+from quantviz.bare_flow import run_bare
 from quantviz.config import PipelineConfig, config_flags
+from quantviz.lowering import graph_ops
 from quantviz.model_spec import ModelSpec
 
 

@@ -2,9 +2,9 @@
 import pytest
 
 from quantviz import Pipeline, PipelineConfig, load_model
-from quantviz.bare_flow import graph_ops, run_bare
+from quantviz.bare_flow import run_bare
 from quantviz.config import stage_reads
-from quantviz.lowering import calls
+from quantviz.lowering import calls, graph_ops
 
 
 def test_transform_and_lower_is_the_default_and_names_the_bare_call():

@@ -6,7 +6,7 @@ ran the first); with ``"to_backend"`` it is ``edge.to_backend(partitioner)``. Se
 from __future__ import annotations
 
 from quantviz.lowering import calls as lowering_calls
-from quantviz.lowering import delegate, make_partitioner
+from quantviz.lowering import delegate, graph_ops, make_partitioner
 from quantviz.stages.base import StageContext, StageOutput
 
 DESCRIPTION = "partition and lower (to_edge_transform_and_lower or to_backend): dq-op-q groups become delegate calls"
@@ -29,8 +29,7 @@ def run(ctx: StageContext) -> StageOutput:
         lowered = delegate(edge, partitioner, ctx.config.lowering)
     for name, why in getattr(partitioner, "reasons", {}).items():  # the demo partitioner's own reasons
         reasons.setdefault(name, []).extend(why)
-    calls_made = sum(1 for n in lowered.exported_program().graph.nodes
-                     if n.op == "call_function" and "executorch_call_delegate" in str(n.target))
+    calls_made = graph_ops(lowered)[0]
     return StageOutput(lowered, calls=lowering_calls(ctx.config, "delegate"),
                        notes=[f"{calls_made} delegate call(s) ({ctx.config.lowering})",
                               f"{len(reasons)} node(s) rejected with a reason"],
