@@ -48,37 +48,54 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         fix={"lowering": "transform_and_lower"}, requires={"lowering": "to_backend"}),
 )
 
-GENERIC_HINTS = {
-    "trace": "check that the model runs eagerly on its example inputs; skip untraceable modules with --skip-module",
-    "prepare": "try --flow pt2e or --flow fx, or skip the module named in the message with --skip-module",
-    "calibrate": "the calibration data matches the example inputs, so an op or observer inside the prepared model "
-                 "failed: see the failing node; skip its module with --skip-module or try the other flow",
-    "convert": "try the other flow (--flow fx / --flow pt2e) or --mode static",
-    "capture": "torch.export could not capture the reference model; try --flow pt2e",
-    "edge": "try --duplicate-dequant off",
-    "delegate": "try --partitioner none to see the graph without delegation",
-    "fuse": "try --fusion none, or the other patterns (--fusion executorch or --fusion quantviz)",
-    "emit": "try --fusion none or --partitioner none to find the op that does not lower",
-    "run": "try --partitioner none or --fusion none to find what the runtime rejects",
+OTHER_FLOW = "<the other flow>"  # stands for "fx" under pt2e and "pt2e" under fx in a GenericRemedy's fixes
+
+
+@dataclass(frozen=True)
+class GenericRemedy:
+    """What to try when a stage fails in a way no KnownIssue explains."""
+
+    hint: str  # the words the user reads
+    fixes: tuple[dict[str, Any], ...] = ()  # the hint's config changes, first choice first (OTHER_FLOW resolved)
+
+
+GENERIC_REMEDIES: dict[str, GenericRemedy] = {
+    "trace": GenericRemedy(
+        "check that the model runs eagerly on its example inputs; skip untraceable modules with --skip-module"),
+    "prepare": GenericRemedy(
+        "try --flow pt2e or --flow fx, or skip the module named in the message with --skip-module",
+        ({"flow": OTHER_FLOW},)),
+    "calibrate": GenericRemedy(
+        "the calibration data matches the example inputs, so an op or observer inside the prepared model failed: "
+        "see the failing node; skip its module with --skip-module or try the other flow", ({"flow": OTHER_FLOW},)),
+    "convert": GenericRemedy("try the other flow (--flow fx / --flow pt2e) or --mode static",
+                             ({"flow": OTHER_FLOW}, {"mode": "static"})),
+    "capture": GenericRemedy("torch.export could not capture the reference model; try --flow pt2e",
+                             ({"flow": "pt2e"},)),
+    "edge": GenericRemedy("try --duplicate-dequant off", ({"duplicate_dequant": "off"},)),
+    "delegate": GenericRemedy("try --partitioner none to see the graph without delegation",
+                              ({"partitioner": "none"},)),
+    "fuse": GenericRemedy("try --fusion none, or the other patterns (--fusion executorch or --fusion quantviz)",
+                          ({"fusion": "none"}, {"fusion": "executorch"})),
+    "emit": GenericRemedy("try --fusion none or --partitioner none to find the op that does not lower",
+                          ({"fusion": "none"}, {"partitioner": "none"})),
+    "run": GenericRemedy("try --partitioner none or --fusion none to find what the runtime rejects",
+                         ({"partitioner": "none"}, {"fusion": "none"})),
 }
 
 
 def generic_fix(stage: str, config: PipelineConfig | None = None) -> dict[str, Any]:
-    """The config change of ``GENERIC_HINTS[stage]``: its first suggestion that changes ``config``."""
+    """The config change of the stage's :class:`GenericRemedy`: its first fix that changes ``config``.
+
+    Example::
+
+        generic_fix("prepare", PipelineConfig(flow="pt2e"))   # {"flow": "fx"}
+    """
     config = config or PipelineConfig()
+    remedy = GENERIC_REMEDIES.get(stage, GenericRemedy(""))
     other_flow = "pt2e" if config.flow == "fx" else "fx"
-    candidates: dict[str, list[dict[str, Any]]] = {
-        "prepare": [{"flow": other_flow}],
-        "calibrate": [{"flow": other_flow}],
-        "convert": [{"flow": other_flow}, {"mode": "static"}],
-        "capture": [{"flow": "pt2e"}],
-        "edge": [{"duplicate_dequant": "off"}],
-        "delegate": [{"partitioner": "none"}],
-        "fuse": [{"fusion": "none"}, {"fusion": "executorch"}],
-        "emit": [{"fusion": "none"}, {"partitioner": "none"}],
-        "run": [{"partitioner": "none"}, {"fusion": "none"}],
-    }
-    return next((dict(c) for c in candidates.get(stage, []) if _changes(config, c)), {})
+    fixes = [{k: other_flow if v == OTHER_FLOW else v for k, v in f.items()} for f in remedy.fixes]
+    return next((f for f in fixes if _changes(config, f)), {})
 
 
 def cause_chain(exc: BaseException) -> list[BaseException]:
@@ -120,7 +137,7 @@ def explain(stage: str, exc: BaseException, config: PipelineConfig | None = None
             error = StageError(stage, issue.message.format(cause=inner, **m.groupdict()), issue.hint,
                                fix=dict(issue.fix))
             return _with_context(error, exc, name_site=True)
-    error = StageError(stage, _message(chain), GENERIC_HINTS.get(stage, ""), fix=generic_fix(stage, config))
+    error = StageError(stage, _message(chain), GENERIC_REMEDIES[stage].hint if stage in GENERIC_REMEDIES else "", fix=generic_fix(stage, config))
     return _with_context(error, exc, name_site=True)
 
 

@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import torch
 
+from quantviz.catalog import load_sample
 from quantviz.errors import LoadError
 from quantviz.model_spec import ModelSpec
 
@@ -37,8 +38,6 @@ def load_model(ref: str) -> ModelSpec:
 
 
 def _load_sample(name: str) -> ModelSpec:
-    from quantviz.catalog import load_sample
-
     return load_sample(name)
 
 

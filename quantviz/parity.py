@@ -14,6 +14,7 @@ from quantviz.bare_flow import run_bare
 from quantviz.config import PipelineConfig, config_flags
 from quantviz.lowering import graph_ops
 from quantviz.model_spec import ModelSpec
+from quantviz.pipeline import Pipeline
 
 
 @dataclass
@@ -47,7 +48,6 @@ class ParityRow:
 
 def check_parity(make_spec: Callable[[], ModelSpec], config: PipelineConfig) -> ParityRow:
     """Run ``config`` on a fresh model through the bare calls, then through quantviz."""
-    from quantviz.pipeline import Pipeline
 
     spec = make_spec()
     t0 = time.perf_counter()

@@ -15,6 +15,7 @@ Example::
 from __future__ import annotations
 
 import torch
+import torch.ao.quantization.fx._decomposed  # noqa: F401  registers the quantized_decomposed ops named below
 from torch.export import ExportedProgram
 
 _qd = torch.ops.quantized_decomposed

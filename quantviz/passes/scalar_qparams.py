@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.ao.quantization.fx._decomposed  # noqa: F401  registers the quantized_decomposed ops named below
 from torch import fx
 from torch.export import ExportedProgram
 from torch.export.graph_signature import InputKind

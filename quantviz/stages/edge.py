@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 from quantviz.stages.base import StageContext, StageOutput
+from quantviz.lowering import calls as lowering_calls
+from quantviz.lowering import edge_program, keeps_ops_whole
+from quantviz.passes.fold_weight_quantize import fold_weight_quantize
+from quantviz.passes.scalar_qparams import scalar_qparams
 
 DESCRIPTION = ("to_edge (Edge dialect; with a partitioner, to_edge_transform_and_lower's first step): int8 weights "
                "folded, DuplicateDequantNodePass when a dequantize is shared")
@@ -21,11 +25,6 @@ def shared_dequants(ep) -> list[str]:
 
 
 def run(ctx: StageContext) -> StageOutput:
-    from quantviz.lowering import calls as lowering_calls
-    from quantviz.lowering import edge_program, keeps_ops_whole
-    from quantviz.passes.fold_weight_quantize import fold_weight_quantize
-    from quantviz.passes.scalar_qparams import scalar_qparams
-
     ep = ctx.artifact("capture")  # rewritten in place by the two passes below
     ep, folded = fold_weight_quantize(ep)
     ep, scalarised = scalar_qparams(ep)

@@ -19,6 +19,7 @@ from torch.ao.quantization.qconfig_mapping import get_default_qconfig_mapping
 from torch.ao.quantization.quantize_fx import prepare_fx
 
 from quantviz.config import PipelineConfig
+from quantviz.quantizers.skip_modules import SkipModulesQuantizer
 from quantviz.stages.base import StageContext, StageOutput
 from quantviz.untraceable import FINDINGS_ATTR, Untraceable, leaf_functions, unmark_leaf_calls
 
@@ -57,8 +58,6 @@ def xnnpack_quantizer(config: PipelineConfig):  # -> Quantizer
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(
         is_per_channel=config.per_channel, is_dynamic=config.mode == "dynamic"))
     if config.skip_modules:
-        from quantviz.quantizers.skip_modules import SkipModulesQuantizer
-
         quantizer = SkipModulesQuantizer(quantizer, config.skip_modules)
     return quantizer
 

@@ -19,6 +19,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from quantviz.config import PipelineConfig
+from quantviz.errors import LoadError
+from quantviz.loading import load_model
+from quantviz.numerics.compare import data_sets
+from quantviz.numerics.metrics import accuracy, sqnr_db
+from quantviz.numerics.sensitivity import layers_of
+from quantviz.pipeline import Pipeline, StageEvent
+from quantviz.runtime import concat_outputs
 
 SQNR_FIELDS = ("sqnr_float_vs_reference_db", "sqnr_reference_vs_runtime_db", "sqnr_float_vs_runtime_db")
 SENSITIVITY_BATCHES = 16  # as `quantviz compare`: at most this many evaluation batches
@@ -97,7 +104,6 @@ def peak_rss_mb() -> float:
 
 def sensitivity_data(spec) -> tuple[list[tuple], Any]:
     """The batches and labels sensitivity is measured on: evaluation data if any (as ``quantviz compare``)."""
-    from quantviz.numerics.compare import data_sets
 
     sets = data_sets(spec, SENSITIVITY_BATCHES)
     return sets.get("evaluation", next(iter(sets.values())))
@@ -106,7 +112,6 @@ def sensitivity_data(spec) -> tuple[list[tuple], Any]:
 def _outputs(model, batches):
     import torch
 
-    from quantviz.runtime import concat_outputs
 
     with torch.no_grad():
         return concat_outputs([model(*b) for b in batches])
@@ -122,9 +127,6 @@ def run_cell(model: str, config: PipelineConfig, cell: str = "", label: str = ""
     the failure is in the result. ``on_stage(name)`` is called as each stage starts (the Ray runner's
     breadcrumbs, so a crash can name the stage). With ``sensitivity`` N, the first N weighted layers are listed
     in ``sensitivity_layers`` for :func:`run_layer` (one run each)."""
-    from quantviz.errors import LoadError
-    from quantviz.loading import load_model
-    from quantviz.pipeline import Pipeline, StageEvent
 
     reset_peak_rss()
     result = CellResult(cell, model, config.to_dict(), label, worker=f"{socket.gethostname()}:{os.getpid()}")
@@ -171,7 +173,6 @@ def _measure(pipe, result: CellResult) -> None:
     convert = pipe.results.get("convert")
     if result.sqnr_float_vs_reference_db is None and convert is not None and convert.ok:
         # the run stage did not measure (stopped earlier, or failed before running): float vs reference here
-        from quantviz.numerics.metrics import sqnr_db
 
         batches = pipe.spec.comparison_batches()
         result.sqnr_float_vs_reference_db = _finite(sqnr_db(_outputs(pipe.spec.model, batches),
@@ -189,9 +190,6 @@ def _measure(pipe, result: CellResult) -> None:
 
 
 def _prepare_sensitivity(pipe, result: CellResult, limit: int) -> None:
-    from quantviz.numerics.metrics import accuracy, sqnr_db
-    from quantviz.numerics.sensitivity import layers_of
-
     batches, labels = sensitivity_data(pipe.spec)
     base = _outputs(pipe.results["convert"].artifact, batches)
     result.sensitivity_base_db = _finite(sqnr_db(_outputs(pipe.spec.model, batches), base))
@@ -202,9 +200,6 @@ def _prepare_sensitivity(pipe, result: CellResult, limit: int) -> None:
 def run_layer(model: str, config: PipelineConfig, layer: str) -> dict[str, Any]:
     """One sensitivity run: ``layer`` kept float (skipped), the rest quantized up to convert; float vs reference
     SQNR and accuracy on the sensitivity batches. What one loop pass of ``numerics.sensitivity`` computes."""
-    from quantviz.loading import load_model
-    from quantviz.numerics.metrics import accuracy, sqnr_db
-    from quantviz.pipeline import Pipeline
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {"layer": layer, "sqnr_db": None, "accuracy": None, "error": ""}
