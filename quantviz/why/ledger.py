@@ -18,7 +18,9 @@ from quantviz.config import STAGES
 from quantviz.diff import diff_graphs
 from quantviz.errors import StageError
 from quantviz.pipeline import Pipeline
+from quantviz.pipeline_view import PipelineView
 from quantviz.why.fusion_match import PatternGraph, explain_unfused, executorch_patterns
+from quantviz.why.partition_log import xnnpack_supported_targets
 
 
 @dataclass
@@ -69,7 +71,7 @@ def default_patterns() -> tuple[PatternGraph, ...]:
     return tuple(executorch_patterns())
 
 
-def build_ledger(pipe: Pipeline, patterns: tuple[PatternGraph, ...] | None = None) -> Ledger:
+def build_ledger(pipe: PipelineView, patterns: tuple[PatternGraph, ...] | None = None) -> Ledger:
     for stage in ("convert", "delegate", "fuse"):
         r = pipe.results.get(stage)
         if r is None or not r.ok:
@@ -133,7 +135,6 @@ def build_ledger(pipe: Pipeline, patterns: tuple[PatternGraph, ...] | None = Non
 def _supported_targets(partitioner: str) -> set[str] | None:
     if partitioner != "xnnpack":
         return None
-    from quantviz.why.partition_log import xnnpack_supported_targets
 
     return xnnpack_supported_targets()
 
