@@ -25,7 +25,12 @@ from typing import Any, Callable
 import torch
 
 from quantviz.config import PipelineConfig
+from quantviz.known_issues import runtime_preflight
+from quantviz.lowering import compile_config, graph_ops, make_partitioner
 from quantviz.model_spec import ModelSpec
+from quantviz.passes.fold_weight_quantize import fold_weight_quantize
+from quantviz.passes.scalar_qparams import scalar_qparams
+from quantviz.stages.prepare import fx_qconfig_mapping, xnnpack_quantizer
 
 STEPS: tuple[str, ...] = ("export", "prepare", "calibrate", "convert", "capture", "lower", "fuse", "emit", "run")
 
@@ -81,14 +86,12 @@ def _prepare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     if config.flow == "pt2e":
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
-        from quantviz.stages.prepare import xnnpack_quantizer
 
         state["observed"] = prepare_pt2e(state["ep"].module(), xnnpack_quantizer(config.with_changes(skip_modules=())))
         return
     from torch.ao.quantization.backend_config.executorch import get_executorch_backend_config
     from torch.ao.quantization.quantize_fx import prepare_fx
 
-    from quantviz.stages.prepare import fx_qconfig_mapping
 
     state["observed"] = prepare_fx(copy.deepcopy(spec.model).eval(),
                                    fx_qconfig_mapping(config.with_changes(skip_modules=())), spec.example_inputs,
@@ -117,8 +120,6 @@ def _convert(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 def _capture(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     ep = torch.export.export(state["reference"], spec.example_inputs)
     if config.flow == "fx":  # the fx reference model does not run in ExecuTorch without these (README)
-        from quantviz.passes.fold_weight_quantize import fold_weight_quantize
-        from quantviz.passes.scalar_qparams import scalar_qparams
 
         ep, _ = fold_weight_quantize(ep)
         ep, _ = scalar_qparams(ep)
@@ -128,16 +129,16 @@ def _capture(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 def _lower(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     from executorch.exir import to_edge, to_edge_transform_and_lower
 
-    from quantviz.lowering import compile_config, graph_ops, make_partitioner
 
     if config.partitioner == "none":
         state["lowered"] = to_edge(state["aten"], compile_config=compile_config())
     elif config.lowering == "transform_and_lower":
         state["lowered"] = to_edge_transform_and_lower(
-            state["aten"], partitioner=[make_partitioner(config.partitioner)[0]], compile_config=compile_config())
+            state["aten"], partitioner=[make_partitioner(config.partitioner, config.delegate_granularity)[0]],
+            compile_config=compile_config())
     else:
         state["lowered"] = to_edge(state["aten"], compile_config=compile_config()) \
-            .to_backend(make_partitioner(config.partitioner)[0])
+            .to_backend(make_partitioner(config.partitioner, config.delegate_granularity)[0])
     state["lowered_ops"] = graph_ops(state["lowered"])  # now: to_executorch rewrites the program in place
 
 
@@ -151,7 +152,6 @@ def _fuse(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 def _emit(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     import executorch.kernels.quantized  # noqa: F401  the quantized_decomposed out variants to_executorch needs
 
-    from quantviz.known_issues import runtime_preflight
 
     state["blocked"] = runtime_preflight(state["lowered"])  # now: to_executorch rewrites the program in place
     state["program"] = state["lowered"].to_executorch()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from quantviz.lowering import calls as lowering_calls
 from quantviz.lowering import delegate, graph_ops, make_partitioner
 from quantviz.stages.base import StageContext, StageOutput
+from quantviz.why.partition_log import capture_why_no_partition
 
 DESCRIPTION = "partition and lower (to_edge_transform_and_lower or to_backend): dq-op-q groups become delegate calls"
 EXPLANATION = (
@@ -21,9 +22,7 @@ def run(ctx: StageContext) -> StageOutput:
     edge = ctx.artifact("edge")
     if ctx.config.partitioner == "none":
         return StageOutput(edge, notes=["no partitioner: nothing delegated"])
-    from quantviz.why.partition_log import capture_why_no_partition
-
-    partitioner = make_partitioner(ctx.config.partitioner)[0]
+    partitioner = make_partitioner(ctx.config.partitioner, ctx.config.delegate_granularity)[0]
     reasons: dict[str, list[str]] = {}
     with capture_why_no_partition(reasons):  # XNNPACK's own WhyNoPartition reports, this call only
         lowered = delegate(edge, partitioner, ctx.config.lowering)
