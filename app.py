@@ -8,40 +8,68 @@ import streamlit as st
 
 from quantviz import LoadError, StageError
 from quantviz.config import STAGES, ConfigError
-from ui.runner import get_pipeline
+from ui.runner import (DONE, FAILED, RUNNING, WAITING, BackgroundRun, RunState, get_run, pick_stage, progress_text,
+                       torch_turn, wait_for_stage)
 from ui.sidebar import flow_config, model_choice
 from ui.stage_page import stage_page
 
+POLL_SECONDS = 1.0  # how often the rail asks a running pipeline for news
+
 st.set_page_config(page_title="quantviz", layout="wide")
 st.session_state.setdefault("stage", "trace")
+st.session_state.setdefault("shown", None)  # (stage, running) the page was last drawn for
 
 
-def stage_rail(pipe) -> str:
-    """The ten stages in order, with Back and Next; stages that have not run cannot be chosen."""
-    ran = [s for s in STAGES if s in pipe.results]
-    if st.session_state.stage not in ran:
-        st.session_state.stage = ran[-1]  # the failed stage, or the last one that ran
-    i = ran.index(st.session_state.stage)
+MARKS = {DONE: " ✓", FAILED: " ✗", RUNNING: " …", WAITING: " ○"}  # not run: no mark
 
-    def go(stage: str | None) -> None:
-        if stage:  # None: the current segment was clicked again
-            st.session_state.stage = stage
+
+def stage_rail(run: BackgroundRun) -> None:
+    """The ten stages in order, marked done ✓ / failed ✗ / running … / waiting ○, with Back and Next; under them
+    what runs, with Stop. A stage that has not finished can be chosen: its page appears when it is ready.
+
+    Redrawn every ``POLL_SECONDS`` while the worker runs (a fragment: the stage page below is not redrawn); a
+    click on the rail, the end of the run or Continue redraws the whole page."""
+    s = run.state()
+    stage = st.session_state.stage
+    reachable = [name for name in STAGES if s.states[name] in MARKS]  # ready, running or waiting
+
+    def go(target: str | None) -> None:
+        if target:  # None: the current segment was clicked again
+            st.session_state.stage = target
             st.session_state.selected_node = None
 
-    def label(s: str) -> str:
-        r = pipe.results.get(s)
-        return f"{STAGES.index(s) + 1} {s}" + ("" if r is None else (" ✓" if r.ok else " ✗"))
-
+    i = reachable.index(stage) if stage in reachable else 0
     cols = st.columns([1, 12, 1], vertical_alignment="center")
-    cols[0].button("◀ Back", disabled=i == 0, key="back", on_click=go, args=(ran[max(0, i - 1)],))
-    st.session_state.rail = st.session_state.stage  # keeps the control in step with Back/Next
-    cols[1].segmented_control("Stage", ran, key="rail", format_func=label, label_visibility="collapsed",
-                              on_change=lambda: go(st.session_state.rail))
-    cols[2].button("Next ▶", disabled=i == len(ran) - 1, key="next", on_click=go,
-                   args=(ran[min(len(ran) - 1, i + 1)],))
-    if len(ran) < len(STAGES):
-        st.caption("Not run: " + ", ".join(s for s in STAGES if s not in ran))
-    return st.session_state.stage
+    cols[0].button("◀ Back", disabled=i == 0, key="back", on_click=go, args=(reachable[max(0, i - 1)],))
+    st.session_state.rail = stage  # keeps the control in step with Back/Next
+    cols[1].segmented_control("Stage", STAGES, key="rail", format_func=lambda n: rail_label(n, s),
+                              label_visibility="collapsed", on_change=lambda: go(st.session_state.rail))
+    cols[2].button("Next ▶", disabled=i >= len(reachable) - 1, key="next", on_click=go,
+                   args=(reachable[min(len(reachable) - 1, i + 1)],))
+    status_line(run, s)
+    if (st.session_state.stage, s.running) != st.session_state.shown:
+        st.rerun()  # a stage was chosen, or the run ended or resumed: draw the page for it
+
+
+def rail_label(name: str, s: RunState) -> str:
+    """``3 calibrate …``: the stage's number, name and state mark."""
+    return f"{STAGES.index(name) + 1} {name}{MARKS.get(s.states[name], '')}"
+
+
+def status_line(run: BackgroundRun, s: RunState) -> None:
+    """What runs and waits, with Stop; after Stop, what did not run, with Continue."""
+    not_run = [name for name in STAGES if name not in s.ready and name not in s.pending()]
+    if s.running:
+        c = st.columns([10, 1], vertical_alignment="center")
+        c[0].caption(progress_text(s), help="later stages keep running; their pages appear when ready")
+        c[1].button("Stop", key="stop_run", disabled=s.stopping, on_click=run.stop,
+                    help="end the run after the current stage; what finished stays")
+    elif s.stopped:
+        c = st.columns([10, 1], vertical_alignment="center")
+        c[0].caption("Stopped. Not run: " + ", ".join(not_run))
+        c[1].button("Continue", key="continue_run", on_click=run.start, help="run the remaining stages")
+    elif not_run:
+        st.caption("Not run: " + ", ".join(not_run))
 
 
 def main() -> None:
@@ -57,14 +85,24 @@ def main() -> None:
         st.info("Choose a model in the sidebar.")
         return
     try:
-        pipe = get_pipeline(choice.key, choice.loader, config)
+        run = get_run(choice.key, choice.loader, config)
     except (LoadError, StageError) as exc:
         st.error(f"Could not load the model: {exc}", icon="🛑")
         return
-    st.markdown(f"**{pipe.spec.name}**: {pipe.spec.description or choice.ref} · flow `{config.flow}` · "
+    st.markdown(f"**{run.pipe.spec.name}**: {run.pipe.spec.description or choice.ref} · flow `{config.flow}` · "
                 f"mode `{config.mode}` · partitioner `{config.partitioner}` · fusion `{config.fusion}`")
-    stage = stage_rail(pipe)
-    stage_page(pipe, stage, choice.ref)
+    stage = pick_stage(run)
+    running = run.alive
+    st.session_state.shown = (stage, running)
+    st.fragment(stage_rail, run_every=POLL_SECONDS if running else None)(run)
+    if run.error is not None:
+        st.error(f"The run stopped on an unexpected error: {run.error!r}", icon="🛑")
+    if not wait_for_stage(run, stage):
+        if run.state().ready:
+            st.rerun()  # the run ended without this stage (Stop, or an earlier stage failed): show another
+        return
+    with torch_turn(stage):
+        stage_page(run.view(), stage, choice.ref)
 
 
 main()

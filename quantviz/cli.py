@@ -309,6 +309,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
               f"max difference {worst:g}" + (f"; {len(hidden)} op(s) inside delegates" if hidden else ""))
     else:
         print(f"  runtime intermediates: unavailable ({ri.get('reason')})")
+    if report.blame_note:
+        print(f"  blame: {report.blame_note}")
+    if report.granularity_check:
+        g = report.granularity_check
+        print("  per-op delegates vs whole-graph ones: " + (
+            f"could not lower: {g['error']}" if "error" in g else "identical output" if g["identical"] else
+            f"SQNR {g['sqnr_db']:.1f} dB" + (f", max {g['max_lsb']:.0f} LSB" if "max_lsb" in g else "")))
+    not_compared = [o["path"] for o in report.outputs if not o["compared"]]
+    if not_compared:
+        print(f"  outputs not compared: {', '.join(not_compared)} (see outputs.csv)")
+    if report.runtime_reused:
+        print("  runtime outputs reused from the run stage")
     print(f"  wrote {', '.join(str(p) for p in written)}")
     if args.fail_below_sqnr is not None:
         runtime = report.metric(data, "float", "runtime")

@@ -12,6 +12,7 @@ FLOWS = ("fx", "pt2e")
 MODES = ("static", "dynamic")
 PARTITIONERS = ("none", "xnnpack", "demo")
 LOWERINGS = ("transform_and_lower", "to_backend")
+DELEGATE_GRANULARITIES = ("graph", "op")
 FUSIONS = ("none", "executorch", "quantviz", "both")
 DUPLICATE_DEQUANT = ("auto", "on", "off")
 
@@ -46,6 +47,12 @@ class PipelineConfig:
                            "(to_edge_transform_and_lower, what XNNPACK users call: the backend's ops are kept "
                            "whole and its transform passes run first) or to_backend (to_edge, then to_backend: "
                            "the seed's path)", LOWERINGS)
+    delegate_granularity: str = option(
+        "graph", "graph: the partitioner merges what it takes into as few delegates as it can; op: every op it "
+                 "takes (a quantized pattern with its q/dq) becomes its own delegate, so the runtime's debug buffer "
+                 "holds each delegated op's output (quantviz compare's blame table reads it); XNNPACK's "
+                 "per_op_mode, the demo partitioner keeps its conv -> add groups",
+        DELEGATE_GRANULARITIES, label="Delegate granularity")
     fusion: str = option("executorch", "whose fusion patterns: none; executorch (QuantFusionPass: uint8 add, "
                                        "reshapes); quantviz (the project's C++ kernels); both (quantviz's first)",
                          FUSIONS)
@@ -111,8 +118,8 @@ STAGE_DEPENDS_ON: dict[str, tuple[str, ...]] = {
     "calibrate": ("calibration_batches",),
     "convert": (),
     "capture": (),
-    "edge": ("duplicate_dequant", "lowering"),  # and the partitioner under transform_and_lower: see stage_reads
-    "delegate": ("partitioner",),
+    "edge": ("duplicate_dequant", "lowering"),  # and the partitioner (and its granularity) under transform_and_lower
+    "delegate": ("partitioner", "delegate_granularity"),
     "fuse": ("fusion",),
     "emit": (),
     "run": (),
@@ -120,10 +127,11 @@ STAGE_DEPENDS_ON: dict[str, tuple[str, ...]] = {
 
 
 def stage_reads(stage: str, config: PipelineConfig) -> tuple[str, ...]:
-    """The config fields ``stage`` reads under ``config``: ``STAGE_DEPENDS_ON``, plus the partitioner at edge when
-    lowering is transform_and_lower (the partitioner then decides which ops the edge program keeps whole)."""
+    """The config fields ``stage`` reads under ``config``: ``STAGE_DEPENDS_ON``, plus the partitioner and its
+    granularity at edge when lowering is transform_and_lower (the partitioner then decides which ops the edge
+    program keeps whole)."""
     if stage == "edge" and config.lowering == "transform_and_lower":
-        return STAGE_DEPENDS_ON[stage] + ("partitioner",)
+        return STAGE_DEPENDS_ON[stage] + ("partitioner", "delegate_granularity")
     return STAGE_DEPENDS_ON[stage]
 
 

@@ -28,14 +28,23 @@ def compile_config() -> Any:
     return EdgeCompileConfig(_check_ir_validity=False)
 
 
-def make_partitioner(name: str) -> tuple[Any, str, str]:
-    """(partitioner, its import line, its constructor call) for a ``PipelineConfig.partitioner`` name."""
+def make_partitioner(name: str, granularity: str = "graph") -> tuple[Any, str, str]:
+    """(partitioner, its import line, its constructor call) for a ``PipelineConfig.partitioner`` name.
+
+    ``granularity="op"`` (``PipelineConfig.delegate_granularity``) makes every op the partitioner takes its own
+    delegate (XNNPACK's ``per_op_mode``), so the runtime reports each delegated op's output as a delegate call
+    output. The demo partitioner's groups are one conv -> add each already: it ignores the granularity::
+
+        partitioner, import_line, ctor = make_partitioner("xnnpack", "op")
+        ctor   # 'XnnpackPartitioner(per_op_mode=True)'
+    """
     if name == "xnnpack":
         from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
 
-        return (XnnpackPartitioner(),
+        per_op = granularity == "op"
+        return (XnnpackPartitioner(per_op_mode=per_op),
                 "from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner",
-                "XnnpackPartitioner()")
+                "XnnpackPartitioner(per_op_mode=True)" if per_op else "XnnpackPartitioner()")
     if name == "demo":
         from quantviz.partitioners.demo import DemoConvAddPartitioner
 
@@ -54,7 +63,7 @@ def edge_program(aten_program: Any, config: PipelineConfig) -> Any:
     if keeps_ops_whole(config):
         from executorch.exir.program._program import _gen_edge_manager_for_partitioners
 
-        partitioner = make_partitioner(config.partitioner)[0]
+        partitioner = make_partitioner(config.partitioner, config.delegate_granularity)[0]
         return _gen_edge_manager_for_partitioners({"forward": [partitioner]}, {"forward": aten_program},
                                                   compile_config(), None)
     from executorch.exir import to_edge
@@ -122,7 +131,7 @@ def calls(config: PipelineConfig, stage: str) -> list[str]:
     if config.partitioner == "none":
         return ["from executorch.exir import EdgeCompileConfig, to_edge",
                 f"edge = to_edge(aten_program, compile_config={COMPILE_CONFIG_CALL})"] if stage == "edge" else []
-    _, import_line, ctor = make_partitioner(config.partitioner)
+    _, import_line, ctor = make_partitioner(config.partitioner, config.delegate_granularity)
     if config.lowering == "to_backend":
         if stage == "edge":
             return ["from executorch.exir import EdgeCompileConfig, to_edge",

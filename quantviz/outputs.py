@@ -3,7 +3,8 @@
 The summary.json contract (other tools read it)::
 
     {"model", "flow", "ok", "stages": [{"name", "ok", "seconds", "nodes", "kinds", "patterns", "error"}],
-     "artifacts": {"pte": "model.pte", ...}, "numerics": {...},
+     "artifacts": {"pte": "model.pte", "graphs": {...}, "model_explorer": ["model_explorer/01_trace.json", ...]},
+     "numerics": {...},
      "untraceable": [{"action", "module", "module_class", "function", "file", "line", "code", "reason", "callers"}]}
 
 ``untraceable`` lists what the fx trace stage wrapped ("wrap": a helper function kept as a leaf call) or skipped
@@ -43,11 +44,12 @@ def untraceable_sites(pipe: Pipeline) -> list[dict[str, Any]]:
     return [site.to_dict() for site in trace.diagnostics.get("untraceable", [])] if trace else []
 
 
-def write_outputs(pipe: Pipeline, out: Path, svg: bool = True) -> dict[str, Any]:
+def write_outputs(pipe: Pipeline, out: Path, svg: bool = True, model_explorer: bool = True) -> dict[str, Any]:
     """Write everything the pipeline produced under ``out``; returns the summary written.
 
     Per stage: ``stages/NN_<stage>.json`` (graph model), ``.dot`` (default view) and, with ``svg`` and the
-    `dot` binary, ``.svg``.
+    `dot` binary, ``.svg``; with ``model_explorer``, ``model_explorer/NN_<stage>.json`` (see
+    ``write_explorer_graphs``).
     """
     from quantviz.render.dot import to_dot
     from quantviz.render.svg import dot_available, dot_to_svg
@@ -68,6 +70,8 @@ def write_outputs(pipe: Pipeline, out: Path, svg: bool = True) -> dict[str, Any]
             (out / f"{stem}.svg").write_text(dot_to_svg(dot) or "")
         graphs[name] = f"{stem}.json"
     data["artifacts"]["graphs"] = graphs
+    if model_explorer:
+        data["artifacts"]["model_explorer"] = write_explorer_graphs(pipe, out)
     pte = pipe.pte_bytes()
     if pte is not None:
         (out / "model.pte").write_bytes(pte)
@@ -75,3 +79,20 @@ def write_outputs(pipe: Pipeline, out: Path, svg: bool = True) -> dict[str, Any]
     # SQNR of identical outputs is +inf; JSON has no inf, Python's json writes it as Infinity and reads it back
     (out / "summary.json").write_text(json.dumps(data, indent=2))
     return data
+
+
+def write_explorer_graphs(pipe: Pipeline, out: Path) -> list[str]:
+    """``out/model_explorer/NN_<stage>.json`` (Model Explorer graphs with pattern fates) and node-data files,
+    relative to ``out``. Never fails the run: without the ``explorer`` extra, or when building them fails,
+    ``out/model_explorer/MISSING.txt`` says why and nothing else is written.
+
+    Example: ``write_explorer_graphs(pipe, Path("out/digits"))[0]  # 'model_explorer/01_trace.json'``
+    """
+    from quantviz.interop.model_explorer import FOLDER, write_model_explorer
+
+    try:
+        return [str(p.relative_to(out)) for p in write_model_explorer(pipe, out)]
+    except Exception as exc:  # noqa: BLE001 - an optional export: note it and keep the run's outputs
+        (out / FOLDER).mkdir(parents=True, exist_ok=True)
+        (out / FOLDER / "MISSING.txt").write_text(f"Model Explorer graphs were not written: {exc!r}\n")
+        return []

@@ -105,6 +105,16 @@ class Pipeline:
         """True when every stage up to ``config.until`` ran and none failed."""
         return self.failed is None and self.config.until in self.results
 
+    def artifact(self, stage: str) -> Any:
+        """The stage's artifact, or None when it did not run or failed (:class:`~quantviz.pipeline_view.PipelineView`)."""
+        r = self.results.get(stage)
+        return r.artifact if r is not None and r.ok else None
+
+    def graph(self, stage: str) -> GraphView | None:
+        """The stage's graph, or None when it did not run or failed."""
+        r = self.results.get(stage)
+        return r.graph if r is not None and r.ok else None
+
     def artifacts(self) -> dict[str, Any]:
         return {name: r.artifact for name, r in self.results.items() if r.ok}
 
@@ -137,10 +147,12 @@ class Pipeline:
         return other
 
     # -- running -----------------------------------------------------------------------------------------------
-    def run(self, until: str | None = None) -> "Pipeline":
+    def run(self, until: str | None = None, should_stop: Callable[[], bool] | None = None) -> "Pipeline":
         """Run every stage up to ``until`` (default: config.until) that has no result yet.
 
         Stops at the first failing stage; its StageResult holds the StageError. Earlier results stay.
+        ``should_stop`` is asked before each stage that would run; True ends the run there (a stage that has
+        started always finishes), e.g. ``pipe.run(should_stop=stop_event.is_set)`` from a worker thread.
         """
         until = until or self.config.until
         last = STAGES.index(until)
@@ -149,6 +161,8 @@ class Pipeline:
                 if not self.results[stage.name].ok:
                     break
                 continue
+            if should_stop is not None and should_stop():
+                break
             if stage.mutates_input and i > 0 and STAGES[i - 1] in self.results:
                 self.results[STAGES[i - 1]].graph  # snapshot now: this stage changes that artifact in place
             result = self._run_stage(stage)

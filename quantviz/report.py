@@ -1,6 +1,7 @@
 """A standalone HTML report of a pipeline: one file, inline SVG, no server, no network.
 
-    html = build_report(pipe)
+    html = build_report(pipe)                       # computes the numerics for its Charts section
+    html = build_report(pipe, compare(pipe, 3))     # or with a report you have (here with sensitivity)
     Path("report.html").write_text(html)
 """
 from __future__ import annotations
@@ -9,7 +10,9 @@ import html
 import json
 from typing import Callable
 
+from quantviz.numerics.compare import NumericsReport, compare
 from quantviz.pipeline import Pipeline
+from quantviz.render.charts import charts_html, execution_order, report_charts
 from quantviz.render.dot import to_dot
 from quantviz.render.svg import dot_to_svg
 from quantviz.stage_views import stage_diff, stage_view
@@ -22,6 +25,8 @@ td,th{border:1px solid #cbd5e1;padding:3px 8px;font-size:13px;text-align:left}th
 section{border-top:1px solid #e2e8f0;margin-top:18px;padding-top:6px}.err{background:#fef2f2;border:1px solid #fca5a5;
 padding:8px;border-radius:6px}.ok{color:#15803d}.fail{color:#b91c1c}.graph{overflow:auto;border:1px solid #e2e8f0;
 max-height:900px}pre{background:#f8fafc;padding:8px;overflow:auto;font-size:12px}
+figure.chart{margin:12px 0 20px;width:fit-content;max-width:100%}figure.chart svg{max-width:100%;height:auto}
+figcaption{font-size:12px;color:#64748b}
 """
 
 
@@ -29,8 +34,26 @@ def _e(x: object) -> str:
     return html.escape(str(x))
 
 
-def build_report(pipe: Pipeline, progress: Callable[[str], None] = lambda stage: None) -> str:
-    """The whole report as one HTML string."""
+def charts_section(pipe: Pipeline, numerics: NumericsReport | None = None) -> str:
+    """The Charts section (inline SVG): ``charts_section(pipe)`` computes ``compare(pipe)`` when not given."""
+    head = "<section id='charts' class='charts'><h2>Charts</h2>"
+    if numerics is None:
+        try:
+            numerics = compare(pipe)
+        # the report is written for failed runs too (the CLI writes it in a finally): keep the rest of it
+        except Exception as exc:
+            return f"{head}<p>The numerics could not be computed: {_e(exc)}</p></section>"
+    convert = pipe.results.get("convert")
+    order = execution_order(convert.graph) if convert is not None and convert.ok else {}
+    charts = report_charts(numerics, order)
+    if not charts:
+        return f"{head}<p>No numerics to chart (levels: {_e(numerics.levels)}).</p></section>"
+    return head + charts_html(charts) + "</section>"
+
+
+def build_report(pipe: Pipeline, numerics_report: NumericsReport | None = None,
+                 progress: Callable[[str], None] = lambda stage: None) -> str:
+    """The whole report as one HTML string; ``numerics_report`` feeds the Charts section (computed when None)."""
     cfg = pipe.config
     rows = []
     for r in pipe.results.values():
@@ -54,6 +77,7 @@ def build_report(pipe: Pipeline, progress: Callable[[str], None] = lambda stage:
     if numerics:
         parts.append("<h2>Numerics</h2><table id='numerics'>" + "".join(
             f"<tr><th>{_e(k)}</th><td>{v:.4g}</td></tr>" for k, v in numerics.items()) + "</table>")
+    parts.append(charts_section(pipe, numerics_report))
     for r in pipe.results.values():
         progress(r.name)
         parts.append(f"<section id='stage-{r.name}' class='stage'><h2>{_e(r.name)}</h2>")

@@ -19,15 +19,43 @@ def load_program(buffer: bytes) -> Any:
     return _load_for_executorch_from_buffer(buffer)
 
 
+def output_leaves(out: Any) -> list[tuple[str, Any]]:
+    """Every leaf of a model's output with its path, in torch.export's flattening order (the order of the runtime's
+    flat output list): ``[("logits", t), ("aux[0]", t2)]``; a plain tensor is ``[("output", t)]``.
+
+    >>> output_leaves({"logits": torch.zeros(1), "n": 3})
+    [('logits', tensor([0.])), ('n', 3)]
+    """
+    if isinstance(out, torch.Tensor):
+        return [("output", out)]
+    leaves, _ = torch.utils._pytree.tree_flatten_with_path(out)
+    return [(_path_text(path), leaf) for path, leaf in leaves]
+
+
+def _path_text(path: tuple) -> str:
+    text = ""
+    for key in path:
+        if hasattr(key, "key"):      # dict key
+            text += ("." if text else "") + str(key.key)
+        elif hasattr(key, "idx"):    # sequence index
+            text += f"[{key.idx}]"
+        elif hasattr(key, "name"):   # attribute (dataclass, named tuple)
+            text += ("." if text else "") + str(key.name)
+        else:
+            text += str(key)
+    return text or "output"
+
+
 def first_output(out: Any) -> torch.Tensor:
-    """A model's first tensor output, in torch.export's flattening order (models may return a tensor, a tuple, a
-    list or a dict, as most model libraries do; the runtime returns the flattened list)."""
+    """A model's first floating-point tensor output (the first tensor when none is floating), in torch.export's
+    flattening order (models may return a tensor, a tuple, a list or a dict, as most model libraries do; the runtime
+    returns the flattened list)."""
     if isinstance(out, torch.Tensor):
         return out
     leaves = [t for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor)]
     if not leaves:
         raise TypeError(f"the model returned no tensor (got {type(out).__name__})")
-    return leaves[0]
+    return next((t for t in leaves if t.dtype.is_floating_point), leaves[0])
 
 
 def concat_outputs(outs: list[Any]) -> torch.Tensor:
@@ -41,7 +69,10 @@ def output_scale(edge: Any) -> float | None:
     if edge is None or not hasattr(edge, "exported_program"):
         return None
     out = next(n for n in edge.exported_program().graph.nodes if n.op == "output").args[0]
-    first = out[0] if isinstance(out, (list, tuple)) else out
+    outs = list(out) if isinstance(out, (list, tuple)) else [out]
+    floating = [n for n in outs if isinstance(n, torch.fx.Node) and isinstance(n.meta.get("val"), torch.Tensor)
+                and n.meta["val"].dtype.is_floating_point]
+    first = floating[0] if floating else outs[0]  # the output first_output picks
     if isinstance(first, torch.fx.Node) and "dequantize_per_tensor" in str(first.target) \
             and isinstance(first.args[1], float):
         return first.args[1]

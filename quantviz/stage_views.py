@@ -11,6 +11,7 @@ from dataclasses import replace
 
 from quantviz.config import STAGES
 from quantviz.diff import GraphDiff, diff_graphs
+from quantviz.graph.model import GraphView
 from quantviz.pipeline import Pipeline
 from quantviz.render.view import ViewSpec
 
@@ -74,3 +75,26 @@ def stage_view(pipe: Pipeline, stage: str, base: ViewSpec = ViewSpec()) -> ViewS
     notes = dict(base.notes)
     notes.update({k: v for k, v in found.items() if k in ids})
     return replace(base, notes=tuple(notes.items()))
+
+
+def linked_nodes(d: GraphDiff, node_id: str, from_stage: str, before: GraphView | None = None) -> list[str]:
+    """The nodes of the other graph of ``d`` that ``node_id`` (a node of ``from_stage``'s graph) corresponds to by
+    provenance: what it became (kept as, delegated into, fused into) or what it came from (its ancestors, the
+    nodes a delegate call took, the pattern a fused operator replaced; ``before`` gives the pattern's members).
+
+        d = diff_graphs(convert, fuse)
+        linked_nodes(d, "conv2d_1", "convert", convert)   # ['quantized_conv2d_1']
+        linked_nodes(d, "executorch_call_delegate", "delegate", edge)   # every node the delegate took
+    """
+    patterns = {p.id: p for p in before.patterns} if before is not None else {}
+    if from_stage == d.before:
+        out = [b for a, b in d.kept if a == node_id]
+        if node_id in d.delegated:
+            out.append(d.delegated[node_id])
+        out += [op for op, pid in d.fused.items() if pid in patterns and node_id in patterns[pid].members]
+    else:
+        out = [a for a, b in d.kept if b == node_id]
+        out += [a for a, call in d.delegated.items() if call == node_id]
+        if node_id in d.fused and d.fused[node_id] in patterns:
+            out += patterns[d.fused[node_id]].members
+    return list(dict.fromkeys(out))

@@ -1,5 +1,6 @@
 """The Streamlit app through streamlit.testing.v1.AppTest: every stage page, errors, skip, downloads."""
 import os
+import re
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -117,8 +118,14 @@ def test_numerics_panel_compares_node_by_node_and_colours_the_convert_graph():
     assert not toggle.disabled
     toggle.set_value(True).run()
     assert not at.exception, at.exception
-    worst = per_node.iloc[0]
-    assert f"Coloured by SQNR dB (float vs reference) on 9 nodes; worst: {worst['node']}" in texts(at)
+    # every member of each pattern takes its pattern's float -> reference SQNR (the blame table's convert pair)
+    blame = next(f for f in frames if "float_vs_reference_sqnr_db" in f.columns)
+    worst = blame["float_vs_reference_sqnr_db"].min()
+    caption = re.search(r"Coloured by SQNR dB \(float → reference\) on (\d+) nodes; worst: (\S+) at ([-\d.]+) dB",
+                        texts(at))
+    assert caption, texts(at)
+    assert float(caption.group(3)) == round(worst, 1)
+    assert len(blame) == 8 and int(caption.group(1)) > len(blame)  # the members of 8 patterns
 
 
 def test_fusion_selector_offers_quantviz_kernels():

@@ -37,3 +37,28 @@ def test_same_delegates_and_leftover_ops_as_the_bare_call(sample):
     # the edge page shows the program before partitioning: no delegate yet, the linear/conv ops kept whole
     edge_delegates, edge_ops = graph_ops(pipe.results["edge"].artifact)
     assert edge_delegates == 0 and len(edge_ops) > len(leftover)
+
+
+def test_op_granularity_makes_xnnpack_per_op_and_the_bare_calls_say_so():
+    from quantviz.lowering import make_partitioner
+
+    partitioner, _, ctor = make_partitioner("xnnpack", "op")
+    assert partitioner.per_op_mode and ctor == "XnnpackPartitioner(per_op_mode=True)"
+    assert not make_partitioner("xnnpack")[0].per_op_mode
+    config = PipelineConfig(flow="pt2e", partitioner="xnnpack", delegate_granularity="op")
+    assert "partitioner=[XnnpackPartitioner(per_op_mode=True)]" in "\n".join(calls(config, "delegate"))
+    assert calls(config.with_changes(lowering="to_backend"), "delegate")[-1] == \
+        "edge = edge.to_backend(XnnpackPartitioner(per_op_mode=True))"
+
+
+@pytest.mark.e2e
+def test_op_granularity_gives_one_delegate_per_pattern_as_the_bare_call_does():
+    config = PipelineConfig(flow="pt2e", partitioner="xnnpack", delegate_granularity="op")
+    bare = run_bare(load_model("sample:conv_add"), config)
+    pipe = Pipeline(load_model("sample:conv_add"), config.with_changes(until="delegate")).run()
+    assert bare.ok and pipe.ok, (bare.error, pipe.failed and pipe.failed.error)
+    delegates, leftover = graph_ops(pipe.results["delegate"].artifact)
+    whole = Pipeline(load_model("sample:conv_add"), config.with_changes(delegate_granularity="graph",
+                                                                        until="delegate")).run()
+    assert delegates == bare.delegate_calls > graph_ops(whole.results["delegate"].artifact)[0] == 1
+    assert leftover == bare.non_delegated_ops

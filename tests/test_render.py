@@ -91,15 +91,19 @@ def test_small_graphs_open_in_full_detail_and_large_ones_collapsed():
     assert sorted(m for item in plan.items for m in item.members) == sorted(n.id for n in big.nodes)
 
 
-def test_expanding_one_module_shows_its_nodes_and_keeps_the_rest_collapsed():
+def test_expanding_one_module_shows_its_children_and_keeps_the_rest_collapsed():
     big = synthetic_graph(3_000)
     plan = plan_view(big, ViewSpec(collapse_depth=2))
     target = next(i.group for i in plan.items if i.group)
     expanded = plan_view(big, ViewSpec(collapse_depth=2, expanded=(target,)))
-    singles = {i.id for i in expanded.items if i.group is None}
-    inside = [n.id for n in big.nodes if (n.module_path or "").startswith(target + ".")]
-    assert inside and set(inside) <= singles
-    assert any(i.group for i in expanded.items)
+    inside = {n.id for n in big.nodes if (n.module_path or "").startswith(target + ".")}
+    children = {i.group for i in expanded.items if i.group and i.group.startswith(target + ".")}
+    assert children == {target + ".blocks"}  # one level deeper: stages.0 -> stages.0.blocks
+    assert inside <= {m for i in expanded.items if i.cluster == target for m in i.members}
+    assert any(i.group and i.cluster is None for i in expanded.items)
+    fully = plan_view(big, ViewSpec(collapse_depth=2, expanded=(target, target + ".blocks")))
+    assert {i.group for i in fully.items if i.cluster == target + ".blocks"} == \
+        {f"{target}.blocks.{b}" for b in range(16)}
 
 
 def test_focus_shows_the_k_hop_neighbourhood():

@@ -30,3 +30,9 @@ def test_report_opens_in_chromium_offline_with_every_stage(tmp_path):
     assert 'id="qv_conv1"' in dom  # the trace stage's conv node, findable by id
     assert "dq → conv2d → q" in dom and "dq → relu → q" in dom  # fx: conv and relu are separate patterns
     assert "float_accuracy" in dom and 'id="stage-summary"' in dom
+    charts = re.search(r'<section id="charts" class="charts">(.*?)</section>', dom, re.S)
+    assert charts, "no Charts section"
+    # default flow: no quantviz kernels and no sensitivity run, so SQNR per node and accuracy
+    figures = re.findall(r'<figure class="chart" id="chart-(\w+)">', charts.group(1))
+    assert figures == ["sqnr_by_node", "accuracy_bars"]
+    assert charts.group(1).count("<svg") == 2 and "<script" not in charts.group(1)

@@ -1,4 +1,4 @@
-"""Downloads: the .pte, each stage's DOT/SVG/JSON, CSV tables, the HTML report and a reproduction script."""
+"""Downloads: the .pte, each stage's DOT/SVG/JSON/Model Explorer JSON, CSV tables, the HTML report and a reproduction script."""
 from __future__ import annotations
 
 import json
@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from quantviz import Pipeline
+from quantviz.interop import model_explorer as explorer
 from quantviz.outputs import stage_file_stem, summary
 from quantviz.report import build_report
 from quantviz.script import reproduce_script
@@ -17,13 +18,19 @@ def stage_downloads(pipe: Pipeline, stage: str, dot: str | None, svg: str | None
     if result is None or result.graph is None:
         return
     stem = stage_file_stem(stage)
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].download_button("graph JSON", json.dumps(result.graph.to_dict(), indent=1), f"{stem}.json",
                             "application/json", key=f"dl_json_{stage}")
     if dot:
         cols[1].download_button("DOT", dot, f"{stem}.dot", "text/vnd.graphviz", key=f"dl_dot_{stage}")
     if svg:
         cols[2].download_button("SVG", svg, f"{stem}.svg", "image/svg+xml", key=f"dl_svg_{stage}")
+    if explorer.available():
+        cols[4].download_button("Model Explorer JSON", lambda: explorer.stage_json(pipe, stage),
+                                f"{stem}.model_explorer.json", "application/json", key=f"dl_me_{stage}",
+                                help="open it in Google's Model Explorer (pip install ai-edge-model-explorer; "
+                                     "model-explorer FILE): layers collapse by module, nodes carry the pattern "
+                                     "fates once the fuse stage ran")
     if result.graph.patterns:
         table = pd.DataFrame([{"id": p.id, "pattern": p.label(), "dtype": p.dtype, "module": p.module_path,
                                "source": p.source} for p in result.graph.patterns])

@@ -1,6 +1,8 @@
-"""The run page's numerics: end to end at four levels, per node (worst first), per kernel instance,
-sensitivity; and the SQNR overlay the convert stage's graph can be coloured by. The work is quantviz's
-``numerics.compare``; this module only lays it out and caches it per pipeline."""
+"""The run page's numerics: charts (SQNR per node along execution order, LSB histograms per kernel op,
+sensitivity, accuracy: `quantviz.render.charts` specs drawn by `st.vega_lite_chart`), end to end at four levels,
+per node (worst first), per kernel instance, sensitivity; and the SQNR overlay a stage's graph can be coloured
+by (every stage once the blame table exists, else the convert stage's float-vs-reference per node). The work is
+quantviz's ``numerics.compare``; this module only lays it out and caches it per pipeline."""
 from __future__ import annotations
 
 import json
@@ -10,6 +12,12 @@ import streamlit as st
 
 from quantviz import Pipeline
 from quantviz.numerics.compare import NumericsReport, compare
+from quantviz.render.charts import Chart, blame_overlay, execution_order, pair_label, report_charts, vega_lite
+
+try:
+    from quantviz.numerics.blame import blame_by_stage
+except ImportError:  # the blame table lands separately; until then only the convert stage has an overlay
+    blame_by_stage = None
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -35,12 +43,41 @@ def current_report(pipe: Pipeline, model_ref: str) -> NumericsReport | None:
     return numerics_report(key, done[key], pipe)
 
 
-def sqnr_overlay(pipe: Pipeline, model_ref: str) -> tuple[tuple[str, float], ...]:
+def stage_blame(pipe: Pipeline, report: NumericsReport, stage: str) -> dict[str, dict]:
+    """The blame rows of ``stage``'s graph, node id → row (empty before the blame table exists)."""
+    rows = getattr(report, "blame", []) or []
+    if not rows or blame_by_stage is None:
+        return {}
+    cache = st.session_state.setdefault("blame_by_stage", {})
+    if id(report) not in cache:
+        cache.clear()  # one report at a time: the current pipeline's
+        cache[id(report)] = blame_by_stage(pipe, rows)
+    return cache[id(report)].get(stage, {})
+
+
+def sqnr_overlay(pipe: Pipeline, model_ref: str, stage: str = "convert") -> tuple[tuple[str, float], ...]:
+    """(node id, SQNR dB) to colour ``stage``'s graph: the blame table's level pair for that stage
+    (`overlay_pair`), else, on the convert stage, float vs reference per node; () before "Compare node by node".
+
+        sqnr_overlay(pipe, "sample:digits_cnn", "fuse")
+    """
     report = current_report(pipe, model_ref)
     if report is None:
         return ()
+    blamed = stage_blame(pipe, report, stage)
+    if blamed:
+        return blame_overlay(blamed, stage)
+    if stage != "convert":
+        return ()
     return tuple((r["node"], float(r["sqnr_db"])) for r in report.per_node
                  if isinstance(r.get("sqnr_db"), (int, float)) and r["sqnr_db"] == r["sqnr_db"])
+
+
+def overlay_pair(pipe: Pipeline, model_ref: str, stage: str = "convert") -> str:
+    """The level pair ``sqnr_overlay`` shows for ``stage``: ``overlay_pair(pipe, ref, "fuse") -> "reference →
+    fused"`` with blame rows, "float → reference" without."""
+    report = current_report(pipe, model_ref)
+    return pair_label(stage) if report is not None and stage_blame(pipe, report, stage) else pair_label("convert")
 
 
 def numerics_panel(pipe: Pipeline, model_ref: str) -> None:
@@ -66,18 +103,48 @@ def numerics_panel(pipe: Pipeline, model_ref: str) -> None:
                      "float model, every quantviz kernel instance against its reference.")
         return
     report = numerics_report(key, done[key], pipe)
-    show_report(report)
+    convert = pipe.results.get("convert")
+    show_report(report, execution_order(convert.graph) if convert is not None and convert.ok else {})
 
 
-def show_report(report: NumericsReport) -> None:
+def show_chart(chart: Chart) -> None:
+    """One chart, interactive (tooltips), drawn by Streamlit's own Vega (offline); its note below."""
+    width = "content" if chart.kind == "histograms" else "stretch"  # small multiples keep their own size
+    st.vega_lite_chart(spec=vega_lite(chart), width=width, key=f"chart_{chart.name}")
+    st.caption(chart.note)
+
+
+def show_charts(report: NumericsReport, order: dict[str, int]) -> None:
+    """SQNR per node full width, the histograms below, sensitivity and accuracy side by side."""
+    charts = {c.name: c for c in report_charts(report, order)}
+    if not charts:
+        return
+    st.markdown("**Charts** — hover a point or bar for its numbers")
+    for name in ("sqnr_by_node", "lsb_histograms"):
+        if name in charts:
+            show_chart(charts[name])
+    pair = [charts[n] for n in ("sensitivity_bars", "accuracy_bars") if n in charts]
+    for col, chart in zip(st.columns(2) if len(pair) == 2 else [st.container()], pair):
+        with col:
+            show_chart(chart)
+
+
+def show_report(report: NumericsReport, order: dict[str, int] | None = None) -> None:
+    """Charts, then the tables; ``order`` (node id → execution position) places per-node rows without blame."""
+    show_charts(report, order or {})
     frames = report.frames()
     st.dataframe(pd.DataFrame([{"level": k, "status": v} for k, v in report.levels.items()]), hide_index=True)
     st.markdown("**End to end** (every pair of levels)")
     st.dataframe(frames["end_to_end"], hide_index=True)
     if not frames["accuracy"].empty:
         st.dataframe(frames["accuracy"], hide_index=True)
-    st.markdown("**Per node: float vs reference, worst first** — colour the convert graph by this SQNR with "
-                "*Colour by SQNR* in its View options.")
+    if "blame" in frames and not frames["blame"].empty:
+        st.markdown(f"**Blame: each level's error at each quantized pattern** — {getattr(report, 'blame_note', '')} "
+                    "*Colour by SQNR* in a stage's View options colours its graph by the level pair that stage "
+                    "computes.")
+        st.dataframe(frames["blame"], hide_index=True)
+    st.markdown("**Per node: float vs reference, worst first** — without the blame table, *Colour by SQNR* "
+                "colours the convert graph by this SQNR.")
     st.dataframe(frames["per_node"], hide_index=True)
     st.markdown(f"**quantviz kernel instances vs reference** — {report.kernels_note}")
     if not frames["kernels"].empty:

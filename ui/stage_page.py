@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import partial
 
 import pandas as pd
 import streamlit as st
@@ -10,18 +11,20 @@ from quantviz import Pipeline
 from quantviz.config import STAGES, ConfigError, config_flags
 from quantviz.diff import GraphDiff, diff_graphs
 from quantviz.render import ViewSpec, dot_available, dot_to_svg, plan_view, to_dot
-from quantviz.stage_views import previous_graph_stage, stage_diff, stage_view
+from quantviz.render.view import DEFAULT_MAX_NODES, collapse, expand_path_to
+from quantviz.stage_views import linked_nodes, previous_graph_stage, stage_diff, stage_view
 from quantviz.stages import STAGE_BY_NAME
 from ui.downloads import run_downloads, stage_downloads
-from ui.graph_component import graph_view
+from ui.graph_component import clicked_value, graph_view
 from ui.inspector import inspector
 from ui.ledger_panel import ledger_panel
-from ui.numerics_panel import numerics_panel, sqnr_overlay
+from ui.numerics_panel import numerics_panel, overlay_pair, sqnr_overlay
 from ui.sidebar import apply_changes
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
 def layout_svg(dot: str) -> str | None:
+    """graphviz's layout, once per DOT text: per (graph, expansion, filters); the selection is not in it."""
     return dot_to_svg(dot)
 
 
@@ -77,86 +80,166 @@ def error_panel(pipe: Pipeline, stage: str) -> None:
 
 
 def view_controls(pipe: Pipeline, stage: str, model_ref: str = "") -> ViewSpec:
-    """View options: they change only the drawing, never the pipeline."""
+    """View options: they change only the drawing, never the pipeline. The selection is drawn in the browser
+    (not part of the spec), so selecting a node never lays the graph out again."""
     graph = pipe.results[stage].graph
     with st.expander("View", expanded=False):
         c = st.columns(5)
-        depth = c[0].selectbox("Collapse by module", ["auto", "full detail", 1, 2, 3, 4, 5, 6], key="v_depth")
+        depth = c[0].selectbox("Collapse by module", ["auto", "full detail", 1, 2, 3, 4, 5, 6], key="v_depth",
+                               help="auto: a graph over 300 nodes opens at its top-level modules")
         quant_only = c[1].toggle("Quantization nodes only", key="v_quant")
         show_params = c[2].toggle("Show weights", value=True, key="v_params")
-        search = c[3].text_input("Search (regex)", key="v_search")
+        search = c[3].text_input("Search (regex)", key="v_search",
+                                 help="matches are outlined; 'Open the matches' expands every module around them")
         hops = c[4].number_input("Focus hops", 1, 6, 2, key="v_hops")
-        c2 = st.columns(3)
+        c2 = st.columns(4)
         focus = c2[0].toggle("Focus on the selected node", key="v_focus")
         delegates = [n.id for n in graph.nodes if n.kind == "delegate"]
         expand = c2[1].toggle("Expand delegates", key="v_expand_delegates", disabled=not delegates)
         patterns = c2[2].toggle("Pattern clusters", value=True, key="v_patterns")
-        st.toggle("Fit graph to the pane's width", value=True, key="v_fit",
-                  help="off: full size, scroll to move around")
-        overlay = sqnr_overlay(pipe, model_ref) if stage == "convert" else ()
-        by_sqnr = st.toggle("Colour by SQNR (float vs reference)", key="v_sqnr", disabled=not overlay,
+        if search:
+            c2[3].button("Open the matches", key="v_open_matches", on_click=open_matches, args=(graph, search),
+                         help="expand every module enclosing the first matches and centre on the first")
+        overlay = sqnr_overlay(pipe, model_ref, stage)
+        by_sqnr = st.toggle("Colour by SQNR", key="v_sqnr", disabled=not overlay,
                             help="per-node numerics from the run page's 'Compare node by node'" if overlay else
-                            "compute 'Compare node by node' on the run page first (convert stage only)")
+                            "compute 'Compare node by node' on the run page first")
     selected = st.session_state.get("selected_node")
     spec = ViewSpec(
         collapse_depth=None if depth == "auto" else (None if depth == "full detail" else int(depth)),
-        max_nodes=10**9 if depth == "full detail" else 300,
-        expanded=tuple(st.session_state.get("expanded_modules", ())),
+        max_nodes=10**9 if depth == "full detail" else DEFAULT_MAX_NODES,
+        expanded=expanded_modules(stage),
         focus=selected if focus and selected else None, hops=int(hops), quant_only=quant_only,
         search=search or None, show_patterns=patterns, show_params=show_params,
-        expand_delegates=tuple(delegates) if expand else (), highlight=(selected,) if selected else (),
+        expand_delegates=tuple(delegates) if expand else (),
         overlay=overlay if by_sqnr else (), overlay_label="SQNR dB" if by_sqnr else "")
     return stage_view(pipe, stage, spec)
 
 
-def diff_section(pipe: Pipeline, stage: str) -> tuple[GraphDiff | None, bool]:
-    """The diff against the chosen earlier stage (shown as a summary), and whether to draw it."""
-    earlier = [s for s in STAGES[: STAGES.index(stage)] if pipe.results.get(s) and pipe.results[s].graph]
-    if not earlier:
-        return None, False
-    default = previous_graph_stage(pipe, stage)
-    c = st.columns([2, 1])
-    against = c[0].selectbox("Changes since", earlier, index=earlier.index(default), key=f"diff_against_{stage}")
-    draw = c[1].toggle("Draw the diff", key=f"diff_draw_{stage}")
+def expanded_modules(stage: str) -> tuple[str, ...]:
+    """The modules drawn open on ``stage``'s graph (kept per stage in the session)."""
+    return tuple(st.session_state.setdefault("expanded", {}).get(stage, ()))
+
+
+def set_expanded(stage: str, modules: tuple[str, ...], focus: str | None = None, pane: str = "") -> None:
+    """Open exactly ``modules`` on ``stage``; ``focus`` (a box id) is centred in the pane when it is drawn next."""
+    st.session_state.setdefault("expanded", {})[stage] = tuple(modules)
+    if focus:
+        st.session_state.setdefault("view_focus", {})[pane or f"graph_{stage}"] = focus
+
+
+def open_matches(graph, pattern: str, limit: int = 5) -> None:
+    """Expand the path to the first ``limit`` search matches (every module enclosing each) and centre the first."""
+    matches = plan_view(graph, ViewSpec(search=pattern, max_nodes=10**9)).matches[:limit]
+    modules = expanded_modules(graph.stage)
+    for m in matches:
+        modules = expand_path_to(graph, m, modules)
+    set_expanded(graph.stage, modules, matches[0] if matches else None)
+
+
+def diff_section(pipe: Pipeline, stage: str) -> None:
+    """One line: what changed since the previous stage with a graph."""
+    against = previous_graph_stage(pipe, stage)
+    if against is None:
+        return
     d = diff_graphs(pipe.results[against].graph, pipe.results[stage].graph)
     st.info(f"Since **{against}**: {d.summary()}")
-    return d, draw
 
 
-def graph_panel(pipe: Pipeline, stage: str, spec: ViewSpec, d: GraphDiff | None, draw_diff: bool) -> None:
+def compare_choice(pipe: Pipeline, stage: str) -> str | None:
+    """The stage to show side by side ("compare with stage …"), any other stage with a graph, or None."""
+    others = [s for s in STAGES if s != stage and pipe.results.get(s) and pipe.results[s].ok
+              and pipe.results[s].graph is not None]
+    if not others:
+        return None
+    options = ["—", *others]
+    choice = st.selectbox("Compare with stage …", options, key=f"compare_{stage}",
+                          help="both graphs side by side: a click selects the node's counterparts in the other "
+                               "(matched by provenance); added nodes outlined green, removed ones greyed and dashed")
+    return None if choice == "—" else choice
+
+
+def graph_panel(pipe: Pipeline, stage: str, spec: ViewSpec, other: str | None,
+                model_ref: str = "") -> tuple[str, str | None]:
+    """The stage's graph, or two linked panes with ``other``; the inspector. Returns (DOT, SVG) of the stage."""
     graph = pipe.results[stage].graph
-    if draw_diff and d is not None:
-        against = d.before
-        spec = replace(spec, added=tuple(d.added))
-        before_spec = ViewSpec(removed=tuple(d.removed), max_nodes=spec.max_nodes)
-        cols = st.columns(2)
-        with cols[0]:
-            st.caption(f"{against}: removed nodes dashed red")
-            _draw(pipe.results[against].graph, before_spec, f"graph_before_{stage}")
-        with cols[1]:
-            st.caption(f"{stage}: added nodes outlined green")
-            _draw(graph, spec, f"graph_{stage}")
-        inspector(graph, st.session_state.get("selected_node"), dict(spec.notes))
-        return
     if spec.overlay:
         worst = min(spec.overlay, key=lambda kv: kv[1])
-        st.caption(f"Coloured by {spec.overlay_label} (float vs reference) on {len(spec.overlay)} nodes; "
+        pair = overlay_pair(pipe, model_ref, stage)
+        st.caption(f"Coloured by {spec.overlay_label} ({pair}) on {len(spec.overlay)} nodes; "
                    f"worst: {worst[0]} at {worst[1]:.1f} dB.")
-    left, right = st.columns([3, 1])
-    with left:
-        dot, svg = _draw(graph, spec, f"graph_{stage}")
-    with right:
-        inspector(graph, st.session_state.get("selected_node"), dict(spec.notes))
-    with st.expander("Downloads for this stage"):
-        stage_downloads(pipe, stage, dot, svg)
+    if other is None:
+        left, right = st.columns([3, 1])
+        with left:
+            sel = _own_selection(stage)
+            dot, svg = _draw(graph, spec, f"graph_{stage}", sel, ())
+        with right:
+            inspector(graph, st.session_state.get("selected_node"), dict(spec.notes))
+        return dot, svg
+    return _linked_panes(pipe, stage, spec, other)
 
 
-def _draw(graph, spec: ViewSpec, key: str) -> tuple[str, str | None]:
+def _own_selection(stage: str) -> tuple[str, ...]:
+    selected = st.session_state.get("selected_node")
+    return (selected,) if selected else ()
+
+
+def _linked_panes(pipe: Pipeline, stage: str, spec: ViewSpec, other: str) -> tuple[str, str | None]:
+    """Two panes in stage order, the diff drawn in place; a click in either selects its counterparts in the
+    other (a Streamlit rerun: the selection lives in ``st.session_state``)."""
+    before, after = sorted((stage, other), key=STAGES.index)
+    d = diff_graphs(pipe.results[before].graph, pipe.results[after].graph)
+    st.info(f"**{before}** → **{after}**: {d.summary()}")
+    sel = _linked_selection(pipe, stage, other, d)
+    specs = {stage: spec, other: _other_spec(pipe, other, spec)}
+    specs[after] = replace(specs[after], added=tuple(d.added))
+    specs[before] = replace(specs[before], removed=tuple(d.removed))
+    out: dict[str, tuple[str, str | None]] = {}
+    for col, s in zip(st.columns(2), (before, after)):
+        with col:
+            mark = "removed nodes greyed and dashed" if s == before else "added nodes outlined green"
+            st.caption(f"**{s}**" + (" (this stage)" if s == stage else "") + f": {mark}")
+            out[s] = _draw(pipe.results[s].graph, specs[s], f"graph_{s}" if s == stage else f"graph_cmp_{s}",
+                           *sel[s], owner=stage, pane=s)
+    clicked = st.session_state.get("compare_node")
+    in_other = bool(clicked) and tuple(clicked[:2]) == (stage, other)
+    with st.expander(f"Inspector ({other if in_other else stage})", expanded=True):
+        if in_other:
+            inspector(pipe.results[other].graph, clicked[2], dict(specs[other].notes))
+        else:
+            inspector(pipe.results[stage].graph, st.session_state.get("selected_node"), dict(spec.notes))
+    return out[stage]
+
+
+def _other_spec(pipe: Pipeline, other: str, spec: ViewSpec) -> ViewSpec:
+    base = ViewSpec(collapse_depth=spec.collapse_depth, max_nodes=spec.max_nodes, expanded=expanded_modules(other),
+                    quant_only=spec.quant_only, show_patterns=spec.show_patterns, show_params=spec.show_params,
+                    search=spec.search)
+    return stage_view(pipe, other, base)
+
+
+def _linked_selection(pipe: Pipeline, stage: str, other: str, d: GraphDiff
+                      ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
+    """Per pane, (selected node ids, linked node ids): the clicked node and its counterparts by provenance."""
+    clicked = st.session_state.get("compare_node")
+    before = pipe.results[d.before].graph
+    out = {stage: (_own_selection(stage), ()), other: ((), ())}
+    if clicked and clicked[0] == stage and clicked[1] == other:  # a click in the other pane
+        out[other] = ((clicked[2],), ())
+        out[stage] = ((), tuple(linked_nodes(d, clicked[2], other, before)))
+    elif st.session_state.get("selected_node"):
+        out[other] = ((), tuple(linked_nodes(d, st.session_state.selected_node, stage, before)))
+    return out
+
+
+def _draw(graph, spec: ViewSpec, key: str, selected: tuple[str, ...] = (), linked: tuple[str, ...] = (),
+          owner: str | None = None, pane: str | None = None) -> tuple[str, str | None]:
+    """Plan, DOT, the cached layout and the viewer for one pane; handles the pane's click (select, expand,
+    collapse). ``owner`` is the page's stage, ``pane`` the stage drawn here (the same without a comparison)."""
+    owner, pane = owner or graph.stage, pane or graph.stage
     plan = plan_view(graph, spec)
     dot = to_dot(graph, spec, plan)
-    if plan.depth:
-        st.caption(f"{len(graph.nodes)} nodes collapsed to {plan.visible_count} boxes (module depth {plan.depth}); "
-                   "click a module box to expand it.")
+    _breadcrumb(pane, key, plan)
     if spec.search:
         st.caption(f"search: {len(plan.matches)} match(es)")
     svg = layout_svg(dot) if dot_available() else None
@@ -164,16 +247,61 @@ def _draw(graph, spec: ViewSpec, key: str) -> tuple[str, str | None]:
         st.warning("graphviz's `dot` is not installed: showing DOT text (scripts/system_deps.sh installs it).")
         st.code(dot, language="dot")
         return dot, None
-    clicked = graph_view(svg, key=key, selected=st.session_state.get("selected_node"),
-                         fit=st.session_state.get("v_fit", True))
-    if clicked:
-        if clicked.startswith("module/"):
-            expanded = list(st.session_state.get("expanded_modules", ()))
-            st.session_state.expanded_modules = expanded + [clicked.removeprefix("module/")]
-        else:
-            st.session_state.selected_node = clicked
+    focus = st.session_state.setdefault("view_focus", {}).pop(key, None) or (linked[0] if linked else None)
+    clicked = graph_view(svg, key=key, selected=_boxes(plan, selected), linked=_boxes(plan, linked),
+                         focus=plan.box_of(focus) or focus if focus else None, run=st.session_state.get("qv_run", 0),
+                         on_click=partial(_clicked_callback, key, owner, pane))
+    handled = st.session_state.pop("qv_click_handled", None)
+    if clicked and handled != (key, clicked):  # the callback could not read the click: handle it and run again
+        _on_click(clicked, key, owner, pane)
         st.rerun()
     return dot, svg
+
+
+def _clicked_callback(key: str, owner: str, pane: str) -> None:
+    """Handle a click before the script runs, so the run that follows draws its effect (one run, not two)."""
+    clicked = clicked_value(key)
+    if clicked:
+        _on_click(clicked, key, owner, pane)
+        st.session_state.qv_click_handled = (key, clicked)
+
+
+def _boxes(plan, node_ids: tuple[str, ...]) -> list[str]:
+    """The drawn boxes holding ``node_ids`` (a collapsed module's box when a node is inside one)."""
+    return list(dict.fromkeys(b for b in (plan.box_of(n) or n for n in node_ids) if b))
+
+
+def _on_click(clicked: str, key: str, owner: str, pane: str) -> None:
+    """A module box expands in place, an open module's title collapses it, a node is selected."""
+    expanded = expanded_modules(pane)
+    if clicked.startswith("module/"):
+        path = clicked.removeprefix("module/")
+        set_expanded(pane, tuple(dict.fromkeys((*expanded, path))), f"open/{path}", key)
+    elif clicked.startswith("open/"):
+        path = clicked.removeprefix("open/")
+        set_expanded(pane, collapse(expanded, path), f"module/{path}", key)
+    elif pane == owner:
+        st.session_state.selected_node = clicked
+        st.session_state.compare_node = None
+    else:
+        st.session_state.compare_node = (owner, pane, clicked)
+        st.session_state.selected_node = None
+
+
+def _breadcrumb(stage: str, key: str, plan) -> None:
+    """The view's path: the overview, then each open module with a button that collapses it."""
+    expanded = expanded_modules(stage)
+    if plan.depth:
+        st.caption(f"{plan.total_nodes} nodes in {plan.visible_count} boxes (module depth {plan.depth}); click a "
+                   "module box to expand it in place, an open module's title to collapse it.")
+    if not expanded:
+        return
+    with st.container(horizontal=True, gap="small"):
+        st.button("⌂ overview", key=f"{key}_crumb_all", type="tertiary", help="collapse every module",
+                  on_click=set_expanded, args=(stage, (), None, key))
+        for path in expanded:
+            st.button(f"✕ {path}", key=f"{key}_crumb_{path}", type="tertiary", help=f"collapse {path}",
+                      on_click=set_expanded, args=(stage, collapse(expanded, path), f"module/{path}", key))
 
 
 def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
@@ -198,8 +326,12 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
         st.markdown("#### Downloads")
         run_downloads(pipe, model_ref)
         return
-    diff, draw = diff_section(pipe, stage)
+    st.session_state.qv_run = st.session_state.get("qv_run", 0) + 1  # the viewer shows it: reruns are countable
+    diff_section(pipe, stage)
+    other = compare_choice(pipe, stage)
     spec = view_controls(pipe, stage, model_ref)
-    graph_panel(pipe, stage, spec, diff, draw)
+    dot, svg = graph_panel(pipe, stage, spec, other, model_ref)
+    with st.expander("Downloads for this stage"):
+        stage_downloads(pipe, stage, dot, svg)
     if stage in ("delegate", "fuse") and "fuse" in pipe.results and pipe.results["fuse"].ok:
         ledger_panel(pipe, model_ref)

@@ -4,15 +4,24 @@
 3. fused: the program after the fuse stage, run ahead of time in PyTorch (quantized ops by their ATen kernels).
 4. runtime: the .pte in the ExecuTorch runtime (portable_lib), delegates included.
 
-A level that cannot run says why instead of leaving a gap (``LevelOutputs.unavailable``).
+A level that cannot run says why instead of leaving a gap (``LevelOutputs.unavailable``). When the run stage ran
+the runtime on the same batches, its outputs are reused instead of running the runtime again
+(``LevelOutputs.runtime_reused``).
+
+Example::
+
+    levels = run_levels(pipe, pipe.spec.comparison_batches())
+    levels.outputs["runtime"].shape, levels.runtime_reused     # (torch.Size([64, 10]), True)
+    levels.leaves["float"][0]                                   # [("logits", tensor), ("aux[0]", tensor)]
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
-from quantviz.runtime import concat_outputs, load_program
+from quantviz.runtime import concat_outputs, load_program, output_leaves
 
 LEVELS = ("float", "reference", "fused", "runtime")
 
@@ -21,6 +30,13 @@ LEVELS = ("float", "reference", "fused", "runtime")
 class LevelOutputs:
     outputs: dict[str, torch.Tensor] = field(default_factory=dict)   # level -> concatenated first outputs
     unavailable: dict[str, str] = field(default_factory=dict)        # level -> why it did not run
+    leaves: dict[str, list[list[tuple[str, Any]]]] = field(default_factory=dict)  # level -> per batch, (path, leaf)
+    runtime_reused: bool = False   # the runtime's outputs are the run stage's (same batches), not a new run
+
+
+def _flat(level: str, outs: list[Any], res: LevelOutputs) -> torch.Tensor:
+    res.leaves[level] = [output_leaves(o) for o in outs]
+    return concat_outputs(outs)
 
 
 def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
@@ -30,10 +46,10 @@ def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
 
     res = LevelOutputs()
     with torch.no_grad():
-        res.outputs["float"] = concat_outputs([pipe.spec.model(*b) for b in batches])
+        res.outputs["float"] = _flat("float", [pipe.spec.model(*b) for b in batches], res)
         convert = pipe.results.get("convert")
         if convert is not None and convert.ok:
-            res.outputs["reference"] = concat_outputs([convert.artifact(*b) for b in batches])
+            res.outputs["reference"] = _flat("reference", [convert.artifact(*b) for b in batches], res)
         else:
             res.unavailable["reference"] = "the convert stage has no result"
         fuse = pipe.results.get("fuse")
@@ -50,7 +66,7 @@ def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
                                             "the runtime, so there is no ahead-of-time fused level")
             else:
                 gm = ep.module()
-                res.outputs["fused"] = concat_outputs([gm(*b) for b in batches])
+                res.outputs["fused"] = _flat("fused", [gm(*b) for b in batches], res)
     emit = pipe.results.get("emit")
     if emit is None or not emit.ok:
         res.unavailable["runtime"] = "the emit stage has no .pte"
@@ -59,10 +75,15 @@ def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
     if blocked is not None:
         res.unavailable["runtime"] = blocked.message
         return res
+    run = pipe.results.get("run")
+    reused = run.artifact.outputs_for(batches) if run is not None and run.ok else None
+    if reused is not None:
+        res.outputs["runtime"], res.runtime_reused = _flat("runtime", reused, res), True
+        return res
     buffer = emit.artifact.buffer  # kept referenced while the runtime module lives
     try:
         module = load_program(buffer)
-        res.outputs["runtime"] = concat_outputs([module.forward(tuple(b)) for b in batches])
+        res.outputs["runtime"] = _flat("runtime", [module.forward(tuple(b)) for b in batches], res)
     except RuntimeError as exc:
         res.unavailable["runtime"] = f"the runtime failed: {exc}"
     return res

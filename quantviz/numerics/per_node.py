@@ -83,18 +83,20 @@ def _target(n: fx.Node) -> str:
     return canonical_target(n.target) if n.op == "call_function" else n.op
 
 
-def per_node_table(pipe, batches: list[tuple]) -> list[NodeRow]:
-    """One row per activation quantize of the reference model, worst SQNR first."""
-    reference: fx.GraphModule = pipe.results["convert"].artifact
-    fgraph = float_graph(pipe)
+def float_matches(reference: fx.GraphModule, fgraph: fx.GraphModule) -> dict[str, tuple[fx.Node | None, str]]:
+    """Activation quantize name -> (the float graph node whose value it quantizes, how it was matched).
+
+    Example::
+
+        float_matches(pipe.results["convert"].artifact, float_graph(pipe))["quantize_per_tensor_default_24"]
+        # (conv2d node of the float graph, 'folded batch_norm')
+    """
     fnodes = {n.name: n for n in fgraph.graph.nodes}
     ref_names = {n.name for n in reference.graph.nodes}
-    quantizes = [n for n in reference.graph.nodes if _is_activation_quantize(n)]
-    float_vals: dict[str, list[torch.Tensor]] = {}
-    ref_vals: dict[str, list[torch.Tensor]] = {}
-    scales: dict[str, float] = {}
     plans: dict[str, tuple[fx.Node | None, str]] = {}
-    for q in quantizes:
+    for q in reference.graph.nodes:
+        if not _is_activation_quantize(q):
+            continue
         p = q.args[0]
         fn = fnodes.get(p.name)
         if fn is None:
@@ -102,6 +104,18 @@ def per_node_table(pipe, batches: list[tuple]) -> list[NodeRow]:
             continue
         end, folded = _follow_folded(fn, ref_names)
         plans[q.name] = (end, "same name" if not folded else "folded " + ", ".join(folded))
+    return plans
+
+
+def per_node_table(pipe, batches: list[tuple]) -> list[NodeRow]:
+    """One row per activation quantize of the reference model, worst SQNR first."""
+    reference: fx.GraphModule = pipe.results["convert"].artifact
+    fgraph = float_graph(pipe)
+    quantizes = [n for n in reference.graph.nodes if _is_activation_quantize(n)]
+    float_vals: dict[str, list[torch.Tensor]] = {}
+    ref_vals: dict[str, list[torch.Tensor]] = {}
+    scales: dict[str, float] = {}
+    plans = float_matches(reference, fgraph)
     float_keep = {end.name for end, _ in plans.values() if end is not None}
     ref_keep = {q.name for q in quantizes} | {a.name for q in quantizes for a in q.args[1:3] if isinstance(a, fx.Node)}
     for batch in batches:

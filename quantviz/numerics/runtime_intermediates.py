@@ -4,8 +4,10 @@ The runtime writes every operator's output to a debug buffer when the program is
 debug buffer (``enable_etdump=True, debug_buffer_size=...``); ``executorch.devtools.Inspector`` reads them back
 as events in execution order. Each kernel event is matched with the fuse stage's graph by operator and order of
 execution (the k-th ``quantviz::conv2d.out`` call is the k-th ``quantviz.conv2d`` node), and compared with that
-node's value when the fused program runs ahead of time in PyTorch. Delegate calls are one event each: the ops
-inside them have no per-op output, and the table says so.
+node's value when the fused program runs ahead of time in PyTorch. Delegate calls are one event each, logged with
+all their arguments (inputs first, outputs last); the ops inside them are reported by XNNPACK (e.g.
+"Convolution (NHWC, QS8) IGEMM #1") but without their outputs, and the table says so. With one op per delegate
+(``--delegate-granularity op``) each delegate call's outputs are that op's: ``blame.py`` reads them.
 
 Example::
 
@@ -55,9 +57,25 @@ def _op_of_node(n: fx.Node) -> str:
     return text.rsplit(".", 1)[-1]
 
 
-def runtime_events(buffer: bytes, batch: tuple, debug_buffer_size: int) -> list[tuple[str, Any, bool]]:
-    """Run the program once with an ETDump and a debug buffer; (event name, first output, delegated?) per kernel
-    call, in execution order."""
+@dataclass
+class RuntimeEvent:
+    """One kernel or delegate call of a runtime run, in execution order."""
+
+    name: str                     # e.g. "native_call_convolution.out", "DELEGATE_CALL", "Convolution (NHWC, QS8) #1"
+    data: list[Any]               # what the runtime logged: a kernel's output; every argument of a delegate call
+    delegated: bool               # inside a delegate, or the delegate call itself
+    delegate_call: bool = False   # the DELEGATE_CALL event (its arguments: inputs first, outputs last)
+
+
+def runtime_events(buffer: bytes, batch: tuple, debug_buffer_size: int) -> list[RuntimeEvent]:
+    """Run the program once with an ETDump and a debug buffer; one event per kernel call, delegate call and op the
+    delegate reports, in execution order.
+
+    Example::
+
+        events = runtime_events(program.buffer, (x,), 1 << 24)
+        [e.name for e in events if e.delegate_call]   # ['DELEGATE_CALL', ...]
+    """
     from executorch.devtools import Inspector
     from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer
 
@@ -76,13 +94,42 @@ def runtime_events(buffer: bytes, batch: tuple, debug_buffer_size: int) -> list[
         for e in block.events:
             if e.name in _SKIP_EVENTS:
                 continue
-            data = e.debug_data[0] if e.debug_data else None
-            events.append((e.name, data, bool(e.is_delegated_op) or e.name == "DELEGATE_CALL"))
+            call = e.name == "DELEGATE_CALL"
+            events.append(RuntimeEvent(e.name, list(e.debug_data or []), bool(e.is_delegated_op) or call, call))
     return events
 
 
-def runtime_intermediates(pipe, batch: tuple) -> list[RuntimeOpRow]:
-    """One row per kernel call of the runtime on ``batch``."""
+def debug_buffer_size(program: Any) -> int:
+    """Bytes enough for every value of ``program`` (an ExecuTorch program manager) logged twice (a delegate call
+    logs its inputs and its outputs), plus 1 MiB."""
+    size = sum(int(v.numel() * v.element_size()) for n in program.exported_program().graph.nodes
+               for v in [n.meta.get("val")] if isinstance(v, torch.Tensor))
+    return 3 * size + (1 << 20)
+
+
+def kernel_nodes(events: list[RuntimeEvent], gm: fx.GraphModule) -> dict[int, fx.Node]:
+    """Event index -> the node of ``gm`` (the fuse stage's program) each kernel call outside delegates computes,
+    matched by operator and order (the k-th ``quantize_per_tensor.out`` call is the k-th quantize node)."""
+    by_op: dict[str, list[fx.Node]] = {}
+    for n in gm.graph.nodes:
+        if n.op == "call_function" and "getitem" not in str(n.target) and "call_delegate" not in str(n.target):
+            by_op.setdefault(_op_of_node(n), []).append(n)
+    seen: dict[str, int] = {}
+    out = {}
+    for i, e in enumerate(events):
+        if e.delegated:
+            continue
+        op = _op_of_event(e.name)
+        k = seen.get(op, 0)
+        seen[op] = k + 1
+        nodes = by_op.get(op, [])
+        if k < len(nodes):
+            out[i] = nodes[k]
+    return out
+
+
+def runtime_intermediates(pipe, batch: tuple, events: list[RuntimeEvent] | None = None) -> list[RuntimeOpRow]:
+    """One row per kernel call of the runtime on ``batch`` (``events``: that run's, when already read)."""
     from quantviz.numerics.capture import capture_values
     from quantviz.numerics.kernel_instances import has_delegates
 
@@ -91,30 +138,22 @@ def runtime_intermediates(pipe, batch: tuple) -> list[RuntimeOpRow]:
         from quantviz_kernels import load
 
         load()
-    final = emit.artifact.exported_program().graph
-    size = sum(int(v.numel() * v.element_size()) for n in final.nodes
-               for v in [n.meta.get("val")] if isinstance(v, torch.Tensor))
-    events = runtime_events(emit.artifact.buffer, batch, 2 * size + (1 << 20))
+    if events is None:
+        events = runtime_events(emit.artifact.buffer, batch, debug_buffer_size(emit.artifact))
     ep = fuse.artifact.exported_program()
     delegated = has_delegates(ep.graph_module)
     gm = ep.module()
     aot = {} if delegated else capture_values(gm, tuple(batch))
-    by_op: dict[str, list[fx.Node]] = {}
-    for n in gm.graph.nodes:
-        if n.op == "call_function" and "getitem" not in str(n.target):
-            by_op.setdefault(_op_of_node(n), []).append(n)
-    seen: dict[str, int] = {}
+    matched = kernel_nodes(events, gm)
     rows = []
-    for i, (name, data, in_delegate) in enumerate(events):
-        op = _op_of_event(name)
-        if in_delegate:
+    for i, event in enumerate(events):
+        name = event.name
+        data = event.data[0] if event.data else None
+        if event.delegated:
             rows.append(RuntimeOpRow(i, name, "", "inside a delegate: the backend reports the op but not its "
                                                  "output"))
             continue
-        k = seen.get(op, 0)
-        seen[op] = k + 1
-        nodes = by_op.get(op, [])
-        node = nodes[k] if k < len(nodes) else None
+        node = matched.get(i)
         if node is None:
             rows.append(RuntimeOpRow(i, name, "", "no matching node in the fuse stage's graph"))
             continue

@@ -3,17 +3,25 @@
     dot = to_dot(pipe.results["convert"].graph, ViewSpec())
     svg = dot_to_svg(dot)   # needs the `dot` binary
 
-Node ``id`` attributes are ``qv_<node id>`` so a page can find the SVG element of a node.
+SVG ids: a node or module box is ``qv_<box id>`` (``qv_module/<path>`` for a collapsed module), an expanded
+module's cluster ``qv_open/<path>``, so a page can find the element of a node, a box or an open module. Font
+sizes are fixed points: a page shows the drawing at its natural size and pans and zooms it, never shrinks it
+to a width.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import graphviz
 
-from quantviz.graph.model import GraphView, NodeView
+from quantviz.graph.model import GraphView, NodeView, PatternInstance
 from quantviz.render.palette import (
-    ADDED, DELEGATE_CLUSTER, GROUP_STYLE, HIGHLIGHT, KIND_STYLES, PATTERN_CLUSTER, REMOVED, overlay_colour,
+    ADDED, DELEGATE_CLUSTER, GROUP_STYLE, HIGHLIGHT, KIND_STYLES, MODULE_CLUSTER, PATTERN_CLUSTER, REMOVED,
+    REMOVED_FILL, REMOVED_FONT, overlay_colour,
 )
-from quantviz.render.view import ViewPlan, ViewSpec, plan_view
+from quantviz.render.view import Item, ViewPlan, ViewSpec, plan_view
+
+FONT = {"node": "10", "group": "11", "cluster": "11", "title": "14", "legend": "9"}  # points, never scaled
 
 
 def svg_id(node_id: str) -> str:
@@ -61,95 +69,204 @@ def node_tooltip(n: NodeView, note: str | None = None) -> str:
     return _esc(" | ".join(rows))
 
 
-def to_dot(graph: GraphView, spec: ViewSpec = ViewSpec(), plan: ViewPlan | None = None) -> str:
-    """DOT text for ``graph`` as ``spec`` describes it (the plan is computed when not given)."""
-    plan = plan or plan_view(graph, spec)
-    by_id = {n.id: n for n in graph.nodes}
-    notes = dict(spec.notes)
+def group_label_lines(item: Item, overlay_label: str = "") -> list[str]:
+    """The lines of a collapsed module's box: path (and class), node count, then its badges.
+
+    >>> group_label_lines(item)   # ['blocks.3 · Block', '96 nodes', '8 q/dq patterns · 22 q/dq', '2 fused']
+    """
+    s = item.stats
+    head = item.group + (f" · {s.module_type}" if s and s.module_type else "")
+    lines = [head, f"{len(item.members)} nodes"]
+    if s is None:
+        return lines
+    if s.patterns or s.quant_nodes:
+        lines.append(f"{s.patterns} q/dq pattern{'s' if s.patterns != 1 else ''} · {s.quant_nodes} q/dq")
+    badges = []
+    if s.delegated_ops:
+        badges.append(f"{s.delegated_share:.0%} delegated ({s.delegated_ops} ops)")
+    if s.fused:
+        badges.append(f"{s.fused} fused")
+    if badges:
+        lines.append(" · ".join(badges))
+    if s.worst is not None:
+        lines.append(f"worst {overlay_label or 'value'} {s.worst[1]:.1f} ({s.worst[0]})")
+    diff = [t for t in (f"+{s.added} added" if s.added else "", f"−{s.removed} removed" if s.removed else "") if t]
+    if diff:
+        lines.append(" · ".join(diff))
+    return lines
+
+
+@dataclass
+class _Drawing:
+    """What every drawing step reads: the graph, the view and the plan, and which nodes are placed."""
+
+    graph: GraphView
+    spec: ViewSpec
+    plan: ViewPlan
+    notes: dict[str, str]  # node id -> note
+    overlay: dict[str, float]  # node id -> overlay value
+    low: float  # overlay range
+    high: float
+    containers: dict[str | None, graphviz.Digraph] = field(default_factory=dict)  # open module -> its cluster
+    placed: set[str] = field(default_factory=set)  # node ids drawn already
+
+    def container(self, item_or_cluster: Item | str | None) -> graphviz.Digraph:
+        key = item_or_cluster.cluster if isinstance(item_or_cluster, Item) else item_or_cluster
+        return self.containers.get(key, self.containers[None])
+
+
+def _start(graph: GraphView, spec: ViewSpec, plan: ViewPlan) -> _Drawing:
+    """The drawing's context: notes, overlay range, the root graph and one cluster per open module."""
     overlay = dict(spec.overlay)
     lo, hi = (min(overlay.values()), max(overlay.values())) if overlay else (0.0, 1.0)
-    added, removed = set(spec.added), set(spec.removed)
+    d = _Drawing(graph, spec, plan, dict(spec.notes), overlay, lo, hi)
+    d.containers[None] = _root_graph(graph, plan)
+    for path in plan.clusters:
+        c = graphviz.Digraph(name=f"cluster_open_{path}")
+        c.attr(label=_esc(f"▾ {path}"), id=svg_id(f"open/{path}"), tooltip=_esc(f"{path}: click the title to "
+                                                                                 "collapse"), **MODULE_CLUSTER)
+        d.containers[path] = c
+    return d
 
+
+def _root_graph(graph: GraphView, plan: ViewPlan) -> graphviz.Digraph:
     dot = graphviz.Digraph(name=graph.stage or "graph")
-    dot.attr(rankdir="TB", fontname="Helvetica", fontsize="11", nodesep="0.25", ranksep="0.35",
-             label=_esc(f"{graph.stage}: {len(graph.nodes)} nodes" + (f", collapsed to depth {plan.depth}"
-                                                                      if plan.depth else "")), labelloc="t")
-    dot.attr("node", fontname="Helvetica", fontsize="10", margin="0.08,0.03", height="0.3")
+    title = f"{graph.stage}: {len(graph.nodes)} nodes"
+    if plan.depth:
+        title += f", {plan.visible_count} boxes (module depth {plan.depth})"
+    dot.attr(rankdir="TB", fontname="Helvetica", fontsize=FONT["title"], nodesep="0.25", ranksep="0.35",
+             label=_esc(title), labelloc="t")
+    dot.attr("node", fontname="Helvetica", fontsize=FONT["node"], margin="0.08,0.03", height="0.3")
     dot.attr("edge", color="#64748b", arrowsize="0.6")
+    return dot
 
-    singles = {i.id for i in plan.items if i.group is None}
-    placed: set[str] = set()
 
-    def add_node(target: graphviz.Digraph, n: NodeView) -> None:
-        style = KIND_STYLES.get(n.kind, KIND_STYLES["other"])
-        attrs = {"shape": style.shape, "style": style.style, "fillcolor": style.fill, "fontcolor": style.font,
-                 "id": svg_id(n.id), "tooltip": node_tooltip(n, notes.get(n.id)), "class": f"qv-node qv-{n.kind}"}
-        if n.id in overlay:
-            attrs["fillcolor"] = overlay_colour(overlay[n.id], lo, hi)
-            attrs["fontcolor"] = "#1d1d1f"
-        if n.id in plan.highlighted:
-            attrs.update(HIGHLIGHT)
-        if n.id in added:
-            attrs.update({"color": ADDED, "penwidth": "2.5"})
-        if n.id in removed:
-            attrs.update({"color": REMOVED, "penwidth": "2.5", "style": style.style + ",dashed"})
-        note = notes.get(n.id)
-        if n.id in overlay:
-            note = (note + " · " if note else "") + f"{spec.overlay_label} {overlay[n.id]:.1f}".strip()
-        target.node(n.id, label=node_label(n, note), **attrs)
-        placed.add(n.id)
+def _node_attrs(d: _Drawing, n: NodeView) -> dict[str, str]:
+    """Style by kind, then overlay fill, highlight and diff marks."""
+    style = KIND_STYLES.get(n.kind, KIND_STYLES["other"])
+    attrs = {"shape": style.shape, "style": style.style, "fillcolor": style.fill, "fontcolor": style.font,
+             "id": svg_id(n.id), "tooltip": node_tooltip(n, d.notes.get(n.id)), "class": f"qv-node qv-{n.kind}"}
+    if n.id in d.overlay:
+        attrs.update(fillcolor=overlay_colour(d.overlay[n.id], d.low, d.high), fontcolor="#1d1d1f")
+    if n.id in d.plan.highlighted:
+        attrs.update(HIGHLIGHT)
+    if n.id in d.spec.added:
+        attrs.update(color=ADDED, penwidth="2.5", **{"class": attrs["class"] + " qv-added"})
+    if n.id in d.spec.removed:
+        attrs.update(color=REMOVED, penwidth="2", style=style.style.replace(",bold", "") + ",dashed",
+                     fillcolor=REMOVED_FILL, fontcolor=REMOVED_FONT, **{"class": attrs["class"] + " qv-removed"})
+    return attrs
 
-    # reference quantized patterns: one labelled cluster each
-    if spec.show_patterns and plan.depth is None:
-        for p in graph.patterns:
-            members = [m for m in p.members if m in singles and m not in placed]
-            if len(members) < 2:
-                continue
-            with dot.subgraph(name=f"cluster_{p.id}") as c:
-                c.attr(label=_esc(p.label()), tooltip=_esc(f"pattern {p.id}: {p.label()} ({p.dtype or ''})"),
-                       id=f"qv_pattern_{p.id}", **PATTERN_CLUSTER)
-                for m in members:
-                    add_node(c, by_id[m])
 
-    # delegate calls: a cluster titled with the backend and the number of ops inside
-    for n in graph.nodes:
-        if n.kind != "delegate" or n.id not in singles or n.id in placed:
+def _add_node(d: _Drawing, target: graphviz.Digraph, n: NodeView) -> None:
+    note = d.notes.get(n.id)
+    if n.id in d.overlay:
+        note = (note + " · " if note else "") + f"{d.spec.overlay_label} {d.overlay[n.id]:.1f}".strip()
+    target.node(n.id, label=node_label(n, note), **_node_attrs(d, n))
+    d.placed.add(n.id)
+
+
+def _pattern_clusters(d: _Drawing) -> None:
+    """One labelled cluster per reference quantized pattern whose nodes are drawn as themselves together."""
+    if not d.spec.show_patterns:
+        return
+    single = {i.id: i for i in d.plan.items if i.group is None}
+    for p in d.graph.patterns:
+        members = [m for m in p.members if m in single and m not in d.placed]
+        if len(members) < 2 or len({single[m].cluster for m in members}) != 1:
             continue
-        sub = graph.subgraphs.get(n.subgraph or "")
+        with d.container(single[members[0]]).subgraph(name=f"cluster_{p.id}") as c:
+            c.attr(label=_esc(p.label()), tooltip=_esc(_pattern_tooltip(p)), id=f"qv_pattern_{p.id}",
+                   **PATTERN_CLUSTER)
+            for m in members:
+                _add_node(d, c, d.graph.node(m))
+
+
+def _pattern_tooltip(p: PatternInstance) -> str:
+    return f"pattern {p.id}: {p.label()} ({p.dtype or ''})"
+
+
+def _delegate_clusters(d: _Drawing) -> None:
+    """Each delegate call in a cluster titled with the backend and its op count (its ops drawn when asked)."""
+    for item in d.plan.items:
+        n = d.graph.node(item.id) if item.group is None else None
+        if n is None or n.kind != "delegate" or n.id in d.placed:
+            continue
+        sub = d.graph.subgraphs.get(n.subgraph or "")
         inner = [s for s in sub.nodes if s.kind not in ("input", "parameter", "output")] if sub else []
-        with dot.subgraph(name=f"cluster_delegate_{n.id}") as c:
+        with d.container(item).subgraph(name=f"cluster_delegate_{n.id}") as c:
             c.attr(label=_esc(f"{n.backend or 'delegate'} · {len(inner)} ops"), id=f"qv_delegate_{n.id}",
                    **DELEGATE_CLUSTER)
-            add_node(c, n)
-            if sub is not None and n.id in spec.expand_delegates:
-                inner_ids = {s.id for s in inner}
-                for s in inner:
-                    add_node(c, s)
-                for s in inner:
-                    for i in s.inputs:
-                        if i in inner_ids:
-                            c.edge(i, s.id)
+            _add_node(d, c, n)
+            if sub is not None and n.id in d.spec.expand_delegates:
+                _delegate_body(d, c, inner)
 
-    for item in plan.items:
+
+def _delegate_body(d: _Drawing, c: graphviz.Digraph, inner: list[NodeView]) -> None:
+    inner_ids = {s.id for s in inner}
+    for s in inner:
+        _add_node(d, c, s)
+    for s in inner:
+        for i in s.inputs:
+            if i in inner_ids:
+                c.edge(i, s.id)
+
+
+def _group_attrs(d: _Drawing, item: Item) -> dict[str, str]:
+    s = item.stats
+    attrs = {"shape": GROUP_STYLE.shape, "style": GROUP_STYLE.style, "fillcolor": GROUP_STYLE.fill,
+             "fontsize": FONT["group"], "id": svg_id(item.id), "class": "qv-node qv-group",
+             "tooltip": _esc(f"module {item.group}: {len(item.members)} nodes (click to expand)")}
+    if s is not None and s.worst is not None:
+        attrs["fillcolor"] = overlay_colour(s.worst[1], d.low, d.high)
+    if item.id in d.plan.highlighted:
+        attrs.update(HIGHLIGHT)
+    if s is not None and s.added:
+        attrs.update(color=ADDED, penwidth="2.5")
+    if s is not None and s.removed and s.removed == s.nodes:
+        attrs.update(color=REMOVED, style="filled,dashed", fillcolor=REMOVED_FILL, fontcolor=REMOVED_FONT)
+    elif s is not None and s.removed:
+        attrs.update(color=REMOVED, style="filled,dashed", penwidth="2")
+    return attrs
+
+
+def _boxes(d: _Drawing) -> None:
+    """Module boxes and the nodes not placed in a pattern or delegate cluster, each in its open module."""
+    for item in d.plan.items:
+        target = d.container(item)
         if item.group is not None:
-            kinds: dict[str, int] = {}
-            for m in item.members:
-                kinds[by_id[m].kind] = kinds.get(by_id[m].kind, 0) + 1
-            detail = ", ".join(f"{kinds[k]} {k.replace('_', ' ')}" for k in ("quantize", "dequantize", "delegate",
-                                                                             "quantized_op") if kinds.get(k))
-            label = f"{item.group}\\n{len(item.members)} nodes" + (f"\\n{detail}" if detail else "")
-            attrs = {"shape": GROUP_STYLE.shape, "style": GROUP_STYLE.style, "fillcolor": GROUP_STYLE.fill,
-                     "id": svg_id(item.id), "tooltip": _esc(f"module {item.group}: {len(item.members)} nodes"),
-                     "class": "qv-node qv-group"}
-            if item.id in plan.highlighted:
-                attrs.update(HIGHLIGHT)
-            dot.node(item.id, label=_esc(label).replace("\\\\n", "\\n"), **attrs)
-        elif item.id not in placed:
-            add_node(dot, by_id[item.id])
-    for src, dst in plan.edges:
-        dot.edge(src, dst)
-    _legend(dot, graph, plan, spec)
-    return dot.source
+            label = "\\n".join(_esc(line) for line in group_label_lines(item, d.spec.overlay_label))
+            target.node(item.id, label=label, **_group_attrs(d, item))
+        elif item.id not in d.placed:
+            _add_node(d, target, d.graph.node(item.id))
+
+
+def _nest_clusters(d: _Drawing) -> None:
+    """Attach each open module's cluster to its parent's, innermost first (a subgraph is copied when added)."""
+    for path in sorted(d.plan.clusters, key=lambda p: -p.count(".")):
+        d.containers.get(d.plan.clusters[path], d.containers[None]).subgraph(d.containers[path])
+
+
+def _edges(d: _Drawing) -> None:
+    root = d.containers[None]
+    for src, dst in d.plan.edges:
+        root.edge(src, dst)
+
+
+def to_dot(graph: GraphView, spec: ViewSpec = ViewSpec(), plan: ViewPlan | None = None) -> str:
+    """DOT text for ``graph`` as ``spec`` describes it (the plan is computed when not given).
+
+    >>> to_dot(graph, ViewSpec(expanded=("blocks.3",)))   # 'digraph convert { ... }'
+    """
+    plan = plan or plan_view(graph, spec)
+    d = _start(graph, spec, plan)
+    _pattern_clusters(d)
+    _delegate_clusters(d)
+    _boxes(d)
+    _nest_clusters(d)
+    _edges(d)
+    _legend(d.containers[None], graph, plan, spec)
+    return d.containers[None].source
 
 
 def _legend(dot: graphviz.Digraph, graph: GraphView, plan: ViewPlan, spec: ViewSpec) -> None:
@@ -159,14 +276,19 @@ def _legend(dot: graphviz.Digraph, graph: GraphView, plan: ViewPlan, spec: ViewS
         for kind, style in KIND_STYLES.items():
             if kind in kinds:
                 c.node(f"legend_{kind}", label=style.label, shape=style.shape, style=style.style,
-                       fillcolor=style.fill, fontcolor=style.font, fontsize="9")
+                       fillcolor=style.fill, fontcolor=style.font, fontsize=FONT["legend"])
         if any(i.group for i in plan.items):
-            c.node("legend_group", label=GROUP_STYLE.label, shape=GROUP_STYLE.shape, style="filled",
-                   fillcolor=GROUP_STYLE.fill, fontsize="9")
+            c.node("legend_group", label=GROUP_STYLE.label + " (click to expand)", shape=GROUP_STYLE.shape,
+                   style="filled", fillcolor=GROUP_STYLE.fill, fontsize=FONT["legend"])
+        if spec.added:
+            c.node("legend_added", label="added", shape="box", color=ADDED, penwidth="2.5", fontsize=FONT["legend"])
+        if spec.removed:
+            c.node("legend_removed", label="removed", shape="box", style="filled,dashed", color=REMOVED,
+                   fillcolor=REMOVED_FILL, fontcolor=REMOVED_FONT, fontsize=FONT["legend"])
         if spec.overlay:
             values = [v for _, v in spec.overlay]
             lo, hi = min(values), max(values)
             c.node("legend_overlay_lo", label=_esc(f"{spec.overlay_label} {lo:.1f}"), shape="box", style="filled",
-                   fillcolor=overlay_colour(lo, lo, hi), fontsize="9")
+                   fillcolor=overlay_colour(lo, lo, hi), fontsize=FONT["legend"])
             c.node("legend_overlay_hi", label=_esc(f"{spec.overlay_label} {hi:.1f}"), shape="box", style="filled",
-                   fillcolor=overlay_colour(hi, lo, hi), fontsize="9")
+                   fillcolor=overlay_colour(hi, lo, hi), fontsize=FONT["legend"])

@@ -29,8 +29,11 @@ KIND_STYLES: dict[str, Style] = {
 GROUP_STYLE = Style("folder", "#e2e8f0", label="collapsed module")
 PATTERN_CLUSTER = {"style": "rounded,dashed", "color": "#0f766e", "fontcolor": "#0f766e", "penwidth": "1.4"}
 DELEGATE_CLUSTER = {"style": "rounded,filled", "color": "#4c1d95", "fillcolor": "#ede9fe", "fontcolor": "#4c1d95"}
+MODULE_CLUSTER = {"style": "rounded,filled", "color": "#64748b", "fillcolor": "#f8fafc", "fontcolor": "#334155",
+                  "fontsize": "12", "class": "qv-open"}  # an expanded module, its children inside
 HIGHLIGHT = {"penwidth": "3", "color": "#2563eb"}
-ADDED, REMOVED = "#16a34a", "#dc2626"
+ADDED, REMOVED = "#16a34a", "#dc2626"  # diff outlines: added (later pane), removed (earlier pane, dashed)
+REMOVED_FILL, REMOVED_FONT = "#f1f5f9", "#94a3b8"  # removed nodes are greyed
 
 
 def overlay_colour(value: float, low: float, high: float) -> str:

@@ -30,6 +30,24 @@ class RuntimeRun:
     numerics: dict[str, float] = field(default_factory=dict)
     runtime_log: list[str] = field(default_factory=list)
     verdict: RuntimeVerdict | None = None  # drift (reported) or wrong (the stage failed instead)
+    batches: list[tuple] = field(default_factory=list)  # the comparison batches the runtime ran on
+    runtime_leaves: list[list] = field(default_factory=list)  # per batch, the runtime's whole flat output list
+
+    def outputs_for(self, batches: list[tuple]) -> list[list] | None:
+        """The runtime's flat outputs when ``batches`` are the ones this run used (equal tensors), else None, so
+        ``quantviz compare`` does not run the runtime again::
+
+            leaves = pipe.results["run"].artifact.outputs_for(batches)
+        """
+        if len(batches) != len(self.batches) or len(self.runtime_leaves) != len(self.batches):
+            return None
+        for a, b in zip(self.batches, batches):
+            if len(a) != len(b) or not all(
+                    torch.equal(x, y) if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
+                    and x.shape == y.shape else (x is y or (not isinstance(x, torch.Tensor) and x == y))
+                    for x, y in zip(a, b)):
+                return None
+        return self.runtime_leaves
 
     def agreement(self) -> str:
         """One line: how the runtime compares with the reference model, e.g. 'runtime differs from the reference
@@ -56,7 +74,7 @@ def run(ctx: StageContext) -> StageOutput:
     if blocked is not None:
         raise blocked
     log: list[str] = []
-    runtime_outputs = []
+    runtime_outputs, runtime_leaves = [], []
     if ctx.config.uses_quantviz_kernels:
         from quantviz_kernels import load
 
@@ -65,7 +83,9 @@ def run(ctx: StageContext) -> StageOutput:
         with capture_native_stderr(log):
             module = load_program(buffer)
             for i, batch in enumerate(batches):
-                runtime_outputs.append(first_output(module.forward(tuple(batch))).clone())
+                flat = module.forward(tuple(batch))
+                runtime_leaves.append([t.clone() if isinstance(t, torch.Tensor) else t for t in flat])
+                runtime_outputs.append(first_output(runtime_leaves[-1]))
                 ctx.progress((i + 1) / len(batches), f"runtime batch {i + 1}/{len(batches)}")
     except RuntimeError as exc:
         message, hint, fix = explain_runtime_failure(exc, log, ctx)
@@ -95,7 +115,8 @@ def run(ctx: StageContext) -> StageOutput:
         raise StageError(
             "run", f"the runtime's output does not match the reference quantized model: it {verdict.summary()}, "
                    f"and {verdict.reason}", hint, details="\n".join(log), metrics=numerics, fix=fix)
-    result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log, verdict)
+    result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log, verdict,
+                        batches=list(batches), runtime_leaves=runtime_leaves)
     return StageOutput(result, graph_source=False, metrics=numerics, calls=[
         "from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer",
         "module = _load_for_executorch_from_buffer(et_program.buffer)",

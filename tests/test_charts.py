@@ -1,0 +1,230 @@
+"""Charts of a numerics report as data (`quantviz.render.charts`): the values each chart plots, the first
+divergence mark, histogram bins, the Vega-Lite specs the app draws and the SVG the report inlines (no network).
+The tables are built by hand here, so these tests need neither a pipeline nor the blame module."""
+import json
+import math
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from conftest import require_module
+from quantviz.numerics.compare import NumericsReport
+from quantviz.render import charts as C
+from quantviz.report import charts_section
+
+NODES = ["conv1", "relu1", "conv2", "relu2", "fc"]
+
+
+def blame_rows() -> list[dict]:
+    """Five nodes, out of order on purpose; relu2 (order 8) is the first divergence."""
+    rows = []
+    for i, node in enumerate(NODES):
+        rows.append({"node": node, "module": node, "op": "conv2d" if node.startswith("conv") else "relu",
+                     "order": 2 * i + 2,
+                     "float_vs_reference_sqnr_db": 40.0 - i,
+                     "reference_vs_fused_sqnr_db": "inf" if i < 3 else 30.0 - i,
+                     "fused_vs_runtime_sqnr_db": None if node == "fc" else math.inf,
+                     "reference_max_lsb": 0, "fused_max_lsb": 0, "runtime_max_lsb": 1, "runtime_local_max_lsb": 1,
+                     "runtime_source": "etdump", "first_divergence": node == "relu2"})
+    return rows[::-1]
+
+
+KERNELS = [{"node": "c1", "op": "conv2d", "elements": 100, "max_lsb": 1, "histogram": {"0": 90, "1": 10}},
+           {"node": "c2", "op": "conv2d", "elements": 60, "max_lsb": 2, "histogram": {"0": 50, "2": 5, "1": 5}},
+           {"node": "l1", "op": "linear", "elements": 64, "max_lsb": 9, "histogram": {">=8": 4, "0": 50, "1": 10}}]
+SENSITIVITY = [{"layer": "conv1", "sqnr_db": 30.0, "gain_db": 1.5}, {"layer": "fc", "sqnr_db": 33.0, "gain_db": 4.25},
+               {"layer": "conv2", "sqnr_db": 28.0, "gain_db": -0.25},
+               {"layer": "broken", "sqnr_db": None, "gain_db": None, "error": "convert failed"}]
+ACCURACY = {"evaluation": {"runtime": 0.95, "float": 0.97, "fused": 0.96, "reference": 0.96},
+            "calibration": {"float": 1.0}}
+
+
+def make_report(blame: list[dict] | None = None) -> NumericsReport:
+    report = NumericsReport("toy", {}, accuracy=ACCURACY, kernels=KERNELS, sensitivity=SENSITIVITY,
+                            per_node=[{"node": n, "sqnr_db": 40.0 - i} for i, n in enumerate(NODES)])
+    if blame is not None:
+        report.blame = blame  # the blame table's attribute, whether or not NumericsReport declares it yet
+    return report
+
+
+# ------------------------------------------------------------------------------------------- SQNR per node
+
+
+def test_sqnr_by_node_one_line_per_level_pair_in_execution_order():
+    chart = C.sqnr_by_node(blame_rows())
+    assert chart.series_names() == ["float → reference", "reference → fused", "fused → runtime"]
+    f2r = chart.points("float → reference")
+    assert [p["order"] for p in f2r] == [2, 4, 6, 8, 10] and [p["node"] for p in f2r] == NODES
+    assert [p["sqnr_db"] for p in f2r] == [40.0, 39.0, 38.0, 37.0, 36.0]
+    r2f = chart.points("reference → fused")
+    assert [p["sqnr_db"] for p in r2f] == [50.0, 50.0, 50.0, 27.0, 26.0]  # identical: best finite (40) + 10 dB
+    assert [p["identical"] for p in r2f] == [True, True, True, False, False]
+    assert chart.identical_at == 50.0
+    f2rt = chart.points("fused → runtime")
+    assert [p["node"] for p in f2rt] == NODES[:4]  # fc has no runtime value: no point, not a zero
+    assert r2f[0]["value"] == "identical (∞ dB)" and f2r[1]["value"] == "39.0 dB"
+
+
+def test_first_divergence_is_marked_at_its_execution_order():
+    chart = C.sqnr_by_node(blame_rows())
+    assert chart.marks == [{"x": 8, "node": "relu2", "label": "first divergence: relu2"}]
+    spec = C.vega_lite(chart)
+    rule_layers = [layer for layer in spec["layer"] if layer.get("data", {}).get("values") == chart.marks]
+    assert len(rule_layers) == 1
+    assert rule_layers[0]["layer"][0]["mark"]["type"] == "rule"
+    assert rule_layers[0]["layer"][0]["encoding"]["x"]["field"] == "x"
+    svg = C.to_svg(chart)
+    assert re.findall(r"class='qv-divergence' data-x='(\d+)'", svg) == ["8"]
+    assert "first divergence: relu2" in svg
+
+
+def test_sqnr_svg_draws_every_point_of_every_line():
+    svg = C.to_svg(C.sqnr_by_node(blame_rows()))
+    groups = dict(re.findall(r"<g class='qv-series' data-series='([^']+)'>(.*?)</g>", svg))
+    assert {k: v.count("<circle") for k, v in groups.items()} == {
+        "float → reference": 5, "reference → fused": 5, "fused → runtime": 4}
+    assert "identical (∞ dB)" in svg and "worst fc 36.0 dB" in svg
+
+
+def test_sqnr_by_node_falls_back_to_per_node_in_execution_order():
+    per_node = [{"node": "fc", "sqnr_db": 20.0}, {"node": "conv1", "sqnr_db": 35.0},
+                {"node": "gone", "sqnr_db": 1.0}, {"node": "conv2", "sqnr_db": float("nan")}]
+    chart = C.sqnr_by_node([], per_node, order={"conv1": 1, "conv2": 5, "fc": 9})
+    assert chart.series_names() == ["float → reference"]
+    assert [(p["order"], p["node"], p["sqnr_db"]) for p in chart.rows] == [(1, "conv1", 35.0), (9, "fc", 20.0)]
+    assert chart.marks == [] and "no blame table" in chart.note
+    assert C.sqnr_by_node([], per_node, order={}) is None
+
+
+def test_execution_order_is_the_graph_position():
+    graph = SimpleNamespace(nodes=[SimpleNamespace(id="x"), SimpleNamespace(id="conv1"), SimpleNamespace(id="out")])
+    assert C.execution_order(graph) == {"x": 0, "conv1": 1, "out": 2}
+    assert C.execution_order(None) == {}
+
+
+# ------------------------------------------------------------------------------------------- histograms, bars
+
+
+def test_lsb_histograms_sum_instances_per_op_in_bin_order():
+    chart = C.lsb_histograms(KERNELS)
+    assert chart.series_names() == ["conv2d", "linear"]
+    assert [(p["lsb"], p["count"]) for p in chart.points("conv2d")] == [("0", 140), ("1", 15), ("2", 5)]
+    assert [(p["lsb"], p["count"]) for p in chart.points("linear")] == [("0", 50), ("1", 10), (">=8", 4)]
+    assert chart.points("conv2d")[0]["instances"] == 2 and chart.points("conv2d")[0]["share"] == 140 / 160
+    svg = C.to_svg(chart)
+    multiples = dict(re.findall(r"<g class='qv-small-multiple' data-op='(\w+)'>(.*?)</g>", svg))
+    assert re.findall(r"data-lsb='([^']+)' data-count='(\d+)'", multiples["linear"]) == [
+        ("0", "50"), ("1", "10"), ("&gt;=8", "4")]
+    assert C.vega_lite(chart)["facet"]["field"] == "op"
+    assert C.lsb_histograms([]) is None
+
+
+def test_sensitivity_bars_largest_gain_first_errors_left_out():
+    chart = C.sensitivity_bars(SENSITIVITY)
+    assert [(r["layer"], r["gain_db"]) for r in chart.rows] == [("fc", 4.25), ("conv1", 1.5), ("conv2", -0.25)]
+    svg = C.to_svg(chart)
+    assert re.findall(r"data-label='(\w+)' data-value='([-\d.]+)'", svg) == [
+        ("fc", "4.25"), ("conv1", "1.5"), ("conv2", "-0.25")]
+    assert "+4.2" in svg and "-0.2" in svg
+
+
+def test_accuracy_bars_levels_in_flow_order_per_data_set():
+    chart = C.accuracy_bars(ACCURACY)
+    assert [(r["data"], r["level"], r["accuracy"]) for r in chart.rows] == [
+        ("evaluation", "float", 0.97), ("evaluation", "reference", 0.96), ("evaluation", "fused", 0.96),
+        ("evaluation", "runtime", 0.95), ("calibration", "float", 1.0)]
+    assert "95.00%" in C.to_svg(chart)
+    assert C.accuracy_bars({}) is None
+
+
+# ------------------------------------------------------------------------------------------- whole report
+
+
+@pytest.mark.parametrize("blame", [None, []])
+def test_report_charts_without_blame_use_per_node(blame):
+    charts = C.report_charts(make_report(blame), order={n: i for i, n in enumerate(NODES)})
+    assert [c.name for c in charts] == ["sqnr_by_node", "lsb_histograms", "sensitivity_bars", "accuracy_bars"]
+    assert charts[0].series_names() == ["float → reference"] and len(charts[0].rows) == 5
+
+
+def test_report_charts_with_blame_use_it():
+    chart = C.report_charts(make_report(blame_rows()))[0]
+    assert len(chart.series_names()) == 3 and chart.marks[0]["x"] == 8
+
+
+def test_vega_lite_specs_are_strict_json():
+    for chart in C.report_charts(make_report(blame_rows())):
+        spec = C.vega_lite(chart)
+        text = json.dumps(spec, allow_nan=False)  # Streamlit sends it as JSON: no NaN or Infinity
+        assert "http" not in text and spec["title"] == chart.title
+
+
+def test_vega_lite_specs_validate_against_the_schema():
+    alt = require_module("altair")  # installed with streamlit; it carries the Vega-Lite JSON schema
+    for chart in C.report_charts(make_report(blame_rows())):
+        spec = C.vega_lite(chart)
+        kind = alt.FacetChart if "facet" in spec else alt.LayerChart
+        kind.from_dict(spec)  # raises on an invalid spec
+
+
+def test_charts_html_is_standalone():
+    html = C.charts_html(C.report_charts(make_report(blame_rows())))
+    assert html.count("<svg") == 4 and "<script" not in html
+    assert not re.search(r"""(src|href)=["']?https?:""", html)
+    assert set(re.findall(r"https?://[^'\"]+", html)) == {"http://www.w3.org/2000/svg"}  # xmlns only
+
+
+def test_report_charts_section_with_a_given_report():
+    pipe = SimpleNamespace(results={})
+    section = charts_section(pipe, make_report(blame_rows()))
+    assert section.startswith("<section id='charts'")
+    assert re.findall(r"<figure class='chart' id='chart-(\w+)'>", section) == [
+        "sqnr_by_node", "lsb_histograms", "sensitivity_bars", "accuracy_bars"]
+    empty = NumericsReport("toy", {}, levels={"float": "ok"})
+    assert "No numerics to chart" in charts_section(pipe, empty)
+
+
+# ------------------------------------------------------------------------------------------- graph overlay
+
+
+def test_blame_overlay_picks_the_stages_level_pair():
+    rows = {r["node"]: r for r in blame_rows()}
+    assert dict(C.blame_overlay(rows, "convert")) == {n: 40.0 - i for i, n in enumerate(NODES)}
+    fused = dict(C.blame_overlay(rows, "fuse"))
+    assert fused == {"conv1": 37.0, "relu1": 37.0, "conv2": 37.0, "relu2": 27.0, "fc": 26.0}  # inf → 27 + 10
+    assert dict(C.blame_overlay(rows, "emit")) == {n: C.ALL_IDENTICAL_DB for n in NODES[:4]}  # all identical
+    assert C.pair_label("fuse") == "reference → fused" and C.pair_label("trace") == "float → reference"
+
+
+@pytest.mark.parametrize("lo,hi", [(0, 47), (-0.3, 4.25), (0, 1), (12.5, 13.0), (3, 3)])
+def test_nice_ticks_cover_the_range(lo, hi):
+    ticks = C.nice_ticks(lo, hi)
+    assert ticks[0] <= lo and ticks[-1] >= hi and len(ticks) >= 2
+    steps = {round(b - a, 9) for a, b in zip(ticks, ticks[1:])}
+    assert len(steps) == 1
+
+
+def test_app_overlay_colours_any_stage_by_its_blame_pair(monkeypatch):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # the app's ui package
+    from ui import numerics_panel as panel
+
+    rows = blame_rows()
+    by_stage = {"convert": {r["node"]: r for r in rows}, "fuse": {"quantviz_conv2d": rows[0], "getitem": rows[1]}}
+    calls = []
+    monkeypatch.setattr(panel, "blame_by_stage", lambda pipe, r: calls.append(r) or by_stage)
+    report = make_report(rows)
+    monkeypatch.setattr(panel, "current_report", lambda pipe, ref: report)
+    panel.st.session_state.pop("blame_by_stage", None)
+    assert dict(panel.sqnr_overlay(None, "m", "fuse")) == {"quantviz_conv2d": 26.0, "getitem": 27.0}  # fc, relu2
+    assert dict(panel.sqnr_overlay(None, "m")) == {n: 40.0 - i for i, n in enumerate(NODES)}  # convert: default
+    assert panel.sqnr_overlay(None, "m", "trace") == ()  # no blame rows for that graph, and not the convert stage
+    assert panel.overlay_pair(None, "m", "fuse") == "reference → fused"
+    assert len(calls) == 1  # blame_by_stage once per report
+
+    without = make_report()
+    monkeypatch.setattr(panel, "current_report", lambda pipe, ref: without)
+    assert dict(panel.sqnr_overlay(None, "m", "convert")) == {n: 40.0 - i for i, n in enumerate(NODES)}  # per node
+    assert panel.sqnr_overlay(None, "m", "fuse") == ()
+    assert panel.overlay_pair(None, "m", "fuse") == "float → reference"

@@ -1,0 +1,182 @@
+"""The numerics charts in a real browser, offline (no name resolves): the app's run page after "Compare node by
+node" (Streamlit's own Vega draws the specs) and the charts section of `quantviz report`'s HTML (inline SVG).
+Screenshots: tests/artifacts/charts_app.png and tests/artifacts/charts_report.png.
+
+Like the other browser tests: chromium, chromedriver and graphviz missing skip locally and fail under CI=true
+(`require_tool`)."""
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import pytest
+
+from browser import FLAGS, dump_dom, require_chromium
+from conftest import require_module, require_tool
+from quantviz.config import STAGES
+from quantviz.numerics.compare import compare
+from quantviz.report import build_report
+from test_app_browser import ARTIFACTS, ROOT, free_port, page_text, wait_for
+
+pytestmark = pytest.mark.e2e
+OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"  # only the local app answers
+CHARTS = ["sqnr_by_node", "lsb_histograms", "sensitivity_bars", "accuracy_bars"]
+
+
+@pytest.fixture(scope="module")
+def charts_driver():
+    webdriver = require_module("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, chromedriver = require_chromium(), require_tool("chromedriver")
+    opts = webdriver.ChromeOptions()
+    for flag in [*FLAGS, OFFLINE, f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1500,1900"]:
+        opts.add_argument(flag.replace("--headless", "--headless=new"))
+    opts.binary_location = chromium
+    d = webdriver.Chrome(service=Service(chromedriver), options=opts)
+    yield d
+    d.quit()
+
+
+@pytest.fixture(scope="module")
+def charts_app():
+    """`streamlit run app.py` on digits_cnn (started here so this file runs on its own)."""
+    port = free_port()
+    env = dict(os.environ, QUANTVIZ_DEFAULT_MODEL="sample:digits_cnn")
+    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                             "--server.headless", "true"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+                    break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("the app did not start within 60 s")
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def choose(driver, label: str, option: str) -> None:
+    """Pick ``option`` in the sidebar selectbox labelled ``label``."""
+    wait_for(driver, lambda d: d.find_element("css selector", f"input[aria-label='{label}']")).click()
+    item = wait_for(driver, lambda d: next((o for o in d.find_elements("css selector", "[role=option]")
+                                            if o.text.strip() == option), None))
+    item.click()
+
+
+def settled(find):
+    """``find`` for `wait_for`, giving None while Streamlit re-renders the element it holds (a stale reference)."""
+    from selenium.common.exceptions import StaleElementReferenceException
+
+    def attempt(driver):
+        try:
+            return find(driver)
+        except StaleElementReferenceException:
+            return None
+    return attempt
+
+
+def open_run_page(driver) -> bool:
+    """One try (for `wait_for`): click the rail's run stage unless its page is up; True once the page offers
+    "Compare node by node" (the run finished and its page was drawn)."""
+    run = f"{len(STAGES)}. run"
+    if run not in page_text(driver):
+        button = next((b for b in driver.find_elements("css selector", "button")
+                       if b.text.startswith(f"{len(STAGES)} run")), None)
+        if button is not None:
+            button.click()
+        time.sleep(2)
+    return run in page_text(driver) and any(b.text == "Compare node by node"
+                                            for b in driver.find_elements("css selector", "button"))
+
+
+def click_button(driver, text: str) -> bool:
+    button = next((b for b in driver.find_elements("css selector", "button") if b.text == text), None)
+    if button is not None:
+        button.click()
+    return button is not None
+
+
+def test_app_run_page_shows_the_charts(charts_driver, charts_app):
+    from selenium.webdriver.common.keys import Keys
+
+    require_tool("dot")
+    d = charts_driver
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    d.get(charts_app)
+    wait_for(d, lambda d: d.find_elements("css selector", "[data-testid=qv-graph] svg"))
+    choose(d, "Fusion", "quantviz")  # the project's kernels: the LSB histograms have instances to show
+    time.sleep(2)
+    wait_for(d, settled(open_run_page), timeout=600)  # the flow runs again with the new fusion first
+    layers = wait_for(d, lambda d: d.find_element("css selector", "input[aria-label^='Sensitivity']"))
+    layers.send_keys(Keys.CONTROL, "a")
+    layers.send_keys("2", Keys.ENTER)
+    time.sleep(2)
+    wait_for(d, settled(lambda d: click_button(d, "Compare node by node")))
+    charts = wait_for(d, settled(lambda d: (lambda c: c if len(c) == 4 else None)(
+        [c for c in d.find_elements("css selector", "[data-testid=stVegaLiteChart]")
+         if c.find_elements("css selector", "canvas, svg")])))
+    text = page_text(d)
+    for title in ("SQNR per node along execution order", "LSB error per kernel op", "Sensitivity: SQNR gain",
+                  "Accuracy per level"):
+        assert title in text or d.find_elements("css selector", f"[aria-label*='{title[:20]}']"), title
+    wait_for(d, settled(lambda d: d.execute_script(  # the button just above the charts
+        "arguments[0].scrollIntoView({block: 'start'}); return true;",
+        next(b for b in d.find_elements("css selector", "button") if b.text == "Compare node by node"))))
+    time.sleep(1.5)  # Vega's enter transitions
+    sizes = [c.size for c in charts]
+    assert all(s["width"] > 300 and s["height"] > 150 for s in sizes), sizes
+    d.save_screenshot(str(ARTIFACTS / "charts_app.png"))
+
+
+def test_report_charts_render_offline(flow, charts_driver, tmp_path):
+    require_tool("dot")
+    pipe = flow("sample:digits_cnn", fusion="quantviz")
+    out = tmp_path / "report.html"
+    out.write_text(build_report(pipe, compare(pipe, sensitivity_layers=3)))
+    text = out.read_text()
+    assert not re.search(r"""(src|href)=["']?https?:""", text)
+    dom = dump_dom(out.as_uri())  # offline chromium
+    section = re.search(r'<section id="charts" class="charts">(.*?)</section>', dom, re.S).group(1)
+    assert re.findall(r'<figure class="chart" id="chart-(\w+)">', section) == CHARTS
+    assert section.count('<g class="qv-small-multiple"') == 4  # linear, conv2d, hardtanh, max_pool2d
+    assert len(re.findall(r'<g class="qv-bar" data-label="(fc|conv1|conv2)"', section)) == 3
+    d = charts_driver
+    d.get(out.as_uri())
+    figure = d.find_element("css selector", "section#charts")
+    d.execute_script("arguments[0].scrollIntoView({block: 'start'})", figure)
+    assert figure.size["height"] > 1000
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    figure.screenshot(str(ARTIFACTS / "charts_report.png"))
+
+
+def test_first_divergence_mark_sits_on_its_node(charts_driver, tmp_path):
+    """digits_cnn has no divergence (its kernels stay within 1 LSB): the mark is shown on the hand-built blame
+    table of test_charts, drawn as the report draws it; the rule goes through relu2's points."""
+    from test_charts import blame_rows
+
+    from quantviz.render.charts import charts_html, sqnr_by_node
+    from quantviz.report import CSS
+
+    page = tmp_path / "divergence.html"
+    page.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><style>{CSS}</style></head><body><main>"
+                    f"{charts_html([sqnr_by_node(blame_rows())])}</main></body></html>")
+    d = charts_driver
+    d.get(page.as_uri())
+    rule = d.find_element("css selector", "g.qv-divergence line")
+    relu2 = [c for c in d.find_elements("css selector", "g.qv-series circle")
+             if c.get_attribute("innerHTML").startswith("<title>relu2 ")]
+    assert len(relu2) == 3 and {c.get_attribute("cx") for c in relu2} == {rule.get_attribute("x1")}
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    d.find_element("css selector", "figure.chart").screenshot(str(ARTIFACTS / "charts_divergence.png"))
