@@ -107,8 +107,7 @@ def choose_model_seconds(d, wait_for, name: str) -> float:
     import time
 
     wait_for(d, lambda d: d.find_elements("css selector", f"{GRAPH} svg g.node"), 900)  # the page is drawn
-    # the current model's pipeline finished: loading a model while another is fx-traced in the app's worker
-    # thread fails (symbolic tracing patches nn.Module globally)
+    # the current model's pipeline finished, so its worker does not compete for the 2 cores during the timing
     wait_for(d, lambda d: "10 run" in _text(d) and "running:" not in _text(d), 1800)
     before = _key(d)
 
@@ -203,7 +202,7 @@ def main() -> None:
     root = _setup()
     from browser import chrome_driver, start_app, wait_for
 
-    from quantviz import Pipeline, PipelineConfig, load_model
+    from quantviz import Pipeline, PipelineConfig
     from quantviz.render import dot_available
 
     if not dot_available():

@@ -234,7 +234,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         pipe.run()
     except KeyboardInterrupt:
-        write_outputs(pipe, args.out, svg=False)  # keep what finished; no slow layout on the way out
+        write_outputs(pipe, args.out, svg=False, model_explorer=False)  # keep what finished, fast
         raise
     data = write_outputs(pipe, args.out, svg=not args.no_svg)
     print(f"  wrote {args.out}/summary.json" + (f", {args.out}/model.pte" if "pte" in data["artifacts"] else ""))

@@ -20,12 +20,24 @@ import torch
 from quantviz.catalog import load_sample
 from quantviz.errors import LoadError
 from quantviz.model_spec import ModelSpec
+from quantviz.torch_lock import TORCH_LOCK
 
 FACTORY_CONTRACT = ("a factory must return a quantviz.ModelSpec, or a tuple (model, example_inputs) where model "
                     "is a torch.nn.Module and example_inputs a tuple of tensors")
 
 
 def load_model(ref: str) -> ModelSpec:
+    """The model behind ``ref`` (``sample:NAME``, ``path/to/file.py:factory`` or ``program.pt2``), built under
+    ``TORCH_LOCK`` (never while another thread's stage traces).
+
+    >>> load_model("sample:digits_cnn").name
+    'digits_cnn'
+    """
+    with TORCH_LOCK:
+        return _load(ref)
+
+
+def _load(ref: str) -> ModelSpec:
     if ref.startswith("sample:"):
         return _load_sample(ref.removeprefix("sample:"))
     if ref.endswith(".pt2"):

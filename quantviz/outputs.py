@@ -17,7 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from quantviz.config import STAGES
+from quantviz.interop.model_explorer import FOLDER, write_model_explorer
 from quantviz.pipeline import Pipeline
+from quantviz.render.dot import to_dot
+from quantviz.render.svg import dot_available, dot_to_svg
+from quantviz.stage_views import stage_view
 
 
 def stage_file_stem(stage: str) -> str:
@@ -41,7 +45,7 @@ def summary(pipe: Pipeline) -> dict[str, Any]:
 def untraceable_sites(pipe: Pipeline) -> list[dict[str, Any]]:
     """The trace stage's ``UntraceableSite`` records (fx flow, ``skip_untraceable``), as dicts."""
     trace = pipe.results.get("trace")
-    return [site.to_dict() for site in trace.diagnostics.get("untraceable", [])] if trace else []
+    return [site.to_dict() for site in trace.diagnostics.untraceable] if trace else []
 
 
 def write_outputs(pipe: Pipeline, out: Path, svg: bool = True, model_explorer: bool = True) -> dict[str, Any]:
@@ -51,9 +55,6 @@ def write_outputs(pipe: Pipeline, out: Path, svg: bool = True, model_explorer: b
     `dot` binary, ``.svg``; with ``model_explorer``, ``model_explorer/NN_<stage>.json`` (see
     ``write_explorer_graphs``).
     """
-    from quantviz.render.dot import to_dot
-    from quantviz.render.svg import dot_available, dot_to_svg
-    from quantviz.stage_views import stage_view
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "stages").mkdir(exist_ok=True)
@@ -88,7 +89,6 @@ def write_explorer_graphs(pipe: Pipeline, out: Path) -> list[str]:
 
     Example: ``write_explorer_graphs(pipe, Path("out/digits"))[0]  # 'model_explorer/01_trace.json'``
     """
-    from quantviz.interop.model_explorer import FOLDER, write_model_explorer
 
     try:
         return [str(p.relative_to(out)) for p in write_model_explorer(pipe, out)]

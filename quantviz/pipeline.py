@@ -24,6 +24,8 @@ from quantviz.graph import GraphView, snapshot
 from quantviz.known_issues import explain
 from quantviz.model_spec import ModelSpec
 from quantviz.stages import STAGE_LIST, StageContext
+from quantviz.stages.base import Diagnostics
+from quantviz.torch_lock import TORCH_LOCK
 
 
 @dataclass
@@ -39,7 +41,7 @@ class StageResult:
     notes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     artifact: Any = None
-    diagnostics: dict[str, Any] = field(default_factory=dict)
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)  # structured findings (see stages.base)
     _graph: GraphView | None = field(default=None, repr=False)
 
     @property
@@ -172,6 +174,10 @@ class Pipeline:
         return self
 
     def _run_stage(self, stage) -> StageResult:
+        with TORCH_LOCK:  # one stage at a time in this process (see quantviz/torch_lock.py)
+            return self._run_stage_locked(stage)
+
+    def _run_stage_locked(self, stage) -> StageResult:
         self.on_event(StageEvent("start", stage.name))
 
         def progress(fraction: float, text: str) -> None:

@@ -14,6 +14,7 @@ from quantviz.diff import GraphDiff, diff_graphs
 from quantviz.graph.model import GraphView
 from quantviz.pipeline import Pipeline
 from quantviz.render.view import ViewSpec
+from quantviz.why.ledger import build_ledger
 
 
 def previous_graph_stage(pipe: Pipeline, stage: str) -> str | None:
@@ -50,14 +51,13 @@ def partition_notes(pipe: Pipeline) -> dict[str, str]:
     if delegate is None or not delegate.ok:
         return {}
     return {node: "not delegated: " + "; ".join(reasons)
-            for node, reasons in delegate.diagnostics.get("partition_reasons", {}).items()}
+            for node, reasons in delegate.diagnostics.partition_reasons.items()}
 
 
 def unfused_notes(pipe: Pipeline) -> dict[str, str]:
     """Anchor id -> "not fused: <reason>" for every pattern the ledger finds left unfused."""
     if not all(s in pipe.results and pipe.results[s].ok for s in ("convert", "delegate", "fuse")):
         return {}
-    from quantviz.why.ledger import build_ledger
 
     return {row.node: "not fused: " + row.reason for row in build_ledger(pipe).rows
             if row.fate == "unfused" and row.node}

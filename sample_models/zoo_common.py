@@ -14,6 +14,19 @@ from quantviz.model_spec import ModelSpec
 _BN = (nn.BatchNorm1d, nn.BatchNorm2d)
 
 
+class Mlp(nn.Module):
+    """The transformer MLP of timm's ViT and of Swin (Linear → GELU → Linear), shared by both samples."""
+
+    def __init__(self, in_features: int, hidden_features: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(in_features, hidden_features)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden_features, in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
 @torch.no_grad()
 def trained_like_weights(model: nn.Module, *, seed: int = 0) -> nn.Module:
     """Redraw every Conv/Linear weight with std 1/sqrt(fan_in). Transformer-style inits (trunc_normal std 0.02)

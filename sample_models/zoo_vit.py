@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sample_models.zoo_common import image_spec, trained_like_weights
+from sample_models.zoo_common import Mlp, image_spec, trained_like_weights
 
 
 class PatchEmbed(nn.Module):
@@ -41,17 +41,6 @@ class Attention(nn.Module):
         x = attn @ v
         x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj(x)
-
-
-class Mlp(nn.Module):
-    def __init__(self, in_features: int, hidden_features: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_features, in_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class Block(nn.Module):

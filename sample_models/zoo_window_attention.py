@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sample_models.zoo_common import image_spec, trained_like_weights
+from sample_models.zoo_common import Mlp, image_spec, trained_like_weights
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -73,17 +73,6 @@ class WindowAttention(nn.Module):
         attn = self.softmax(attn)
         x = (attn @ v).transpose(1, 2).reshape(B_, N, C)
         return self.proj(x)
-
-
-class Mlp(nn.Module):
-    def __init__(self, in_features: int, hidden_features: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_features, in_features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class SwinTransformerBlock(nn.Module):

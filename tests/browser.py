@@ -1,14 +1,35 @@
-"""Headless Chromium for tests: the flags this machine needs; where it is missing, conftest.require_tool skips
-locally (with the install command) and fails under CI=true."""
+"""The app in headless Chromium, for the browser tests: start the app, drive the browser, find and click things
+across Streamlit's reruns.
+
+Chromium, chromedriver or selenium missing: `conftest.require_tool` / `require_module` skip locally (with the
+install command) and fail under CI=true. Every helper tolerates Streamlit replacing an element between finding
+and using it (a rerun redraws the page): it finds the element again.
+
+    with running_app({"QUANTVIZ_DEFAULT_MODEL": "sample:digits_cnn"}) as url:
+        d = chrome_driver(); d.get(url)
+        go_to_stage(d, "fuse")
+        click_button(d, "Compare node by node")
+"""
 from __future__ import annotations
 
+import contextlib
+import os
+import socket
 import subprocess
+import sys
 import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Callable, Iterator
 
-from conftest import require_tool
+from conftest import require_module, require_tool
 
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots and timings the browser tests leave (gitignored)
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"  # only the local app answers
 
 
 def require_chromium() -> str:
@@ -25,24 +46,18 @@ def dump_dom(url: str, offline: bool = True, timeout: float = 120) -> str:
     return proc.stdout
 
 
+# -- the app -------------------------------------------------------------------------------------------------------
 def free_port() -> int:
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start_app(root, env: dict[str, str] | None = None, timeout: float = 90):
+def start_app(root: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 90):
     """``streamlit run app.py`` on a free loopback port: (url, process). Stop it with ``proc.terminate()``.
 
     >>> url, proc = start_app(ROOT, {"QUANTVIZ_DEFAULT_MODEL": "sample:digits_cnn"})
     """
-    import os
-    import sys
-    import time
-    import urllib.request
-
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                              "--server.headless", "true"], cwd=root, env=dict(os.environ, **(env or {})),
@@ -59,28 +74,123 @@ def start_app(root, env: dict[str, str] | None = None, timeout: float = 90):
     raise RuntimeError(f"the app did not start within {timeout:.0f} s")
 
 
-def chrome_driver(width: int = 1600, height: int = 1400):
+@contextlib.contextmanager
+def running_app(env: dict[str, str] | None = None) -> Iterator[str]:
+    """The app's url while the block runs (for fixtures); the app and its worker threads end after it."""
+    url, proc = start_app(ROOT, env)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+# -- the browser ---------------------------------------------------------------------------------------------------
+def chrome_driver(width: int = 1600, height: int = 1400, offline: bool = False):
     """Selenium's Chrome driving Debian's Chromium (skips locally, fails under CI=true, when either is missing).
 
     >>> d = chrome_driver(); d.get(url); d.quit()
     """
-    from conftest import require_module
-
     webdriver = require_module("selenium.webdriver")
     from selenium.webdriver.chrome.service import Service
 
     chromium, chromedriver = require_chromium(), require_tool("chromedriver")
     opts = webdriver.ChromeOptions()
-    for flag in [*FLAGS, f"--user-data-dir={tempfile.mkdtemp()}", f"--window-size={width},{height}"]:
+    flags = [*FLAGS, *([OFFLINE] if offline else []), f"--user-data-dir={tempfile.mkdtemp()}",
+             f"--window-size={width},{height}"]
+    for flag in flags:
         opts.add_argument(flag.replace("--headless", "--headless=new"))
     opts.binary_location = chromium
     return webdriver.Chrome(service=Service(chromedriver), options=opts)
 
 
-def wait_for(driver, condition, timeout: float = 300):
+def wait_for(driver, condition: Callable, timeout: float = 300):
     """``condition(driver)`` once it is truthy, polled every 0.2 s (elements a rerun replaced are retried)."""
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, timeout, poll_frequency=0.2,
                          ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(condition)
+
+
+def page_text(driver) -> str:
+    return driver.find_element("tag name", "body").text
+
+
+def find_button(driver, text: str, prefix: bool = False):
+    """The first button whose text is ``text`` (starts with it, with ``prefix``), or None."""
+    return next((b for b in driver.find_elements("css selector", "button")
+                 if (b.text.startswith(text) if prefix else b.text == text)), None)
+
+
+def click_button(driver, text: str, prefix: bool = False, timeout: float = 300) -> None:
+    """Click the button ``text`` once it is there (found again when a rerun replaced it before the click)."""
+    wait_for(driver, lambda d: _clicked(find_button(d, text, prefix)), timeout)
+
+
+def _clicked(element, driver=None) -> bool:
+    """Click ``element`` (with a dispatched event when ``driver`` is given); False when there is none."""
+    if element is None:
+        return False
+    if driver is None:
+        element.click()
+    else:
+        click(driver, element)
+    return True
+
+
+def click(driver, element) -> None:
+    """A click event on ``element`` (for SVG nodes, which WebDriver's own click cannot always reach)."""
+    driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", element)
+
+
+def click_until(driver, find: Callable, done: Callable, tries: int = 40, each: float = 15,
+                svg: bool = False) -> None:
+    """Click what ``find(driver)`` gives until ``done(driver)`` holds, waiting ``each`` s after each click (a
+    rerun that replaced the element, or swallowed the click, gets another click). ``svg``: dispatch the click
+    event (graph boxes), else WebDriver's own click (buttons)."""
+    from selenium.common.exceptions import TimeoutException
+
+    for _ in range(tries):
+        wait_for(driver, lambda d: _clicked(find(d), d if svg else None))
+        try:
+            wait_for(driver, done, each)
+            return
+        except TimeoutException:
+            continue
+    raise AssertionError(f"{tries} clicks did not get there")
+
+
+def go_to_stage(driver, stage: str) -> None:
+    """Open ``stage`` with the rail and wait for its graph (the run stage's page has none: its title)."""
+    from quantviz.config import STAGES
+
+    number = STAGES.index(stage) + 1
+    click_until(driver, lambda d: find_button(d, f"{number} {stage}", prefix=True),
+                lambda d: f"{number}. {stage}" in page_text(d)
+                and (stage == "run" or d.find_elements("css selector", "[data-testid=qv-graph]")))
+
+
+def choose(driver, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled ``label``."""
+    box = wait_for(driver, lambda d: next((b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
+                                           if b.text.startswith(label)), None))
+    box.find_element("css selector", "input").click()
+    wait_for(driver, lambda d: _clicked(next((o for o in d.find_elements("css selector", "[role=option]")
+                                              if o.text.strip() == option), None)), 30)
+
+
+def choose_python_file(driver, path: str, factory: str) -> float:
+    """Choose the sidebar's "Python file" source, type ``factory`` and ``path``; the time the path was entered
+    (``time.monotonic()``), for measuring how soon its graph is on screen."""
+    from selenium.webdriver.common.keys import Keys
+
+    wait_for(driver, lambda d: _clicked(next((e for e in d.find_elements("css selector", "[data-testid=stRadio] label")
+                                              if e.text.strip() == "Python file"), None)))
+    box = wait_for(driver, lambda d: d.find_elements("css selector", "input[aria-label='Factory function']"))[0]
+    box.send_keys(Keys.CONTROL, "a")
+    box.send_keys(factory, Keys.ENTER)
+    wait_for(driver, lambda d: "Type the path" in page_text(d))
+    box = wait_for(driver, lambda d: d.find_elements("css selector", "input[aria-label='File path']"))[0]
+    box.send_keys(path, Keys.ENTER)
+    return time.monotonic()

@@ -29,6 +29,23 @@ def flow():
     return run_flow
 
 
+@pytest.fixture(autouse=True)
+def _stop_app_workers():
+    """After a test that ran the app (AppTest), stop its pipelines' worker threads (they finish the current
+    stage): a worker left running would go on using the CPU, and torch, under the next tests."""
+    yield
+    import sys
+
+    runner = sys.modules.get("ui.runner")
+    if runner is None:
+        return
+    runs = list(runner.pipeline_store().values())
+    for run in runs:
+        run.stop(by_user=False)
+    for run in runs:
+        run.join(600)
+
+
 def pytest_configure(config):
     import os
     import sys
@@ -70,5 +87,5 @@ def require_module(name: str):
     try:
         return importlib.import_module(name)
     except ImportError:
-        _missing(f"Python module `{name}`", ".venv/bin/pip install -e '.[dev]' (make install does)")
+        _missing(f"Python module `{name}`", ".venv/bin/pip install -e '.[dev,explorer]' (make install does)")
     raise AssertionError("unreachable")

@@ -43,7 +43,7 @@ def test_every_stage_page_shows_its_counts():
         assert at.subheader[0].value == f"{i}. {stage}"
         if stage in expected_q:
             assert metric(at, "quantize") == expected_q[stage]
-            assert f"Since **" in texts(at)  # the diff summary against the previous stage
+            assert "Since **" in texts(at)  # the diff summary against the previous stage
         if stage == "run":
             assert metric(at, "float accuracy") == "98.70%"
             labels = {b.label for b in at.get("download_button")}

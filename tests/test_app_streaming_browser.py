@@ -8,25 +8,15 @@ worker (ui/runner.BackgroundRun) without a browser.
 """
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
 import sys
-import tempfile
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
-from browser import FLAGS, require_chromium
-from conftest import require_module, require_tool
-from test_app_browser import free_port, page_text, wait_for
+from browser import ARTIFACTS, ROOT, choose_python_file, chrome_driver, click_button, click_until, page_text, running_app, wait_for
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "tests" / "artifacts"
 MODEL_FILE = "tests/fixtures/slow_models.py"
 FACTORY = "make_deep_mlp"
 GRAPH = "[data-testid=qv-graph] svg"
@@ -34,37 +24,13 @@ GRAPH = "[data-testid=qv-graph] svg"
 
 @pytest.fixture()
 def app_url():
-    port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true"], cwd=ROOT, env=dict(os.environ),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the app did not start within 60 s")
+    with running_app() as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 @pytest.fixture()
 def driver():
-    webdriver = require_module("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = require_chromium(), require_tool("chromedriver")
-    opts = webdriver.ChromeOptions()
-    for flag in [*FLAGS, f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1600,1400"]:
-        opts.add_argument(flag.replace("--headless", "--headless=new"))
-    opts.binary_location = chromium
-    d = webdriver.Chrome(service=Service(chromedriver), options=opts)
+    d = chrome_driver(1600, 1400)
     yield d
     d.quit()
 
@@ -83,20 +49,9 @@ def rail_buttons(driver) -> list[str]:
 
 
 def choose_slow_model(driver, url: str) -> float:
-    """Open the app, pick the Python-file source with the deep MLP; returns the time the path was entered."""
-    from selenium.webdriver.common.keys import Keys
-
+    """Open the app and choose the deep MLP as a Python file; returns the time the path was entered."""
     driver.get(url)
-    source = wait_for(driver, lambda d: next((e for e in d.find_elements("css selector", "[data-testid=stRadio] label")
-                                              if e.text.strip() == "Python file"), None))
-    source.click()
-    factory = wait_for(driver, lambda d: d.find_elements("css selector", "input[aria-label='Factory function']"))[0]
-    factory.send_keys(Keys.CONTROL, "a")
-    factory.send_keys(FACTORY, Keys.ENTER)
-    path = wait_for(driver, lambda d: d.find_elements("css selector", "input[aria-label='File path']"))[0]
-    wait_for(driver, lambda d: "Type the path" in page_text(d))
-    path.send_keys(MODEL_FILE, Keys.ENTER)
-    return time.monotonic()
+    return choose_python_file(driver, MODEL_FILE, FACTORY)
 
 
 def wait_for_trace_graph(driver) -> None:
@@ -105,20 +60,19 @@ def wait_for_trace_graph(driver) -> None:
 
 
 def click_a_node(driver) -> str:
-    """Click the first graph box that is a node (not a collapsed module); returns its id."""
-    nodes = wait_for(driver, lambda d: [g for g in d.find_elements("css selector", "[data-testid=qv-graph] g.node")
-                                        if not g.get_attribute("id").startswith(("qv_module/", "qv_open/"))])
-    target = nodes[0]
-    node_id = target.get_attribute("id").removeprefix("qv_")
-    driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", target)
+    """Click the first graph box that is a node (not a collapsed module) until the inspector shows it; its id."""
+    node_id = wait_for(driver, lambda d: next((i for i in (g.get_attribute("id") for g in d.find_elements(
+        "css selector", "[data-testid=qv-graph] g.node")) if not i.startswith(("qv_module/", "qv_open/"))), None))
+    node_id = node_id.removeprefix("qv_")
+    click_until(driver, lambda d: d.find_element("css selector", f"g.node[id='qv_{node_id}']"),
+                lambda d: "Inspector" in page_text(d) and f"{node_id} · " in page_text(d), svg=True)
     return node_id
 
 
 def test_the_trace_page_is_usable_while_later_stages_run(driver, app_url):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    t0 = choose_slow_model(driver, app_url)
-    wait_for_trace_graph(driver)
-    seconds_to_graph = time.monotonic() - t0
+    choose_slow_model(driver, app_url)
+    wait_for_trace_graph(driver)  # how soon: bench/first_graph_streaming.py
     text = page_text(driver)
     assert re.search(r"1026 nodes (collapsed to|in) \d+ boxes", text), text  # the whole graph, collapsed by module
     assert "running:" in text and "waiting:" in text, text[:1500]  # later stages still run
@@ -131,8 +85,6 @@ def test_the_trace_page_is_usable_while_later_stages_run(driver, app_url):
     assert "running:" in text, text[:1500]  # still running while the node is inspected
     assert rail_buttons(driver)[-1] == "10 run ○"
     driver.save_screenshot(str(ARTIFACTS / "streaming_trace_while_running.png"))
-    (ARTIFACTS / "streaming_timing.json").write_text(json.dumps({"seconds_from_choice_to_trace_graph":
-                                                                 round(seconds_to_graph, 2)}))
     # a later stage's page appears when it is ready, while the trace page stays on screen
     wait_for(driver, lambda d: "2 prepare ✓" in rail_buttons(d), timeout=240)
     assert "1. trace" in page_text(driver) and driver.find_elements("css selector", GRAPH)
@@ -141,9 +93,7 @@ def test_the_trace_page_is_usable_while_later_stages_run(driver, app_url):
 def test_stop_ends_the_run_after_the_current_stage_and_keeps_what_finished(driver, app_url):
     choose_slow_model(driver, app_url)
     wait_for_trace_graph(driver)
-    stop = wait_for(driver, lambda d: next((b for b in d.find_elements("css selector", "button")
-                                            if b.text == "Stop"), None))
-    stop.click()
+    click_button(driver, "Stop")
     wait_for(driver, lambda d: "Stopped. Not run:" in page_text(d), timeout=300)
     rail = rail_buttons(driver)
     done = [b for b in rail if b.endswith("✓")]
@@ -155,10 +105,10 @@ def test_stop_ends_the_run_after_the_current_stage_and_keeps_what_finished(drive
     assert "run" in not_run and "convert" in not_run and not any("running:" in line
                                                                  for line in page_text(driver).splitlines())
     # earlier pages stay: step to the last finished stage and back to trace
-    next(b for b in driver.find_elements("css selector", "button") if b.text == done[-1]).click()
+    click_button(driver, done[-1])
     n = done[-1].split(" ")[0]
     wait_for(driver, lambda d: f"{n}. {stopped_at}" in page_text(d) and d.find_elements("css selector", GRAPH))
-    next(b for b in driver.find_elements("css selector", "button") if b.text == "1 trace ✓").click()
+    click_button(driver, "1 trace ✓")
     wait_for(driver, lambda d: "1. trace" in page_text(d) and d.find_elements("css selector", GRAPH))
     time.sleep(3)  # nothing runs: the rail stays as it was
     assert rail_buttons(driver) == rail and "Stopped. Not run:" in page_text(driver)

@@ -4,7 +4,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 import zipfile
 
@@ -12,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from quantviz import LoadError, ModelSpec, Pipeline, PipelineConfig, StageError, load_model
+from quantviz import LoadError, ModelSpec, Pipeline, PipelineConfig, load_model
 from quantviz.graph.synthetic import synthetic_graph
 from quantviz.known_issues import explain
 from quantviz.render import plan_view

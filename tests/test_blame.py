@@ -5,7 +5,6 @@ import math
 import pandas as pd
 import pytest
 import torch
-from torch import nn
 
 from quantviz import ModelSpec, Pipeline, PipelineConfig
 from quantviz.cli import main
@@ -13,6 +12,7 @@ from quantviz.numerics import levels as levels_module
 from quantviz.numerics.blame import blame_by_stage, blame_table
 from quantviz.numerics.compare import compare
 from quantviz.numerics.runtime_intermediates import debug_buffer_size, runtime_events
+from test_model_outputs import DictNet
 
 CONTRACT = ["node", "module", "op", "order", "float_vs_reference_sqnr_db", "reference_vs_fused_sqnr_db",
             "fused_vs_runtime_sqnr_db", "reference_max_lsb", "fused_max_lsb", "runtime_max_lsb",
@@ -175,11 +175,8 @@ def test_compare_writes_blame_csv_and_the_per_op_program_equals_the_graph_one(fl
     assert data["blame_summary"]["delegated_with_runtime"] == data["blame_summary"]["delegated"] == len(frame)
 
 
-class DictOut(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(3, 8, 3)
-        self.fc = nn.Linear(8, 4)
+class DictOut(DictNet):
+    """test_model_outputs' DictNet with an integer output and a nested tuple besides the logits."""
 
     def forward(self, x):
         h = torch.relu(self.conv(x)).mean((2, 3))

@@ -6,39 +6,25 @@ Like the other browser tests: chromium, chromedriver and graphviz missing skip l
 (`require_tool`)."""
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
 
 import pytest
 
-from browser import FLAGS, dump_dom, require_chromium
-from conftest import require_module, require_tool
+from browser import ARTIFACTS, chrome_driver, choose, click_button, dump_dom, find_button, page_text, running_app, \
+    wait_for
+from conftest import require_tool
 from quantviz.config import STAGES
 from quantviz.numerics.compare import compare
 from quantviz.report import build_report
-from test_app_browser import ARTIFACTS, ROOT, free_port, page_text, wait_for
 
 pytestmark = pytest.mark.e2e
-OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1"  # only the local app answers
 CHARTS = ["sqnr_by_node", "lsb_histograms", "sensitivity_bars", "accuracy_bars"]
 
 
 @pytest.fixture(scope="module")
 def charts_driver():
-    webdriver = require_module("selenium.webdriver")
-    from selenium.webdriver.chrome.service import Service
-
-    chromium, chromedriver = require_chromium(), require_tool("chromedriver")
-    opts = webdriver.ChromeOptions()
-    for flag in [*FLAGS, OFFLINE, f"--user-data-dir={tempfile.mkdtemp()}", "--window-size=1500,1900"]:
-        opts.add_argument(flag.replace("--headless", "--headless=new"))
-    opts.binary_location = chromium
-    d = webdriver.Chrome(service=Service(chromedriver), options=opts)
+    d = chrome_driver(1500, 1900, offline=True)
     yield d
     d.quit()
 
@@ -46,45 +32,8 @@ def charts_driver():
 @pytest.fixture(scope="module")
 def charts_app():
     """`streamlit run app.py` on digits_cnn (started here so this file runs on its own)."""
-    port = free_port()
-    env = dict(os.environ, QUANTVIZ_DEFAULT_MODEL="sample:digits_cnn")
-    proc = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
-                             "--server.headless", "true"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("the app did not start within 60 s")
+    with running_app({"QUANTVIZ_DEFAULT_MODEL": "sample:digits_cnn"}) as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-
-
-def choose(driver, label: str, option: str) -> None:
-    """Pick ``option`` in the sidebar selectbox labelled ``label``."""
-    wait_for(driver, lambda d: d.find_element("css selector", f"input[aria-label='{label}']")).click()
-    item = wait_for(driver, lambda d: next((o for o in d.find_elements("css selector", "[role=option]")
-                                            if o.text.strip() == option), None))
-    item.click()
-
-
-def settled(find):
-    """``find`` for `wait_for`, giving None while Streamlit re-renders the element it holds (a stale reference)."""
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    def attempt(driver):
-        try:
-            return find(driver)
-        except StaleElementReferenceException:
-            return None
-    return attempt
 
 
 def open_run_page(driver) -> bool:
@@ -92,20 +41,11 @@ def open_run_page(driver) -> bool:
     "Compare node by node" (the run finished and its page was drawn)."""
     run = f"{len(STAGES)}. run"
     if run not in page_text(driver):
-        button = next((b for b in driver.find_elements("css selector", "button")
-                       if b.text.startswith(f"{len(STAGES)} run")), None)
+        button = find_button(driver, f"{len(STAGES)} run", prefix=True)
         if button is not None:
             button.click()
         time.sleep(2)
-    return run in page_text(driver) and any(b.text == "Compare node by node"
-                                            for b in driver.find_elements("css selector", "button"))
-
-
-def click_button(driver, text: str) -> bool:
-    button = next((b for b in driver.find_elements("css selector", "button") if b.text == text), None)
-    if button is not None:
-        button.click()
-    return button is not None
+    return run in page_text(driver) and find_button(driver, "Compare node by node") is not None
 
 
 def test_app_run_page_shows_the_charts(charts_driver, charts_app):
@@ -118,22 +58,21 @@ def test_app_run_page_shows_the_charts(charts_driver, charts_app):
     wait_for(d, lambda d: d.find_elements("css selector", "[data-testid=qv-graph] svg"))
     choose(d, "Fusion", "quantviz")  # the project's kernels: the LSB histograms have instances to show
     time.sleep(2)
-    wait_for(d, settled(open_run_page), timeout=600)  # the flow runs again with the new fusion first
+    wait_for(d, open_run_page, timeout=600)  # the flow runs again with the new fusion first
     layers = wait_for(d, lambda d: d.find_element("css selector", "input[aria-label^='Sensitivity']"))
     layers.send_keys(Keys.CONTROL, "a")
     layers.send_keys("2", Keys.ENTER)
     time.sleep(2)
-    wait_for(d, settled(lambda d: click_button(d, "Compare node by node")))
-    charts = wait_for(d, settled(lambda d: (lambda c: c if len(c) == 4 else None)(
+    click_button(d, "Compare node by node")
+    charts = wait_for(d, lambda d: (lambda c: c if len(c) == 4 else None)(
         [c for c in d.find_elements("css selector", "[data-testid=stVegaLiteChart]")
-         if c.find_elements("css selector", "canvas, svg")])))
+         if c.find_elements("css selector", "canvas, svg")]))
     text = page_text(d)
     for title in ("SQNR per node along execution order", "LSB error per kernel op", "Sensitivity: SQNR gain",
                   "Accuracy per level"):
         assert title in text or d.find_elements("css selector", f"[aria-label*='{title[:20]}']"), title
-    wait_for(d, settled(lambda d: d.execute_script(  # the button just above the charts
-        "arguments[0].scrollIntoView({block: 'start'}); return true;",
-        next(b for b in d.find_elements("css selector", "button") if b.text == "Compare node by node"))))
+    wait_for(d, lambda d: d.execute_script(  # the button just above the charts
+        "arguments[0].scrollIntoView({block: 'start'}); return true;", find_button(d, "Compare node by node")))
     time.sleep(1.5)  # Vega's enter transitions
     sizes = [c.size for c in charts]
     assert all(s["width"] > 300 and s["height"] > 150 for s in sizes), sizes

@@ -2,7 +2,6 @@
 target, inputs, module, source line), and the hint's config change as data (StageError.fix)."""
 import inspect
 import logging
-import sys
 import textwrap
 from types import SimpleNamespace
 

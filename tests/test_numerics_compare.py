@@ -55,7 +55,7 @@ def test_four_levels_on_digits_fx(flow):
 def test_every_fused_op_of_digits_is_compared_with_its_reference(flow):
     pipe = flow("sample:digits_cnn", flow="pt2e", fusion="quantviz")
     report = compare(pipe)
-    fused = {f["node"] for f in pipe.results["fuse"].diagnostics["quantviz_fusions"] if f["op"].startswith("quantviz")}
+    fused = {f.node for f in pipe.results["fuse"].diagnostics.fusions if f.op.startswith("quantviz")}
     assert {k["node"] for k in report.kernels} == fused
     assert max(k["max_lsb"] for k in report.kernels) <= 1
     assert all(sum(k["histogram"].values()) == k["elements"] > 0 for k in report.kernels)

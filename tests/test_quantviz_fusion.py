@@ -28,10 +28,10 @@ def fused_graph_targets(pipe) -> list[str]:
 def test_pt2e_samples_fully_lowered_to_quantviz_ops(flow, sample, expected):
     pipe = flow(f"sample:{sample}", flow="pt2e", fusion="quantviz")
     assert pipe.ok, pipe.failed and str(pipe.failed.error)
-    fusions = pipe.results["fuse"].diagnostics["quantviz_fusions"]
+    fusions = pipe.results["fuse"].diagnostics.fusions
     counts = {}
     for f in fusions:
-        counts[f["op"]] = counts.get(f["op"], 0) + 1
+        counts[f.op] = counts.get(f.op, 0) + 1
     assert {k: v for k, v in counts.items() if k.startswith("quantviz::")} == expected
     # every conv/linear/add/pool pattern is gone: no float compute op is left in the fused graph
     left = [t for t in fused_graph_targets(pipe) if any(op in t for op in FLOAT_OPS)]
@@ -77,8 +77,8 @@ def test_both_runs_quantviz_first_so_fx_conv_add_emits(flow):
 
 def test_refused_match_is_named_with_its_reason(flow):
     pipe = flow("sample:tiny_transformer", flow="pt2e", fusion="quantviz")
-    refusals = pipe.results["fuse"].diagnostics["quantviz_refusals"]
-    assert any(r["pattern"] == "mean" and "last two dims" in r["reason"] for r in refusals)
+    refusals = pipe.results["fuse"].diagnostics.refusals
+    assert any(r.pattern == "mean" and "last two dims" in r.reason for r in refusals)
     assert any("not applied" in note and "last two dims" in note for note in pipe.results["fuse"].notes)
 
 

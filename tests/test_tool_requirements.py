@@ -1,7 +1,6 @@
 """The tool-requirement helper itself: a missing browser or `dot` skips a local run and fails a CI run."""
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path

@@ -43,7 +43,7 @@ def test_the_error_offers_skip_untraceable_which_skips_the_module(flow):
     assert err.fix == {"skip_untraceable": True} and "--skip-untraceable" in err.hint
     pipe = flow("sample:not_traceable", skip_untraceable=True, until="convert")
     assert pipe.ok, pipe.failed and pipe.failed.error
-    sites = pipe.results["trace"].diagnostics["untraceable"]
+    sites = pipe.results["trace"].diagnostics.untraceable
     assert [(s.action, s.module, s.module_class, s.line) for s in sites] == [("skip", "pad", "PadToEven", BRANCH_LINE)]
     assert "set_non_traceable_module_names(['pad'])" in "\n".join(pipe.results["prepare"].calls)
     assert not any("pad" in (p.module_path or "") for p in pipe.results["convert"].graph.patterns)

@@ -136,7 +136,7 @@ def test_one_run_quantizes_the_convolutions_and_leaves_no_wrap_registered(spec):
     pipe = Pipeline(spec, PipelineConfig(flow="fx", skip_untraceable=True, until="convert")).run()
     assert pipe.ok, pipe.failed and pipe.failed.error
     trace, prepare = pipe.results["trace"], pipe.results["prepare"]
-    sites = trace.diagnostics["untraceable"]
+    sites = trace.diagnostics.untraceable
     assert [(s.action, s.name) for s in sites] == [("wrap", "pad_same"), ("skip", "gate")]
     assert any("wrapped helper function 'pad_same'" in n and f"{N_CONVS} place(s)" in n for n in trace.notes)
     assert any("skipped module 'gate' (Gate)" in n for n in trace.notes)
@@ -219,7 +219,7 @@ def test_control_flow_in_the_models_own_forward_has_no_fix():
 def test_skip_untraceable_runs_to_the_runtime():
     pipe = Pipeline(make_spec(ShapeGate()), PipelineConfig(flow="fx", skip_untraceable=True)).run()
     assert pipe.ok, pipe.failed and pipe.failed.error
-    assert [(s.action, s.name) for s in pipe.results["trace"].diagnostics["untraceable"]] == \
+    assert [(s.action, s.name) for s in pipe.results["trace"].diagnostics.untraceable] == \
         [("wrap", "pad_same"), ("skip", "gate")]
     assert pipe.numerics()["reference_vs_runtime_sqnr_db"] > 30
     assert not pad_same_registered()

@@ -5,17 +5,13 @@ viewer_expanded.png. Without chromium, chromedriver or `dot` these tests skip lo
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-from browser import chrome_driver, start_app, wait_for
+from browser import ARTIFACTS, chrome_driver, choose, click, go_to_stage, page_text, running_app, wait_for
 from conftest import require_tool
-from quantviz.config import STAGES
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[1]
-ARTIFACTS = ROOT / "tests" / "artifacts"
 GRAPH = "[data-testid=qv-graph]"
 
 
@@ -23,10 +19,8 @@ GRAPH = "[data-testid=qv-graph]"
 def app_url():
     require_tool("dot")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    url, proc = start_app(ROOT, {"QUANTVIZ_DEFAULT_MODEL": "sample:digits_cnn", "QUANTVIZ_BENCH_VIT_BLOCKS": "14"})
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    with running_app({"QUANTVIZ_DEFAULT_MODEL": "sample:digits_cnn", "QUANTVIZ_BENCH_VIT_BLOCKS": "14"}) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -39,41 +33,6 @@ def driver(app_url):
 
 def roots(driver) -> list:
     return driver.find_elements("css selector", GRAPH)
-
-
-def page_text(driver) -> str:
-    return driver.find_element("tag name", "body").text
-
-
-def go_to_stage(driver, stage: str) -> None:
-    """Click the rail's button for ``stage`` (again, when a rerun in progress swallowed the click)."""
-    from selenium.common.exceptions import TimeoutException
-
-    number = STAGES.index(stage) + 1
-    for _ in range(40):
-        button = wait_for(driver, lambda d: next((b for b in d.find_elements("css selector", "button")
-                                                  if b.text.startswith(f"{number} {stage}")), None))
-        button.click()
-        try:
-            wait_for(driver, lambda d: f"{number}. {stage}" in page_text(d) and roots(d), 15)
-            return
-        except TimeoutException:
-            continue
-    pytest.fail(f"the {stage} stage did not open")
-
-
-def choose(driver, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``."""
-    box = wait_for(driver, lambda d: next((b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
-                                           if label in b.text), None))
-    box.find_element("css selector", "input").click()
-    item = wait_for(driver, lambda d: next((o for o in d.find_elements("css selector", "[role=option]")
-                                            if o.text.strip() == option), None), 30)
-    item.click()
-
-
-def click(driver, element) -> None:
-    driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", element)
 
 
 def ids(root, css: str) -> set[str]:
@@ -99,17 +58,18 @@ def test_a_click_in_one_linked_pane_selects_its_counterparts_in_the_other(driver
         after.find_elements("css selector", "g.node.qv-float_op")
     clicked = fused[0].get_attribute("id").removeprefix("qv_")
     click(driver, fused[0])
-    wait_for(driver, lambda d: ids(roots(d)[0], "g.node.qv-linked"), 60)
+    # the marks are drawn by the component after the rerun: wait until both panes carry them
+    wait_for(driver, lambda d: ids(roots(d)[0], "g.node.qv-linked")
+             and ids(roots(d)[1], "g.node.qv-selected") == {clicked}, 60)
     before, after = roots(driver)
-    assert ids(after, "g.node.qv-selected") == {clicked}
     linked = ids(before, "g.node.qv-linked")
     assert linked and not ids(before, "g.node.qv-selected")
     driver.save_screenshot(str(ARTIFACTS / "viewer_linked.png"))
     # and back: a node of the convert pane selects what it became in the fuse pane
     source = next(iter(sorted(linked)))
     click(driver, before.find_element("css selector", f'g.node[id="qv_{source}"]'))
-    wait_for(driver, lambda d: ids(roots(d)[0], "g.node.qv-selected") == {source}, 60)
-    assert clicked in ids(roots(driver)[1], "g.node.qv-linked")
+    wait_for(driver, lambda d: ids(roots(d)[0], "g.node.qv-selected") == {source}
+             and clicked in ids(roots(d)[1], "g.node.qv-linked"), 60)
     choose(driver, "Compare with stage", "—")
     wait_for(driver, lambda d: len(roots(d)) == 1)
 
@@ -118,7 +78,7 @@ def test_a_click_in_one_linked_pane_selects_its_counterparts_in_the_other(driver
 def large_model(driver):
     """The app on bench/viewer.py's ViT (14 blocks), opened on the convert stage."""
     wait_for(driver, lambda d: d.find_elements("css selector", f"{GRAPH} svg g.node"))  # the first page is drawn
-    # digits_cnn's pipeline finished: a model loaded while another is fx-traced in the app's worker thread fails
+    # digits_cnn's pipeline finished: its worker does not compete with the ViT's for the CPU
     wait_for(driver, lambda d: "10 run" in page_text(d) and "running:" not in page_text(d), 600)
     radio = wait_for(driver, lambda d: next((e for e in d.find_elements("css selector", "[data-testid=stSidebar] label")
                                              if e.text.strip() == "Python file"), None))

@@ -29,12 +29,11 @@ import streamlit as st
 from quantviz import ModelSpec, Pipeline, PipelineConfig
 from quantviz.config import STAGES
 from quantviz.pipeline import StageEvent
+from quantviz.torch_lock import TORCH_LOCK
 
 MAX_PIPELINES = 12
-# Held by the worker while a stage runs, and by the page while it draws a page that runs torch itself (the
-# ledger's fusion patterns and what-if, numerics): torch.export and fx tracing keep global state and are not
-# thread-safe, so those pages wait for the worker's current stage to end.
-TORCH_LOCK = threading.Lock()
+# Pages that run torch themselves (the ledger's fusion patterns and what-if, numerics) hold quantviz's
+# TORCH_LOCK while they draw, as every stage and model factory does: they wait for the worker's current stage.
 TORCH_PAGES = ("delegate", "fuse", "run")
 
 # Stage states on the rail.
@@ -184,9 +183,8 @@ class BackgroundRun:
     def _work(self) -> None:
         self.pipe.on_event = self._on_event
         try:
-            for stage in self.todo():
-                with TORCH_LOCK:  # one stage at a time holds torch (see TORCH_LOCK)
-                    self.pipe.run(until=stage, should_stop=self._stop.is_set)
+            for stage in self.todo():  # each stage runs under TORCH_LOCK (Pipeline._run_stage)
+                self.pipe.run(until=stage, should_stop=self._stop.is_set)
                 if stage not in self.pipe.results or not self.pipe.results[stage].ok:
                     break  # stopped, or the stage failed
         except BaseException as exc:  # noqa: BLE001 - kept for the page; the thread must not die silently
@@ -254,7 +252,9 @@ def _new_pipeline(store: dict, model_key: str, loader: Callable[[], ModelSpec],
     """A fork of the model's most complete known pipeline (its worker stopped first), else a fresh one."""
     known = [r for (mk, _), r in store.items() if mk == model_key]
     if not known:
-        return Pipeline(load_spec(model_key, loader), config)
+        # load_model waits for TORCH_LOCK itself (a model built mid-trace fails); here the wait gets a caption
+        with holding_torch("Waiting for the running stage of the previous model to end before loading this one…"):
+            return Pipeline(load_spec(model_key, loader), config)
     base = max(known, key=lambda r: len(r.pipe.results))
     if base.alive:
         base.stop(by_user=False)
@@ -324,12 +324,25 @@ def torch_turn(stage: str) -> Iterator[None]:
     if stage not in TORCH_PAGES:
         yield
         return
+    with holding_torch("Waiting for the running stage to end: this page runs torch itself (torch.export and fx "
+                       "tracing are not thread-safe)…"):
+        yield
+
+
+@contextlib.contextmanager
+def holding_torch(waiting: str) -> Iterator[None]:
+    """Hold ``TORCH_LOCK`` for the block; while a worker's stage holds it, show ``waiting`` as a caption.
+
+    Example::
+
+        with holding_torch("Waiting for the running stage to end before loading the model…"):
+            spec = loader()
+    """
     slot = None
     if not TORCH_LOCK.acquire(blocking=False):
         slot = st.empty()
         while not TORCH_LOCK.acquire(timeout=0.25):  # an element each turn: a click elsewhere still reruns
-            slot.caption("Waiting for the running stage to end: this page runs torch itself (torch.export and fx "
-                         "tracing are not thread-safe)…")
+            slot.caption(waiting)
     try:
         if slot is not None:
             slot.empty()

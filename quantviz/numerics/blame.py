@@ -45,7 +45,9 @@ from quantviz.graph.model import GraphView
 from quantviz.numerics.capture import capture_values
 from quantviz.numerics.metrics import lsb_errors, sqnr_db
 from quantviz.numerics.per_node import float_graph, float_matches
+from quantviz.known_issues import runtime_preflight
 from quantviz.numerics.runtime_intermediates import RuntimeEvent, debug_buffer_size, kernel_nodes, runtime_events
+from quantviz.pipeline_view import PipelineView
 
 NAN = float("nan")
 BLAME_STAGES = ("convert", "capture", "edge", "delegate", "fuse", "emit")
@@ -176,7 +178,7 @@ def _level_values(gm: fx.GraphModule, batch: tuple, carry: dict[str, str],
     return {a: got[b] for a, b in carry.items() if isinstance(got.get(b), torch.Tensor)}
 
 
-def runtime_values(pipe, events: list[RuntimeEvent],
+def runtime_values(pipe: PipelineView, events: list[RuntimeEvent],
                    convert_view: GraphView) -> dict[str, tuple[torch.Tensor, str, str]]:
     """Convert-graph node id -> (the runtime's value, its source, the delegate call) from one run's events.
 
@@ -275,7 +277,7 @@ def _fill(row: BlameRow, s: _Series, zp: float) -> None:
         row.note = f"the runtime's value has {rt.numel()} elements, the reference's {r.numel() if r is not None else 0}"
 
 
-def _fused_module(pipe) -> tuple[fx.GraphModule | None, str]:
+def _fused_module(pipe: PipelineView) -> tuple[fx.GraphModule | None, str]:
     fuse = pipe.results.get("fuse")
     if fuse is None or not fuse.ok:
         return None, "the fuse stage has no result"
@@ -286,9 +288,8 @@ def _fused_module(pipe) -> tuple[fx.GraphModule | None, str]:
     return fuse.artifact.exported_program().module(), ""
 
 
-def _runtime_ok(pipe) -> str:
+def _runtime_ok(pipe: PipelineView) -> str:
     """Empty when the runtime can run the emitted program here, else why not."""
-    from quantviz.known_issues import runtime_preflight
 
     emit, fuse = pipe.results.get("emit"), pipe.results.get("fuse")
     if emit is None or not emit.ok:
@@ -313,7 +314,7 @@ class _Setup:
     runtime_why: str = ""                       # why the runtime level has no values ("" when it has)
 
 
-def _setup(pipe, runtime_unavailable: str) -> _Setup:
+def _setup(pipe: PipelineView, runtime_unavailable: str) -> _Setup:
     convert = pipe.results["convert"]
     cview = convert.graph
     order = {n.id: i for i, n in enumerate(cview.nodes)}
@@ -339,7 +340,7 @@ def _local(setup: _Setup, batch: tuple, level: dict[str, torch.Tensor],
     return _run_batch(setup.ref_gm, batch, set(setup.all_q), subs)
 
 
-def _one_batch(pipe, setup: _Setup, batch: tuple, events: list[RuntimeEvent] | None,
+def _one_batch(pipe: PipelineView, setup: _Setup, batch: tuple, events: list[RuntimeEvent] | None,
                series: dict[str, _Series], qparams: dict[str, tuple[float, float]], sources: dict[str, str]) -> None:
     """Every level's value of every pattern output on ``batch``, appended to ``series``."""
     nodes = {n.name: n for n in setup.ref_gm.graph.nodes}
@@ -399,7 +400,7 @@ def _row(p, order: int, setup: _Setup, s: _Series, qparams: dict[str, tuple[floa
     return row
 
 
-def blame_table(pipe, batches: list[tuple], events: list[list[RuntimeEvent]] | None = None,
+def blame_table(pipe: PipelineView, batches: list[tuple], events: list[list[RuntimeEvent]] | None = None,
                 runtime_unavailable: str = "") -> list[BlameRow]:
     """One row per quantized pattern of the convert stage, in execution order, on ``batches``.
 
@@ -437,7 +438,7 @@ def _delegate_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def blame_by_stage(pipe, rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+def blame_by_stage(pipe: PipelineView, rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """For each stage's graph (convert, capture, edge, delegate, fuse, emit), node id -> blame row, by provenance.
 
     Every member of a pattern (its input dequantizes, ops and output quantize) maps to the pattern's row in the

@@ -15,14 +15,20 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
 from quantviz.numerics.blame import BlameRow, blame_table
+from quantviz.numerics.kernel_instances import has_delegates, kernel_instances
 from quantviz.numerics.levels import LEVELS, LevelOutputs, run_levels
 from quantviz.numerics.metrics import accuracy, lsb_summary, pair_metrics, sqnr_db
-from quantviz.runtime import concat_outputs, load_program
+from quantviz.numerics.per_node import per_node_table
+from quantviz.pipeline_view import PipelineView
+from quantviz.runtime import concat_outputs, load_program, output_scale
+
+if TYPE_CHECKING:
+    from quantviz.pipeline import Pipeline
 
 Progress = Callable[[float, str], None]
 
@@ -112,7 +118,7 @@ def data_sets(spec, max_batches: int) -> dict[str, tuple[list[tuple], torch.Tens
     return sets
 
 
-def compare(pipe, sensitivity_layers: int = 0, max_batches: int = 16, progress: Progress = lambda f, t: None,
+def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16, progress: Progress = lambda f, t: None,
             kernels: dict[str, Callable[..., torch.Tensor]] | None = None, blame_batches: int = 1,
             check_granularity: bool = True) -> NumericsReport:
     """Compute every numerics table for a pipeline that has run (as far as it got).
@@ -121,10 +127,6 @@ def compare(pipe, sensitivity_layers: int = 0, max_batches: int = 16, progress: 
     ETDump); ``check_granularity``: with ``delegate_granularity="op"``, also lower with whole-graph delegates and
     compare the two programs' outputs (``NumericsReport.granularity_check``).
     """
-    from quantviz.numerics.kernel_instances import kernel_instances
-    from quantviz.numerics.per_node import per_node_table
-    from quantviz.runtime import output_scale
-
     report = NumericsReport(pipe.spec.name, pipe.config.to_dict())
     sets = data_sets(pipe.spec, max_batches)
     fuse = pipe.results.get("fuse")
@@ -148,7 +150,6 @@ def compare(pipe, sensitivity_layers: int = 0, max_batches: int = 16, progress: 
         progress(0.5, "per-node float vs reference")
         report.per_node = [r.to_dict() for r in per_node_table(pipe, comparison)]
     if fuse is not None and fuse.ok and pipe.config.uses_quantviz_kernels:
-        from quantviz.numerics.kernel_instances import has_delegates
 
         if has_delegates(fuse.artifact.exported_program().graph_module):
             report.kernels_note = "the program calls delegates, which only run in the runtime"
@@ -197,7 +198,7 @@ def compare(pipe, sensitivity_layers: int = 0, max_batches: int = 16, progress: 
     return report
 
 
-def blame_into(report: NumericsReport, pipe, batches: list[tuple], events: list | None) -> None:
+def blame_into(report: NumericsReport, pipe: PipelineView, batches: list[tuple], events: list | None) -> None:
     """Fill ``report.blame``, ``blame_summary`` and ``blame_note`` (runtime columns from ``events``, one list per
     batch, when the runtime ran and its ETDump was read)."""
     why = "" if events is not None else (
@@ -288,7 +289,7 @@ def outputs_table(levels: LevelOutputs) -> list[dict[str, Any]]:
     return rows
 
 
-def granularity_check(pipe, batches: list[tuple], scale: float | None) -> dict[str, Any]:
+def granularity_check(pipe: "Pipeline", batches: list[tuple], scale: float | None) -> dict[str, Any]:
     """The per-op program (every op its own delegate) against the whole-graph one, end to end on ``batches``: the
     same output, or how far apart (SQNR, max LSB of the output scale). Lowers a fork of ``pipe`` with
     ``delegate_granularity="graph"`` (from the edge stage on).

@@ -21,6 +21,9 @@ from typing import Any
 
 import torch
 
+from quantviz.known_issues import runtime_preflight
+from quantviz.numerics.kernel_instances import has_delegates
+from quantviz.pipeline_view import PipelineView
 from quantviz.runtime import concat_outputs, load_program, output_leaves
 
 LEVELS = ("float", "reference", "fused", "runtime")
@@ -39,10 +42,8 @@ def _flat(level: str, outs: list[Any], res: LevelOutputs) -> torch.Tensor:
     return concat_outputs(outs)
 
 
-def run_levels(pipe, batches: list[tuple]) -> LevelOutputs:
+def run_levels(pipe: PipelineView, batches: list[tuple]) -> LevelOutputs:
     """Run every available level on ``batches``; outputs are (rows, features) tensors."""
-    from quantviz.known_issues import runtime_preflight
-    from quantviz.numerics.kernel_instances import has_delegates
 
     res = LevelOutputs()
     with torch.no_grad():

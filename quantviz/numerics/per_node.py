@@ -19,8 +19,10 @@ from typing import Any
 import torch
 from torch import fx
 
+from quantviz.graph.kinds import canonical_target
 from quantviz.numerics.capture import capture_values
 from quantviz.numerics.metrics import pair_metrics
+from quantviz.pipeline_view import PipelineView
 
 
 @dataclass
@@ -41,7 +43,7 @@ class NodeRow:
         return asdict(self)
 
 
-def float_graph(pipe) -> fx.GraphModule:
+def float_graph(pipe: PipelineView) -> fx.GraphModule:
     """The float model as the trace stage sees it (same node names as the quantized graphs)."""
     spec, config = pipe.spec, pipe.config
     trace = pipe.results.get("trace")
@@ -76,8 +78,6 @@ def _follow_folded(node: fx.Node, reference_names: set[str]) -> tuple[fx.Node, l
 
 
 def _target(n: fx.Node) -> str:
-    from quantviz.graph.kinds import canonical_target
-
     if n.op == "call_module":
         return f"module {n.target}"
     return canonical_target(n.target) if n.op == "call_function" else n.op
@@ -107,7 +107,7 @@ def float_matches(reference: fx.GraphModule, fgraph: fx.GraphModule) -> dict[str
     return plans
 
 
-def per_node_table(pipe, batches: list[tuple]) -> list[NodeRow]:
+def per_node_table(pipe: PipelineView, batches: list[tuple]) -> list[NodeRow]:
     """One row per activation quantize of the reference model, worst SQNR first."""
     reference: fx.GraphModule = pipe.results["convert"].artifact
     fgraph = float_graph(pipe)

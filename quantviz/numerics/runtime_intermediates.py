@@ -24,7 +24,10 @@ from typing import Any
 import torch
 from torch import fx
 
+from quantviz.numerics.capture import capture_values
+from quantviz.numerics.kernel_instances import has_delegates
 from quantviz.numerics.metrics import sqnr_db
+from quantviz.pipeline_view import PipelineView
 
 _SKIP_EVENTS = {"OPERATOR_CALL", "Method::execute", "Method::init", "Program::load_method"}
 
@@ -128,10 +131,9 @@ def kernel_nodes(events: list[RuntimeEvent], gm: fx.GraphModule) -> dict[int, fx
     return out
 
 
-def runtime_intermediates(pipe, batch: tuple, events: list[RuntimeEvent] | None = None) -> list[RuntimeOpRow]:
+def runtime_intermediates(pipe: PipelineView, batch: tuple,
+                          events: list[RuntimeEvent] | None = None) -> list[RuntimeOpRow]:
     """One row per kernel call of the runtime on ``batch`` (``events``: that run's, when already read)."""
-    from quantviz.numerics.capture import capture_values
-    from quantviz.numerics.kernel_instances import has_delegates
 
     emit, fuse = pipe.results["emit"], pipe.results["fuse"]
     if pipe.config.uses_quantviz_kernels:

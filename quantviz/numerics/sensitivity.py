@@ -8,12 +8,15 @@ Example::
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from quantviz.runtime import concat_outputs
 from quantviz.numerics.metrics import accuracy, sqnr_db
+from quantviz.runtime import concat_outputs
+
+if TYPE_CHECKING:
+    from quantviz.pipeline import Pipeline
 
 WEIGHTED = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)
 
@@ -40,11 +43,10 @@ def _outputs(model, batches) -> torch.Tensor:
         return concat_outputs([model(*b) for b in batches])
 
 
-def sensitivity(pipe, batches: list[tuple], labels: torch.Tensor | None, limit: int,
+def sensitivity(pipe: "Pipeline", batches: list[tuple], labels: torch.Tensor | None, limit: int,
                 progress: Callable[[float, str], None] = lambda f, t: None) -> list[SensitivityRow]:
-    """At most ``limit`` layers (in model order), most sensitive first."""
-    from quantviz.pipeline import Pipeline
-
+    """At most ``limit`` layers (in model order), most sensitive first (each a fork of ``pipe`` that keeps one
+    more layer float, run to convert)."""
     floats = _outputs(pipe.spec.model, batches)
     base_out = _outputs(pipe.results["convert"].artifact, batches)
     base_db = sqnr_db(floats, base_out)
@@ -54,7 +56,9 @@ def sensitivity(pipe, batches: list[tuple], labels: torch.Tensor | None, limit: 
     for i, layer in enumerate(layers):
         progress(i / max(len(layers), 1), f"sensitivity: {layer} kept float ({i + 1}/{len(layers)})")
         config = pipe.config.with_changes(skip_modules=tuple(pipe.config.skip_modules) + (layer,), until="convert")
-        other = Pipeline(pipe.spec, config).run()
+        other = pipe.fork(config)
+        other.on_event = lambda e: None  # the variant's stages are not the user's run: no progress lines
+        other.run()
         if not other.ok:
             rows.append(SensitivityRow(layer, float("nan"), float("nan"), error=str(other.failed.error)))
             continue

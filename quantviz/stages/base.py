@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
 from quantviz.model_spec import ModelSpec
+from quantviz.untraceable import UntraceableSite
+
+if TYPE_CHECKING:  # quantviz_kernels is optional (it builds C++ kernels); only the fuse stage imports it
+    from quantviz_kernels.fusion_pass import FusionRecord, Refusal
 
 Progress = Callable[[float, str], None]
 
@@ -30,6 +34,20 @@ class StageContext:
 
 
 @dataclass
+class Diagnostics:
+    """Structured findings a stage leaves for later readers (notes are the human-readable side)."""
+
+    # trace: calls fx could not trace, kept as leaves ("wrap") or skipped ("skip")
+    untraceable: list[UntraceableSite] = field(default_factory=list)
+    # delegate: node name -> why the partitioner left it out
+    partition_reasons: dict[str, list[str]] = field(default_factory=dict)
+    # fuse: quantviz kernels' fusions applied, one per node group replaced
+    fusions: list[FusionRecord] = field(default_factory=list)
+    # fuse: quantviz patterns that matched but were refused, with the reason
+    refusals: list[Refusal] = field(default_factory=list)
+
+
+@dataclass
 class StageOutput:
     """A stage's artifact, what to draw of it, and the API calls it made (as copyable Python)."""
 
@@ -38,4 +56,4 @@ class StageOutput:
     calls: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
-    diagnostics: dict[str, Any] = field(default_factory=dict)  # structured findings, e.g. partition reasons
+    diagnostics: Diagnostics = field(default_factory=Diagnostics)  # structured findings, e.g. partition reasons

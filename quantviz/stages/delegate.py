@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from quantviz.lowering import calls as lowering_calls
 from quantviz.lowering import delegate, graph_ops, make_partitioner
-from quantviz.stages.base import StageContext, StageOutput
+from quantviz.stages.base import Diagnostics, StageContext, StageOutput
 from quantviz.why.partition_log import capture_why_no_partition
 
 DESCRIPTION = "partition and lower (to_edge_transform_and_lower or to_backend): dq-op-q groups become delegate calls"
@@ -32,4 +32,4 @@ def run(ctx: StageContext) -> StageOutput:
     return StageOutput(lowered, calls=lowering_calls(ctx.config, "delegate"),
                        notes=[f"{calls_made} delegate call(s) ({ctx.config.lowering})",
                               f"{len(reasons)} node(s) rejected with a reason"],
-                       metrics={"delegate_calls": calls_made}, diagnostics={"partition_reasons": reasons})
+                       metrics={"delegate_calls": calls_made}, diagnostics=Diagnostics(partition_reasons=reasons))

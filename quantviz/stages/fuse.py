@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import copy
 
-from quantviz.stages.base import StageContext, StageOutput
+from quantviz.graph.kinds import canonical_target, classify
+from quantviz.stages.base import Diagnostics, StageContext, StageOutput
 
 DESCRIPTION = "rewrite the remaining dq-op-q patterns into quantized operators (ExecuTorch's and/or quantviz's)"
 EXPLANATION = (
@@ -20,13 +21,12 @@ EXPLANATION = (
 
 
 def count_quantized_ops(edge) -> int:
-    from quantviz.graph.kinds import canonical_target, classify
 
     return sum(1 for m in edge.methods for n in edge.exported_program(m).graph.nodes
                if n.op == "call_function" and classify(n, canonical_target(n.target), None, set()) == "quantized_op")
 
 
-def _quantviz(edge, calls: list[str], notes: list[str], metrics: dict, diagnostics: dict):
+def _quantviz(edge, calls: list[str], notes: list[str], metrics: dict, diagnostics: Diagnostics):
     from quantviz_kernels import fuse, load
 
     load()
@@ -43,10 +43,8 @@ def _quantviz(edge, calls: list[str], notes: list[str], metrics: dict, diagnosti
     for r in result.refusals:
         notes.append(f"quantviz pattern {r.pattern} not applied at {r.anchor}: {r.reason}")
     metrics["quantviz_fused"] = len(result.records)
-    diagnostics["quantviz_fusions"] = [
-        {"pattern": r.pattern, "op": r.op, "node": r.node, "replaced": list(r.replaced)} for r in result.records]
-    diagnostics["quantviz_refusals"] = [{"pattern": r.pattern, "anchor": r.anchor, "reason": r.reason}
-                                        for r in result.refusals]
+    diagnostics.fusions = list(result.records)
+    diagnostics.refusals = list(result.refusals)
     return fused
 
 
@@ -76,7 +74,7 @@ def run(ctx: StageContext) -> StageOutput:
     calls: list[str] = []
     notes: list[str] = []
     metrics: dict = {}
-    diagnostics: dict = {}
+    diagnostics = Diagnostics()
     if ctx.config.uses_quantviz_kernels:
         edge = _quantviz(edge, calls, notes, metrics, diagnostics)
     if ctx.config.uses_executorch_fusion:

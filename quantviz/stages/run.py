@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 
 from quantviz.errors import StageError
+from quantviz.known_issues import runtime_preflight
 from quantviz.native_stderr import capture_native_stderr
 from quantviz.numerics.metrics import accuracy, lsb_summary, sqnr_db
 from quantviz.numerics.verdict import RuntimeVerdict, judge
@@ -68,7 +69,6 @@ def run(ctx: StageContext) -> StageOutput:
         if got != expected:
             raise StageError("run", f"comparison batch {i} has shapes {got}, the program was built for {expected}",
                              "give evaluation batches the example inputs' shapes (pad the last batch)")
-    from quantviz.known_issues import runtime_preflight
 
     blocked = runtime_preflight(ctx.artifacts.get("fuse"))
     if blocked is not None:

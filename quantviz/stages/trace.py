@@ -14,7 +14,7 @@ import torch
 from torch import fx
 
 from quantviz.errors import StageError
-from quantviz.stages.base import StageContext, StageOutput
+from quantviz.stages.base import Diagnostics, StageContext, StageOutput
 from quantviz.untraceable import FINDINGS_ATTR, SkippingTracer, Untraceable, find_untraceable
 
 __all__ = ["SkippingTracer", "check_runs_eagerly", "check_skip_names", "run", "symbolic_trace"]
@@ -80,7 +80,7 @@ def run(ctx: StageContext) -> StageOutput:
         raise untraceable_error(found)
     return StageOutput(_attach(found), calls=untraceable_calls(found), notes=untraceable_notes(found),
                        metrics={"wrapped_functions": len(found.wrapped), "skipped_modules": len(found.skipped_sites)},
-                       diagnostics={"untraceable": list(found.sites)})
+                       diagnostics=Diagnostics(untraceable=list(found.sites)))
 
 
 def _attach(found: Untraceable) -> fx.GraphModule:
