@@ -85,10 +85,13 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description="first graph on screen while later stages run")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--case", choices=("both", "idle", "busy"), default="both",
+                        help="idle: the default sample finished first; busy: chosen while its stages run")
     args = parser.parse_args()
     sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
     rows = []
-    for idle, when in ((True, "app idle"), (False, "right after opening the app (digits_cnn's stages running)")):
+    cases = ((True, "app idle"), (False, "right after opening the app (digits_cnn's stages running)"))
+    for idle, when in [c for c in cases if args.case in ("both", "idle" if c[0] else "busy")]:
         rounds = []
         for k in range(args.rounds):
             rounds.append(one_round(idle))

@@ -187,6 +187,7 @@ class BackgroundRun:
                 self.pipe.run(until=stage, should_stop=self._stop.is_set)
                 if stage not in self.pipe.results or not self.pipe.results[stage].ok:
                     break  # stopped, or the stage failed
+                time.sleep(0.02)  # between stages, a page or another model waiting for TORCH_LOCK gets its turn
         except BaseException as exc:  # noqa: BLE001 - kept for the page; the thread must not die silently
             self.error = exc
         finally:
@@ -205,8 +206,9 @@ class BackgroundRun:
                 self._current, self._fraction, self._text = e.stage, 0.0, ""
             elif e.kind == "progress":
                 self._fraction, self._text = e.fraction, e.text
-            elif e.kind == "end":
+            elif e.kind == "end":  # nothing runs until the next stage starts (it may wait for TORCH_LOCK)
                 self._finished_at[e.stage] = time.perf_counter() - self._t0
+                self._current, self._fraction, self._text = None, 0.0, ""
 
 
 @st.cache_resource(show_spinner=False)
