@@ -75,12 +75,13 @@ def test_the_trace_page_is_usable_while_later_stages_run(driver, app_url):
     wait_for_trace_graph(driver)  # how soon: bench/first_graph_streaming.py
     text = page_text(driver)
     assert re.search(r"1026 nodes (collapsed to|in) \d+ boxes", text), text  # the whole graph, collapsed by module
-    # later stages still run: one running (once it has the lock), the rest waiting
-    wait_for(driver, lambda d: "running:" in page_text(d) and sum(b.endswith("…") for b in rail_buttons(d)) == 1, 60)
-    assert "waiting:" in page_text(driver)
-    rail = rail_buttons(driver)
+    # later stages still run: one running (stages take turns for the lock, so there are gaps between them), the
+    # rest waiting; one reading of the rail
+    rail = wait_for(driver, lambda d: (lambda r: r if sum(b.endswith("…") for b in r) == 1 else None)(
+        rail_buttons(d)), 60)
     assert rail[0] == "1 trace ✓" and rail[-1] == "10 run ○" and len(rail) == 10, rail
-    assert sum(b.endswith("…") for b in rail) == 1 and sum(b.endswith("○") for b in rail) >= 7, rail
+    assert sum(b.endswith("○") for b in rail) >= 6, rail
+    assert "waiting:" in page_text(driver)
     node_id = click_a_node(driver)
     wait_for(driver, lambda d: "Inspector" in page_text(d) and f"{node_id} · " in page_text(d))
     text = page_text(driver)

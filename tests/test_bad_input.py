@@ -142,8 +142,11 @@ def test_an_unhelpful_error_from_a_stage_is_kept_in_the_pipeline(monkeypatch):
 
 @pytest.mark.e2e
 def test_ctrl_c_during_a_stage_exits_promptly_with_one_line(tmp_path):
+    # SIGINT back to its default in the child: a runner started in the background (`cmd &`) ignores SIGINT, the
+    # child would inherit that, and Python does not install its Ctrl-C handler over an ignored signal
     proc = subprocess.Popen([*CLI, "run", "sample:mobilenet_v2", "--flow", "pt2e", "--out", str(tmp_path)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = ""
     deadline = time.time() + 300
     while "[ 3/10]" not in seen and time.time() < deadline:  # interrupt once calibration starts
