@@ -67,33 +67,10 @@ def _text(d) -> str:
     return d.execute_script("return document.body.textContent")
 
 
-def _stage(d, wait_for, stage: str) -> None:
-    """Go to ``stage`` with the rail (clicked again while a rerun swallowed the click)."""
-    from selenium.common.exceptions import TimeoutException
-
-    from quantviz.config import STAGES
-
-    n = STAGES.index(stage) + 1
-    for _ in range(60):
-        wait_for(d, lambda d: next((b for b in d.find_elements("css selector", "button")
-                                    if b.text.startswith(f"{n} {stage}")), None), 900).click()
-        try:
-            wait_for(d, lambda d: f"{n}. {stage}" in _text(d) and _roots(d), 15)
-            return
-        except TimeoutException:
-            continue
-    raise TimeoutError(f"stage {stage} did not open")
-
-
 def _log(text: str) -> None:
     import sys
 
     print(text, file=sys.stderr, flush=True)
-
-
-def _source(d, wait_for, label: str) -> None:
-    wait_for(d, lambda d: next((e for e in d.find_elements("css selector", "[data-testid=stSidebar] label")
-                                if e.text.strip() == label), None)).click()
 
 
 def _key(d) -> str:
@@ -106,9 +83,11 @@ def choose_model_seconds(d, wait_for, name: str) -> float:
     its first graph (any stage's) on screen."""
     import time
 
+    from browser import choose_source
+
     wait_for(d, lambda d: d.find_elements("css selector", f"{GRAPH} svg g.node"), 900)  # the page is drawn
     # the current model's pipeline finished, so its worker does not compete for the 2 cores during the timing
-    wait_for(d, lambda d: "10 run" in _text(d) and "running:" not in _text(d), 1800)
+    wait_for(d, lambda d: "10 run ✓" in _text(d), 1800)
     before = _key(d)
 
     def shown(d) -> bool:
@@ -116,7 +95,7 @@ def choose_model_seconds(d, wait_for, name: str) -> float:
             _roots(d)[0].find_elements("css selector", "svg g.node"))
 
     t = time.perf_counter()
-    _source(d, wait_for, "Python file")
+    choose_source(d, "Python file")
     wait_for(d, lambda d: "Type the path of a .py file" in _text(d) or shown(d))
     if not shown(d):
         box = wait_for(d, lambda d: d.find_elements("css selector", 'input[aria-label="File path"]'))[0]
@@ -127,7 +106,9 @@ def choose_model_seconds(d, wait_for, name: str) -> float:
 
 
 def back_to_sample(d, wait_for) -> None:
-    _source(d, wait_for, "Sample model")
+    from browser import choose_source
+
+    choose_source(d, "Sample model")
     wait_for(d, lambda d: "digits_cnn: small CNN" in _text(d) and _roots(d), 600)
 
 
@@ -200,7 +181,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=BLOCKS, help="ViT blocks (26: 1,437 nodes after the fx convert)")
     args = parser.parse_args()
     root = _setup()
-    from browser import chrome_driver, start_app, wait_for
+    from browser import chrome_driver, go_to_stage, start_app, wait_for
 
     from quantviz import Pipeline, PipelineConfig
     from quantviz.render import dot_available
@@ -223,8 +204,8 @@ def main() -> None:
             warm.append(choose_model_seconds(d, wait_for, name))
             _log(f"first graph (cached): {warm[-1]:.2f} s")
         # the view changes are timed with the pipeline finished (a page waits for the worker's current stage)
-        wait_for(d, lambda d: "10 run" in _text(d) and "running:" not in _text(d), 1800)
-        _stage(d, wait_for, "convert")
+        wait_for(d, lambda d: "10 run ✓" in _text(d), 1800)
+        go_to_stage(d, "convert")
         wait_for(d, lambda d: _roots(d)[0].find_elements("css selector", "g.node.qv-group"), 900)
         nodes = int(d.execute_script(
             "return arguments[0].querySelector('g.graph > text, g#graph0 > text').textContent.split(': ')[1]"
@@ -249,7 +230,7 @@ def main() -> None:
                       "≤ 1 s"),
                  _row("… of which plan + DOT + `dot` layout (server, in-process)", graph, server, "s", ""),
                  _row("expand a block in place, layout cached", graph, cached, "s", "≤ 1 s")]
-        _stage(d, wait_for, "fuse")
+        go_to_stage(d, "fuse")
         d.find_element("xpath", "//summary[contains(., 'View')]").click()
         box = wait_for(d, lambda d: next(b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
                                          if "Collapse by module" in b.text))

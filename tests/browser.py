@@ -180,13 +180,18 @@ def choose(driver, label: str, option: str) -> None:
                                               if o.text.strip() == option), None)), 30)
 
 
+def choose_source(driver, label: str) -> None:
+    """Click the sidebar's model source ``label`` ("Sample model", "Python file", ...)."""
+    wait_for(driver, lambda d: _clicked(next((e for e in d.find_elements("css selector", "[data-testid=stRadio] label")
+                                              if e.text.strip() == label), None)))
+
+
 def choose_python_file(driver, path: str, factory: str) -> float:
     """Choose the sidebar's "Python file" source, type ``factory`` and ``path``; the time the path was entered
     (``time.monotonic()``), for measuring how soon its graph is on screen."""
     from selenium.webdriver.common.keys import Keys
 
-    wait_for(driver, lambda d: _clicked(next((e for e in d.find_elements("css selector", "[data-testid=stRadio] label")
-                                              if e.text.strip() == "Python file"), None)))
+    choose_source(driver, "Python file")
     box = wait_for(driver, lambda d: d.find_elements("css selector", "input[aria-label='Factory function']"))[0]
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(factory, Keys.ENTER)

@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from browser import ARTIFACTS, chrome_driver, choose, click, go_to_stage, page_text, running_app, wait_for
+from browser import (ARTIFACTS, chrome_driver, choose, choose_source, click, go_to_stage, page_text, running_app,
+                     wait_for)
 from conftest import require_tool
 
 pytestmark = pytest.mark.e2e
@@ -79,10 +80,8 @@ def large_model(driver):
     """The app on bench/viewer.py's ViT (14 blocks), opened on the convert stage."""
     wait_for(driver, lambda d: d.find_elements("css selector", f"{GRAPH} svg g.node"))  # the first page is drawn
     # digits_cnn's pipeline finished: its worker does not compete with the ViT's for the CPU
-    wait_for(driver, lambda d: "10 run" in page_text(d) and "running:" not in page_text(d), 600)
-    radio = wait_for(driver, lambda d: next((e for e in d.find_elements("css selector", "[data-testid=stSidebar] label")
-                                             if e.text.strip() == "Python file"), None))
-    radio.click()
+    wait_for(driver, lambda d: "10 run ✓" in page_text(d), 600)
+    choose_source(driver, "Python file")
     wait_for(driver, lambda d: "Type the path of a .py file" in page_text(d))
     path = wait_for(driver, lambda d: d.find_elements("css selector", 'input[aria-label="File path"]'))[0]
     path.send_keys("bench/viewer.py\n")
