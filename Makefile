@@ -16,7 +16,7 @@ $(PY):
 $(STAMP): pyproject.toml scripts/system_deps.sh | $(PY)
 	bash scripts/system_deps.sh
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,explorer]'
+	$(PY) -m pip install --quiet -e '.[dev,explorer,arm,openvino,coreml]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -20,6 +20,8 @@ class ModelSpec:
     ``calibration_batches`` feed the observers (default: the example inputs once).
     ``eval_batches`` are ``(inputs, labels)`` pairs; with labels, quantviz reports task accuracy.
     Every batch must have the example inputs' shapes: the ``.pte`` is built for those shapes.
+    Inputs may be integer tensors (token ids, masks); ``input_names`` names them in order, e.g.
+    ``ModelSpec("enc", model, (ids, mask), input_names=("input_ids", "attention_mask"))``.
     """
 
     name: str
@@ -29,7 +31,12 @@ class ModelSpec:
     eval_batches: list[tuple[Inputs, torch.Tensor | None]] | None = None
     description: str = ""
     exported_program: Any = None  # set when the model came from a .pt2 file
+    input_names: tuple[str, ...] = ()  # forward's argument names, e.g. ("input_ids", "attention_mask"); () = unnamed
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def input_name(self, index: int) -> str:
+        """The name of input ``index`` (``input_names``), or ``input{index}``."""
+        return self.input_names[index] if index < len(self.input_names) else f"input{index}"
 
     def calibration_data(self, limit: int) -> list[Inputs]:
         """The first ``limit`` calibration batches, or the example inputs when there are none."""
