@@ -7,11 +7,13 @@ from __future__ import annotations
 import streamlit as st
 
 from quantviz import LoadError, StageError
-from quantviz.config import STAGES, ConfigError
+from quantviz.config import ConfigError
 from ui.runner import (DONE, FAILED, RUNNING, WAITING, BackgroundRun, RunState, get_run, pick_stage, progress_text,
                        torch_turn, wait_for_stage)
 from ui.sidebar import flow_config, model_choice
-from ui.stage_page import stage_page
+from ui.stage_page import absent_page, stage_page
+from quantviz.flows import describe_config
+from quantviz.data import evaluation_data
 
 POLL_SECONDS = 1.0  # how often the rail asks a running pipeline for news
 
@@ -21,17 +23,20 @@ st.session_state.setdefault("shown", None)  # (stage, running) the page was last
 
 
 MARKS = {DONE: " ✓", FAILED: " ✗", RUNNING: " …", WAITING: " ○"}  # not run: no mark
+ABSENT_MARK = " —"  # a stage this flow does not have (its page says why)
 
 
 def stage_rail(run: BackgroundRun) -> None:
-    """The ten stages in order, marked done ✓ / failed ✗ / running … / waiting ○, with Back and Next; under them
-    what runs, with Stop. A stage that has not finished can be chosen: its page appears when it is ready.
+    """The flow's stages in order, marked done ✓ / failed ✗ / running … / waiting ○, and the ones this flow does
+    not have marked — (their page says why), with Back and Next; under them what runs, with Stop. A stage that has
+    not finished can be chosen: its page appears when it is ready.
 
     Redrawn every ``POLL_SECONDS`` while the worker runs (a fragment: the stage page below is not redrawn); a
     click on the rail, the end of the run or Continue redraws the whole page."""
     s = run.state()
     stage = st.session_state.stage
-    reachable = [name for name in STAGES if s.states[name] in MARKS]  # ready, running or waiting
+    slots = [slot.name for slot in run.pipe.flow.slots]
+    reachable = [name for name in slots if s.states.get(name) in MARKS]  # ready, running or waiting
 
     def go(target: str | None) -> None:
         if target:  # None: the current segment was clicked again
@@ -42,7 +47,7 @@ def stage_rail(run: BackgroundRun) -> None:
     cols = st.columns([1, 12, 1], vertical_alignment="center")
     cols[0].button("◀ Back", disabled=i == 0, key="back", on_click=go, args=(reachable[max(0, i - 1)],))
     st.session_state.rail = stage  # keeps the control in step with Back/Next
-    cols[1].segmented_control("Stage", STAGES, key="rail", format_func=lambda n: rail_label(n, s),
+    cols[1].segmented_control("Stage", slots, key="rail", format_func=lambda n: rail_label(run, n, s),
                               label_visibility="collapsed", on_change=lambda: go(st.session_state.rail))
     cols[2].button("Next ▶", disabled=i >= len(reachable) - 1, key="next", on_click=go,
                    args=(reachable[min(len(reachable) - 1, i + 1)],))
@@ -51,14 +56,15 @@ def stage_rail(run: BackgroundRun) -> None:
         st.rerun()  # a stage was chosen, or the run ended or resumed: draw the page for it
 
 
-def rail_label(name: str, s: RunState) -> str:
-    """``3 calibrate …``: the stage's number, name and state mark."""
-    return f"{STAGES.index(name) + 1} {name}{MARKS.get(s.states[name], '')}"
+def rail_label(run: BackgroundRun, name: str, s: RunState) -> str:
+    """``3 calibrate …``: the stage's number, name and state mark (— for a stage the flow does not have)."""
+    mark = ABSENT_MARK if name in run.pipe.flow.absent else MARKS.get(s.states.get(name, ""), "")
+    return f"{run.pipe.flow.number(name)} {name}{mark}"
 
 
 def status_line(run: BackgroundRun, s: RunState) -> None:
     """What runs and waits, with Stop; after Stop, what did not run, with Continue."""
-    not_run = [name for name in STAGES if name not in s.ready and name not in s.pending()]
+    not_run = [name for name in s.states if name not in s.ready and name not in s.pending()]
     if s.running:
         c = st.columns([10, 1], vertical_alignment="center")
         c[0].caption(progress_text(s), help="later stages keep running; their pages appear when ready")
@@ -89,19 +95,23 @@ def main() -> None:
     except (LoadError, StageError) as exc:
         st.error(f"Could not load the model: {exc}", icon="🛑")
         return
-    st.markdown(f"**{run.pipe.spec.name}**: {run.pipe.spec.description or choice.ref} · flow `{config.flow}` · "
-                f"mode `{config.mode}` · partitioner `{config.partitioner}` · fusion `{config.fusion}`")
+    st.markdown(f"**{run.pipe.spec.name}**: {run.pipe.spec.description or choice.ref} · "
+                + " · ".join(f"`{part}`" for part in describe_config(config).split(", ")))
+    st.caption(f"Figures measured on {evaluation_data(run.pipe.spec, config).describe()}.")
     stage = pick_stage(run)
     running = run.alive
     st.session_state.shown = (stage, running)
     st.fragment(stage_rail, run_every=POLL_SECONDS if running else None)(run)
     if run.error is not None:
         st.error(f"The run stopped on an unexpected error: {run.error!r}", icon="🛑")
+    if stage in run.pipe.flow.absent:
+        absent_page(run.pipe.flow, stage)
+        return
     if not wait_for_stage(run, stage):
         if run.state().ready:
             st.rerun()  # the run ended without this stage (Stop, or an earlier stage failed): show another
         return
-    with torch_turn(stage):
+    with torch_turn(run.pipe, stage):
         stage_page(run.view(), stage, choice.ref)
 
 

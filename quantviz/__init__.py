@@ -4,7 +4,7 @@ Example::
 
     from quantviz import Pipeline, PipelineConfig, load_model
 
-    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(flow="pt2e", partitioner="xnnpack")).run()
+    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(flow="pt2e", backend="xnnpack")).run()
     for name, result in pipe.results.items():
         print(name, result.ok, result.graph.kind_counts() if result.graph else "")
 
@@ -16,7 +16,7 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "STAGES": "quantviz.config", "PipelineConfig": "quantviz.config",
+    "PipelineConfig": "quantviz.config", "flow_of": "quantviz.flows",
     "LoadError": "quantviz.errors", "StageError": "quantviz.errors",
     "load_model": "quantviz.loading", "ModelSpec": "quantviz.model_spec",
     "Pipeline": "quantviz.pipeline", "StageResult": "quantviz.pipeline",

@@ -21,7 +21,7 @@ import warnings
 from dataclasses import fields
 from pathlib import Path
 
-from quantviz.config import STAGES, ConfigError, PipelineConfig, config_flags
+from quantviz.config import ConfigError, PipelineConfig, config_flags
 
 
 class UsageError(Exception):
@@ -59,7 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quantviz", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list the sample models")
-    sub.add_parser("stages", help="list the stages in order")
+    stages = sub.add_parser("stages", help="list a flow's stages in order (absent ones with their reason)")
+    stages.add_argument("--flow", default=None, help="one flow (default: every flow)")
     run = sub.add_parser("run", help="run the flow and write summary.json, stage graphs and model.pte")
     add_run_options(run)
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
@@ -157,36 +158,53 @@ def cmd_models() -> int:
     return 0
 
 
-def cmd_stages() -> int:
-    from quantviz.stages import STAGE_LIST
+def cmd_stages(flow_name: str | None = None) -> int:
+    from quantviz.flows import FLOWS
+    from quantviz.flows.base import Absent
 
-    for i, stage in enumerate(STAGE_LIST, 1):
-        print(f"{i:2d}. {stage.name:<10} {stage.description}")
+    if flow_name is not None and flow_name not in FLOWS:
+        raise UsageError(f"no flow named {flow_name!r}: {', '.join(FLOWS)}")
+    for name, flow in FLOWS.items():
+        if flow_name not in (None, name):
+            continue
+        print(f"{name}: {flow.description}")
+        for i, slot in enumerate(flow.slots, 1):
+            if isinstance(slot, Absent):
+                print(f"  {i:2d}. {slot.name:<10} (not part of this flow: {slot.reason})")
+            else:
+                print(f"  {i:2d}. {slot.name:<10} {slot.description}")
     return 0
 
 
 def run_pipeline(args: argparse.Namespace):
     """Load the model and run the flow, printing one line a stage."""
+    from quantviz.data import evaluation_data
+    from quantviz.flows import describe_config, flow_of
     from quantviz.loading import load_model
     from quantviz.pipeline import Pipeline, StageEvent
 
     config = config_from_args(args)
+    try:
+        flow = flow_of(config)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     spec = load_model(args.model)
-    print(f"quantviz: {spec.name}, flow {config.flow}, mode {config.mode}, partitioner {config.partitioner}, "
-          f"fusion {config.fusion}", flush=True)
+    print(f"quantviz: {spec.name}, {describe_config(config)}", flush=True)
+    print(f"  numbers measured on {evaluation_data(spec, config).describe()}", flush=True)
+    total = flow.index(config.until) + 1
 
     def on_event(event: StageEvent) -> None:
         if event.kind == "start":
-            print(f"  [{STAGES.index(event.stage) + 1:2d}/{STAGES.index(config.until) + 1}] {event.stage:<10}",
-                  end="", flush=True)
+            print(f"  [{flow.index(event.stage) + 1:2d}/{total}] {event.stage:<10}", end="", flush=True)
         elif event.kind == "end" and event.result is not None:
             r = event.result
             if r.ok:
+                timed = "" if r.timed_by == "quantviz" else f" ({r.timed_by}'s own figure)"
                 counts = r.graph.kind_counts() if r.graph else {}
                 q, dq = counts.get("quantize", 0), counts.get("dequantize", 0)
                 extra = f"{len(r.graph.nodes)} nodes, {q} q, {dq} dq, {len(r.graph.patterns)} patterns" \
                     if r.graph else "; ".join(r.notes)
-                print(f" ok   {r.seconds:6.2f}s  {extra}", flush=True)
+                print(f" ok   {r.seconds:6.2f}s{timed}  {extra}", flush=True)
             else:
                 print(f" FAILED {r.seconds:6.2f}s", flush=True)
 
@@ -425,7 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             return cmd_models()
         if args.command == "stages":
-            return cmd_stages()
+            return cmd_stages(args.flow)
         if args.command == "report":
             return cmd_report(args)
         if args.command == "why":

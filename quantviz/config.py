@@ -1,30 +1,46 @@
 """One dataclass holds every choice the flow makes. Each field's metadata (help text, choices, flag) is the
-one place an option is described: the CLI's flags and the app's sidebar widgets are generated from it."""
+one place an option is described: the CLI's flags and the app's sidebar widgets are generated from it.
+
+Which stage reads which field is declared by each stage (``Stage.reads`` in ``quantviz/stages/<name>.py``);
+which stages a flow has, by the flow (``quantviz/flows/<name>.py``); a backend's quantizer and partitioner, by
+the backend (``quantviz/backends/<name>.py``).
+"""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Literal, get_args
 
-STAGES: tuple[str, ...] = (
-    "trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate", "fuse", "emit", "run",
-)
-FLOWS = ("fx", "pt2e")
-MODES = ("static", "dynamic")
-PARTITIONERS = ("none", "xnnpack", "demo")
-LOWERINGS = ("transform_and_lower", "to_backend")
-DELEGATE_GRANULARITIES = ("graph", "op")
-FUSIONS = ("none", "executorch", "quantviz", "both")
-DUPLICATE_DEQUANT = ("auto", "on", "off")
+FlowName = Literal["fx", "pt2e", "torchao", "recipe"]
+Mode = Literal["static", "dynamic"]
+BackendName = Literal["auto", "portable", "xnnpack", "arm-tosa", "ethos-u", "openvino", "vulkan", "coreml"]
+PartitionerChoice = Literal["auto", "none", "xnnpack", "demo"]
+Lowering = Literal["transform_and_lower", "to_backend"]
+Granularity = Literal["graph", "op"]
+Fusion = Literal["none", "executorch", "quantviz", "both"]
+DuplicateDequant = Literal["auto", "on", "off"]
+Scheme = Literal["8da4w", "8da8w", "int8-weight-only"]
+
+FLOWS: tuple[str, ...] = get_args(FlowName)
+MODES: tuple[str, ...] = get_args(Mode)
+BACKENDS: tuple[str, ...] = get_args(BackendName)
+PARTITIONERS: tuple[str, ...] = get_args(PartitionerChoice)
+LOWERINGS: tuple[str, ...] = get_args(Lowering)
+DELEGATE_GRANULARITIES: tuple[str, ...] = get_args(Granularity)
+FUSIONS: tuple[str, ...] = get_args(Fusion)
+DUPLICATE_DEQUANT: tuple[str, ...] = get_args(DuplicateDequant)
+SCHEMES: tuple[str, ...] = get_args(Scheme)
+EMBEDDING_BITS = (0, 4, 8)
 
 
 class ConfigError(ValueError):
     """A configuration value that is not allowed (the CLI turns it into exit code 1)."""
 
 
-def option(default: Any, help: str, choices: tuple[str, ...] | None = None, **extra: Any) -> Any:
+def option(default: Any, help: str, choices: tuple[Any, ...] | None = None, **extra: Any) -> Any:
     """A config field described for the CLI and the app: ``help`` is their help text, ``choices`` the allowed
     values (checked in ``__post_init__``). ``extra`` may set ``flag`` (the CLI flag, default ``--field-name``),
-    ``metavar`` and ``label`` (the app's widget label)."""
+    ``metavar``, ``label`` (the app's widget label) and ``flows`` (the flows the option applies to: the app shows
+    it only for them)."""
     return field(default=default, metadata={"help": help, "choices": choices, **extra})
 
 
@@ -34,55 +50,119 @@ class PipelineConfig:
 
     Example::
 
-        PipelineConfig(flow="pt2e", partitioner="xnnpack", until="emit")
+        PipelineConfig(flow="pt2e", backend="xnnpack", until="emit")
+        PipelineConfig(flow="torchao", scheme="8da4w", group_size=32)
+        PipelineConfig(recipe="xnnpack_torchao_int8da_int4w_per_channel")   # flow becomes "recipe"
     """
 
-    flow: str = option("fx", "fx: prepare_fx + ExecuTorch BackendConfig (uint8 activations); pt2e: prepare_pt2e "
-                             "+ XNNPACKQuantizer (int8)", FLOWS)
-    mode: str = option("static", "static, or dynamic (choose_qparams on linear activations)", MODES)
-    per_channel: bool = option(False, "per-channel weight quantization", label="Per-channel weights")
-    partitioner: str = option("none", "none; xnnpack (XnnpackPartitioner); demo (quantviz's conv -> add "
-                                      "partitioner)", PARTITIONERS)
-    lowering: str = option("transform_and_lower", "how a partitioner is applied: transform_and_lower "
-                           "(to_edge_transform_and_lower, what XNNPACK users call: the backend's ops are kept "
-                           "whole and its transform passes run first) or to_backend (to_edge, then to_backend: "
-                           "the seed's path)", LOWERINGS)
-    delegate_granularity: str = option(
+    flow: FlowName = option(
+        "fx", "fx: prepare_fx + ExecuTorch BackendConfig (uint8 activations); pt2e: prepare_pt2e + the backend's "
+              "quantizer (int8); torchao: torchao's quantize_ source transform (--scheme), then torch.export; "
+              "recipe: executorch.export.export with an ExportRecipe (--recipe)", FLOWS)
+    mode: Mode = option("static", "static, or dynamic (choose_qparams on linear activations)", MODES,
+                        flows=("fx", "pt2e"))
+    per_channel: bool = option(False, "per-channel weight quantization", label="Per-channel weights",
+                               flows=("fx", "pt2e"))
+    backend: BackendName = option(
+        "auto", "the target: its quantizer (pt2e), partitioner and how numbers are obtained. auto: xnnpack for "
+                "--flow torchao, the recipe's own for --flow recipe, else portable (ExecuTorch's portable and "
+                "quantized kernels, XNNPACKQuantizer's int8 scheme, no delegate unless --partitioner says)",
+        BACKENDS, flows=("fx", "pt2e", "torchao"))
+    partitioner: PartitionerChoice = option(
+        "auto", "auto: the backend's own partitioner (none for portable); none: nothing delegated; xnnpack: "
+                "XnnpackPartitioner (the same as --backend xnnpack); demo: quantviz's conv -> add partitioner",
+        PARTITIONERS, flows=("fx", "pt2e", "torchao"))
+    lowering: Lowering = option(
+        "transform_and_lower", "how a partitioner is applied: transform_and_lower (to_edge_transform_and_lower, "
+                               "what backend users call: the backend's ops are kept whole and its transform passes "
+                               "run first) or to_backend (to_edge, then to_backend: the seed's path)", LOWERINGS,
+        flows=("fx", "pt2e", "torchao"))
+    delegate_granularity: Granularity = option(
         "graph", "graph: the partitioner merges what it takes into as few delegates as it can; op: every op it "
                  "takes (a quantized pattern with its q/dq) becomes its own delegate, so the runtime's debug buffer "
                  "holds each delegated op's output (quantviz compare's blame table reads it); XNNPACK's "
                  "per_op_mode, the demo partitioner keeps its conv -> add groups",
-        DELEGATE_GRANULARITIES, label="Delegate granularity")
-    fusion: str = option("executorch", "whose fusion patterns: none; executorch (QuantFusionPass: uint8 add, "
-                                       "reshapes); quantviz (the project's C++ kernels); both (quantviz's first)",
-                         FUSIONS)
+        DELEGATE_GRANULARITIES, label="Delegate granularity", flows=("fx", "pt2e", "torchao"))
+    fusion: Fusion = option("executorch", "whose fusion patterns: none; executorch (QuantFusionPass: uint8 add, "
+                                          "reshapes); quantviz (the project's C++ kernels); both (quantviz's first)",
+                            FUSIONS, flows=("fx", "pt2e"))
     skip_modules: tuple[str, ...] = option((), "submodule names left untraced and unquantized (they stay float)",
-                                           flag="--skip-module", metavar="NAME")
+                                           flag="--skip-module", metavar="NAME", flows=("fx", "pt2e", "torchao"))
     skip_untraceable: bool = option(False, "fx: find every submodule and helper function symbolic tracing cannot "
-                                           "follow, keep helpers as leaf calls and skip the modules, in one run")
-    calibration_batches: int = option(8, "at most this many calibration batches", metavar="N")
-    duplicate_dequant: str = option("auto", "DuplicateDequantNodePass: auto (when a dequantize is shared), on, "
-                                            "off", DUPLICATE_DEQUANT)
-    until: str = option("run", "last stage to run", STAGES, metavar="STAGE")
+                                           "follow, keep helpers as leaf calls and skip the modules, in one run",
+                                    flows=("fx",))
+    calibration_batches: int = option(8, "at most this many calibration batches", metavar="N",
+                                      flows=("fx", "pt2e", "recipe"))
+    duplicate_dequant: DuplicateDequant = option(
+        "auto", "DuplicateDequantNodePass: auto (when a dequantize is shared), on, off", DUPLICATE_DEQUANT,
+        flows=("fx", "pt2e"))
+    scheme: Scheme = option("8da4w", "torchao: 8da4w (int8 dynamic activations, int4 weights), 8da8w (int8 "
+                                     "weights), int8-weight-only (activations stay float)", SCHEMES,
+                            flows=("torchao",))
+    group_size: int = option(32, "torchao 8da4w: weights quantized in groups of this many input channels; 0: "
+                                 "per output channel", metavar="N", flows=("torchao",))
+    quantize_embeddings: int = option(0, "torchao: also quantize nn.Embedding weights to 4 or 8 bits "
+                                         "(IntxWeightOnlyConfig); 0: leave them float", EMBEDDING_BITS,
+                                      metavar="BITS", flows=("torchao",))
+    recipe: str = option("", "an ExecuTorch export recipe (e.g. xnnpack_torchao_int8da_int4w_per_channel): "
+                             "quantviz calls executorch.export.export with it and shows every stage of the session; "
+                             "sets --flow recipe (`quantviz recipes` lists them)", metavar="NAME",
+                         flows=("recipe",))
+    held_out: int = option(0, "measure numerics on N synthetic held-out batches drawn like the example inputs "
+                              "(token ids over the embedding's vocabulary, floats with the example's mean and "
+                              "spread) instead of the factory's evaluation data; 0: the factory's data",
+                           metavar="N", label="Synthetic held-out batches")
+    until: str = option("run", "last stage to run (one of the flow's stages, see `quantviz stages`)",
+                        metavar="STAGE")
 
     def __post_init__(self) -> None:
         for f in fields(self):
             allowed = f.metadata.get("choices")
             if allowed and getattr(self, f.name) not in allowed:
-                raise ConfigError(f"{f.name}={getattr(self, f.name)!r} is not one of {', '.join(allowed)}")
-        if self.calibration_batches < 1:
-            raise ConfigError("calibration_batches must be at least 1")
+                raise ConfigError(f"{f.name}={getattr(self, f.name)!r} is not one of "
+                                  f"{', '.join(str(a) for a in allowed)}")
+        for name in ("calibration_batches",):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be at least 1")
+        for name in ("group_size", "held_out"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be 0 or more")
         object.__setattr__(self, "skip_modules", tuple(self.skip_modules))
+        if self.recipe and self.flow != "recipe":
+            object.__setattr__(self, "flow", "recipe")  # --recipe NAME is the recipe flow
+        if self.flow == "recipe" and not self.recipe:
+            raise ConfigError("flow='recipe' needs a recipe (--recipe NAME; `quantviz recipes` lists them)")
+        if self.partitioner == "xnnpack":  # one config for one meaning: --partitioner xnnpack is --backend xnnpack
+            if self.backend not in ("auto", "portable", "xnnpack"):
+                raise ConfigError(f"partitioner='xnnpack' delegates to XNNPACK, but backend={self.backend!r}: "
+                                  "use --backend xnnpack, or --partitioner auto for the backend's own")
+            object.__setattr__(self, "backend", "xnnpack")
+            object.__setattr__(self, "partitioner", "auto")
+        if self.partitioner == "demo" and self.target not in ("portable", "xnnpack"):
+            raise ConfigError(f"partitioner='demo' lowers conv -> add groups to XNNPACK; backend {self.target!r} "
+                              "has its own partitioner (--partitioner auto)")
+        if self.flow == "torchao" and self.target not in ("portable", "xnnpack"):
+            raise ConfigError(f"flow='torchao' lowers to XNNPACK (the configurations quantize_ makes for it); "
+                              f"backend {self.target!r} takes --flow pt2e with its own quantizer")
+
+    # -- what the choices resolve to ----------------------------------------------------------------------------
+    @property
+    def target(self) -> str:
+        """The backend ``backend="auto"`` stands for: xnnpack under torchao, the recipe's under recipe (resolved by
+        the recipe flow: "recipe" here), portable otherwise; else ``backend`` itself."""
+        if self.backend != "auto":
+            return self.backend
+        return {"torchao": "xnnpack", "recipe": "recipe"}.get(self.flow, "portable")
 
     @property
     def uses_quantviz_kernels(self) -> bool:
         """True when the fuse stage applies quantviz's patterns (its kernels must be loaded to run the program)."""
-        return self.fusion in ("quantviz", "both")
+        return self.flow in ("fx", "pt2e") and self.fusion in ("quantviz", "both")
 
     @property
     def uses_executorch_fusion(self) -> bool:
         """True when the fuse stage runs ExecuTorch's QuantFusionPass."""
-        return self.fusion in ("executorch", "both")
+        return self.flow in ("fx", "pt2e") and self.fusion in ("executorch", "both")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -100,8 +180,8 @@ def config_flags(config: PipelineConfig, base: PipelineConfig | None = None) -> 
     for f in fields(PipelineConfig):
         value, flag = getattr(config, f.name), f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         was = f.default if base is None else getattr(base, f.name)
-        if value == was:
-            continue
+        if value == was or (f.name == "flow" and config.recipe and value == "recipe"):
+            continue  # --recipe NAME says --flow recipe
         if isinstance(value, bool):
             out.append(flag if value else f"(without {flag})")
         elif isinstance(value, tuple):
@@ -111,29 +191,8 @@ def config_flags(config: PipelineConfig, base: PipelineConfig | None = None) -> 
     return " ".join(out)
 
 
-# Which config fields each stage reads. The pipeline re-runs from the first stage whose fields changed.
-STAGE_DEPENDS_ON: dict[str, tuple[str, ...]] = {
-    "trace": ("flow", "skip_modules", "skip_untraceable"),
-    "prepare": ("mode", "per_channel"),
-    "calibrate": ("calibration_batches",),
-    "convert": (),
-    "capture": (),
-    "edge": ("duplicate_dequant", "lowering"),  # and the partitioner (and its granularity) under transform_and_lower
-    "delegate": ("partitioner", "delegate_granularity"),
-    "fuse": ("fusion",),
-    "emit": (),
-    "run": (),
-}
-
-
-def stage_reads(stage: str, config: PipelineConfig) -> tuple[str, ...]:
-    """The config fields ``stage`` reads under ``config``: ``STAGE_DEPENDS_ON``, plus the partitioner and its
-    granularity at edge when lowering is transform_and_lower (the partitioner then decides which ops the edge
-    program keeps whole)."""
-    if stage == "edge" and config.lowering == "transform_and_lower":
-        return STAGE_DEPENDS_ON[stage] + ("partitioner", "delegate_granularity")
-    return STAGE_DEPENDS_ON[stage]
-
-
-assert set(STAGE_DEPENDS_ON) == set(STAGES)
-assert {f.name for f in fields(PipelineConfig)} - {"until"} == {x for v in STAGE_DEPENDS_ON.values() for x in v}
+def applies_to(field_name: str, flow: str) -> bool:
+    """True when the option ``field_name`` means something under ``flow`` (its ``flows`` metadata; every flow
+    when it has none), e.g. ``applies_to("scheme", "pt2e")`` is False."""
+    meta = {f.name: f.metadata for f in fields(PipelineConfig)}[field_name]
+    return flow in meta.get("flows", FLOWS)

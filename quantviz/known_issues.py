@@ -9,13 +9,14 @@ from __future__ import annotations
 import re
 import traceback
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
 from quantviz.failure_site import find_failure_site
+from quantviz.stages.base import Remedy
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,15 @@ class KnownIssue:
 
 KNOWN_ISSUES: tuple[KnownIssue, ...] = (
     KnownIssue(
-        "emit", r"Missing out variants: \{(?P<ops>[^}]*)\}",
+        "emit", r"Missing out variants: \{(?P<ops>[^}]*torchao::[^}]*)\}",
+        "to_executorch found no out-variant kernel for {ops}: torchao's affine quantize/dequantize ops have no "
+        "ExecuTorch kernel, so every op that uses them must be delegated (XNNPACK takes 8da4w/8da8w linears on "
+        "their inputs' shapes) or fused (quantized embeddings: --quantize-embeddings with the fuse stage)",
+        "delegate to XNNPACK (--backend xnnpack, --partitioner auto); the delegate stage's notes name the ops it "
+        "left out, keep those float with --skip-module NAME",
+        fix={"partitioner": "auto"}, requires={"flow": "torchao"}),
+    KnownIssue(
+        "emit", r"Missing out variants: \{(?P<ops>[^}]*add_relu[^}]*)\}",
         "to_executorch found no out-variant kernel for {ops}: ExecuTorch's QuantFusionPass fused a pattern into "
         "an operator that executorch 1.5.1 cannot run (quantized add+relu fuses to quantized_decomposed::add_relu, "
         "which has no .out kernel)",
@@ -47,56 +56,6 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "there is nothing to rebuild (or --partitioner none to lower without XNNPACK)",
         fix={"lowering": "transform_and_lower"}, requires={"lowering": "to_backend"}),
 )
-
-OTHER_FLOW = "<the other flow>"  # stands for "fx" under pt2e and "pt2e" under fx in a GenericRemedy's fixes
-
-
-@dataclass(frozen=True)
-class GenericRemedy:
-    """What to try when a stage fails in a way no KnownIssue explains."""
-
-    hint: str  # the words the user reads
-    fixes: tuple[dict[str, Any], ...] = ()  # the hint's config changes, first choice first (OTHER_FLOW resolved)
-
-
-GENERIC_REMEDIES: dict[str, GenericRemedy] = {
-    "trace": GenericRemedy(
-        "check that the model runs eagerly on its example inputs; skip untraceable modules with --skip-module"),
-    "prepare": GenericRemedy(
-        "try --flow pt2e or --flow fx, or skip the module named in the message with --skip-module",
-        ({"flow": OTHER_FLOW},)),
-    "calibrate": GenericRemedy(
-        "the calibration data matches the example inputs, so an op or observer inside the prepared model failed: "
-        "see the failing node; skip its module with --skip-module or try the other flow", ({"flow": OTHER_FLOW},)),
-    "convert": GenericRemedy("try the other flow (--flow fx / --flow pt2e) or --mode static",
-                             ({"flow": OTHER_FLOW}, {"mode": "static"})),
-    "capture": GenericRemedy("torch.export could not capture the reference model; try --flow pt2e",
-                             ({"flow": "pt2e"},)),
-    "edge": GenericRemedy("try --duplicate-dequant off", ({"duplicate_dequant": "off"},)),
-    "delegate": GenericRemedy("try --partitioner none to see the graph without delegation",
-                              ({"partitioner": "none"},)),
-    "fuse": GenericRemedy("try --fusion none, or the other patterns (--fusion executorch or --fusion quantviz)",
-                          ({"fusion": "none"}, {"fusion": "executorch"})),
-    "emit": GenericRemedy("try --fusion none or --partitioner none to find the op that does not lower",
-                          ({"fusion": "none"}, {"partitioner": "none"})),
-    "run": GenericRemedy("try --partitioner none or --fusion none to find what the runtime rejects",
-                         ({"partitioner": "none"}, {"fusion": "none"})),
-}
-
-
-def generic_fix(stage: str, config: PipelineConfig | None = None) -> dict[str, Any]:
-    """The config change of the stage's :class:`GenericRemedy`: its first fix that changes ``config``.
-
-    Example::
-
-        generic_fix("prepare", PipelineConfig(flow="pt2e"))   # {"flow": "fx"}
-    """
-    config = config or PipelineConfig()
-    remedy = GENERIC_REMEDIES.get(stage, GenericRemedy(""))
-    other_flow = "pt2e" if config.flow == "fx" else "fx"
-    fixes = [{k: other_flow if v == OTHER_FLOW else v for k, v in f.items()} for f in remedy.fixes]
-    return next((f for f in fixes if _changes(config, f)), {})
-
 
 def cause_chain(exc: BaseException) -> list[BaseException]:
     """``exc`` and the exceptions it chains, outermost first. An implicit ``__context__`` that is only a failed
@@ -120,9 +79,13 @@ def cause_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first[:500]}" if first else f"{type(exc).__name__} (the library gave no message)"
 
 
-def explain(stage: str, exc: BaseException, config: PipelineConfig | None = None) -> StageError:
+def explain(stage: str, exc: BaseException, config: PipelineConfig | None = None,
+            remedy: Remedy | None = None,
+            differs: Callable[[PipelineConfig, PipelineConfig], bool] | None = None) -> StageError:
     """The StageError for an exception a stage raised (``config``: the run's, for the fix; default config if
-    None). A StageError keeps its words and gains its causes, failing node and traceback."""
+    None; ``remedy``: the stage's own, from its record, when no known issue explains the failure). A StageError
+    keeps its words and gains its causes, failing node and traceback. ``differs`` tells which fixes change what
+    the config does (see ``Remedy.fix_for``)."""
     if isinstance(exc, StageError):
         return _with_context(exc, exc)
     chain = cause_chain(exc)
@@ -137,7 +100,8 @@ def explain(stage: str, exc: BaseException, config: PipelineConfig | None = None
             error = StageError(stage, issue.message.format(cause=inner, **m.groupdict()), issue.hint,
                                fix=dict(issue.fix))
             return _with_context(error, exc, name_site=True)
-    error = StageError(stage, _message(chain), GENERIC_REMEDIES[stage].hint if stage in GENERIC_REMEDIES else "", fix=generic_fix(stage, config))
+    remedy = remedy or Remedy("")
+    error = StageError(stage, _message(chain), remedy.hint, fix=remedy.fix_for(config, differs))
     return _with_context(error, exc, name_site=True)
 
 
@@ -177,10 +141,6 @@ def _with_context(error: StageError, exc: BaseException, name_site: bool = False
 
 def _holds(config: PipelineConfig, values: dict[str, Any]) -> bool:
     return all(getattr(config, k, None) == v for k, v in values.items())
-
-
-def _changes(config: PipelineConfig, change: dict[str, Any]) -> bool:
-    return any(getattr(config, k, v) != v for k, v in change.items())
 
 
 def runtime_preflight(edge) -> StageError | None:

@@ -5,8 +5,9 @@ dialect, keeping the ops the partitioner asks for whole), then ``to_backend``, t
 whole was delegated. quantviz's edge stage runs the first step and its delegate stage the other two, so each
 page shows the program between them; together they are that one call::
 
-    edge = edge_program(aten_program, PipelineConfig(partitioner="xnnpack"))      # edge stage
-    lowered = delegate(edge, make_partitioner("xnnpack")[0], "transform_and_lower")   # delegate stage
+    config = PipelineConfig(flow="pt2e", backend="xnnpack")
+    edge = edge_program(aten_program, config)                                          # edge stage
+    lowered = delegate(edge, partitioner_for(config).partitioner, "transform_and_lower")   # delegate stage
 
 ``to_backend`` (the seed's path) is ``to_edge`` then ``edge.to_backend(partitioner)``.
 """
@@ -16,46 +17,64 @@ import contextlib
 import logging
 from typing import Any, Iterator
 
+from quantviz.backends import PartitionerChoice, backend_of
 from quantviz.config import PipelineConfig
 
 # quantized_decomposed ops are not core ATen, so the IR check is off, as in ExecuTorch's own quantization tests
 COMPILE_CONFIG_CALL = "EdgeCompileConfig(_check_ir_validity=False)"
 
 
-def compile_config() -> Any:
+def compile_config(config: PipelineConfig | None = None) -> Any:
+    """The EdgeCompileConfig: the IR check off, plus what the config's backend needs (``compile_options``)."""
     from executorch.exir import EdgeCompileConfig
 
-    return EdgeCompileConfig(_check_ir_validity=False)
+    options = backend_of(config).compile_options if config is not None and config.target != "recipe" else {}
+    return EdgeCompileConfig(_check_ir_validity=False, **options)
 
 
-def make_partitioner(name: str, granularity: str = "graph") -> tuple[Any, str, str]:
-    """(partitioner, its import line, its constructor call) for a ``PipelineConfig.partitioner`` name.
+def compile_config_call(config: PipelineConfig) -> str:
+    options = backend_of(config).compile_options if config.target != "recipe" else {}
+    return "EdgeCompileConfig(" + ", ".join(["_check_ir_validity=False", *(f"{k}={v!r}" for k, v in options.items())]) + ")"
 
-    ``granularity="op"`` (``PipelineConfig.delegate_granularity``) makes every op the partitioner takes its own
-    delegate (XNNPACK's ``per_op_mode``), so the runtime reports each delegated op's output as a delegate call
-    output. The demo partitioner's groups are one conv -> add each already: it ignores the granularity::
 
-        partitioner, import_line, ctor = make_partitioner("xnnpack", "op")
-        ctor   # 'XnnpackPartitioner(per_op_mode=True)'
+def partitioner_for(config: PipelineConfig) -> PartitionerChoice | None:
+    """The partitioner ``config`` delegates with, or None: ``--partitioner none``; ``demo`` (quantviz's conv -> add
+    groups); ``auto``: the backend's own (the portable backend has none)::
+
+        partitioner_for(PipelineConfig(backend="xnnpack", delegate_granularity="op")).constructor
+        # 'XnnpackPartitioner(per_op_mode=True)'
     """
-    if name == "xnnpack":
-        from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
-
-        per_op = granularity == "op"
-        return (XnnpackPartitioner(per_op_mode=per_op),
-                "from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner",
-                "XnnpackPartitioner(per_op_mode=True)" if per_op else "XnnpackPartitioner()")
-    if name == "demo":
+    if config.partitioner == "none":
+        return None
+    if config.partitioner == "demo":
         from quantviz.partitioners.demo import DemoConvAddPartitioner
 
-        return DemoConvAddPartitioner(), "from quantviz.partitioners.demo import DemoConvAddPartitioner", \
-            "DemoConvAddPartitioner()"
-    raise ValueError(f"no partitioner named {name!r}")
+        return PartitionerChoice(DemoConvAddPartitioner(), "from quantviz.partitioners.demo import "
+                                 "DemoConvAddPartitioner", "DemoConvAddPartitioner()")
+    backend = backend_of(config)
+    return backend.partitioner(config) if backend.partitioner is not None else None
+
+
+def partitioner_name(config: PipelineConfig) -> str:
+    """"none", "demo" or the backend whose partitioner ``config`` delegates with (no object is built)."""
+    if config.partitioner in ("none", "demo"):
+        return config.partitioner
+    return config.target if backend_of(config).partitioner is not None else "none"
+
+
+def delegates(config: PipelineConfig) -> bool:
+    """True when ``config`` hands ops to a partitioner."""
+    return partitioner_name(config) != "none"
+
+
+def partitioner_key(config: PipelineConfig) -> tuple:
+    """What the delegate stage (and, under transform_and_lower, the edge stage) depends on."""
+    return partitioner_name(config), config.delegate_granularity, config.lowering, config.target
 
 
 def keeps_ops_whole(config: PipelineConfig) -> bool:
     """True when the edge program is made for a partitioner (to_edge_transform_and_lower's first step)."""
-    return config.partitioner != "none" and config.lowering == "transform_and_lower"
+    return delegates(config) and config.lowering == "transform_and_lower"
 
 
 def edge_program(aten_program: Any, config: PipelineConfig) -> Any:
@@ -63,12 +82,12 @@ def edge_program(aten_program: Any, config: PipelineConfig) -> Any:
     if keeps_ops_whole(config):
         from executorch.exir.program._program import _gen_edge_manager_for_partitioners
 
-        partitioner = make_partitioner(config.partitioner, config.delegate_granularity)[0]
+        partitioner = partitioner_for(config).partitioner
         return _gen_edge_manager_for_partitioners({"forward": [partitioner]}, {"forward": aten_program},
-                                                  compile_config(), None)
+                                                  compile_config(config), None)
     from executorch.exir import to_edge
 
-    return to_edge(aten_program, compile_config=compile_config())
+    return to_edge(aten_program, compile_config=compile_config(config))
 
 
 def delegate(edge: Any, partitioner: Any, lowering: str) -> Any:
@@ -128,25 +147,26 @@ def graph_ops(program: Any) -> tuple[int, tuple[str, ...]]:
 
 def calls(config: PipelineConfig, stage: str) -> list[str]:
     """The bare API calls of ``stage`` ("edge" or "delegate") under ``config``, as copyable Python."""
-    if config.partitioner == "none":
+    cc = compile_config_call(config)
+    choice = partitioner_for(config)
+    if choice is None:
         return ["from executorch.exir import EdgeCompileConfig, to_edge",
-                f"edge = to_edge(aten_program, compile_config={COMPILE_CONFIG_CALL})"] if stage == "edge" else []
-    _, import_line, ctor = make_partitioner(config.partitioner, config.delegate_granularity)
+                f"edge = to_edge(aten_program, compile_config={cc})"] if stage == "edge" else []
+    import_line, ctor = choice.import_line, choice.constructor
     if config.lowering == "to_backend":
         if stage == "edge":
             return ["from executorch.exir import EdgeCompileConfig, to_edge",
-                    f"edge = to_edge(aten_program, compile_config={COMPILE_CONFIG_CALL})"]
+                    f"edge = to_edge(aten_program, compile_config={cc})"]
         return [import_line, f"edge = edge.to_backend({ctor})"]
     bare = [import_line, "from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower",
-            f"edge = to_edge_transform_and_lower(aten_program, partitioner=[{ctor}], "
-            f"compile_config={COMPILE_CONFIG_CALL})"]
+            f"edge = to_edge_transform_and_lower(aten_program, partitioner=[{ctor}], compile_config={cc})"]
     if stage == "edge":
         return [f"# the edge and delegate stages together are this one call; this page shows the program after "
-                f"its first step (to edge dialect, {ctor.removesuffix('()')}'s ops kept whole):", *bare,
+                f"its first step (to edge dialect, {ctor.split('(')[0]}'s ops kept whole):", *bare,
                 "# quantviz's split: from executorch.exir.program._program import "
                 "_gen_edge_manager_for_partitioners",
                 f"# edge = _gen_edge_manager_for_partitioners({{'forward': [{ctor}]}}, {{'forward': aten_program}}, "
-                f"{COMPILE_CONFIG_CALL}, None)"]
+                f"{cc}, None)"]
     return ["# the rest of to_edge_transform_and_lower (see the edge stage): partition and lower, then check that "
             "every op kept whole was delegated", *bare,
             f"# quantviz's split: edge = edge.to_backend({{'forward': {ctor}}})"]

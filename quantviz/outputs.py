@@ -16,7 +16,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from quantviz.config import STAGES
 from quantviz.interop.model_explorer import FOLDER, write_model_explorer
 from quantviz.pipeline import Pipeline
 from quantviz.render.dot import to_dot
@@ -24,9 +23,9 @@ from quantviz.render.svg import dot_available, dot_to_svg
 from quantviz.stage_views import stage_view
 
 
-def stage_file_stem(stage: str) -> str:
-    """``01_trace`` ... ``10_run``."""
-    return f"{STAGES.index(stage) + 1:02d}_{stage}"
+def stage_file_stem(pipe: Pipeline, stage: str) -> str:
+    """``01_trace`` ... ``10_run``: the stage's number on the flow's rail (absent stages keep their numbers)."""
+    return f"{pipe.flow.number(stage):02d}_{stage}"
 
 
 def summary(pipe: Pipeline) -> dict[str, Any]:
@@ -63,7 +62,7 @@ def write_outputs(pipe: Pipeline, out: Path, svg: bool = True, model_explorer: b
     for name, result in pipe.results.items():
         if result.graph is None:
             continue
-        stem = f"stages/{stage_file_stem(name)}"
+        stem = f"stages/{stage_file_stem(pipe, name)}"
         (out / f"{stem}.json").write_text(json.dumps(result.graph.to_dict(), indent=1))
         dot = to_dot(result.graph, stage_view(pipe, name))
         (out / f"{stem}.dot").write_text(dot)

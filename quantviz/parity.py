@@ -1,7 +1,7 @@
 """quantviz against the bare calls on the same model, in the same process: does quantviz reach ``run`` whenever a
 user's own script does?
 
-    row = check_parity(lambda: load_model("sample:zoo_vit"), PipelineConfig(flow="pt2e", partitioner="xnnpack"))
+    row = check_parity(lambda: load_model("sample:zoo_vit"), PipelineConfig(flow="pt2e", backend="xnnpack"))
     row.bare_ok, row.quantviz_ok, row.regression   # True, True, False
 """
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from quantviz.bare_flow import run_bare
 from quantviz.config import PipelineConfig, config_flags
-from quantviz.lowering import graph_ops
+from quantviz.lowering import delegates, graph_ops
 from quantviz.model_spec import ModelSpec
 from quantviz.pipeline import Pipeline
 
@@ -60,9 +60,9 @@ def check_parity(make_spec: Callable[[], ModelSpec], config: PipelineConfig) -> 
     delegate = pipe.results.get("delegate")
     delegates, leftover = graph_ops(delegate.artifact) if delegate is not None and delegate.ok else (0, ())
     same = None
-    if config.partitioner != "none" and config.lowering == "transform_and_lower" and delegate is not None \
-            and delegate.ok and bare.failed_step not in ("export", "prepare", "calibrate", "convert", "capture",
-                                                         "lower"):
+    lowered = bare.failed_step is None or pipe.flow.index(bare.failed_step) > pipe.flow.index("edge")
+    if delegates(config) and config.lowering == "transform_and_lower" and delegate is not None \
+            and delegate.ok and lowered:
         same = delegates == bare.delegate_calls and leftover == bare.non_delegated_ops
     convert = pipe.results.get("convert")
     failed = pipe.failed
@@ -81,8 +81,8 @@ def check_parity(make_spec: Callable[[], ModelSpec], config: PipelineConfig) -> 
 
 # The configurations every zoo model is held to (tests/test_zoo_e2e.py, bench/zoo.py).
 STANDARD_CONFIGS: dict[str, PipelineConfig] = {
-    "pt2e + xnnpack": PipelineConfig(flow="pt2e", partitioner="xnnpack"),
-    "pt2e + xnnpack (to_backend)": PipelineConfig(flow="pt2e", partitioner="xnnpack", lowering="to_backend"),
+    "pt2e + xnnpack": PipelineConfig(flow="pt2e", backend="xnnpack"),
+    "pt2e + xnnpack (to_backend)": PipelineConfig(flow="pt2e", backend="xnnpack", lowering="to_backend"),
     "pt2e + quantviz fusion": PipelineConfig(flow="pt2e", fusion="quantviz"),
     "fx --skip-untraceable": PipelineConfig(flow="fx", skip_untraceable=True),
 }

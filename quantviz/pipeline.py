@@ -7,8 +7,9 @@ Example::
     pipe = Pipeline(load_model("sample:digits_cnn"), PipelineConfig(flow="pt2e"))
     pipe.run()
     pipe.results["convert"].graph.kind_counts()
-    pipe.update(pipe.config.with_changes(partitioner="xnnpack"))  # keeps trace..edge
+    pipe.update(pipe.config.with_changes(backend="xnnpack"))  # keeps trace..capture
     pipe.run()
+    pipe.stage_names   # the flow's stages, in order: ('trace', 'prepare', ..., 'run')
 """
 from __future__ import annotations
 
@@ -18,13 +19,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
-from quantviz.config import STAGES, PipelineConfig, stage_reads
+from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
+from quantviz.flows import Flow, flow_of
 from quantviz.graph import GraphView, snapshot
 from quantviz.known_issues import explain
 from quantviz.model_spec import ModelSpec
-from quantviz.stages import STAGE_LIST, StageContext
-from quantviz.stages.base import Diagnostics
+from quantviz.runtime import as_module
+from quantviz.stages.base import Diagnostics, Stage, StageContext
 from quantviz.torch_lock import TORCH_LOCK
 
 
@@ -42,6 +44,8 @@ class StageResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     artifact: Any = None
     diagnostics: Diagnostics = field(default_factory=Diagnostics)  # structured findings (see stages.base)
+    table: Any = None  # what a stage without a graph shows instead (the quantize stage's weights)
+    timed_by: str = "quantviz"  # who measured ``seconds``: "quantviz", or the library that ran it ("ExportSession")
     _graph: GraphView | None = field(default=None, repr=False)
 
     @property
@@ -56,7 +60,7 @@ class StageResult:
     def summary(self) -> dict[str, Any]:
         """The stage entry of summary.json."""
         g = self.graph
-        return {"name": self.name, "ok": self.ok, "seconds": round(self.seconds, 4),
+        return {"name": self.name, "ok": self.ok, "seconds": round(self.seconds, 4), "timed_by": self.timed_by,
                 "nodes": len(g.nodes) if g else 0, "kinds": g.kind_counts() if g else {},
                 "patterns": len(g.patterns) if g else 0,
                 "error": self.error.to_dict() if self.error else None}
@@ -94,8 +98,23 @@ class Pipeline:
                  on_event: Callable[[StageEvent], None] | None = None) -> None:
         self.spec = spec
         self.config = config or PipelineConfig()
+        self.flow: Flow = flow_of(self.config)  # a ConfigError when ``until`` is not one of its stages
         self.on_event = on_event or (lambda e: None)
         self.results: dict[str, StageResult] = {}
+        self._cache: dict[tuple, Any] = {}  # values derived from results, keyed by the result's identity
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The flow's stages, in order."""
+        return self.flow.names
+
+    def stage(self, name: str) -> Stage:
+        """The stage record ``name`` of this pipeline's flow."""
+        return self.flow.stage(name)
+
+    def role(self, role: str) -> str | None:
+        """The stage that plays ``role`` in this flow ("reference", "lowered", "program", "float_graph")."""
+        return self.flow.roles.get(role)
 
     # -- state -------------------------------------------------------------------------------------------------
     @property
@@ -122,18 +141,24 @@ class Pipeline:
 
     def update(self, config: PipelineConfig) -> list[str]:
         """Adopt ``config``; drop the results of every stage it affects. Returns the dropped stage names."""
-        changed = {k for k, v in config.to_dict().items() if v != self.config.to_dict()[k]} - {"until"}
+        old, new_flow = self.config, flow_of(config)
         self.config = config
-        first = next((i for i, s in enumerate(STAGES) if changed & set(stage_reads(s, config))), None)
+        if new_flow is not self.flow:  # another flow: nothing carries over
+            self.flow = new_flow
+            dropped = list(self.results)
+            self.results.clear()
+            return dropped
+        stages = self.flow.stages
+        first = next((i for i, s in enumerate(stages) if s.signature(old) != s.signature(config)), None)
         failed = self.failed
         if failed is not None:  # a failed stage is always re-tried
-            i = STAGES.index(failed.name)
+            i = self.flow.index(failed.name)
             first = i if first is None else min(first, i)
         if first is None:
             return []
-        while first > 0 and STAGE_LIST[first].mutates_input:
+        while first > 0 and stages[first].mutates_input:
             first -= 1  # its input was changed in place: rebuild it
-        dropped = [s for s in STAGES[first:] if s in self.results]
+        dropped = [s.name for s in stages[first:] if s.name in self.results]
         for s in dropped:
             del self.results[s]
         return dropped
@@ -145,6 +170,7 @@ class Pipeline:
         """
         other = Pipeline(self.spec, self.config, self.on_event)
         other.results = dict(self.results)
+        other._cache = self._cache  # derived values of shared results (e.g. reference modules) stay valid
         other.update(config)
         return other
 
@@ -157,33 +183,34 @@ class Pipeline:
         started always finishes), e.g. ``pipe.run(should_stop=stop_event.is_set)`` from a worker thread.
         """
         until = until or self.config.until
-        last = STAGES.index(until)
-        for i, stage in enumerate(STAGE_LIST[: last + 1]):
+        stages = self.flow.stages
+        last = self.flow.index(until)
+        for i, stage in enumerate(stages[: last + 1]):
             if stage.name in self.results:
                 if not self.results[stage.name].ok:
                     break
                 continue
             if should_stop is not None and should_stop():
                 break
-            if stage.mutates_input and i > 0 and STAGES[i - 1] in self.results:
-                self.results[STAGES[i - 1]].graph  # snapshot now: this stage changes that artifact in place
+            if stage.mutates_input and i > 0 and stages[i - 1].name in self.results:
+                self.results[stages[i - 1].name].graph  # snapshot now: this stage changes that artifact in place
             result = self._run_stage(stage)
             self.results[stage.name] = result
             if not result.ok:
                 break
         return self
 
-    def _run_stage(self, stage) -> StageResult:
+    def _run_stage(self, stage: Stage) -> StageResult:
         with TORCH_LOCK:  # one stage at a time in this process (see quantviz/torch_lock.py)
             return self._run_stage_locked(stage)
 
-    def _run_stage_locked(self, stage) -> StageResult:
+    def _run_stage_locked(self, stage: Stage) -> StageResult:
         self.on_event(StageEvent("start", stage.name))
 
         def progress(fraction: float, text: str) -> None:
             self.on_event(StageEvent("progress", stage.name, fraction, text))
 
-        ctx = StageContext(stage.name, self.spec, self.config, self.artifacts(), progress)
+        ctx = StageContext(stage.name, self.spec, self.config, self.artifacts(), progress, self.flow)
         t0 = time.perf_counter()
         log: list[str] = []
         try:
@@ -192,21 +219,36 @@ class Pipeline:
             seconds = time.perf_counter() - t0
             source = out.artifact if out.graph_source is None else out.graph_source
             source = None if source is False else source
-            if source is not None and STAGES.index(stage.name) >= STAGES.index("convert") \
-                    and not mentions_quantization(source):
+            if source is not None and self._after_reference(stage.name) and not mentions_quantization(source):
                 out.notes.append("no quantized patterns: nothing in this graph is quantized")
-            result = StageResult(name=stage.name, ok=True, seconds=seconds, graph_source=source, calls=out.calls,
-                                 notes=out.notes, metrics=out.metrics, artifact=out.artifact,
-                                 diagnostics=out.diagnostics)
+            result = StageResult(name=stage.name, ok=True, seconds=seconds if out.seconds is None else out.seconds,
+                                 graph_source=source, calls=out.calls, notes=out.notes, metrics=out.metrics,
+                                 artifact=out.artifact, diagnostics=out.diagnostics, table=out.table,
+                                 timed_by="quantviz" if out.seconds is None else "ExportSession")
         except KeyboardInterrupt:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure becomes a StageError with a hint
-            error = explain(stage.name, exc, self.config)
+            error = explain(stage.name, exc, self.config, stage.remedy, self.runs_differently)
             error.log = log + [line for line in error.log if line not in log]
             result = StageResult(name=stage.name, ok=False, seconds=time.perf_counter() - t0, error=error,
                                  metrics=error.metrics)
         self.on_event(StageEvent("end", stage.name, 1.0, "", result))
         return result
+
+    def runs_differently(self, a: PipelineConfig, b: PipelineConfig) -> bool:
+        """True when configs ``a`` and ``b`` would run some stage differently (another flow, or a stage signature
+        that differs): ``--partitioner none`` on a config that delegates nothing does not."""
+        if a.flow != b.flow:
+            return True
+        try:
+            return any(s.signature(a) != s.signature(b) for s in flow_of(a).stages)
+        except ValueError:  # a config this flow cannot run: it is a change
+            return True
+
+    def _after_reference(self, name: str) -> bool:
+        """True for the stage making the reference model and every later one (their graphs should quantize)."""
+        reference = self.flow.roles.get("reference")
+        return reference is not None and name in self.flow.after(reference)
 
     # -- outputs -----------------------------------------------------------------------------------------------
     def numerics(self) -> dict[str, float]:
@@ -215,8 +257,20 @@ class Pipeline:
         return dict(run.metrics) if run else {}
 
     def pte_bytes(self) -> bytes | None:
-        emit = self.results.get("emit")
-        return emit.artifact.buffer if emit and emit.ok else None
+        program = self.results.get(self.flow.roles.get("program", ""))
+        return program.artifact.buffer if program and program.ok else None
+
+    def reference_module(self) -> Any:
+        """The reference quantized model as a callable module (the flow's "reference" stage: convert's GraphModule,
+        or the captured program's ``module()``), or None when that stage has not run; built once per result."""
+        name = self.flow.roles.get("reference")
+        result = self.results.get(name or "")
+        if result is None or not result.ok:
+            return None
+        cached = self._cache.get(("reference", id(result)))
+        if cached is None:
+            cached = self._cache[("reference", id(result))] = as_module(result.artifact)
+        return cached
 
 
 # The libraries whose log records a failing stage keeps (StageError.log).

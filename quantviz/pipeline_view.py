@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 from quantviz.config import PipelineConfig
+from quantviz.flows.base import Flow
 from quantviz.graph import GraphView
 from quantviz.model_spec import ModelSpec
 
@@ -31,6 +32,20 @@ class PipelineView(Protocol):
 
     @property
     def results(self) -> Mapping[str, "StageResult"]: ...  # stage name -> result, in stage order
+
+    @property
+    def flow(self) -> Flow: ...  # the stages in order and the roles they play (reference, lowered, program)
+
+    @property
+    def stage_names(self) -> tuple[str, ...]: ...  # the flow's stages, in order
+
+    def role(self, role: str) -> str | None:
+        """The stage playing ``role`` ("reference", "lowered", "program", "float_graph") in this flow, or None."""
+        ...
+
+    def reference_module(self) -> Any:
+        """The reference quantized model as a callable module, or None when its stage has not run."""
+        ...
 
     def artifact(self, stage: str) -> Any:
         """The stage's artifact, or None when the stage did not run or failed."""

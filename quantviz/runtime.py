@@ -19,6 +19,16 @@ def load_program(buffer: bytes) -> Any:
     return _load_for_executorch_from_buffer(buffer)
 
 
+def as_module(artifact: Any) -> Any:
+    """A callable model from a reference artifact: a module as it is, an ExportedProgram's ``module()``.
+
+    Example: ``as_module(pipe.artifact("capture"))(*example_inputs)``.
+    """
+    if artifact is not None and hasattr(artifact, "module") and hasattr(artifact, "graph_signature"):
+        return artifact.module()
+    return artifact
+
+
 def output_leaves(out: Any) -> list[tuple[str, Any]]:
     """Every leaf of a model's output with its path, in torch.export's flattening order (the order of the runtime's
     flat output list): ``[("logits", t), ("aux[0]", t2)]``; a plain tensor is ``[("output", t)]``.

@@ -9,17 +9,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from quantviz.config import STAGES
 from quantviz.diff import GraphDiff, diff_graphs
 from quantviz.graph.model import GraphView
 from quantviz.pipeline import Pipeline
 from quantviz.render.view import ViewSpec
-from quantviz.why.ledger import build_ledger
+from quantviz.why.ledger import build_ledger, ledger_stages
 
 
 def previous_graph_stage(pipe: Pipeline, stage: str) -> str | None:
     """The nearest earlier stage that has a graph."""
-    for s in reversed(STAGES[: STAGES.index(stage)]):
+    for s in reversed(pipe.stage_names[: pipe.flow.index(stage)]):
         r = pipe.results.get(s)
         if r is not None and r.graph is not None:
             return s
@@ -56,7 +55,7 @@ def partition_notes(pipe: Pipeline) -> dict[str, str]:
 
 def unfused_notes(pipe: Pipeline) -> dict[str, str]:
     """Anchor id -> "not fused: <reason>" for every pattern the ledger finds left unfused."""
-    if not all(s in pipe.results and pipe.results[s].ok for s in ("convert", "delegate", "fuse")):
+    if not all(s in pipe.results and pipe.results[s].ok for s in ledger_stages(pipe)):
         return {}
 
     return {row.node: "not fused: " + row.reason for row in build_ledger(pipe).rows

@@ -163,7 +163,8 @@ def click_until(driver, find: Callable, done: Callable, tries: int = 40, each: f
 
 def go_to_stage(driver, stage: str) -> None:
     """Open ``stage`` with the rail and wait for its graph (the run stage's page has none: its title)."""
-    from quantviz.config import STAGES
+    from quantviz.flows import FLOWS
+    STAGES = FLOWS["fx"].names  # the default flow's stages
 
     number = STAGES.index(stage) + 1
     click_until(driver, lambda d: find_button(d, f"{number} {stage}", prefix=True),

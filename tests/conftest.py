@@ -89,3 +89,21 @@ def require_module(name: str):
     except ImportError:
         _missing(f"Python module `{name}`", ".venv/bin/pip install -e '.[dev,explorer]' (make install does)")
     raise AssertionError("unreachable")
+
+
+@pytest.fixture
+def patch_stage(monkeypatch):
+    """``patch_stage("capture", run)``: every flow's ``capture`` stage runs ``run`` instead, for this test.
+
+    Flows are frozen records: the registry ``quantviz.flows.FLOWS`` gets copies whose slot is replaced."""
+    import dataclasses
+
+    from quantviz import flows
+
+    def patch(name: str, run) -> None:
+        for key, flow in list(flows.FLOWS.items()):
+            slots = tuple(dataclasses.replace(s, run=run) if getattr(s, "name", None) == name
+                          and hasattr(s, "run") else s for s in flow.slots)
+            monkeypatch.setitem(flows.FLOWS, key, dataclasses.replace(flow, slots=slots))
+
+    return patch

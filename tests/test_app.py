@@ -5,7 +5,8 @@ import re
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from quantviz.config import STAGES
+from quantviz.flows import FLOWS
+STAGES = FLOWS["fx"].names  # the default flow's stages
 
 pytestmark = pytest.mark.e2e
 APP = os.path.join(os.path.dirname(__file__), "..", "app.py")

@@ -12,7 +12,8 @@ import time
 import pytest
 
 from browser import ARTIFACTS, chrome_driver, click_until, go_to_stage, page_text, running_app, wait_for
-from quantviz.config import STAGES
+from quantviz.flows import FLOWS
+STAGES = FLOWS["fx"].names  # the default flow's stages
 
 pytestmark = pytest.mark.e2e
 

@@ -121,7 +121,8 @@ def test_stop_ends_the_run_after_the_current_stage_and_keeps_what_finished(drive
 def test_background_run_stops_after_the_current_stage_and_continues():
     """The worker without a browser: Stop between stages (``Pipeline.run(should_stop=...)``), then Continue."""
     from quantviz import Pipeline, PipelineConfig, load_model
-    from quantviz.config import STAGES
+    from quantviz.flows import FLOWS
+    STAGES = FLOWS["fx"].names  # the default flow's stages
 
     sys.path.insert(0, str(ROOT))  # ui/ is the app's folder, not an installed package
     from ui.runner import BackgroundRun

@@ -115,25 +115,19 @@ def test_a_50k_node_graph_opens_collapsed():
 
 
 def test_an_unhelpful_library_error_keeps_its_message_and_gains_stage_and_hint():
-    err = explain("edge", RuntimeError("boom: internal assert at pass_base.cpp:12"))
+    from quantviz.flows import FLOWS
+
+    err = explain("edge", RuntimeError("boom: internal assert at pass_base.cpp:12"),
+                  remedy=FLOWS["pt2e"].stage("edge").remedy)
     assert err.stage == "edge" and err.message == "RuntimeError: boom: internal assert at pass_base.cpp:12"
     assert err.hint and "RuntimeError" in err.details
 
 
-def test_an_unhelpful_error_from_a_stage_is_kept_in_the_pipeline(monkeypatch):
-    from quantviz.stages import capture
-
+def test_an_unhelpful_error_from_a_stage_is_kept_in_the_pipeline(patch_stage):
     def broken(ctx):
         raise AssertionError("")
 
-    monkeypatch.setattr(capture, "run", broken)
-    from quantviz import stages
-
-    monkeypatch.setattr(stages, "STAGE_LIST", tuple(
-        s if s.name != "capture" else type(s)(s.name, s.description, s.explanation, broken) for s in stages.STAGE_LIST))
-    import quantviz.pipeline as pipeline_mod
-
-    monkeypatch.setattr(pipeline_mod, "STAGE_LIST", stages.STAGE_LIST)
+    patch_stage("capture", broken)
     pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(until="capture")).run()
     err = pipe.results["capture"].error
     assert err.message == "AssertionError (the library gave no message)" and "torch.export" in err.hint

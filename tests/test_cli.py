@@ -26,10 +26,13 @@ def test_models_lists_every_sample_with_a_description():
         assert line.startswith(f"sample:{name}") and line.endswith(desc)
 
 
-def test_stages_lists_the_ten_stages_in_order():
-    out = quantviz("stages")
-    names = [line.split()[1] for line in out.stdout.strip().splitlines()]
+def test_stages_lists_each_flows_stages_in_order_and_its_absent_ones():
+    out = quantviz("stages", "--flow", "pt2e")
+    names = [line.split()[1] for line in out.stdout.strip().splitlines()[1:]]
     assert names == ["trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate", "fuse", "emit", "run"]
+    torchao = quantviz("stages", "--flow", "torchao").stdout
+    assert "quantize" in torchao and "calibrate  (not part of this flow: " in torchao
+    assert quantviz("stages", "--flow", "tflite").returncode == 1
 
 
 def test_unknown_sample_exits_1_and_names_the_samples():

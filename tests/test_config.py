@@ -1,26 +1,35 @@
+import dataclasses
+
 import pytest
 
-from quantviz.config import STAGE_DEPENDS_ON, STAGES, ConfigError, PipelineConfig
+from quantviz.config import ConfigError, PipelineConfig, applies_to, config_flags
+from quantviz.flows import FLOWS, flow_of
 
 
 def test_defaults_match_the_documented_ones():
     c = PipelineConfig()
-    assert (c.flow, c.mode, c.per_channel, c.partitioner, c.fusion, c.until) == \
-        ("fx", "static", False, "none", "executorch", "run")
+    assert (c.flow, c.mode, c.per_channel, c.backend, c.partitioner, c.fusion, c.until) == \
+        ("fx", "static", False, "auto", "auto", "executorch", "run")
+    assert c.target == "portable"
 
 
-def test_stage_names_are_fixed_and_in_order():
-    assert STAGES == ("trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate", "fuse", "emit",
-                      "run")
-    assert list(STAGE_DEPENDS_ON) == list(STAGES)
+def test_the_seed_flows_have_the_ten_stages_in_order():
+    names = ("trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate", "fuse", "emit", "run")
+    assert FLOWS["fx"].names == FLOWS["pt2e"].names == names
 
 
-@pytest.mark.parametrize("field,value", [("flow", "tflite"), ("partitioner", "qnn"), ("until", "deploy"),
-                                         ("mode", "qat"), ("calibration_batches", 0)])
+@pytest.mark.parametrize("field,value", [("flow", "tflite"), ("partitioner", "qnn"), ("backend", "tpu"),
+                                         ("mode", "qat"), ("calibration_batches", 0), ("scheme", "int3"),
+                                         ("quantize_embeddings", 2), ("held_out", -1)])
 def test_bad_values_are_refused_with_the_allowed_ones(field, value):
     with pytest.raises(ConfigError) as e:
         PipelineConfig(**{field: value})
     assert field in str(e.value)
+
+
+def test_until_must_be_a_stage_of_the_flow():
+    with pytest.raises(ConfigError, match="until='deploy' is not a stage of the fx flow"):
+        flow_of(PipelineConfig(until="deploy"))
 
 
 @pytest.mark.parametrize("fusion", ["none", "executorch", "quantviz", "both"])
@@ -28,16 +37,49 @@ def test_every_fusion_choice_is_accepted(fusion):
     assert PipelineConfig(fusion=fusion).fusion == fusion
 
 
-def test_delegate_granularity_is_an_option_read_by_delegate_and_by_edge_under_transform_and_lower():
-    from quantviz.config import stage_reads
+def test_partitioner_xnnpack_is_backend_xnnpack():
+    """One config for one meaning: the legacy --partitioner xnnpack becomes --backend xnnpack."""
+    legacy = PipelineConfig(flow="pt2e", partitioner="xnnpack")
+    assert legacy == PipelineConfig(flow="pt2e", backend="xnnpack")
+    assert config_flags(legacy) == "--flow pt2e --backend xnnpack"
+    with pytest.raises(ConfigError, match="backend xnnpack"):
+        PipelineConfig(flow="pt2e", backend="openvino", partitioner="xnnpack")
 
+
+def test_a_recipe_is_the_recipe_flow_and_the_recipe_flow_needs_one():
+    c = PipelineConfig(recipe="xnnpack_fp32")
+    assert c.flow == "recipe" and config_flags(c) == "--recipe xnnpack_fp32"
+    with pytest.raises(ConfigError, match="needs a recipe"):
+        PipelineConfig(flow="recipe")
+
+
+def test_options_say_which_flows_they_apply_to():
+    assert applies_to("scheme", "torchao") and not applies_to("scheme", "pt2e")
+    assert applies_to("held_out", "recipe") and applies_to("fusion", "fx") and not applies_to("fusion", "torchao")
+
+
+def test_every_option_is_read_by_some_stage_of_a_flow_it_applies_to():
+    """The derived tables agree: each field (but until) is declared by a stage record of each flow it applies to."""
+    for f in dataclasses.fields(PipelineConfig):
+        if f.name == "until":
+            continue
+        flows = [n for n in FLOWS if applies_to(f.name, n)]
+        assert flows, f.name
+        for name in flows:
+            read = {r for s in FLOWS[name].stages for r in s.reads + (s.reads_when(PipelineConfig(
+                flow=name, recipe="xnnpack_fp32" if name == "recipe" else "")) if s.reads_when else ())}
+            assert f.name in read or f.name == "flow", (f.name, name)
+
+
+def test_delegate_granularity_is_an_option_read_by_delegate_and_by_edge_under_transform_and_lower():
+    pt2e = FLOWS["pt2e"]
     assert PipelineConfig().delegate_granularity == "graph"
     assert PipelineConfig(delegate_granularity="op").delegate_granularity == "op"
     with pytest.raises(ConfigError, match="delegate_granularity"):
         PipelineConfig(delegate_granularity="layer")
-    assert "delegate_granularity" in STAGE_DEPENDS_ON["delegate"]
-    assert "delegate_granularity" in stage_reads("edge", PipelineConfig())
-    assert "delegate_granularity" not in stage_reads("edge", PipelineConfig(lowering="to_backend"))
+    assert "delegate_granularity" in pt2e.stage("delegate").reads
+    assert "delegate_granularity" in pt2e.stage("edge").reads_under(PipelineConfig())
+    assert "delegate_granularity" not in pt2e.stage("edge").reads_under(PipelineConfig(lowering="to_backend"))
 
 
 def test_delegate_granularity_has_a_generated_cli_flag():

@@ -11,7 +11,9 @@ from torch import fx, nn
 
 from quantviz import ModelSpec, Pipeline, PipelineConfig, StageError, load_model
 from quantviz.failure_site import find_failure_site, rerun_under_interpreter
-from quantviz.known_issues import explain, generic_fix
+from quantviz.flows import flow_of
+from quantviz.known_issues import explain
+from quantviz.stages import prepare
 
 
 def symbolic_trace(model: nn.Module) -> fx.GraphModule:
@@ -115,7 +117,8 @@ def test_any_wrapper_names_its_cause_and_an_incidental_lookup_context_is_dropped
         except ValueError as exc:
             raise RuntimeError("lowering failed") from exc
     except RuntimeError as exc:
-        err = explain("delegate", exc, PipelineConfig(partitioner="xnnpack"))
+        err = explain("delegate", exc, PipelineConfig(partitioner="xnnpack"),
+                      flow_of(PipelineConfig()).stage("delegate").remedy)
     assert err.message == "RuntimeError: lowering failed; caused by ValueError: weight is not quantized"
     assert err.causes == ["RuntimeError: lowering failed", "ValueError: weight is not quantized"]  # no KeyError
     assert err.fix == {"partitioner": "none"} and "--partitioner none" in err.hint
@@ -132,9 +135,8 @@ def test_a_stage_error_keeps_its_words_and_gains_its_causes():
     assert err.message == "could not write the program" and err.causes == ["OSError: disk full"]
 
 
-def test_library_log_lines_during_a_failing_stage_are_kept(monkeypatch):
+def test_library_log_lines_during_a_failing_stage_are_kept(patch_stage):
     import quantviz.pipeline as pipeline_mod
-    from quantviz import stages
 
     def broken(ctx):
         logging.getLogger("executorch.exir.fake").error("the backend rejected %s", "aten.t.default")
@@ -143,9 +145,7 @@ def test_library_log_lines_during_a_failing_stage_are_kept(monkeypatch):
         logging.getLogger("myapp").error("not kept: not a library logger")
         raise RuntimeError("boom")
 
-    patched = tuple(s if s.name != "capture" else type(s)(s.name, s.description, s.explanation, broken)
-                    for s in stages.STAGE_LIST)
-    monkeypatch.setattr(pipeline_mod, "STAGE_LIST", patched)
+    patch_stage("capture", broken)
     pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(until="capture")).run()
     err = pipe.results["capture"].error
     assert err.log == ["ERROR executorch.exir.fake: the backend rejected aten.t.default",
@@ -288,9 +288,9 @@ def fake_failed_pipe(config: PipelineConfig, error: StageError, name: str = "con
 
 
 @pytest.mark.parametrize("fix, flags", [
-    ({"fusion": "quantviz"}, "--flow pt2e --partitioner xnnpack --fusion quantviz"),
-    ({"skip_modules": ("pad",)}, "--flow pt2e --partitioner xnnpack --skip-module pad"),
-    ({"partitioner": "none"}, "--flow pt2e"),
+    ({"fusion": "quantviz"}, "--flow pt2e --backend xnnpack --fusion quantviz"),
+    ({"skip_modules": ("pad",)}, "--flow pt2e --backend xnnpack --skip-module pad"),
+    ({"partitioner": "none"}, "--flow pt2e --backend xnnpack --partitioner none"),
 ])
 def test_a_fix_prints_as_flags_in_the_stderr_paragraph(capsys, monkeypatch, fix, flags):
     from quantviz.cli import _finish
@@ -309,9 +309,12 @@ def test_a_fix_prints_as_flags_in_the_stderr_paragraph(capsys, monkeypatch, fix,
 def test_known_and_generic_hints_carry_their_fix():
     missing = RuntimeError("Missing out variants: {'quantized_decomposed::add_relu'}")
     assert explain("emit", missing).fix == {"fusion": "quantviz"}
-    assert generic_fix("run", PipelineConfig(partitioner="xnnpack")) == {"partitioner": "none"}
-    assert generic_fix("run", PipelineConfig(partitioner="none")) == {"fusion": "none"}  # the next suggestion
-    assert generic_fix("prepare", PipelineConfig(flow="pt2e")) == {"flow": "fx"}
+    run_remedy, prepare_remedy = flow_of(PipelineConfig()).stage("run").remedy, prepare.STAGE.remedy
+    differs = Pipeline(None, PipelineConfig()).runs_differently
+    assert run_remedy.fix_for(PipelineConfig(backend="xnnpack"), differs) == {"partitioner": "none"}
+    # nothing is delegated by default, so --partitioner none would change nothing: the next suggestion
+    assert run_remedy.fix_for(PipelineConfig(), differs) == {"fusion": "none"}
+    assert prepare_remedy.fix_for(PipelineConfig(flow="pt2e")) == {"flow": "fx"}
     assert StageError("x", "m", "h", fix={"skip_modules": ("a", "b")}).to_dict()["fix"] == {"skip_modules": ["a", "b"]}
 
 

@@ -3,8 +3,8 @@ import pytest
 
 from quantviz import Pipeline, PipelineConfig, load_model
 from quantviz.bare_flow import run_bare
-from quantviz.config import stage_reads
-from quantviz.lowering import calls, graph_ops
+from quantviz.flows import FLOWS
+from quantviz.lowering import calls, graph_ops, partitioner_for
 
 
 def test_transform_and_lower_is_the_default_and_names_the_bare_call():
@@ -19,8 +19,13 @@ def test_transform_and_lower_is_the_default_and_names_the_bare_call():
 
 
 def test_the_partitioner_shapes_the_edge_program_only_under_transform_and_lower():
-    assert "partitioner" in stage_reads("edge", PipelineConfig())
-    assert "partitioner" not in stage_reads("edge", PipelineConfig(lowering="to_backend"))
+    edge = FLOWS["pt2e"].stage("edge")
+    assert "partitioner" in edge.reads_under(PipelineConfig())
+    assert "partitioner" not in edge.reads_under(PipelineConfig(lowering="to_backend"))
+    # and the portable backend delegates nothing, so switching its partitioner off re-runs nothing
+    base = PipelineConfig(flow="pt2e")
+    assert edge.signature(base) == edge.signature(base.with_changes(partitioner="none"))
+    assert edge.signature(base) != edge.signature(base.with_changes(backend="xnnpack"))
 
 
 @pytest.mark.e2e
@@ -40,11 +45,9 @@ def test_same_delegates_and_leftover_ops_as_the_bare_call(sample):
 
 
 def test_op_granularity_makes_xnnpack_per_op_and_the_bare_calls_say_so():
-    from quantviz.lowering import make_partitioner
-
-    partitioner, _, ctor = make_partitioner("xnnpack", "op")
-    assert partitioner.per_op_mode and ctor == "XnnpackPartitioner(per_op_mode=True)"
-    assert not make_partitioner("xnnpack")[0].per_op_mode
+    choice = partitioner_for(PipelineConfig(flow="pt2e", backend="xnnpack", delegate_granularity="op"))
+    assert choice.partitioner.per_op_mode and choice.constructor == "XnnpackPartitioner(per_op_mode=True)"
+    assert not partitioner_for(PipelineConfig(flow="pt2e", backend="xnnpack")).partitioner.per_op_mode
     config = PipelineConfig(flow="pt2e", partitioner="xnnpack", delegate_granularity="op")
     assert "partitioner=[XnnpackPartitioner(per_op_mode=True)]" in "\n".join(calls(config, "delegate"))
     assert calls(config.with_changes(lowering="to_backend"), "delegate")[-1] == \

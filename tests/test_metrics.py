@@ -22,14 +22,14 @@ def test_accuracy_counts_argmax_hits():
 
 
 def test_identical_tensors_are_zero_lsb_apart():
-    from quantviz.numerics.metrics import lsb_summary
+    from quantviz.measure.metrics import lsb_summary
 
     x = torch.randn(50)
     assert lsb_summary(x, x.clone(), 0.1) == {"max_lsb": 0.0, "share_ge_1_lsb": 0.0}
 
 
 def test_a_one_lsb_shift_is_exactly_one_lsb():
-    from quantviz.numerics.metrics import lsb_errors, lsb_summary
+    from quantviz.measure.metrics import lsb_errors, lsb_summary
 
     scale = 0.0471
     ref = torch.arange(-20, 20, dtype=torch.float32) * scale
@@ -40,7 +40,7 @@ def test_a_one_lsb_shift_is_exactly_one_lsb():
 
 
 def test_pair_metrics_by_hand():
-    from quantviz.numerics.metrics import pair_metrics
+    from quantviz.measure.metrics import pair_metrics
 
     m = pair_metrics(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 3.0]), scale=0.5)
     assert m["sqnr_db"] == 10 * math.log10(25.0)

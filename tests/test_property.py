@@ -25,7 +25,9 @@ import quantviz
 import quantviz.pipeline
 import quantviz_kernels
 from quantviz import Pipeline, PipelineConfig, StageError, load_model
-from quantviz.config import DUPLICATE_DEQUANT, FLOWS, FUSIONS, MODES, PARTITIONERS
+from quantviz.config import DUPLICATE_DEQUANT, FUSIONS, MODES, PARTITIONERS
+
+FLOWS = ("fx", "pt2e")  # the flows these options (mode, per channel, fusion, duplicate dequant) apply to
 
 pytestmark = pytest.mark.e2e
 SECONDS_PER_EXAMPLE = 300  # a hang fails the test instead of stalling CI
@@ -117,10 +119,13 @@ def test_a_crash_in_quantviz_code_fails_the_check_instead_of_passing_as_a_stage_
     namespace: dict = {}
     exec(compile("def run(ctx):\n    return {}['missing']\n", str(OWN_DIRS[0] / "stages" / "trace.py"), "exec"),
          namespace)
-    stages = tuple(dataclasses.replace(s, run=namespace["run"]) if s.name == "trace" else s
-                   for s in quantviz.pipeline.STAGE_LIST)
+    from quantviz import flows
+
+    fx = flows.FLOWS["fx"]
+    patched = dataclasses.replace(fx, slots=tuple(dataclasses.replace(s, run=namespace["run"]) if s.name == "trace"
+                                                  else s for s in fx.slots))
     spec = load_model("sample:conv_add")
-    with mock.patch.object(quantviz.pipeline, "STAGE_LIST", stages):
+    with mock.patch.dict(flows.FLOWS, {"fx": patched}):
         pipe, seen = run_recording(lambda: Pipeline(spec, PipelineConfig(until="trace")))
     assert not pipe.ok and pipe.failed.error.hint  # the pipeline alone would call this a handled failure
     with pytest.raises(pytest.fail.Exception, match="quantviz's own code raised KeyError"):

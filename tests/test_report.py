@@ -7,7 +7,8 @@ import pytest
 
 from browser import dump_dom, require_chromium
 from conftest import require_tool
-from quantviz.config import STAGES
+from quantviz.flows import FLOWS
+STAGES = FLOWS["fx"].names  # the default flow's stages
 
 pytestmark = pytest.mark.e2e
 

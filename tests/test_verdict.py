@@ -3,7 +3,7 @@ import math
 
 import torch
 
-from quantviz.numerics.verdict import WRONG_EXCESS_DB, judge
+from quantviz.measure.verdict import WRONG_EXCESS_DB, judge
 
 
 def _levels(seed: int = 0, n: int = 4000, scale: float = 0.05):

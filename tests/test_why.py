@@ -10,7 +10,7 @@ from torch import fx
 
 from quantviz.why.fusion_match import explain_unfused
 from quantviz.why.ledger import build_ledger, default_patterns, what_if
-from quantviz.why.partition_log import capture_why_no_partition
+from quantviz.backends.partition_log import capture_why_no_partition
 
 
 def edge_ops():

@@ -17,7 +17,7 @@ def stage_downloads(pipe: Pipeline, stage: str, dot: str | None, svg: str | None
     result = pipe.results.get(stage)
     if result is None or result.graph is None:
         return
-    stem = stage_file_stem(stage)
+    stem = stage_file_stem(pipe, stage)
     cols = st.columns(5)
     cols[0].download_button("graph JSON", json.dumps(result.graph.to_dict(), indent=1), f"{stem}.json",
                             "application/json", key=f"dl_json_{stage}")

@@ -27,14 +27,10 @@ from typing import Callable, Iterator
 import streamlit as st
 
 from quantviz import ModelSpec, Pipeline, PipelineConfig
-from quantviz.config import STAGES
 from quantviz.pipeline import StageEvent
 from quantviz.torch_lock import TORCH_LOCK
 
 MAX_PIPELINES = 12
-# Pages that run torch themselves (the ledger's fusion patterns and what-if, numerics) hold quantviz's
-# TORCH_LOCK while they draw, as every stage and model factory does: they wait for the worker's current stage.
-TORCH_PAGES = ("delegate", "fuse", "run")
 
 # Stage states on the rail.
 DONE, FAILED, RUNNING, WAITING, NOT_RUN = "done", "failed", "running", "waiting", "not run"
@@ -51,7 +47,7 @@ class RunState:
         s.ready             # ("trace", "prepare"): stages with a result, in order
     """
 
-    states: dict[str, str]  # stage -> DONE / FAILED / RUNNING / WAITING / NOT_RUN
+    states: dict[str, str]  # stage -> DONE / FAILED / RUNNING / WAITING / NOT_RUN, in the flow's order
     running: bool  # the worker is alive
     current: str | None = None  # the stage running now
     fraction: float = 0.0  # of the current stage, from its progress events
@@ -64,11 +60,11 @@ class RunState:
     @property
     def ready(self) -> tuple[str, ...]:
         """Stages with a result (ok or failed), in stage order."""
-        return tuple(s for s in STAGES if self.states[s] in (DONE, FAILED))
+        return tuple(s for s in self.states if self.states[s] in (DONE, FAILED))
 
     def pending(self) -> tuple[str, ...]:
         """Stages the worker will still run (running first)."""
-        return tuple(s for s in STAGES if self.states[s] in (RUNNING, WAITING))
+        return tuple(s for s in self.states if self.states[s] in (RUNNING, WAITING))
 
 
 class BackgroundRun:
@@ -143,7 +139,8 @@ class BackgroundRun:
         """Stages up to ``config.until`` without a result, unless an earlier one failed."""
         if self.pipe.failed is not None:
             return []
-        return [s for s in STAGES[: STAGES.index(self.pipe.config.until) + 1] if s not in self.pipe.results]
+        names = self.pipe.stage_names
+        return [s for s in names[: names.index(self.pipe.config.until) + 1] if s not in self.pipe.results]
 
     def view(self) -> Pipeline:
         """A shallow copy of the pipeline with its own ``results`` dict: what the page reads while the worker
@@ -161,9 +158,10 @@ class BackgroundRun:
             fraction, text = self._fraction, self._text
             finished = dict(self._finished_at)
             elapsed = time.perf_counter() - self._t0 if self._t0 else 0.0
-        last = STAGES.index(self.pipe.config.until)
+        names = self.pipe.stage_names
+        last = names.index(self.pipe.config.until)
         states = {}
-        for i, s in enumerate(STAGES):
+        for i, s in enumerate(names):
             r = results.get(s)
             if r is not None:
                 states[s] = DONE if r.ok else FAILED
@@ -174,7 +172,7 @@ class BackgroundRun:
             else:
                 states[s] = NOT_RUN
         stopped = not alive and self.stopped_by_user and any(v == NOT_RUN for s, v in states.items()
-                                                             if STAGES.index(s) <= last) \
+                                                             if names.index(s) <= last) \
             and all(v != FAILED for v in states.values())
         return RunState(states, alive, current, fraction, text, alive and self._stop.is_set(), stopped,
                         elapsed, finished)
@@ -277,8 +275,10 @@ def pick_stage(run: BackgroundRun) -> str:
     """
     stage = st.session_state.stage
     s = run.state()
-    if stage not in s.ready and stage not in s.pending() and s.ready:
-        stage = s.ready[-1]  # the failed stage, or the last one that ran
+    if stage in run.pipe.flow.absent:
+        return stage  # a stage this flow does not have: its page says why
+    if stage not in s.ready and stage not in s.pending():
+        stage = s.ready[-1] if s.ready else run.pipe.stage_names[0]  # the failed stage, or the last one that ran
     st.session_state.stage = stage
     return stage
 
@@ -305,7 +305,7 @@ def progress_text(s: RunState) -> str:
     parts = []
     if s.current:
         parts.append(f"running: **{s.current}**" + (f" ({s.text})" if s.text else ""))
-    waiting = [name for name in STAGES if s.states[name] == WAITING]
+    waiting = [name for name in s.states if s.states[name] == WAITING]
     if waiting:
         parts.append("waiting: " + ", ".join(waiting))
     if s.stopping:
@@ -314,16 +314,17 @@ def progress_text(s: RunState) -> str:
 
 
 @contextlib.contextmanager
-def torch_turn(stage: str) -> Iterator[None]:
-    """Hold ``TORCH_LOCK`` while drawing the page of a stage in ``TORCH_PAGES`` (waiting, with a caption, for the
-    worker's current stage to end); other pages draw at once.
+def torch_turn(pipe: Pipeline, stage: str) -> Iterator[None]:
+    """Hold ``TORCH_LOCK`` while drawing the page of a stage whose record says its page runs torch (the ledger's
+    fusion patterns and what-if, numerics; ``Stage.page_runs_torch``), waiting with a caption for the worker's
+    current stage to end; other pages draw at once.
 
     Example::
 
-        with torch_turn(stage):
+        with torch_turn(run.pipe, stage):
             stage_page(run.view(), stage, choice.ref)
     """
-    if stage not in TORCH_PAGES:
+    if stage not in pipe.stage_names or not pipe.stage(stage).page_runs_torch:
         yield
         return
     with holding_torch("Waiting for the running stage to end: this page runs torch itself (torch.export and fx "

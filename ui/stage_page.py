@@ -8,12 +8,11 @@ import pandas as pd
 import streamlit as st
 
 from quantviz import Pipeline
-from quantviz.config import STAGES, ConfigError, config_flags
+from quantviz.config import ConfigError, config_flags
 from quantviz.diff import GraphDiff, diff_graphs
 from quantviz.render import ViewSpec, dot_available, dot_to_svg, plan_view, to_dot
 from quantviz.render.view import DEFAULT_MAX_NODES, collapse, expand_path_to
 from quantviz.stage_views import linked_nodes, previous_graph_stage, stage_diff, stage_view
-from quantviz.stages import STAGE_BY_NAME
 from ui.downloads import run_downloads, stage_downloads
 from ui.graph_component import clicked_value, graph_view
 from ui.inspector import inspector
@@ -148,7 +147,7 @@ def diff_section(pipe: Pipeline, stage: str) -> None:
 
 def compare_choice(pipe: Pipeline, stage: str) -> str | None:
     """The stage to show side by side ("compare with stage …"), any other stage with a graph, or None."""
-    others = [s for s in STAGES if s != stage and pipe.results.get(s) and pipe.results[s].ok
+    others = [s for s in pipe.stage_names if s != stage and pipe.results.get(s) and pipe.results[s].ok
               and pipe.results[s].graph is not None]
     if not others:
         return None
@@ -187,7 +186,7 @@ def _own_selection(stage: str) -> tuple[str, ...]:
 def _linked_panes(pipe: Pipeline, stage: str, spec: ViewSpec, other: str) -> tuple[str, str | None]:
     """Two panes in stage order, the diff drawn in place; a click in either selects its counterparts in the
     other (a Streamlit rerun: the selection lives in ``st.session_state``)."""
-    before, after = sorted((stage, other), key=STAGES.index)
+    before, after = sorted((stage, other), key=pipe.flow.index)
     d = diff_graphs(pipe.results[before].graph, pipe.results[after].graph)
     st.info(f"**{before}** → **{after}**: {d.summary()}")
     sel = _linked_selection(pipe, stage, other, d)
@@ -304,9 +303,15 @@ def _breadcrumb(stage: str, key: str, plan) -> None:
                       on_click=set_expanded, args=(stage, collapse(expanded, path), f"module/{path}", key))
 
 
+def absent_page(flow, stage: str) -> None:
+    """A stage the flow does not have: said so, with the reason, nothing faked."""
+    st.subheader(f"{flow.number(stage)}. {stage}")
+    st.info(f"**Not part of the {flow.name} flow.** {flow.absent[stage]}", icon="➖")
+
+
 def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
-    info = STAGE_BY_NAME[stage]
-    st.subheader(f"{STAGES.index(stage) + 1}. {stage}")
+    info = pipe.stage(stage)
+    st.subheader(f"{pipe.flow.number(stage)}. {stage}")
     st.write(info.explanation)
     result = pipe.results.get(stage)
     if result is None:

@@ -78,6 +78,8 @@ def classify(node: fx.Node, target_name: str, module: torch.nn.Module | None, pa
     if node.op == "call_function":
         if target_name == "higher_order.executorch_call_delegate":
             return "delegate"
+        if target_name.startswith("export.access_subclass_inner_tensor"):
+            return "parameter"  # a quantized weight's int data, scale or zero point (torchao tensor subclasses)
         ns, _, rest = target_name.partition(".")
         quant = _quant_op_kind(ns, rest.split(".")[0])
         if quant:
@@ -123,6 +125,8 @@ def decode_qparams(node: fx.Node, kind: str, target_name: str, resolve: Callable
         return str(a) if isinstance(a, torch.dtype) else None
 
     try:
+        if "affine" in target_name:
+            return _affine_qparams(node, kind, args, value, dtype_of)
         if kind == "choose_qparams":
             # choose_qparams(input, quant_min, quant_max, eps, dtype)
             return QParams(scheme="dynamic", quant_min=_int(value(args[1])), quant_max=_int(value(args[2])),
@@ -149,6 +153,45 @@ def decode_qparams(node: fx.Node, kind: str, target_name: str, resolve: Callable
                        quant_max=_int(value(args[4])), dtype=dtype_of(args[5]))
     except (IndexError, TypeError, ValueError):
         return None
+
+
+def _affine_qparams(node: fx.Node, kind: str, args: list, value: Callable, dtype_of: Callable) -> QParams:
+    """torchao's ``choose_qparams_affine(input, mapping_type, block_size, target_dtype, quant_min, quant_max, ...)``,
+    ``quantize_affine(input, block_size, scale, zero_point, output_dtype, quant_min, quant_max)`` and
+    ``dequantize_affine(input, block_size, scale, zero_point, input_dtype, quant_min, quant_max, output_dtype)``.
+
+    The block size against the input's shape gives the granularity: a block as large as the tensor is per tensor,
+    one row wide ([1, K]) per channel (axis 0), a slice of a row ([1, 32]) per group, and a computed scale (from
+    choose_qparams_affine) dynamic, e.g. per token ([1, 1, K])."""
+    if kind == "choose_qparams":
+        block = [int(b) for b in args[2]]
+        return QParams(scheme="dynamic", dtype=dtype_of(args[3]), block_size=block, quant_min=_int(value(args[4])),
+                       quant_max=_int(value(args[5])))
+    block = [int(b) for b in args[1]]
+    qmin, qmax = (args[5], args[6]) if kind == "quantize" else (args[5], args[6])
+    dtype = dtype_of(args[4])
+    if isinstance(args[2], fx.Node) and _is_choose_qparams_output(args[2]):
+        return QParams(scheme="dynamic", dtype=dtype, block_size=block, quant_min=_int(value(qmin)),
+                       quant_max=_int(value(qmax)))
+    scale = args[2].meta.get("val") if isinstance(args[2], fx.Node) else None
+    resolved = value(args[2])
+    scales = resolved if isinstance(resolved, list) else ([resolved] if isinstance(resolved, float) else None)
+    shape = list(getattr(scale, "shape", [])) or ([len(scales)] if scales else [])
+    src = node.args[0].meta.get("val") if isinstance(node.args[0], fx.Node) else None
+    dims = [int(d) for d in getattr(src, "shape", [])]
+    q = QParams(scheme="per_group", dtype=dtype, block_size=block, scale_shape=shape or None,
+                quant_min=_int(value(qmin)), quant_max=_int(value(qmax)))
+    if scales:
+        q.scale_min, q.scale_max = float(min(scales)), float(max(scales))
+    if dims and block == dims:
+        q.scheme, q.scale = "per_tensor", scales[0] if scales and len(scales) == 1 else None
+        zp = value(args[3])
+        q.zero_point = int(zp) if isinstance(zp, (int, float)) else None
+    elif len(dims) == 2 and block[0] == 1 and block[1] == dims[1]:
+        q.scheme, q.axis, q.channels = "per_channel", 0, dims[0]
+    elif len(dims) == 2 and block[0] == 1:
+        q.group_size = block[1]
+    return q
 
 
 def _is_choose_qparams_output(n: fx.Node) -> bool:

@@ -25,10 +25,12 @@ class QParams:
     """Decoded quantization parameters of a quantize/dequantize/choose_qparams node.
 
     ``scale``/``zero_point`` are numbers for per-tensor, lists for per-channel (``axis`` set),
-    and None where they are computed at run time (dynamic quantization).
+    and None where they are computed at run time (dynamic quantization). torchao's affine ops give a
+    ``block_size`` (the elements one scale covers); groupwise scales (``per_group``) are summarised by their shape
+    and range instead of listed: one LSB is one group's scale, so it differs from group to group.
     """
 
-    scheme: str  # "per_tensor", "per_channel", "per_token", "dynamic"
+    scheme: str  # "per_tensor", "per_channel", "per_group", "per_token", "dynamic"
     dtype: str | None = None
     scale: float | list[float] | None = None
     zero_point: int | list[int] | None = None
@@ -36,12 +38,22 @@ class QParams:
     quant_max: int | None = None
     axis: int | None = None
     channels: int | None = None
+    block_size: list[int] | None = None  # torchao affine ops: the block one scale covers, e.g. [1, 32]
+    scale_shape: list[int] | None = None  # the scale tensor's shape, e.g. [128, 2] (128 rows x 2 groups)
+    scale_min: float | None = None  # the smallest and largest scale (per-group and large per-channel scales)
+    scale_max: float | None = None
+    group_size: int | None = None  # per_group: input channels per group
 
     def label(self) -> str:
-        """Short text for a graph label, e.g. ``int8 s=0.0123 zp=-3``."""
+        """Short text for a graph label, e.g. ``int8 s=0.0123 zp=-3``, ``int4 per-group 32 (128×2 scales)``."""
         dtype = (self.dtype or "").replace("torch.", "")
+        if self.scheme == "per_group":
+            shape = "×".join(str(d) for d in self.scale_shape or [])
+            return f"{dtype} per-group {self.group_size} ({shape} scales)"
         if self.scheme == "per_channel":
             return f"{dtype} per-channel axis={self.axis} ({self.channels} ch)"
+        if self.scheme == "dynamic" and self.block_size:
+            return f"{dtype} dynamic, block {'×'.join(str(d) for d in self.block_size)}"
         if isinstance(self.scale, float):
             return f"{dtype} s={self.scale:.4g} zp={self.zero_point}"
         return f"{dtype} {self.scheme}"

@@ -57,6 +57,9 @@ def _snapshot_graph(gm: fx.GraphModule, stage: str, prefix: str, program: Any) -
                 return _get_attr(gm, n.target)
             except AttributeError:
                 return None
+        if n.op == "call_function" and str(n.target).startswith("export.access_subclass_inner_tensor"):
+            owner = resolve(n.args[0]) if isinstance(n.args[0], fx.Node) else None  # a torchao weight subclass
+            return getattr(owner, str(n.args[1]), None) if owner is not None else None
         return None
 
     nodes: list[NodeView] = []

@@ -23,7 +23,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Mapping
 
-from quantviz.config import STAGES
 from quantviz.graph.model import GraphView, NodeView
 from quantviz.pipeline_view import PipelineView
 from quantviz.render.view import effective_module_paths
@@ -148,11 +147,11 @@ def write_model_explorer(pipe: PipelineView, out_dir: Path, sqnr: Mapping[str, f
         return []
     overlays = stage_overlays(pipe, sqnr)
     written = []
-    for stage in STAGES:
+    for stage in pipe.stage_names:
         r = pipe.results.get(stage)
         if r is None or not r.ok or r.graph is None:
             continue
-        stem = f"{STAGES.index(stage) + 1:02d}_{stage}"
+        stem = f"{pipe.flow.number(stage):02d}_{stage}"
         path = folder / f"{stem}.json"
         path.write_text(graphs_json(stage_graphs(r.graph, stage, overlays.get(stage))))
         written.append(path)

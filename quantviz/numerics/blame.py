@@ -43,14 +43,13 @@ from torch import fx
 from quantviz.diff import STRUCTURAL, diff_graphs
 from quantviz.graph.model import GraphView
 from quantviz.numerics.capture import capture_values
-from quantviz.numerics.metrics import lsb_errors, sqnr_db
+from quantviz.measure.metrics import lsb_errors, sqnr_db
 from quantviz.numerics.per_node import float_graph, float_matches
 from quantviz.known_issues import runtime_preflight
 from quantviz.numerics.runtime_intermediates import RuntimeEvent, debug_buffer_size, kernel_nodes, runtime_events
 from quantviz.pipeline_view import PipelineView
 
 NAN = float("nan")
-BLAME_STAGES = ("convert", "capture", "edge", "delegate", "fuse", "emit")
 # A runtime op whose local error exceeds this many LSB computes something other than its reference op.
 DIVERGENCE_LSB = 1.0
 
@@ -461,7 +460,7 @@ def blame_by_stage(pipe: PipelineView, rows: list[dict[str, Any]]) -> dict[str, 
             for m in p.members:
                 member_row.setdefault(m, by_pattern[p.id])
     out: dict[str, dict[str, dict[str, Any]]] = {"convert": dict(member_row)}
-    for stage in BLAME_STAGES[1:]:
+    for stage in _later_graph_stages(pipe):
         result = pipe.results.get(stage)
         if result is None or not result.ok or result.graph is None:
             continue
@@ -484,3 +483,13 @@ def blame_by_stage(pipe: PipelineView, rows: list[dict[str, Any]]) -> dict[str, 
         out[stage] = mapped
     return out
 
+
+
+def _later_graph_stages(pipe: PipelineView) -> tuple[str, ...]:
+    """The stages after the flow's reference stage whose programs carry the reference's nodes (every stage with a
+    graph up to the program: capture, edge, delegate, fuse, emit in the pt2e flow)."""
+    flow = pipe.flow
+    reference, program = flow.roles.get("reference"), flow.roles.get("program")
+    if reference is None or program is None:
+        return ()
+    return flow.names[flow.index(reference) + 1: flow.index(program) + 1]

@@ -22,7 +22,7 @@ import torch
 from quantviz.numerics.blame import BlameRow, blame_table
 from quantviz.numerics.kernel_instances import has_delegates, kernel_instances
 from quantviz.numerics.levels import LEVELS, LevelOutputs, run_levels
-from quantviz.numerics.metrics import accuracy, lsb_summary, pair_metrics, sqnr_db
+from quantviz.measure.metrics import accuracy, lsb_summary, pair_metrics, sqnr_db
 from quantviz.numerics.per_node import per_node_table
 from quantviz.pipeline_view import PipelineView
 from quantviz.runtime import concat_outputs, load_program, output_scale

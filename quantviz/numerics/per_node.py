@@ -21,7 +21,7 @@ from torch import fx
 
 from quantviz.graph.kinds import canonical_target
 from quantviz.numerics.capture import capture_values
-from quantviz.numerics.metrics import pair_metrics
+from quantviz.measure.metrics import pair_metrics
 from quantviz.pipeline_view import PipelineView
 
 

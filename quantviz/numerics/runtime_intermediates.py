@@ -26,7 +26,7 @@ from torch import fx
 
 from quantviz.numerics.capture import capture_values
 from quantviz.numerics.kernel_instances import has_delegates
-from quantviz.numerics.metrics import sqnr_db
+from quantviz.measure.metrics import sqnr_db
 from quantviz.pipeline_view import PipelineView
 
 _SKIP_EVENTS = {"OPERATOR_CALL", "Method::execute", "Method::init", "Program::load_method"}

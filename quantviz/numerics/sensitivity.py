@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
-from quantviz.numerics.metrics import accuracy, sqnr_db
+from quantviz.measure.metrics import accuracy, sqnr_db
 from quantviz.runtime import concat_outputs
 
 if TYPE_CHECKING:

@@ -1,8 +1,18 @@
-"""What a stage receives and returns. Stages are plain functions: ``run(ctx) -> StageOutput``."""
+"""What a stage is, receives and returns.
+
+A stage is one file, ``quantviz/stages/<name>.py``, with one record, ``STAGE = Stage(...)``, that declares every
+fact about it: what it runs, what it reads from the config, whether it changes its input in place, what to try
+when it fails, which numerics pair colours its graph, whether its page runs torch, and the bare call of a user's
+script it stands for. Flows (``quantviz/flows/``) list stages; everything else (the pipeline's resume rule, the
+generic remedies, the blame overlay, the app's lock, the bare flow) reads these records::
+
+    STAGE = Stage("capture", run, description="torch.export.export the reference model",
+                  explanation="...", remedy=Remedy("try --flow pt2e", ({"flow": "pt2e"},)), bare=bare)
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol
 
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
@@ -14,16 +24,61 @@ if TYPE_CHECKING:  # quantviz_kernels is optional (it builds C++ kernels); only 
 
 Progress = Callable[[float, str], None]
 
+# The blame table's level pairs (quantviz.numerics.blame.BlameRow's SQNR columns): the one that colours a
+# stage's graph is the pair whose later level that stage's program computes.
+OverlayPair = Literal["float_vs_reference_sqnr_db", "reference_vs_fused_sqnr_db", "fused_vs_runtime_sqnr_db"]
+
+OTHER_FLOW = "<the other flow>"  # stands for "fx" under pt2e and "pt2e" under fx in a Remedy's fixes
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What to try when a stage fails in a way no known issue explains (``quantviz.known_issues``)."""
+
+    hint: str  # the words the user reads
+    fixes: tuple[dict[str, Any], ...] = ()  # the hint's config changes, first choice first (OTHER_FLOW resolved)
+
+    def fix_for(self, config: PipelineConfig,
+                differs: Callable[[PipelineConfig, PipelineConfig], bool] | None = None) -> dict[str, Any]:
+        """The first fix that changes what ``config`` does (``{}`` when none does). ``differs(a, b)`` says whether
+        two configs run differently (the pipeline passes its flow's stage signatures: ``--partitioner none`` does
+        nothing when nothing is delegated); default: any field differs.
+
+        Example::
+
+            Remedy("", ({"flow": OTHER_FLOW},)).fix_for(PipelineConfig(flow="pt2e"))   # {"flow": "fx"}
+        """
+        other = "pt2e" if config.flow == "fx" else "fx"
+        for fix in self.fixes:
+            fix = {k: other if v == OTHER_FLOW else v for k, v in fix.items()}
+            try:
+                changed = config.with_changes(**fix)
+            except (ValueError, TypeError):  # a fix this config cannot take (ConfigError is a ValueError)
+                continue
+            if (differs or (lambda a, b: a != b))(config, changed):
+                return fix
+        return {}
+
+
+class StageOrder(Protocol):
+    """What a stage may know of its flow (``quantviz.flows.base.Flow`` is one): the stage before it, and which
+    stage plays which role."""
+
+    roles: dict[str, str]
+
+    def before(self, name: str) -> str | None: ...
+
 
 @dataclass
 class StageContext:
-    """The model, the config, earlier stages' artifacts and a progress callback."""
+    """The model, the config, the flow, earlier stages' artifacts and a progress callback."""
 
     stage: str
     spec: ModelSpec
     config: PipelineConfig
     artifacts: Mapping[str, Any]
     progress: Progress = lambda fraction, text: None
+    flow: StageOrder | None = None  # the flow being run (its stage order and roles); None in tests that build one
 
     def artifact(self, stage: str) -> Any:
         try:
@@ -31,6 +86,19 @@ class StageContext:
         except KeyError:
             raise StageError(self.stage, f"stage '{stage}' has not produced a result",
                              f"run the pipeline from '{stage}' first") from None
+
+    def previous(self) -> Any:
+        """The artifact of the stage before this one in the flow (``trace`` has none: the float model)."""
+        if self.flow is None:
+            raise StageError(self.stage, "no flow given to the stage context", "run the stage through a Pipeline")
+        before = self.flow.before(self.stage)
+        return self.spec.model if before is None else self.artifact(before)
+
+    def role(self, role: str) -> Any:
+        """The artifact of the stage that plays ``role`` in this flow ("reference", "lowered", "program"), or
+        None when the flow has no such stage or it has not run, e.g. ``ctx.role("lowered")``."""
+        name = self.flow.roles.get(role) if self.flow is not None else None
+        return self.artifacts.get(name) if name else None
 
 
 @dataclass
@@ -57,3 +125,43 @@ class StageOutput:
     notes: list[str] = field(default_factory=list)
     metrics: dict[str, Any] = field(default_factory=dict)
     diagnostics: Diagnostics = field(default_factory=Diagnostics)  # structured findings, e.g. partition reasons
+    seconds: float | None = None  # the stage's own duration when a library timed it (the recipe session's)
+    table: Any = None  # rows a stage without a graph shows instead (the quantize stage's weights), to_dict()-able
+
+
+# The bare call a stage stands for: reads and writes ``state`` (the artifacts of a user's plain script).
+BareStep = Callable[[ModelSpec, PipelineConfig, dict], None]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a flow and every fact about it, declared in the stage's own file."""
+
+    name: str  # the rail's and the CLI's name, e.g. "capture"
+    run: Callable[[StageContext], StageOutput]  # artifact in (ctx.previous()), artifact out
+    description: str  # one line (`quantviz stages`)
+    explanation: str  # two or three plain sentences (the stage page)
+    # config fields whose change re-runs this stage (and every later one)
+    reads: tuple[str, ...] = ()
+    # fields read only under some configs, e.g. edge reads the partitioner under transform_and_lower
+    reads_when: Callable[[PipelineConfig], tuple[str, ...]] | None = None
+    # changes its input artifact in place: re-running it needs its predecessor re-run too
+    mutates_input: bool = False
+    remedy: Remedy = Remedy("")  # what to try when it fails in a way no known issue explains
+    overlay: OverlayPair = "float_vs_reference_sqnr_db"  # the blame pair that colours its graph
+    page_runs_torch: bool = False  # its page runs torch itself: the app holds TORCH_LOCK while drawing it
+    bare: BareStep | None = None  # the bare call(s) of a user's script it stands for (None: part of another's)
+    # what the stage's result depends on when it is not simply the values of ``reads`` (prepare depends on the
+    # backend's quantizer, not the backend's name): compared between two configs to decide a re-run
+    key: Callable[[PipelineConfig], tuple] | None = None
+
+    def reads_under(self, config: PipelineConfig) -> tuple[str, ...]:
+        """The config fields this stage reads under ``config``."""
+        return self.reads + (self.reads_when(config) if self.reads_when else ())
+
+    def signature(self, config: PipelineConfig) -> tuple:
+        """What this stage's result depends on under ``config``: two configs with equal signatures give the same
+        result, so a config change re-runs the pipeline from the first stage whose signature changed."""
+        if self.key is not None:
+            return self.key(config)
+        return tuple((name, getattr(config, name)) for name in self.reads_under(config))

@@ -27,7 +27,8 @@ from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
 from quantviz.failure_site import FailureSite, find_failure_site, rerun_under_interpreter
 from quantviz.known_issues import cause_chain, cause_line
-from quantviz.stages.base import StageContext, StageOutput
+from quantviz.model_spec import ModelSpec
+from quantviz.stages.base import OTHER_FLOW, Remedy, Stage, StageContext, StageOutput
 
 DESCRIPTION = "run the calibration batches through the observed model (observers record ranges)"
 EXPLANATION = (
@@ -169,7 +170,7 @@ def _is_observer(module: torch.nn.Module) -> bool:
 
 
 def run(ctx: StageContext) -> StageOutput:
-    model = ctx.artifact("prepare")  # observers are updated in place
+    model = ctx.previous()  # the observed model: observers are updated in place
     batches = ctx.spec.calibration_data(ctx.config.calibration_batches)
     check_batches_match(ctx.spec.example_inputs, batches, "calibrate")
     for i, batch in enumerate(batches):
@@ -190,3 +191,19 @@ def run(ctx: StageContext) -> StageOutput:
     return StageOutput(model, calls=["with torch.no_grad():", "    for batch in calibration_batches:",
                                      "        observed(*batch)"],
                        notes=[f"ran {len(batches)} calibration batch(es)"], metrics={"batches": len(batches)})
+
+
+def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """Run the calibration batches through the observed model."""
+    with torch.no_grad():
+        for batch in spec.calibration_data(config.calibration_batches):
+            state["observed"](*batch)
+
+
+STAGE = Stage(
+    "calibrate", run, DESCRIPTION, EXPLANATION, reads=("calibration_batches",),
+    mutates_input=True,  # observers record in place
+    remedy=Remedy("the calibration data matches the example inputs, so an op or observer inside the prepared "
+                  "model failed: see the failing node; skip its module with --skip-module or try the other flow",
+                  ({"flow": OTHER_FLOW},)),
+    bare=bare)

@@ -5,24 +5,25 @@ ran the first); with ``"to_backend"`` it is ``edge.to_backend(partitioner)``. Se
 """
 from __future__ import annotations
 
+from quantviz.backends.partition_log import capture_why_no_partition
 from quantviz.lowering import calls as lowering_calls
-from quantviz.lowering import delegate, graph_ops, make_partitioner
-from quantviz.stages.base import Diagnostics, StageContext, StageOutput
-from quantviz.why.partition_log import capture_why_no_partition
+from quantviz.lowering import delegate, graph_ops, partitioner_for, partitioner_key, partitioner_name
+from quantviz.stages.base import Diagnostics, Remedy, Stage, StageContext, StageOutput
 
 DESCRIPTION = "partition and lower (to_edge_transform_and_lower or to_backend): dq-op-q groups become delegate calls"
 EXPLANATION = (
     'A partitioner picks groups of nodes a backend can run; each group is lowered into a call to a '
-    'compiled delegate (XNNPACK here). What the partitioner leaves stays in the graph as q/dq around '
-    'float ops.'
+    'compiled delegate (XNNPACK, TOSA, OpenVINO, ...). What the partitioner leaves stays in the graph as q/dq '
+    'around float ops.'
 )
 
 
 def run(ctx: StageContext) -> StageOutput:
-    edge = ctx.artifact("edge")
-    if ctx.config.partitioner == "none":
+    edge = ctx.previous()
+    choice = partitioner_for(ctx.config)
+    if choice is None:
         return StageOutput(edge, notes=["no partitioner: nothing delegated"])
-    partitioner = make_partitioner(ctx.config.partitioner, ctx.config.delegate_granularity)[0]
+    partitioner = choice.partitioner
     reasons: dict[str, list[str]] = {}
     with capture_why_no_partition(reasons):  # XNNPACK's own WhyNoPartition reports, this call only
         lowered = delegate(edge, partitioner, ctx.config.lowering)
@@ -33,3 +34,10 @@ def run(ctx: StageContext) -> StageOutput:
                        notes=[f"{calls_made} delegate call(s) ({ctx.config.lowering})",
                               f"{len(reasons)} node(s) rejected with a reason"],
                        metrics={"delegate_calls": calls_made}, diagnostics=Diagnostics(partition_reasons=reasons))
+
+
+STAGE = Stage(
+    "delegate", run, DESCRIPTION, EXPLANATION, reads=("partitioner", "delegate_granularity", "backend"),
+    key=partitioner_key, overlay="reference_vs_fused_sqnr_db", page_runs_torch=True,
+    remedy=Remedy("try --partitioner none to see the graph without delegation", ({"partitioner": "none"},)),
+    bare=None)  # part of the edge stage's bare call (to_edge_transform_and_lower)

@@ -1,9 +1,12 @@
 """edge: to_edge, duplicating shared dequantize nodes so each quantized op owns its inputs."""
 from __future__ import annotations
 
-from quantviz.stages.base import StageContext, StageOutput
+from quantviz.config import PipelineConfig
 from quantviz.lowering import calls as lowering_calls
-from quantviz.lowering import edge_program, keeps_ops_whole
+from quantviz.lowering import compile_config, edge_program, graph_ops, keeps_ops_whole, partitioner_for
+from quantviz.lowering import partitioner_key, partitioner_name
+from quantviz.model_spec import ModelSpec
+from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 from quantviz.passes.fold_weight_quantize import fold_weight_quantize
 from quantviz.passes.scalar_qparams import scalar_qparams
 
@@ -25,19 +28,22 @@ def shared_dequants(ep) -> list[str]:
 
 
 def run(ctx: StageContext) -> StageOutput:
-    ep = ctx.artifact("capture")  # rewritten in place by the two passes below
-    ep, folded = fold_weight_quantize(ep)
-    ep, scalarised = scalar_qparams(ep)
+    ep = ctx.previous()  # the captured program, rewritten in place by the two passes below
+    folded = scalarised = 0
+    if ctx.config.flow in ("fx", "pt2e"):  # torchao's affine ops carry their weights and qparams as they are
+        ep, folded = fold_weight_quantize(ep)
+        ep, scalarised = scalar_qparams(ep)
     shared = shared_dequants(ep)
     edge = edge_program(ep, ctx.config)
     calls = ["from quantviz.passes.fold_weight_quantize import fold_weight_quantize",
              "from quantviz.passes.scalar_qparams import scalar_qparams",
              "aten_program, _ = fold_weight_quantize(aten_program)  # int8 weights, as convert_pt2e folds them",
              "aten_program, _ = scalar_qparams(aten_program)  # runtime wants scalar (or float64) qparams",
-             *lowering_calls(ctx.config, "edge")]
+             ] if ctx.config.flow in ("fx", "pt2e") else []
+    calls += lowering_calls(ctx.config, "edge")
     notes = []
     if keeps_ops_whole(ctx.config):
-        notes.append(f"to_edge_transform_and_lower, first step: edge dialect with the {ctx.config.partitioner} "
+        notes.append(f"to_edge_transform_and_lower, first step: edge dialect with the {partitioner_name(ctx.config)} "
                      "partitioner's ops kept whole (the delegate stage partitions and lowers)")
     if folded:
         notes.append(f"fold_weight_quantize: {folded} weight quantize op(s) folded into int8 constants")
@@ -61,3 +67,36 @@ def run(ctx: StageContext) -> StageOutput:
             "to_edge_transform_and_lower does not duplicate them; --duplicate-dequant on forces it"
         notes.append(f"{len(shared)} dequantize node(s) are shared by several ops and were left shared ({why})")
     return StageOutput(edge, calls=calls, notes=notes, metrics={"shared_dequants": len(shared)})
+
+
+def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """``to_edge_transform_and_lower`` (or ``to_edge`` [+ ``to_backend``]): the edge and delegate stages in one."""
+    from executorch.exir import to_edge, to_edge_transform_and_lower
+
+    choice = partitioner_for(config)
+    if choice is None:
+        state["lowered"] = to_edge(state["aten"], compile_config=compile_config(config))
+    elif config.lowering == "transform_and_lower":
+        state["lowered"] = to_edge_transform_and_lower(state["aten"], partitioner=[choice.partitioner],
+                                                       compile_config=compile_config(config))
+    else:
+        state["lowered"] = to_edge(state["aten"], compile_config=compile_config(config)).to_backend(
+            choice.partitioner)
+    state["lowered_ops"] = graph_ops(state["lowered"])  # now: to_executorch rewrites the program in place
+
+
+def reads_when(config: PipelineConfig) -> tuple[str, ...]:
+    """Under transform_and_lower the partitioner decides which ops the edge program keeps whole."""
+    return ("partitioner", "delegate_granularity", "backend") if config.lowering == "transform_and_lower" else ()
+
+
+def key(config: PipelineConfig) -> tuple:
+    lowering = partitioner_key(config) if keeps_ops_whole(config) else (config.target,)
+    return config.duplicate_dequant, config.lowering, lowering
+
+
+STAGE = Stage(
+    "edge", run, DESCRIPTION, EXPLANATION, reads=("duplicate_dequant", "lowering"), reads_when=reads_when,
+    key=key, mutates_input=True,  # folds weights into the captured program
+    remedy=Remedy("try --duplicate-dequant off", ({"duplicate_dequant": "off"},)),
+    bare=bare)

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import copy
 
-from quantviz.stages.base import StageContext, StageOutput
+from quantviz.config import PipelineConfig
+from quantviz.known_issues import runtime_preflight
+from quantviz.model_spec import ModelSpec
+from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 
 DESCRIPTION = "to_executorch: out variants, memory planning, .pte bytes"
 EXPLANATION = (
@@ -18,8 +21,22 @@ def run(ctx: StageContext) -> StageOutput:
 
     # to_executorch rewrites the program it is given (out variants), and the fuse stage's program may be the
     # delegate stage's own object (transform returns it unchanged when nothing fused): work on a copy
-    program = copy.deepcopy(ctx.artifact("fuse")).to_executorch(ExecutorchBackendConfig())
+    program = copy.deepcopy(ctx.previous()).to_executorch(ExecutorchBackendConfig())
     size = len(program.buffer)
     return StageOutput(program, calls=["et_program = edge.to_executorch(ExecutorchBackendConfig())",
                                        "open('model.pte', 'wb').write(et_program.buffer)"],
                        notes=[f".pte is {size} bytes"], metrics={"pte_bytes": size})
+
+
+def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    import executorch.kernels.quantized  # noqa: F401  the quantized_decomposed out variants to_executorch needs
+
+    state["blocked"] = runtime_preflight(state["lowered"])  # now: to_executorch rewrites the program in place
+    state["program"] = state["lowered"].to_executorch()
+
+
+STAGE = Stage(
+    "emit", run, DESCRIPTION, EXPLANATION, reads=(), overlay="fused_vs_runtime_sqnr_db",
+    remedy=Remedy("try --fusion none or --partitioner none to find the op that does not lower",
+                  ({"fusion": "none"}, {"partitioner": "none"})),
+    bare=bare)

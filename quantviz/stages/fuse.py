@@ -3,13 +3,20 @@
 ``fusion`` picks whose patterns: ExecuTorch's QuantFusionPass (uint8 add/add_relu, reshapes, embeddings),
 quantviz's own (``quantviz_kernels``: conv2d, linear, add, add_relu, mul, pools, mean, clamps and reshapes, int8
 and uint8), or both (quantviz's first, then ExecuTorch's on what is left).
+
+In the torchao flow the stage fuses what XNNPACK does not take: torchao's ``dequantize_affine`` + ``embedding``
+becomes ``quantized_decomposed::embedding_byte`` / ``embedding_4bit`` (QuantFusionPass with the program's weight
+values, then constant propagation, as ExecuTorch's own test of torchao embeddings does); with no quantized
+embedding there is nothing for it to do, and it says so.
 """
 from __future__ import annotations
 
 import copy
 
+from quantviz.config import PipelineConfig
 from quantviz.graph.kinds import canonical_target, classify
-from quantviz.stages.base import Diagnostics, StageContext, StageOutput
+from quantviz.model_spec import ModelSpec
+from quantviz.stages.base import Diagnostics, Remedy, Stage, StageContext, StageOutput
 
 DESCRIPTION = "rewrite the remaining dq-op-q patterns into quantized operators (ExecuTorch's and/or quantviz's)"
 EXPLANATION = (
@@ -66,8 +73,40 @@ def _executorch(edge, calls: list[str], notes: list[str], metrics: dict, private
     return fused
 
 
+def _torchao_embeddings(edge, calls: list[str], notes: list[str], metrics: dict):
+    import executorch.kernels.quantized  # noqa: F401  registers quantized_decomposed.embedding_* kernels
+    from executorch.exir.passes.constant_prop_pass import constant_prop_pass
+    from executorch.exir.passes.quant_fusion_pass import QuantFusionPass, _get_node_value_dict
+
+    fused = copy.deepcopy(edge)  # QuantFusionPass rewrites the graph it is given (the delegate stage's)
+    values = _get_node_value_dict(fused.exported_program())
+    fused = fused.transform([QuantFusionPass(_fix_node_meta_val=True, node_value_dict=values)])
+    constant_prop_pass(fused.exported_program())  # folds the weight packing ops QuantFusionPass adds
+    added = count_quantized_ops(fused) - count_quantized_ops(edge)
+    calls += ["import executorch.kernels.quantized  # registers the quantized_decomposed kernels",
+              "from executorch.exir.passes.constant_prop_pass import constant_prop_pass",
+              "from executorch.exir.passes.quant_fusion_pass import QuantFusionPass, _get_node_value_dict",
+              "edge = copy.deepcopy(edge)  # QuantFusionPass edits the program in place",
+              "values = _get_node_value_dict(edge.exported_program())  # the weights the embedding patterns read",
+              "edge = edge.transform([QuantFusionPass(_fix_node_meta_val=True, node_value_dict=values)])",
+              "constant_prop_pass(edge.exported_program())"]
+    notes.append(f"{added} quantized embedding operator(s) created by QuantFusionPass (torchao's dequantize_affine "
+                 "+ embedding, which XNNPACK does not take)")
+    metrics["fused_ops"] = added
+    return fused
+
+
 def run(ctx: StageContext) -> StageOutput:
-    edge = ctx.artifact("delegate")
+    edge = ctx.previous()
+    if ctx.config.flow == "torchao":
+        if not ctx.config.quantize_embeddings:
+            return StageOutput(edge, notes=["no quantized embedding (--quantize-embeddings 0): nothing to fuse; "
+                                            "what XNNPACK takes is delegated, the rest runs in float"])
+        calls: list[str] = []
+        notes: list[str] = []
+        metrics: dict = {}
+        return StageOutput(_torchao_embeddings(edge, calls, notes, metrics), calls=calls, notes=notes,
+                           metrics=metrics)
     fusion = ctx.config.fusion
     if fusion == "none":
         return StageOutput(edge, notes=["fusion none: patterns left as q/dq around float ops"])
@@ -80,3 +119,30 @@ def run(ctx: StageContext) -> StageOutput:
     if ctx.config.uses_executorch_fusion:
         edge = _executorch(edge, calls, notes, metrics, private=fusion == "both")
     return StageOutput(edge, calls=calls, notes=notes, metrics=metrics, diagnostics=diagnostics)
+
+
+def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """ExecuTorch's QuantFusionPass when the config asks for it (quantviz's patterns are not a bare call); in the
+    torchao flow, for quantized embeddings."""
+    if config.flow == "torchao" and config.quantize_embeddings:
+        from executorch.exir.passes.constant_prop_pass import constant_prop_pass
+        from executorch.exir.passes.quant_fusion_pass import QuantFusionPass, _get_node_value_dict
+
+        values = _get_node_value_dict(state["lowered"].exported_program())
+        state["lowered"] = state["lowered"].transform([QuantFusionPass(_fix_node_meta_val=True,
+                                                                       node_value_dict=values)])
+        constant_prop_pass(state["lowered"].exported_program())
+    elif config.uses_executorch_fusion:
+        from executorch.exir.passes.quant_fusion_pass import QuantFusionPass
+
+        state["lowered"] = state["lowered"].transform([QuantFusionPass(_fix_node_meta_val=True)])
+
+
+STAGE = Stage(
+    "fuse", run, DESCRIPTION, EXPLANATION, reads=("fusion",),
+    reads_when=lambda config: ("quantize_embeddings",) if config.flow == "torchao" else (),
+    overlay="reference_vs_fused_sqnr_db",
+    page_runs_torch=True,
+    remedy=Remedy("try --fusion none, or the other patterns (--fusion executorch or --fusion quantviz)",
+                  ({"fusion": "none"}, {"fusion": "executorch"})),
+    bare=bare)

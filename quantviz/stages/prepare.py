@@ -8,58 +8,38 @@ from __future__ import annotations
 
 import copy
 
-import torch
-from torch import nn
-from torch.ao.quantization import QConfig, QConfigMapping, default_dynamic_qconfig
-from torch.ao.quantization.qconfig import float_qparams_weight_only_qconfig
 from torch.ao.quantization.backend_config.executorch import get_executorch_backend_config
 from torch.ao.quantization.fx.custom_config import PrepareCustomConfig
-from torch.ao.quantization.observer import HistogramObserver, default_per_channel_weight_observer
-from torch.ao.quantization.qconfig_mapping import get_default_qconfig_mapping
 from torch.ao.quantization.quantize_fx import prepare_fx
 
+from quantviz.backends import backend_of
 from quantviz.config import PipelineConfig
+from quantviz.model_spec import ModelSpec
+from quantviz.quantizers.fx_qconfig import fx_qconfig_mapping
 from quantviz.quantizers.skip_modules import SkipModulesQuantizer
-from quantviz.stages.base import StageContext, StageOutput
+from quantviz.stages.base import OTHER_FLOW, Remedy, Stage, StageContext, StageOutput
 from quantviz.untraceable import FINDINGS_ATTR, Untraceable, leaf_functions, unmark_leaf_calls
 
-DESCRIPTION = "insert observers (fx: prepare_fx + ExecuTorch BackendConfig; pt2e: prepare_pt2e + XNNPACKQuantizer)"
+DESCRIPTION = "insert observers (fx: prepare_fx + ExecuTorch BackendConfig; pt2e: prepare_pt2e + the backend's quantizer)"
 EXPLANATION = (
     'Inserts observers at every point the backend can run a quantized op. Which ops, dtypes and ranges '
-    "come from the QConfigMapping and ExecuTorch's BackendConfig (fx) or from XNNPACKQuantizer's "
-    'annotations (pt2e).'
+    "come from the QConfigMapping and ExecuTorch's BackendConfig (fx) or from the backend's quantizer's "
+    'annotations (pt2e: XNNPACKQuantizer, TOSAQuantizer, ...).'
 )
 
 
-def fx_qconfig_mapping(config: PipelineConfig) -> QConfigMapping:
-    """The QConfigMapping for the fx flow: qnnpack defaults (uint8 activations, int8 weights)."""
-    if config.mode == "dynamic":
-        mapping = QConfigMapping().set_object_type(nn.Linear, default_dynamic_qconfig) \
-            .set_object_type(torch.nn.functional.linear, default_dynamic_qconfig)
-    else:
-        mapping = get_default_qconfig_mapping("qnnpack")
-        if config.per_channel:
-            qconfig = QConfig(activation=HistogramObserver.with_args(reduce_range=False),
-                              weight=default_per_channel_weight_observer)
-            for op in (nn.Conv2d, nn.Linear, torch.nn.functional.conv2d, torch.nn.functional.linear):
-                mapping.set_object_type(op, qconfig)
-    mapping.set_object_type(nn.Embedding, float_qparams_weight_only_qconfig)
-    for name in config.skip_modules:
-        mapping.set_module_name(name, None)
-    return mapping
-
-
-def xnnpack_quantizer(config: PipelineConfig):  # -> Quantizer
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
-
-    quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(
-        is_per_channel=config.per_channel, is_dynamic=config.mode == "dynamic"))
+def pt2e_quantizer(config: PipelineConfig):  # -> Quantizer
+    """The backend's quantizer for ``config``, with ``config.skip_modules`` left float."""
+    quantizer = backend_of(config).quantizer(config)
     if config.skip_modules:
         quantizer = SkipModulesQuantizer(quantizer, config.skip_modules)
     return quantizer
+
+
+def pt2e_quantizer_calls(config: PipelineConfig) -> list[str]:
+    return [*backend_of(config).quantizer_calls(config),
+            *([f"quantizer = SkipModulesQuantizer(quantizer, skip={tuple(config.skip_modules)!r})  "
+               "# from quantviz.quantizers.skip_modules"] if config.skip_modules else [])]
 
 
 def run(ctx: StageContext) -> StageOutput:
@@ -67,21 +47,13 @@ def run(ctx: StageContext) -> StageOutput:
     if config.flow == "pt2e":
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
-        ep = ctx.artifact("trace")
-        observed = prepare_pt2e(ep.module(), xnnpack_quantizer(config))
-        calls = [
-            "from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer, "
-            "get_symmetric_quantization_config",
-            "from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e",
-            f"quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config("
-            f"is_per_channel={config.per_channel}, is_dynamic={config.mode == 'dynamic'}))",
-            *([f"quantizer = SkipModulesQuantizer(quantizer, skip={tuple(config.skip_modules)!r})  "
-               "# from quantviz.quantizers.skip_modules"] if config.skip_modules else []),
-            "observed = prepare_pt2e(ep.module(), quantizer)",
-        ]
+        ep = ctx.previous()
+        observed = prepare_pt2e(ep.module(), pt2e_quantizer(config))
+        calls = ["from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e", *pt2e_quantizer_calls(config),
+                 "observed = prepare_pt2e(ep.module(), quantizer)"]
         return StageOutput(observed, calls=calls)
 
-    found = findings_of(ctx.artifact("trace"))  # what the trace stage wrapped and skipped (skip_untraceable)
+    found = findings_of(ctx.previous())  # what the trace stage wrapped and skipped (skip_untraceable)
     skip = tuple(dict.fromkeys(config.skip_modules + (found.skipped if found else ())))
     entries = found.leaf_entries if found else ()
     qconfig_config = config.with_changes(skip_modules=skip)  # qconfig None for every skipped module
@@ -97,7 +69,7 @@ def run(ctx: StageContext) -> StageOutput:
         "from torch.ao.quantization.quantize_fx import prepare_fx",
         "from torch.ao.quantization.backend_config.executorch import get_executorch_backend_config",
         "from torch.ao.quantization.fx.custom_config import PrepareCustomConfig",
-        "from quantviz.stages.prepare import fx_qconfig_mapping  # qnnpack defaults, see its source",
+        "from quantviz.quantizers.fx_qconfig import fx_qconfig_mapping  # qnnpack defaults, see its source",
         f"qconfig_mapping = fx_qconfig_mapping(PipelineConfig(mode={config.mode!r}, per_channel={config.per_channel}"
         + (f", skip_modules={skip!r}))" if skip else "))"),
         f"custom = PrepareCustomConfig().set_non_traceable_module_names({list(skip)!r})",
@@ -116,3 +88,29 @@ def run(ctx: StageContext) -> StageOutput:
 def findings_of(traced: object) -> Untraceable | None:
     """The trace stage's :class:`~quantviz.untraceable.Untraceable` findings, attached to its GraphModule."""
     return getattr(traced, FINDINGS_ATTR, None)
+
+
+def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """``prepare_pt2e(ep.module(), quantizer)`` or ``prepare_fx(model, mapping, ..., backend_config)``; quantviz's
+    module skipping is not a bare call."""
+    bare_config = config.with_changes(skip_modules=())
+    if config.flow == "pt2e":
+        from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
+
+        state["observed"] = prepare_pt2e(state["ep"].module(), backend_of(config).quantizer(bare_config))
+        return
+    state["observed"] = prepare_fx(copy.deepcopy(spec.model).eval(), fx_qconfig_mapping(bare_config),
+                                   spec.example_inputs, backend_config=get_executorch_backend_config())
+
+
+def key(config: PipelineConfig) -> tuple:
+    """prepare depends on the mode, per channel, and (pt2e) the backend's quantizer, not the backend's name."""
+    quantizer = backend_of(config).quantizer_key or config.target if config.flow == "pt2e" else None
+    return config.mode, config.per_channel, quantizer
+
+
+STAGE = Stage(
+    "prepare", run, DESCRIPTION, EXPLANATION, reads=("mode", "per_channel", "backend"), key=key,
+    remedy=Remedy("try --flow pt2e or --flow fx, or skip the module named in the message with --skip-module",
+                  ({"flow": OTHER_FLOW},)),
+    bare=bare)

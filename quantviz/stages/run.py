@@ -6,13 +6,17 @@ from dataclasses import dataclass, field
 
 import torch
 
+from quantviz.config import PipelineConfig
+from quantviz.data import EvaluationData, evaluation_data
 from quantviz.errors import StageError
 from quantviz.known_issues import runtime_preflight
+from quantviz.lowering import delegates
 from quantviz.native_stderr import capture_native_stderr
-from quantviz.numerics.metrics import accuracy, lsb_summary, sqnr_db
-from quantviz.numerics.verdict import RuntimeVerdict, judge
-from quantviz.runtime import first_output, load_program, output_scale
-from quantviz.stages.base import StageContext, StageOutput
+from quantviz.measure.metrics import accuracy, lsb_summary, sqnr_db
+from quantviz.measure.verdict import RuntimeVerdict, judge
+from quantviz.model_spec import ModelSpec
+from quantviz.runtime import as_module, first_output, load_program, output_scale
+from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 
 DESCRIPTION = "load the .pte in the ExecuTorch runtime, run it, and compare with float and reference"
 EXPLANATION = (
@@ -33,6 +37,7 @@ class RuntimeRun:
     verdict: RuntimeVerdict | None = None  # drift (reported) or wrong (the stage failed instead)
     batches: list[tuple] = field(default_factory=list)  # the comparison batches the runtime ran on
     runtime_leaves: list[list] = field(default_factory=list)  # per batch, the runtime's whole flat output list
+    data: EvaluationData | None = None  # what the batches are (evaluation, calibration or synthetic held-out)
 
     def outputs_for(self, batches: list[tuple]) -> list[list] | None:
         """The runtime's flat outputs when ``batches`` are the ones this run used (equal tensors), else None, so
@@ -60,9 +65,10 @@ class RuntimeRun:
 
 
 def run(ctx: StageContext) -> StageOutput:
-    program = ctx.artifact("emit")
+    program = ctx.previous()
     buffer = program.buffer  # kept referenced while the runtime module lives
-    batches = ctx.spec.comparison_batches()
+    data = evaluation_data(ctx.spec, ctx.config)
+    batches = data.batches
     expected = [tuple(t.shape) for t in ctx.spec.example_inputs if isinstance(t, torch.Tensor)]
     for i, batch in enumerate(batches):
         got = [tuple(t.shape) for t in batch if isinstance(t, torch.Tensor)]
@@ -70,7 +76,8 @@ def run(ctx: StageContext) -> StageOutput:
             raise StageError("run", f"comparison batch {i} has shapes {got}, the program was built for {expected}",
                              "give evaluation batches the example inputs' shapes (pad the last batch)")
 
-    blocked = runtime_preflight(ctx.artifacts.get("fuse"))
+    lowered = ctx.role("lowered")
+    blocked = runtime_preflight(lowered)
     if blocked is not None:
         raise blocked
     log: list[str] = []
@@ -90,7 +97,7 @@ def run(ctx: StageContext) -> StageOutput:
     except RuntimeError as exc:
         message, hint, fix = explain_runtime_failure(exc, log, ctx)
         raise StageError("run", message, hint, details="\n".join(log), fix=fix) from exc
-    reference, float_model = ctx.artifact("convert"), ctx.spec.model
+    reference, float_model = as_module(ctx.role("reference")), ctx.spec.model
     with torch.no_grad():
         float_outputs = [first_output(float_model(*b)) for b in batches]
         reference_outputs = [first_output(reference(*b)) for b in batches]
@@ -99,13 +106,13 @@ def run(ctx: StageContext) -> StageOutput:
         cat([o.flatten() for o in runtime_outputs])
     numerics = {"float_vs_reference_sqnr_db": sqnr_db(f, r), "float_vs_runtime_sqnr_db": sqnr_db(f, rt),
                 "reference_vs_runtime_sqnr_db": sqnr_db(r, rt)}
-    scale = output_scale(ctx.artifacts.get("fuse"))
+    scale = output_scale(lowered)
     if scale is not None:
         lsb = lsb_summary(r, rt, scale)
         numerics["reference_vs_runtime_max_lsb"] = lsb["max_lsb"]
         numerics["reference_vs_runtime_share_ge_1_lsb"] = lsb["share_ge_1_lsb"]
-    if ctx.spec.eval_batches and all(lbl is not None for _, lbl in ctx.spec.eval_batches):
-        labels = cat([lbl for _, lbl in ctx.spec.eval_batches])
+    if data.labelled:
+        labels = cat(data.labels)
         numerics["float_accuracy"] = accuracy(cat(float_outputs), labels)
         numerics["runtime_accuracy"] = accuracy(cat(runtime_outputs), labels)
     verdict = judge(f, r, rt, scale)
@@ -116,22 +123,22 @@ def run(ctx: StageContext) -> StageOutput:
             "run", f"the runtime's output does not match the reference quantized model: it {verdict.summary()}, "
                    f"and {verdict.reason}", hint, details="\n".join(log), metrics=numerics, fix=fix)
     result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log, verdict,
-                        batches=list(batches), runtime_leaves=runtime_leaves)
+                        batches=list(batches), runtime_leaves=runtime_leaves, data=data)
     return StageOutput(result, graph_source=False, metrics=numerics, calls=[
         "from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer",
         "module = _load_for_executorch_from_buffer(et_program.buffer)",
         "outputs = module.forward(example_inputs)"],
-        notes=[f"ran {len(batches)} batch(es) in the runtime",
+        notes=[f"measured on {data.describe()}", f"ran {len(batches)} batch(es) in the runtime",
                result.agreement()])
 
 
 def _mismatch_hint(ctx: StageContext) -> tuple[str, dict]:
     """(hint, fix) for a runtime that computes something else than the reference model."""
-    if ctx.config.partitioner != "none" and ctx.config.flow == "fx":
+    if delegates(ctx.config) and ctx.config.flow == "fx":
         return ("the fx flow makes uint8 asymmetric activations with int8 weights; the XNNPACK delegate does not "
                 "compute that mix correctly. Use --flow pt2e (int8, as XNNPACKQuantizer makes it) or --partitioner "
                 "none", {"flow": "pt2e"})
-    if ctx.config.partitioner != "none":
+    if delegates(ctx.config):
         return ("run again with --partitioner none: if that matches, the delegate is the cause",
                 {"partitioner": "none"})
     return ("run again with --fusion none: if that matches, a fused quantized operator is the cause",
@@ -142,7 +149,7 @@ def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext) -
     """(message, hint, fix) for a runtime failure, read from what the runtime printed."""
     xnn = [line for line in log if "XNN" in line or "xnn_" in line]
     if not xnn:
-        narrow = {"partitioner": "none"} if ctx.config.partitioner != "none" else \
+        narrow = {"partitioner": "none"} if delegates(ctx.config) else \
             ({"fusion": "none"} if ctx.config.fusion != "none" else {})
         return (f"the ExecuTorch runtime failed: {exc}",
                 "see the runtime log in the details; try --partitioner none or --fusion none to narrow it down",
@@ -157,3 +164,23 @@ def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext) -
             {"flow": "pt2e"}
     return message, "skip the module whose op XNNPACK rejects (--skip-module NAME), or use --partitioner demo or none", \
         {"partitioner": "none"}
+
+
+def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """``_load_for_executorch_from_buffer`` and ``forward`` on every evaluation batch (a program that would abort
+    this process is not loaded)."""
+    from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer
+
+    blocked = state.get("blocked")
+    if blocked is not None:
+        raise RuntimeError(f"the runtime would abort the process: {blocked.message}")
+    module = _load_for_executorch_from_buffer(state["program"].buffer)
+    state["outputs"] = [module.forward(tuple(batch)) for batch in evaluation_data(spec, config).batches]
+
+
+STAGE = Stage(
+    "run", run, DESCRIPTION, EXPLANATION, reads=("held_out",), overlay="fused_vs_runtime_sqnr_db",
+    page_runs_torch=True,
+    remedy=Remedy("try --partitioner none or --fusion none to find what the runtime rejects",
+                  ({"partitioner": "none"}, {"fusion": "none"})),
+    bare=bare)

@@ -13,11 +13,13 @@ from pathlib import Path
 import torch
 from torch import fx
 
+from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
-from quantviz.stages.base import Diagnostics, StageContext, StageOutput
+from quantviz.model_spec import ModelSpec
+from quantviz.stages.base import Diagnostics, Remedy, Stage, StageContext, StageOutput
 from quantviz.untraceable import FINDINGS_ATTR, SkippingTracer, Untraceable, find_untraceable
 
-__all__ = ["SkippingTracer", "check_runs_eagerly", "check_skip_names", "run", "symbolic_trace"]
+__all__ = ["STAGE", "SkippingTracer", "check_runs_eagerly", "check_skip_names", "run", "symbolic_trace"]
 
 DESCRIPTION = "make the float model a graph (fx: symbolic_trace; pt2e: torch.export)"
 EXPLANATION = (
@@ -25,7 +27,8 @@ EXPLANATION = (
     'with proxy values and fails on Python control flow that depends on tensors. All such places are found '
     'in one run: a module-level helper function can be kept as one leaf call (the layers around it are still '
     'quantized), a module whose own forward branches on tensors is skipped and stays float. The pt2e flow uses '
-    'torch.export, which follows the example input instead.'
+    'torch.export, which follows the example input instead. The torchao flow exports the float model too, to '
+    'show the graph quantize_ starts from.'
 )
 
 
@@ -66,7 +69,7 @@ def run(ctx: StageContext) -> StageOutput:
     model, skip = ctx.spec.model, ctx.config.skip_modules
     check_skip_names(model, skip, "trace")
     check_runs_eagerly(model, ctx.spec.example_inputs)
-    if ctx.config.flow == "pt2e":
+    if ctx.config.flow != "fx":
         if ctx.spec.exported_program is not None:
             return StageOutput(ctx.spec.exported_program, calls=["ep = torch.export.load(path)"])
         ep = torch.export.export(model, ctx.spec.example_inputs)
@@ -144,3 +147,17 @@ def untraceable_error(found: Untraceable) -> StageError:
         hint += f"; or skip with {' '.join(f'--skip-module {m}' for m in skip)}"
     hint += "; or rewrite that code without Python control flow on tensors"
     return StageError("trace", message, hint, details=details, metrics=metrics, fix={"skip_untraceable": True})
+
+
+def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """pt2e: ``torch.export.export(model, example_inputs)``; fx traces inside prepare_fx; torchao exports after
+    quantize_ (the capture stage)."""
+    if config.flow == "pt2e":
+        state["ep"] = torch.export.export(spec.model, spec.example_inputs)
+
+
+STAGE = Stage(
+    "trace", run, DESCRIPTION, EXPLANATION, reads=("flow", "skip_modules", "skip_untraceable"),
+    remedy=Remedy("check that the model runs eagerly on its example inputs; skip untraceable modules with "
+                  "--skip-module"),
+    bare=bare)

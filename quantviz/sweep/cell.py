@@ -22,7 +22,7 @@ from quantviz.config import PipelineConfig
 from quantviz.errors import LoadError
 from quantviz.loading import load_model
 from quantviz.numerics.compare import data_sets
-from quantviz.numerics.metrics import accuracy, sqnr_db
+from quantviz.measure.metrics import accuracy, sqnr_db
 from quantviz.numerics.sensitivity import layers_of
 from quantviz.pipeline import Pipeline, StageEvent
 from quantviz.runtime import concat_outputs

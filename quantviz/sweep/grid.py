@@ -52,7 +52,7 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
         if isinstance(default, bool):
             shown = "off,on"
         elif meta.get("choices"):
-            shown = ",".join(meta["choices"])
+            shown = ",".join(str(c) for c in meta["choices"])
         else:
             shown = meta.get("metavar") or "V"
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "metavar": shown,

@@ -1,6 +1,10 @@
-"""The pattern ledger: every reference quantized pattern found after convert, and what became of it.
+"""The pattern ledger: every reference quantized pattern, and what became of it.
 
-    ledger = build_ledger(pipe)          # pipe ran at least to "fuse"
+The reference patterns are those of the flow's reference model (convert in fx/pt2e, the captured program in the
+torchao flow); delegation is read at the delegate stage and fusion at the flow's last edge program (fuse, where
+the flow has one)::
+
+    ledger = build_ledger(pipe)          # pipe ran at least to the flow's last edge program (fuse)
     for row in ledger.rows:
         print(row.pattern, row.label, row.fate, row.reason)
 
@@ -14,18 +18,18 @@ import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from quantviz.config import STAGES
 from quantviz.diff import diff_graphs
 from quantviz.errors import StageError
+from quantviz.lowering import partitioner_name
 from quantviz.pipeline import Pipeline
 from quantviz.pipeline_view import PipelineView
 from quantviz.why.fusion_match import PatternGraph, explain_unfused, executorch_patterns
-from quantviz.why.partition_log import xnnpack_supported_targets
+from quantviz.backends.partition_log import xnnpack_supported_targets
 
 
 @dataclass
 class LedgerRow:
-    pattern: str  # id in the convert stage's graph
+    pattern: str  # id in the reference stage's graph (convert, or capture in the torchao flow)
     label: str
     op: str
     members: list[str]
@@ -72,20 +76,21 @@ def default_patterns() -> tuple[PatternGraph, ...]:
 
 
 def build_ledger(pipe: PipelineView, patterns: tuple[PatternGraph, ...] | None = None) -> Ledger:
-    for stage in ("convert", "delegate", "fuse"):
+    needed = ledger_stages(pipe)
+    for stage in needed:
         r = pipe.results.get(stage)
         if r is None or not r.ok:
             raise StageError(stage, f"the ledger needs the '{stage}' stage, which has not run successfully",
-                             "run the pipeline at least until 'fuse' (--until fuse)")
+                             f"run the pipeline at least until '{needed[-1]}' (--until {needed[-1]})")
     patterns = default_patterns() if patterns is None else patterns
-    convert, delegate, fuse = (pipe.results[s] for s in ("convert", "delegate", "fuse"))
+    convert, delegate, fuse = (pipe.results[s] for s in needed)
     cd = diff_graphs(convert.graph, delegate.graph)
     df = diff_graphs(delegate.graph, fuse.graph)
     d_patterns = {p.anchor: p for p in delegate.graph.patterns}
     fused_by_pattern = {pid: op for op, pid in df.fused.items()}
     live = {n.name: n for n in delegate.artifact.exported_program().graph.nodes}
     reasons: dict[str, list[str]] = delegate.diagnostics.partition_reasons
-    partitioner = pipe.config.partitioner
+    partitioner = partitioner_name(pipe.config)
     supported = _supported_targets(partitioner)
     rows = []
     for p in convert.graph.patterns:
@@ -132,6 +137,13 @@ def build_ledger(pipe: PipelineView, patterns: tuple[PatternGraph, ...] | None =
     return Ledger(pipe.spec.name, pipe.config.to_dict(), rows)
 
 
+def ledger_stages(pipe: PipelineView) -> tuple[str, str, str]:
+    """(reference, delegate, lowered): the stages the ledger reads in this flow, e.g. ("convert", "delegate",
+    "fuse"); the torchao flow has no fuse stage, so its lowered program is the delegate stage's."""
+    roles = pipe.flow.roles
+    return roles.get("reference", "convert"), "delegate", roles.get("lowered", "fuse")
+
+
 def _supported_targets(partitioner: str) -> set[str] | None:
     if partitioner != "xnnpack":
         return None
@@ -164,10 +176,11 @@ def what_if(pipe: Pipeline, **changes: Any) -> tuple[Pipeline, list[FateChange]]
         other, changed = what_if(pipe, skip_modules=("block.norm2",))
     """
     config = pipe.config.with_changes(**changes)
-    if STAGES.index(config.until) < STAGES.index("fuse"):
-        config = config.with_changes(until="fuse")
+    last = pipe.role("lowered") or "fuse"
+    if pipe.flow.index(config.until) < pipe.flow.index(last):
+        config = config.with_changes(until=last)
     other = pipe.fork(config)
-    other.run(until="fuse")
+    other.run(until=last)
     def key(r: LedgerRow) -> tuple:
         return r.label, r.module_path, r.source
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
-from quantviz.numerics.metrics import lsb_summary, sqnr_db
+from quantviz.measure.metrics import lsb_summary, sqnr_db
 
 # The runtime's error power may exceed the reference model's own quantization error power by this much (dB)
 # before the runtime is called wrong. Drift measured on deep zoo models stays below it (see docs/architecture.md).

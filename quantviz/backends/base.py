@@ -1,0 +1,75 @@
+"""What a backend is: its quantizer, its partitioner and the exact lowering call, how its refusals are read, how
+numbers are obtained on this machine, and what installs it.
+
+A backend is one file, ``quantviz/backends/<name>.py``, with one record, ``BACKEND = Backend(...)``::
+
+    BACKEND = Backend("xnnpack", "XNNPACK: int8 CPU kernels", quantizer=xnnpack_quantizer,
+                      quantizer_calls=xnnpack_quantizer_calls, partitioner=xnnpack_partitioner, numbers="runtime")
+
+``--backend NAME`` picks it; ``--partitioner auto`` (the default) uses its partitioner, ``none`` none.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from quantviz.config import PipelineConfig
+
+# How a backend's numbers are obtained here:
+# runtime: the .pte runs in ExecuTorch's runtime (portable_lib) on this machine
+# reference-model: the delegates run in the backend's reference model (Arm's TOSA reference model)
+# report: the backend's compiler reports what it placed where and its estimates (Vela), no outputs
+# none: no runtime for this backend on this machine; the .pte is written (not a failure)
+Numbers = Literal["runtime", "reference-model", "report", "none"]
+
+
+@dataclass(frozen=True)
+class PartitionerChoice:
+    """A partitioner and how a user's script writes it."""
+
+    partitioner: Any  # the executorch Partitioner object
+    import_line: str  # e.g. "from executorch.backends.xnnpack.partition.xnnpack_partitioner import ..."
+    constructor: str  # e.g. "XnnpackPartitioner(per_op_mode=True)"
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """A Python package a backend needs, and the command that installs it."""
+
+    module: str  # the import name checked, e.g. "tosa_reference_model"
+    pip: str  # e.g. "pip install 'quantviz[arm]'"
+
+    def missing(self) -> bool:
+        return importlib.util.find_spec(self.module) is None
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One target of the flow, declared in the backend's own file."""
+
+    name: str  # the --backend value, e.g. "arm-tosa"
+    description: str  # one line
+    # pt2e: the quantizer for a config (per channel, dynamic, int16 activations where the backend has them)
+    quantizer: Callable[[PipelineConfig], Any]
+    # the same as copyable Python: import lines and the statement that binds ``quantizer``
+    quantizer_calls: Callable[[PipelineConfig], list[str]]
+    # backends that quantize alike share this (portable and xnnpack: "xnnpack-int8"), so switching between them
+    # does not re-run prepare and calibrate
+    quantizer_key: str = ""
+    # the backend's own partitioner (None: nothing is delegated, e.g. the portable kernels)
+    partitioner: Callable[[PipelineConfig], PartitionerChoice] | None = None
+    numbers: Numbers = "runtime"
+    numbers_note: str = ""  # when numbers is not "runtime": what the run stage shows instead, and why
+    requires: tuple[Requirement, ...] = ()  # packages beyond quantviz's own dependencies
+    # EdgeCompileConfig keyword arguments the backend's lowering needs, as values and as source text
+    compile_options: dict[str, Any] = field(default_factory=dict)
+    # convert_pt2e keyword arguments (e.g. OpenVINO: fold_quantize=False)
+    convert_options: dict[str, Any] = field(default_factory=dict)
+    # transform passes to_edge_transform_and_lower runs first (Vulkan: I64toI32), with their source text
+    transform_passes: Callable[[Any], list[Any]] | None = None
+    transform_passes_call: str = ""
+
+    def missing(self) -> list[Requirement]:
+        """The requirements not installed here."""
+        return [r for r in self.requires if r.missing()]

@@ -1,0 +1,29 @@
+"""xnnpack: XNNPACKQuantizer (int8) and XnnpackPartitioner; the .pte runs in the runtime on this machine.
+
+``delegate_granularity="op"`` makes every op the partitioner takes its own delegate (``per_op_mode``), so the
+runtime's debug buffer holds each delegated op's output::
+
+    choice = BACKEND.partitioner(PipelineConfig(backend="xnnpack", delegate_granularity="op"))
+    choice.constructor   # 'XnnpackPartitioner(per_op_mode=True)'
+"""
+from __future__ import annotations
+
+from quantviz.backends.base import Backend, PartitionerChoice
+from quantviz.backends.xnnpack_quantizer import xnnpack_quantizer, xnnpack_quantizer_calls
+from quantviz.config import PipelineConfig
+
+
+def xnnpack_partitioner(config: PipelineConfig) -> PartitionerChoice:
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+
+    per_op = config.delegate_granularity == "op"
+    return PartitionerChoice(
+        XnnpackPartitioner(per_op_mode=per_op),
+        "from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner",
+        "XnnpackPartitioner(per_op_mode=True)" if per_op else "XnnpackPartitioner()")
+
+
+BACKEND = Backend(
+    "xnnpack", "XNNPACK: XNNPACKQuantizer (int8) and XnnpackPartitioner, run by the runtime here",
+    quantizer=xnnpack_quantizer, quantizer_calls=xnnpack_quantizer_calls, quantizer_key="xnnpack-int8", partitioner=xnnpack_partitioner,
+    numbers="runtime")

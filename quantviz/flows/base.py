@@ -1,0 +1,81 @@
+"""What a flow is: an ordered list of stages, some of them absent, and which stage plays which role.
+
+A flow is one file, ``quantviz/flows/<name>.py``, with one record, ``FLOW = Flow(...)``::
+
+    FLOW = Flow("torchao", "torchao's quantize_ source transform, then torch.export and lowering",
+                slots=(trace.STAGE, quantize.STAGE, Absent("calibrate", "dynamic activations: nothing to observe"),
+                       capture.STAGE, edge.STAGE, delegate.STAGE, emit.STAGE, run.STAGE),
+                roles={"reference": "capture", "lowered": "delegate", "program": "emit"})
+
+A stage the flow does not have is an :class:`Absent` slot: the rail shows it as "not part of this flow", with
+its reason, and nothing runs for it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from quantviz.stages.base import Stage
+
+# The roles a stage can play for the analyses that run after the flow:
+# reference: the reference quantized model (float ops between q/dq; a GraphModule or ExportedProgram)
+# lowered: the edge program that becomes the .pte (after delegation and fusion)
+# program: the ExecutorchProgramManager (the .pte bytes)
+# float_graph: the float model as a graph (per-node numerics follow its nodes)
+Role = Literal["reference", "lowered", "program", "float_graph"]
+
+
+@dataclass(frozen=True)
+class Absent:
+    """A stage a flow does not have, shown in its place on the rail."""
+
+    name: str  # e.g. "calibrate"
+    reason: str  # why this flow has no such stage, in one sentence
+
+
+@dataclass(frozen=True)
+class Flow:
+    """The stages of one flow, in order, and the roles they play."""
+
+    name: str  # the config's flow name
+    description: str  # one line
+    slots: tuple[Stage | Absent, ...]  # in rail order
+    roles: dict[str, str] = field(default_factory=dict)  # Role -> stage name
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The stages that run, in order."""
+        return tuple(s for s in self.slots if isinstance(s, Stage))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names of the stages that run, in order."""
+        return tuple(s.name for s in self.stages)
+
+    @property
+    def absent(self) -> dict[str, str]:
+        """Absent stage name -> reason."""
+        return {s.name: s.reason for s in self.slots if isinstance(s, Absent)}
+
+    def stage(self, name: str) -> Stage:
+        for s in self.stages:
+            if s.name == name:
+                return s
+        raise KeyError(f"flow {self.name!r} has no stage {name!r} (its stages: {', '.join(self.names)})")
+
+    def index(self, name: str) -> int:
+        """Position of a running stage among ``names`` (0 = first)."""
+        return self.names.index(name)
+
+    def number(self, name: str) -> int:
+        """The 1-based number the rail shows for a slot (absent slots are numbered too)."""
+        return [s.name for s in self.slots].index(name) + 1
+
+    def before(self, name: str) -> str | None:
+        """The running stage before ``name``, or None for the first."""
+        i = self.index(name)
+        return self.names[i - 1] if i > 0 else None
+
+    def after(self, first: str) -> tuple[str, ...]:
+        """``first`` and every running stage after it."""
+        return self.names[self.index(first):] if first in self.names else ()
