@@ -57,6 +57,8 @@ def partitioner_for(config: PipelineConfig) -> PartitionerChoice | None:
 
 def partitioner_name(config: PipelineConfig) -> str:
     """"none", "demo" or the backend whose partitioner ``config`` delegates with (no object is built)."""
+    if config.flow == "recipe":
+        return backend_of(config).name  # the recipe's own partitioners
     if config.partitioner in ("none", "demo"):
         return config.partitioner
     return config.target if backend_of(config).partitioner is not None else "none"

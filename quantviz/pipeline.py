@@ -143,7 +143,7 @@ class Pipeline:
         """Adopt ``config``; drop the results of every stage it affects. Returns the dropped stage names."""
         old, new_flow = self.config, flow_of(config)
         self.config = config
-        if new_flow is not self.flow:  # another flow: nothing carries over
+        if (new_flow.name, new_flow.names) != (self.flow.name, self.flow.names):  # another flow: nothing carries over
             self.flow = new_flow
             dropped = list(self.results)
             self.results.clear()

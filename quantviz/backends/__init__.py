@@ -8,17 +8,46 @@ from __future__ import annotations
 
 from quantviz.backends import portable, xnnpack
 from quantviz.backends.base import Backend, PartitionerChoice, Requirement
+from typing import Any
+
 from quantviz.config import ConfigError, PipelineConfig
 
 BACKENDS: dict[str, Backend] = {m.BACKEND.name: m.BACKEND for m in (portable, xnnpack)}
 
 
 def backend_of(config: PipelineConfig) -> Backend:
-    """The backend ``config`` targets (``backend="auto"`` resolved by ``PipelineConfig.target``)."""
+    """The backend ``config`` targets (``backend="auto"`` resolved by ``PipelineConfig.target``; under the recipe
+    flow, the backend whose recipe it is)."""
+    if config.flow == "recipe":
+        return recipe_backend(config.recipe)
     try:
         return BACKENDS[config.target]
     except KeyError:
         raise ConfigError(f"backend {config.target!r} is not available: {', '.join(BACKENDS)}") from None
 
 
-__all__ = ["BACKENDS", "Backend", "PartitionerChoice", "Requirement", "backend_of"]
+def all_recipes() -> dict[str, tuple[Backend, Any]]:
+    """Every export recipe of every backend that declares some: name -> (backend, RecipeType)."""
+    out: dict[str, tuple[Backend, Any]] = {}
+    for backend in BACKENDS.values():
+        if backend.recipes is not None and not backend.missing():
+            out.update({name: (backend, rtype) for name, rtype in backend.recipes().items()})
+    return out
+
+
+def recipe_backend(name: str) -> Backend:
+    """The backend whose export recipe ``name`` is; a ConfigError listing the recipes when none is."""
+    found = all_recipes().get(name)
+    if found is None:
+        raise ConfigError(f"no export recipe named {name!r}: {', '.join(all_recipes())}")
+    return found[0]
+
+
+def recipe_type_of(name: str) -> Any:
+    """The RecipeType named ``name``, e.g. ``recipe_type_of("xnnpack_fp32")`` is ``XNNPackRecipeType.FP32``."""
+    recipe_backend(name)
+    return all_recipes()[name][1]
+
+
+__all__ = ["BACKENDS", "Backend", "PartitionerChoice", "Requirement", "all_recipes", "backend_of", "recipe_backend",
+           "recipe_type_of"]

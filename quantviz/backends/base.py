@@ -69,6 +69,9 @@ class Backend:
     # transform passes to_edge_transform_and_lower runs first (Vulkan: I64toI32), with their source text
     transform_passes: Callable[[Any], list[Any]] | None = None
     transform_passes_call: str = ""
+    # ExecuTorch export recipes of this backend: name -> RecipeType (e.g. "xnnpack_fp32" -> XNNPackRecipeType.FP32),
+    # built on first use (it imports the backend's recipe provider, which registers it)
+    recipes: Callable[[], dict[str, Any]] | None = None
 
     def missing(self) -> list[Requirement]:
         """The requirements not installed here."""

@@ -23,7 +23,14 @@ def xnnpack_partitioner(config: PipelineConfig) -> PartitionerChoice:
         "XnnpackPartitioner(per_op_mode=True)" if per_op else "XnnpackPartitioner()")
 
 
+def xnnpack_recipes() -> dict:
+    """Every XNNPackRecipeType by its value (importing the package registers XNNPACK's recipe provider)."""
+    from executorch.backends.xnnpack.recipes import XNNPackRecipeType
+
+    return {t.value: t for t in XNNPackRecipeType}
+
+
 BACKEND = Backend(
     "xnnpack", "XNNPACK: XNNPACKQuantizer (int8) and XnnpackPartitioner, run by the runtime here",
     quantizer=xnnpack_quantizer, quantizer_calls=xnnpack_quantizer_calls, quantizer_key="xnnpack-int8", partitioner=xnnpack_partitioner,
-    numbers="runtime")
+    numbers="runtime", recipes=xnnpack_recipes)

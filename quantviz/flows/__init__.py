@@ -9,11 +9,11 @@ Example::
 from __future__ import annotations
 
 from quantviz.config import ConfigError, PipelineConfig
-from quantviz.flows import fx, pt2e, torchao
+from quantviz.flows import fx, pt2e, recipe, torchao
 from quantviz.flows.base import Absent, Flow
 from quantviz.lowering import partitioner_name
 
-FLOWS: dict[str, Flow] = {m.FLOW.name: m.FLOW for m in (fx, pt2e, torchao)}
+FLOWS: dict[str, Flow] = {m.FLOW.name: m.FLOW for m in (fx, pt2e, torchao, recipe)}
 
 
 def flow_of(config: PipelineConfig) -> Flow:
@@ -21,6 +21,7 @@ def flow_of(config: PipelineConfig) -> Flow:
     flow = FLOWS.get(config.flow)
     if flow is None:
         raise ConfigError(f"flow {config.flow!r} is not available: {', '.join(FLOWS)}")
+    flow = flow.for_config(config)
     if config.until not in flow.names:
         why = f" ({flow.absent[config.until]})" if config.until in flow.absent else ""
         raise ConfigError(f"until={config.until!r} is not a stage of the {flow.name} flow{why}: "

@@ -13,7 +13,9 @@ its reason, and nothing runs for it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Callable, Literal
+
+from quantviz.config import PipelineConfig
 
 from quantviz.stages.base import Stage
 
@@ -41,6 +43,12 @@ class Flow:
     description: str  # one line
     slots: tuple[Stage | Absent, ...]  # in rail order
     roles: dict[str, str] = field(default_factory=dict)  # Role -> stage name
+    # when the stages depend on the config (the recipe flow: the session's own stages), the flow for a config
+    resolve: Callable[[PipelineConfig], "Flow"] | None = None
+
+    def for_config(self, config: PipelineConfig) -> "Flow":
+        """This flow as it runs under ``config`` (itself, unless it resolves its stages per config)."""
+        return self.resolve(config) if self.resolve is not None else self
 
     @property
     def stages(self) -> tuple[Stage, ...]:
