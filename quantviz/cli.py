@@ -303,48 +303,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     report = compare(pipe, sensitivity_layers=args.sensitivity, progress=progress)
     written = report.write(args.out)
-    data = "evaluation" if any(r["data"] == "evaluation" for r in report.end_to_end) else \
-        (report.end_to_end[0]["data"] if report.end_to_end else "")
-    for level, state in report.levels.items():
-        print(f"  {level:<9} {'ok' if state == 'ok' else 'unavailable: ' + state}")
-    for row in report.end_to_end:
-        if row["data"] == data:
-            print(f"  {row['a']} vs {row['b']}: SQNR {row['sqnr_db']:.1f} dB, cosine {row['cosine']:.5f}"
-                  + (f", max {row['max_lsb']:.0f} LSB" if row.get("max_lsb") == row.get("max_lsb")
-                     and row.get("max_lsb") is not None else ""))
-    if report.per_node:
-        worst = report.per_node[0]
-        print(f"  worst node: {worst['node']} ({worst['sqnr_db']:.1f} dB float vs reference)")
-    if report.kernels:
-        print(f"  quantviz kernels: worst instance {report.kernels[0]['node']} "
-              f"{report.kernels[0]['max_lsb']} LSB off the reference")
-    ri = report.runtime_intermediates
-    if ri.get("available"):
-        compared = [r for r in ri["rows"] if r["status"] == "compared"]
-        hidden = [r for r in ri["rows"] if r["status"].startswith("inside a delegate")]
-        worst = max((r["max_abs_diff"] for r in compared), default=0.0)
-        print(f"  runtime intermediates: {len(compared)} kernel call(s) compared with the fused program, "
-              f"max difference {worst:g}" + (f"; {len(hidden)} op(s) inside delegates" if hidden else ""))
-    else:
-        print(f"  runtime intermediates: unavailable ({ri.get('reason')})")
-    if report.blame_note:
-        print(f"  blame: {report.blame_note}")
-    if report.granularity_check:
-        g = report.granularity_check
-        print("  per-op delegates vs whole-graph ones: " + (
-            f"could not lower: {g['error']}" if "error" in g else "identical output" if g["identical"] else
-            f"SQNR {g['sqnr_db']:.1f} dB" + (f", max {g['max_lsb']:.0f} LSB" if "max_lsb" in g else "")))
-    not_compared = [o["path"] for o in report.outputs if not o["compared"]]
-    if not_compared:
-        print(f"  outputs not compared: {', '.join(not_compared)} (see outputs.csv)")
-    if report.runtime_reused:
-        print("  runtime outputs reused from the run stage")
+    for line in report.summary_lines():
+        print(f"  {line}")
     print(f"  wrote {', '.join(str(p) for p in written)}")
     if args.fail_below_sqnr is not None:
-        runtime = report.metric(data, "float", "runtime")
+        runtime = report.metric(report.main_data(), "float", "runtime")
         if runtime is None:
             print(f"quantviz: no runtime-vs-float SQNR to check against {args.fail_below_sqnr} dB "
-                  f"(runtime: {report.levels.get('runtime')})", file=sys.stderr)
+                  f"(runtime: {report.level('runtime').text})", file=sys.stderr)
             return 3
         if runtime < args.fail_below_sqnr:
             print(f"quantviz: runtime-vs-float SQNR {runtime:.1f} dB is below {args.fail_below_sqnr} dB",

@@ -47,7 +47,8 @@ def charts_section(pipe: Pipeline, numerics: NumericsReport | None = None) -> st
     order = execution_order(convert.graph) if convert is not None and convert.ok else {}
     charts = report_charts(numerics, order)
     if not charts:
-        return f"{head}<p>No numerics to chart (levels: {_e(numerics.levels)}).</p></section>"
+        levels = {k: v.text for k, v in numerics.levels.items()}
+        return f"{head}<p>No numerics to chart (levels: {_e(levels)}).</p></section>"
     return head + charts_html(charts) + "</section>"
 
 

@@ -129,7 +129,7 @@ def test_fx_flow_values_are_found_without_provenance_and_portable_kernels_match(
     assert len(with_runtime) >= len(rows) - 2  # the flatten/view patterns have no quantize of their own downstream
     for r in with_runtime:  # portable kernels compute what the fused program computes ahead of time
         assert r.runtime_max_lsb == 0.0 and r.runtime_local_max_lsb <= 1.0 and r.reference_vs_fused_sqnr_db > 30
-    by_stage = blame_by_stage(pipe, [r.to_dict() for r in rows])
+    by_stage = blame_by_stage(pipe, rows)
     fuse_quantizes = [n.id for n in pipe.results["fuse"].graph.nodes if n.kind == "quantize"]
     assert fuse_quantizes and all(q in by_stage["fuse"] for q in fuse_quantizes[1:])  # [0]: the input's quantize
 
@@ -137,20 +137,20 @@ def test_fx_flow_values_are_found_without_provenance_and_portable_kernels_match(
 @pytest.mark.e2e
 def test_blame_by_stage_maps_every_stage_graph_to_its_pattern_row(flow):
     pipe = flow("sample:digits_cnn", **PER_OP)
-    rows = [r.to_dict() for r in blame_table(pipe, pipe.spec.comparison_batches()[:1])]
+    rows = blame_table(pipe, pipe.spec.comparison_batches()[:1])
     by_stage = blame_by_stage(pipe, rows)
     assert set(by_stage) == {"convert", "capture", "edge", "delegate", "fuse", "emit"}
     convert = pipe.results["convert"].graph
     for p in convert.patterns:
-        assert all(by_stage["convert"][m]["pattern"] == p.id for m in p.members)
+        assert all(by_stage["convert"][m].pattern == p.id for m in p.members)
     for stage in ("delegate", "fuse", "emit"):
         graph = pipe.results[stage].graph
         calls = [n.id for n in graph.nodes if n.kind == "delegate"]
-        rows_of_calls = {by_stage[stage][c]["pattern"] for c in calls if c in by_stage[stage]}
-        assert rows_of_calls == {r["pattern"] for r in rows}, stage  # one delegate per pattern, each coloured
+        rows_of_calls = {by_stage[stage][c].pattern for c in calls if c in by_stage[stage]}
+        assert rows_of_calls == {r.pattern for r in rows}, stage  # one delegate per pattern, each coloured
     fuse = by_stage["fuse"]
     for r in rows:  # the delegate call the row names is coloured with that row
-        assert fuse[r["delegate"]]["pattern"] == r["pattern"]
+        assert fuse[r.delegate].pattern == r.pattern
     inside = [k for k in fuse if k not in {n.id for n in pipe.results["fuse"].graph.nodes}]
     assert inside  # nodes inside the delegate subgraphs are mapped too
 
@@ -192,15 +192,18 @@ def test_every_output_of_a_dict_model_is_listed_and_the_floating_ones_compared()
     pipe = Pipeline(spec, PipelineConfig(flow="pt2e")).run()
     assert pipe.ok, pipe.failed and pipe.failed.error
     report = compare(pipe, max_batches=4)
-    rows = {r["path"]: r for r in report.outputs}
+    rows = {r.path: r for r in report.outputs}
     assert list(rows) == ["logits", "best", "aux[0]"]
-    assert rows["logits"]["compared"] and rows["aux[0]"]["compared"] and rows["logits"]["end_to_end"]
-    assert not rows["best"]["compared"] and rows["best"]["dtype"] == "int64" and "integer" in rows["best"]["why_not"]
-    assert rows["best"]["float_vs_runtime_equal_share"] >= 0.75
+    assert rows["logits"].compared and rows["aux[0]"].compared and rows["logits"].end_to_end
+    assert not rows["best"].compared and rows["best"].dtype == "int64" and "integer" in rows["best"].why_not
+    assert rows["best"].equal_share["float", "runtime"] >= 0.75
     for path in ("logits", "aux[0]"):
-        assert 15 < rows[path]["float_vs_runtime_sqnr_db"] < 80 and rows[path]["reference_vs_runtime_sqnr_db"] > 15
+        assert 15 < rows[path].sqnr_db["float", "runtime"] < 80 and rows[path].sqnr_db["reference", "runtime"] > 15
     # the end-to-end table is the first floating output's (logits), as before
-    assert report.metric("calibration", "float", "runtime") == pytest.approx(rows["logits"]["float_vs_runtime_sqnr_db"])
+    assert report.metric("calibration", "float", "runtime") == pytest.approx(rows["logits"].sqnr_db["float", "runtime"])
+    written = {r["path"]: r for r in report.to_dict()["outputs"]}  # numerics.json: one column per level pair
+    assert written["best"]["float_vs_runtime_equal_share"] == rows["best"].equal_share["float", "runtime"]
+    assert "outputs not compared: best (see outputs.csv)" in report.summary_lines()
 
 
 @pytest.mark.e2e

@@ -1,6 +1,6 @@
 """Charts of a numerics report as data (`quantviz.render.charts`): the values each chart plots, the first
 divergence mark, histogram bins, the Vega-Lite specs the app draws and the SVG the report inlines (no network).
-The tables are built by hand here, so these tests need neither a pipeline nor the blame module."""
+The tables are built by hand here (the report's own records), so these tests need no pipeline."""
 import json
 import math
 import re
@@ -10,43 +10,47 @@ from types import SimpleNamespace
 import pytest
 
 from conftest import require_module
-from quantviz.numerics.compare import NumericsReport
+from quantviz.numerics.blame import BlameRow
+from quantviz.numerics.compare import LEVEL_OK, NumericsReport
+from quantviz.numerics.kernel_instances import KernelInstance
+from quantviz.numerics.per_node import PerNodeRow
+from quantviz.numerics.sensitivity import SensitivityRow
 from quantviz.render import charts as C
 from quantviz.report import charts_section
 
 NODES = ["conv1", "relu1", "conv2", "relu2", "fc"]
+NAN = float("nan")
 
 
-def blame_rows() -> list[dict]:
-    """Five nodes, out of order on purpose; relu2 (order 8) is the first divergence."""
+def blame_rows() -> list[BlameRow]:
+    """Five nodes, out of order on purpose; relu2 (order 8) is the first divergence; fc has no runtime value."""
     rows = []
     for i, node in enumerate(NODES):
-        rows.append({"node": node, "module": node, "op": "conv2d" if node.startswith("conv") else "relu",
-                     "order": 2 * i + 2,
-                     "float_vs_reference_sqnr_db": 40.0 - i,
-                     "reference_vs_fused_sqnr_db": "inf" if i < 3 else 30.0 - i,
-                     "fused_vs_runtime_sqnr_db": None if node == "fc" else math.inf,
-                     "reference_max_lsb": 0, "fused_max_lsb": 0, "runtime_max_lsb": 1, "runtime_local_max_lsb": 1,
-                     "runtime_source": "etdump", "first_divergence": node == "relu2"})
+        rows.append(BlameRow(node, f"p{i}", node, "conv2d" if node.startswith("conv") else "relu", 2 * i + 2,
+                             float_vs_reference_sqnr_db=40.0 - i,
+                             reference_vs_fused_sqnr_db=math.inf if i < 3 else 30.0 - i,
+                             fused_vs_runtime_sqnr_db=NAN if node == "fc" else math.inf,
+                             reference_max_lsb=0, fused_max_lsb=0, runtime_max_lsb=1, runtime_local_max_lsb=1,
+                             runtime_source="intermediate", first_divergence=node == "relu2"))
     return rows[::-1]
 
 
-KERNELS = [{"node": "c1", "op": "conv2d", "elements": 100, "max_lsb": 1, "histogram": {"0": 90, "1": 10}},
-           {"node": "c2", "op": "conv2d", "elements": 60, "max_lsb": 2, "histogram": {"0": 50, "2": 5, "1": 5}},
-           {"node": "l1", "op": "linear", "elements": 64, "max_lsb": 9, "histogram": {">=8": 4, "0": 50, "1": 10}}]
-SENSITIVITY = [{"layer": "conv1", "sqnr_db": 30.0, "gain_db": 1.5}, {"layer": "fc", "sqnr_db": 33.0, "gain_db": 4.25},
-               {"layer": "conv2", "sqnr_db": 28.0, "gain_db": -0.25},
-               {"layer": "broken", "sqnr_db": None, "gain_db": None, "error": "convert failed"}]
+def per_node_row(node: str, db: float) -> PerNodeRow:
+    return PerNodeRow(node, "aten.conv2d.default", f"quantize_{node}", node, "same name", 0.05, sqnr_db=db)
+
+
+KERNELS = [KernelInstance("c1", "conv2d", 100, 1, histogram={"0": 90, "1": 10}),
+           KernelInstance("c2", "conv2d", 60, 2, histogram={"0": 50, "2": 5, "1": 5}),
+           KernelInstance("l1", "linear", 64, 9, histogram={">=8": 4, "0": 50, "1": 10})]
+SENSITIVITY = [SensitivityRow("conv1", 30.0, 1.5), SensitivityRow("fc", 33.0, 4.25),
+               SensitivityRow("conv2", 28.0, -0.25), SensitivityRow("broken", NAN, NAN, error="convert failed")]
 ACCURACY = {"evaluation": {"runtime": 0.95, "float": 0.97, "fused": 0.96, "reference": 0.96},
             "calibration": {"float": 1.0}}
 
 
-def make_report(blame: list[dict] | None = None) -> NumericsReport:
-    report = NumericsReport("toy", {}, accuracy=ACCURACY, kernels=KERNELS, sensitivity=SENSITIVITY,
-                            per_node=[{"node": n, "sqnr_db": 40.0 - i} for i, n in enumerate(NODES)])
-    if blame is not None:
-        report.blame = blame  # the blame table's attribute, whether or not NumericsReport declares it yet
-    return report
+def make_report(blame: list[BlameRow] | None = None) -> NumericsReport:
+    return NumericsReport("toy", {}, accuracy=ACCURACY, kernels=KERNELS, sensitivity=SENSITIVITY,
+                          per_node=[per_node_row(n, 40.0 - i) for i, n in enumerate(NODES)], blame=blame or [])
 
 
 # ------------------------------------------------------------------------------------------- SQNR per node
@@ -69,9 +73,10 @@ def test_sqnr_by_node_one_line_per_level_pair_in_execution_order():
 
 def test_first_divergence_is_marked_at_its_execution_order():
     chart = C.sqnr_by_node(blame_rows())
-    assert chart.marks == [{"x": 8, "node": "relu2", "label": "first divergence: relu2"}]
+    assert chart.marks == [C.Mark(8, "relu2", "first divergence: relu2")]
     spec = C.vega_lite(chart)
-    rule_layers = [layer for layer in spec["layer"] if layer.get("data", {}).get("values") == chart.marks]
+    values = [{"x": 8, "node": "relu2", "label": "first divergence: relu2"}]
+    rule_layers = [layer for layer in spec["layer"] if layer.get("data", {}).get("values") == values]
     assert len(rule_layers) == 1
     assert rule_layers[0]["layer"][0]["mark"]["type"] == "rule"
     assert rule_layers[0]["layer"][0]["encoding"]["x"]["field"] == "x"
@@ -89,8 +94,8 @@ def test_sqnr_svg_draws_every_point_of_every_line():
 
 
 def test_sqnr_by_node_falls_back_to_per_node_in_execution_order():
-    per_node = [{"node": "fc", "sqnr_db": 20.0}, {"node": "conv1", "sqnr_db": 35.0},
-                {"node": "gone", "sqnr_db": 1.0}, {"node": "conv2", "sqnr_db": float("nan")}]
+    per_node = [per_node_row("fc", 20.0), per_node_row("conv1", 35.0), per_node_row("gone", 1.0),
+                per_node_row("conv2", NAN)]
     chart = C.sqnr_by_node([], per_node, order={"conv1": 1, "conv2": 5, "fc": 9})
     assert chart.series_names() == ["float → reference"]
     assert [(p["order"], p["node"], p["sqnr_db"]) for p in chart.rows] == [(1, "conv1", 35.0), (9, "fc", 20.0)]
@@ -151,7 +156,7 @@ def test_report_charts_without_blame_use_per_node(blame):
 
 def test_report_charts_with_blame_use_it():
     chart = C.report_charts(make_report(blame_rows()))[0]
-    assert len(chart.series_names()) == 3 and chart.marks[0]["x"] == 8
+    assert len(chart.series_names()) == 3 and chart.marks[0].x == 8
 
 
 def test_vega_lite_specs_are_strict_json():
@@ -182,7 +187,7 @@ def test_report_charts_section_with_a_given_report():
     assert section.startswith("<section id='charts'")
     assert re.findall(r"<figure class='chart' id='chart-(\w+)'>", section) == [
         "sqnr_by_node", "lsb_histograms", "sensitivity_bars", "accuracy_bars"]
-    empty = NumericsReport("toy", {}, levels={"float": "ok"})
+    empty = NumericsReport("toy", {}, levels={"float": LEVEL_OK})
     assert "No numerics to chart" in charts_section(pipe, empty)
 
 
@@ -190,7 +195,7 @@ def test_report_charts_section_with_a_given_report():
 
 
 def test_blame_overlay_picks_the_stages_level_pair():
-    rows = {r["node"]: r for r in blame_rows()}
+    rows = {r.node: r for r in blame_rows()}
     assert dict(C.blame_overlay(rows, "convert")) == {n: 40.0 - i for i, n in enumerate(NODES)}
     fused = dict(C.blame_overlay(rows, "fuse"))
     assert fused == {"conv1": 37.0, "relu1": 37.0, "conv2": 37.0, "relu2": 27.0, "fc": 26.0}  # inf → 27 + 10
@@ -211,7 +216,7 @@ def test_app_overlay_colours_any_stage_by_its_blame_pair(monkeypatch):
     from ui import numerics_panel as panel
 
     rows = blame_rows()
-    by_stage = {"convert": {r["node"]: r for r in rows}, "fuse": {"quantviz_conv2d": rows[0], "getitem": rows[1]}}
+    by_stage = {"convert": {r.node: r for r in rows}, "fuse": {"quantviz_conv2d": rows[0], "getitem": rows[1]}}
     calls = []
     monkeypatch.setattr(panel, "blame_by_stage", lambda pipe, r: calls.append(r) or by_stage)
     report = make_report(rows)

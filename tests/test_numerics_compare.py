@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from quantviz.cli import main
-from quantviz.numerics.compare import compare
+from quantviz.numerics.compare import LEVEL_OK, compare
+from quantviz.numerics.runtime_intermediates import OpStatus
 
 pytestmark = pytest.mark.e2e
 
@@ -43,8 +44,8 @@ def test_batch_norm_folded_into_conv_is_followed(flow):
 def test_four_levels_on_digits_fx(flow):
     pipe = flow("sample:digits_cnn", fusion="quantviz")
     report = compare(pipe)
-    assert report.levels == {"float": "ok", "reference": "ok", "fused": "ok", "runtime": "ok"}
-    pairs = {(r["data"], r["a"], r["b"]) for r in report.end_to_end}
+    assert report.levels == {"float": LEVEL_OK, "reference": LEVEL_OK, "fused": LEVEL_OK, "runtime": LEVEL_OK}
+    pairs = {(r.data, r.a, r.b) for r in report.end_to_end}
     assert ("evaluation", "float", "runtime") in pairs and ("calibration", "reference", "fused") in pairs
     assert report.metric("evaluation", "fused", "runtime") == float("inf")  # same kernels ahead of time and on device
     assert report.metric("evaluation", "reference", "runtime", "max_lsb") <= 1.0
@@ -56,9 +57,9 @@ def test_every_fused_op_of_digits_is_compared_with_its_reference(flow):
     pipe = flow("sample:digits_cnn", flow="pt2e", fusion="quantviz")
     report = compare(pipe)
     fused = {f.node for f in pipe.results["fuse"].diagnostics.fusions if f.op.startswith("quantviz")}
-    assert {k["node"] for k in report.kernels} == fused
-    assert max(k["max_lsb"] for k in report.kernels) <= 1
-    assert all(sum(k["histogram"].values()) == k["elements"] > 0 for k in report.kernels)
+    assert {k.node for k in report.kernels} == fused
+    assert max(k.max_lsb for k in report.kernels) <= 1
+    assert all(sum(k.histogram.values()) == k.elements > 0 for k in report.kernels)
 
 
 def test_a_planted_wrong_kernel_is_flagged_with_its_lsb_error(flow):
@@ -72,16 +73,18 @@ def test_a_planted_wrong_kernel_is_flagged_with_its_lsb_error(flow):
 
     report = compare(pipe, kernels={"conv2d": off_by_three})
     worst = report.kernels[0]
-    assert worst["op"] == "conv2d" and worst["max_lsb"] in (3, 4)  # 3 planted, +1 if it sat on a rounding edge
-    assert all(k["max_lsb"] <= 1 for k in report.kernels if k["op"] != "conv2d")
+    assert worst.op == "conv2d" and worst.max_lsb in (3, 4)  # 3 planted, +1 if it sat on a rounding edge
+    assert all(k.max_lsb <= 1 for k in report.kernels if k.op != "conv2d")
+    assert f"quantviz kernels: worst instance {worst.node} {worst.max_lsb} LSB off the reference" in \
+        report.summary_lines()
 
 
 def test_sensitivity_ranks_layers_with_progress(flow):
     pipe = flow("sample:digits_cnn")
     seen = []
     report = compare(pipe, sensitivity_layers=3, progress=lambda f, t: seen.append(t))
-    assert {r["layer"] for r in report.sensitivity} == {"conv1", "conv2", "fc"}
-    gains = [r["gain_db"] for r in report.sensitivity]
+    assert {r.layer for r in report.sensitivity} == {"conv1", "conv2", "fc"}
+    gains = [r.gain_db for r in report.sensitivity]
     assert gains == sorted(gains, reverse=True) and gains[0] > 0  # keeping some layer float helps
     assert any("fc kept float" in t for t in seen)
 
@@ -118,7 +121,7 @@ def test_runtime_intermediates_equal_the_fused_program_op_by_op(flow):
     rows = runtime_intermediates(pipe, pipe.spec.comparison_batches()[0])
     ops = [r.op for r in rows]
     assert ops.count("quantviz::conv2d.out") == 2 and ops.count("quantviz::max_pool2d.out") == 2
-    assert all(r.status == "compared" and r.max_abs_diff == 0.0 and r.elements > 0 for r in rows)
+    assert all(r.status is OpStatus.COMPARED and r.max_abs_diff == 0.0 and r.elements > 0 for r in rows)
     convs = [r.node for r in rows if r.op == "quantviz::conv2d.out"]
     assert convs == ["conv2d_default", "conv2d_default_1"]
 
@@ -128,5 +131,6 @@ def test_runtime_intermediates_name_what_a_delegate_hides(flow):
 
     pipe = flow("sample:conv_add", flow="pt2e", partitioner="xnnpack")
     rows = runtime_intermediates(pipe, pipe.spec.comparison_batches()[0])
-    hidden = [r for r in rows if r.status.startswith("inside a delegate")]
+    hidden = [r for r in rows if r.status is OpStatus.INSIDE_DELEGATE]
     assert hidden and all(r.elements == 0 for r in hidden)
+    assert all(r.to_dict()["status"].startswith("inside a delegate") for r in hidden)  # the table's wording

@@ -11,13 +11,9 @@ import pandas as pd
 import streamlit as st
 
 from quantviz import Pipeline
+from quantviz.numerics.blame import BlameRow, blame_by_stage
 from quantviz.numerics.compare import NumericsReport, compare
 from quantviz.render.charts import Chart, blame_overlay, execution_order, pair_label, report_charts, vega_lite
-
-try:
-    from quantviz.numerics.blame import blame_by_stage
-except ImportError:  # the blame table lands separately; until then only the convert stage has an overlay
-    blame_by_stage = None
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -43,10 +39,10 @@ def current_report(pipe: Pipeline, model_ref: str) -> NumericsReport | None:
     return numerics_report(key, done[key], pipe)
 
 
-def stage_blame(pipe: Pipeline, report: NumericsReport, stage: str) -> dict[str, dict]:
+def stage_blame(pipe: Pipeline, report: NumericsReport, stage: str) -> dict[str, BlameRow]:
     """The blame rows of ``stage``'s graph, node id → row (empty before the blame table exists)."""
-    rows = getattr(report, "blame", []) or []
-    if not rows or blame_by_stage is None:
+    rows = report.blame
+    if not rows:
         return {}
     cache = st.session_state.setdefault("blame_by_stage", {})
     if id(report) not in cache:
@@ -69,8 +65,7 @@ def sqnr_overlay(pipe: Pipeline, model_ref: str, stage: str = "convert") -> tupl
         return blame_overlay(blamed, stage)
     if stage != "convert":
         return ()
-    return tuple((r["node"], float(r["sqnr_db"])) for r in report.per_node
-                 if isinstance(r.get("sqnr_db"), (int, float)) and r["sqnr_db"] == r["sqnr_db"])
+    return tuple((r.node, float(r.sqnr_db)) for r in report.per_node if r.sqnr_db == r.sqnr_db)
 
 
 def overlay_pair(pipe: Pipeline, model_ref: str, stage: str = "convert") -> str:
@@ -133,13 +128,13 @@ def show_report(report: NumericsReport, order: dict[str, int] | None = None) -> 
     """Charts, then the tables; ``order`` (node id → execution position) places per-node rows without blame."""
     show_charts(report, order or {})
     frames = report.frames()
-    st.dataframe(pd.DataFrame([{"level": k, "status": v} for k, v in report.levels.items()]), hide_index=True)
+    st.dataframe(pd.DataFrame([{"level": k, "status": v.text} for k, v in report.levels.items()]), hide_index=True)
     st.markdown("**End to end** (every pair of levels)")
     st.dataframe(frames["end_to_end"], hide_index=True)
     if not frames["accuracy"].empty:
         st.dataframe(frames["accuracy"], hide_index=True)
     if "blame" in frames and not frames["blame"].empty:
-        st.markdown(f"**Blame: each level's error at each quantized pattern** — {getattr(report, 'blame_note', '')} "
+        st.markdown(f"**Blame: each level's error at each quantized pattern** — {report.blame_note} "
                     "*Colour by SQNR* in a stage's View options colours its graph by the level pair that stage "
                     "computes.")
         st.dataframe(frames["blame"], hide_index=True)
@@ -149,7 +144,7 @@ def show_report(report: NumericsReport, order: dict[str, int] | None = None) -> 
     st.markdown(f"**quantviz kernel instances vs reference** — {report.kernels_note}")
     if not frames["kernels"].empty:
         st.dataframe(frames["kernels"], hide_index=True)
-    st.markdown(f"**Runtime intermediates** — {report.runtime_intermediates.get('reason', '')}")
+    st.markdown(f"**Runtime intermediates** — {report.runtime_intermediates.reason}")
     if not frames["runtime_intermediates"].empty:
         st.dataframe(frames["runtime_intermediates"], hide_index=True)
     if not frames["sensitivity"].empty:

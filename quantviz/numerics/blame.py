@@ -29,13 +29,13 @@ Example::
 
     rows = blame_table(pipe, pipe.spec.comparison_batches()[:1])
     next(r for r in rows if r.first_divergence)   # BlameRow(node='conv2d_3', runtime_local_max_lsb=12.0, ...)
-    blame_by_stage(pipe, [r.to_dict() for r in rows])["fuse"]["getitem_3"]["node"]   # 'conv2d_3'
+    blame_by_stage(pipe, rows)["fuse"]["getitem_3"].node   # 'conv2d_3'
 """
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
 
 import torch
 from torch import fx
@@ -52,6 +52,9 @@ from quantviz.pipeline_view import PipelineView
 NAN = float("nan")
 # A runtime op whose local error exceeds this many LSB computes something other than its reference op.
 DIVERGENCE_LSB = 1.0
+# Where a pattern's runtime value comes from: a kernel's output in the debug buffer; the output of a delegate of
+# this pattern alone; the output of a delegate of several patterns; "" when the runtime does not expose it.
+RuntimeSource = Literal["intermediate", "delegate-op", "delegate-output", ""]
 
 
 @dataclass
@@ -75,9 +78,7 @@ class BlameRow:
     runtime_vs_reference_max_lsb: float = NAN  # max |reference - runtime| in LSB: local plus propagated
     fused_local_max_lsb: float = NAN    # max |reference op on the fused program's inputs - fused| in LSB
     runtime_local_max_lsb: float = NAN  # max |reference op on the runtime's inputs - runtime| in LSB
-    runtime_source: str = ""       # "intermediate" (a kernel's output in the debug buffer), "delegate-op" (a
-    #                                delegate of this pattern alone), "delegate-output" (the output of a delegate of
-    #                                several patterns), "" (the runtime's value is not exposed)
+    runtime_source: RuntimeSource = ""  # where the runtime's value comes from ("" when it is not exposed)
     delegate: str = ""             # the fuse stage's delegate call that computes the pattern ("" when none)
     first_divergence: bool = False  # the first pattern whose runtime local error exceeds 1 LSB
     note: str = ""                 # why a value is missing
@@ -178,7 +179,7 @@ def _level_values(gm: fx.GraphModule, batch: tuple, carry: dict[str, str],
 
 
 def runtime_values(pipe: PipelineView, events: list[RuntimeEvent],
-                   convert_view: GraphView) -> dict[str, tuple[torch.Tensor, str, str]]:
+                   convert_view: GraphView) -> dict[str, tuple[torch.Tensor, RuntimeSource, str]]:
     """Convert-graph node id -> (the runtime's value, its source, the delegate call) from one run's events.
 
     Delegate calls (k-th ``DELEGATE_CALL`` event = k-th delegate call of the emitted program) log their arguments,
@@ -188,7 +189,7 @@ def runtime_values(pipe: PipelineView, events: list[RuntimeEvent],
     emit_ep = pipe.results["emit"].artifact.exported_program()
     emit_carry = {b: a for a, b in carriers(convert_view, pipe.results["emit"].graph).items()}
     per_call = _patterns_per_call(convert_view, pipe.results["fuse"].graph)
-    out: dict[str, tuple[torch.Tensor, str, str]] = {}
+    out: dict[str, tuple[torch.Tensor, RuntimeSource, str]] = {}
     calls = [n for n in emit_ep.graph.nodes if n.op == "call_function" and "call_delegate" in str(n.target)]
     delegate_events = [e for e in events if e.delegate_call]
     if len(delegate_events) != len(calls):  # not one run of this program's method: the order says nothing
@@ -197,7 +198,7 @@ def runtime_values(pipe: PipelineView, events: list[RuntimeEvent],
         val = call.meta.get("val")
         n_out = len(val) if isinstance(val, (list, tuple)) else 1
         outs = event.data[len(event.data) - n_out:] if len(event.data) >= n_out else []
-        source = "delegate-output" if per_call.get(call.name, 0) > 1 else "delegate-op"
+        source: RuntimeSource = "delegate-output" if per_call.get(call.name, 0) > 1 else "delegate-op"
         for user in call.users:
             idx = user.args[1] if "getitem" in str(user.target) else 0
             if idx < len(outs) and isinstance(outs[idx], torch.Tensor) and user.name in emit_carry:
@@ -340,7 +341,8 @@ def _local(setup: _Setup, batch: tuple, level: dict[str, torch.Tensor],
 
 
 def _one_batch(pipe: PipelineView, setup: _Setup, batch: tuple, events: list[RuntimeEvent] | None,
-               series: dict[str, _Series], qparams: dict[str, tuple[float, float]], sources: dict[str, str]) -> None:
+               series: dict[str, _Series], qparams: dict[str, tuple[float, float]],
+               sources: dict[str, RuntimeSource]) -> None:
     """Every level's value of every pattern output on ``batch``, appended to ``series``."""
     nodes = {n.name: n for n in setup.ref_gm.graph.nodes}
     ref = capture_values(setup.ref_gm, tuple(batch))
@@ -379,7 +381,7 @@ def _one_batch(pipe: PipelineView, setup: _Setup, batch: tuple, events: list[Run
                 into_local.append(local[q].long())
 
 
-def _row(p, order: int, setup: _Setup, s: _Series, qparams: dict[str, tuple[float, float]], source: str,
+def _row(p, order: int, setup: _Setup, s: _Series, qparams: dict[str, tuple[float, float]], source: RuntimeSource,
          delegate: str) -> BlameRow:
     row = BlameRow(p.anchor, p.id, p.module_path or "", "+".join(p.ops), order, p.output_q or "", delegate=delegate)
     if not p.output_q or p.output_q not in qparams:
@@ -410,7 +412,7 @@ def blame_table(pipe: PipelineView, batches: list[tuple], events: list[list[Runt
     setup = _setup(pipe, runtime_unavailable)
     series = {p.id: _Series([], [], [], [], [], []) for p in setup.patterns}
     qparams: dict[str, tuple[float, float]] = {}
-    sources: dict[str, str] = {}
+    sources: dict[str, RuntimeSource] = {}
     for b, batch in enumerate(batches):
         _one_batch(pipe, setup, batch, events[b] if events is not None else None, series, qparams, sources)
     calls = _call_of(setup.cview, pipe.results["fuse"].graph if setup.fused_gm is not None else None)
@@ -422,22 +424,22 @@ def blame_table(pipe: PipelineView, batches: list[tuple], events: list[list[Runt
     return rows
 
 
-def _delegate_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _delegate_rows(rows: list[BlameRow]) -> dict[str, BlameRow]:
     """Delegate call id -> the row of its worst pattern (largest runtime local error; the first divergence wins)."""
-    out: dict[str, dict[str, Any]] = {}
+    out: dict[str, BlameRow] = {}
 
-    def badness(r: dict[str, Any]) -> tuple:
-        v = r.get("runtime_local_max_lsb")
-        return (bool(r.get("first_divergence")), -math.inf if v is None or v != v else v)
+    def badness(r: BlameRow) -> tuple:
+        v = r.runtime_local_max_lsb
+        return (r.first_divergence, -math.inf if v != v else v)
 
     for r in rows:
-        call = r.get("delegate")
+        call = r.delegate
         if call and (call not in out or badness(r) > badness(out[call])):
             out[call] = r
     return out
 
 
-def blame_by_stage(pipe: PipelineView, rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+def blame_by_stage(pipe: PipelineView, rows: list[BlameRow]) -> dict[str, dict[str, BlameRow]]:
     """For each stage's graph (convert, capture, edge, delegate, fuse, emit), node id -> blame row, by provenance.
 
     Every member of a pattern (its input dequantizes, ops and output quantize) maps to the pattern's row in the
@@ -447,25 +449,25 @@ def blame_by_stage(pipe: PipelineView, rows: list[dict[str, Any]]) -> dict[str, 
     Example::
 
         by_stage = blame_by_stage(pipe, report.blame)
-        by_stage["convert"]["conv2d"]["fused_vs_runtime_sqnr_db"]
+        by_stage["convert"]["conv2d"].fused_vs_runtime_sqnr_db
     """
     convert = pipe.results.get("convert")
     if convert is None or not convert.ok:
         return {}
     cview = convert.graph
-    by_pattern = {r["pattern"]: r for r in rows}
-    member_row: dict[str, dict[str, Any]] = {}
+    by_pattern = {r.pattern: r for r in rows}
+    member_row: dict[str, BlameRow] = {}
     for p in cview.patterns:
         if p.id in by_pattern:
             for m in p.members:
                 member_row.setdefault(m, by_pattern[p.id])
-    out: dict[str, dict[str, dict[str, Any]]] = {"convert": dict(member_row)}
+    out: dict[str, dict[str, BlameRow]] = {"convert": dict(member_row)}
     for stage in _later_graph_stages(pipe):
         result = pipe.results.get(stage)
         if result is None or not result.ok or result.graph is None:
             continue
         d = diff_graphs(cview, result.graph)
-        mapped: dict[str, dict[str, Any]] = {}
+        mapped: dict[str, BlameRow] = {}
         for a, b in d.kept:
             if a in member_row:
                 mapped.setdefault(b, member_row[a])
@@ -476,13 +478,12 @@ def blame_by_stage(pipe: PipelineView, rows: list[dict[str, Any]]) -> dict[str, 
             if q in member_row:
                 mapped.setdefault(node, member_row[q])
         for call in d.delegate_calls:  # by the patterns lowered into it
-            inside = [{**by_pattern[p.id], "delegate": call} for p in cview.patterns
+            inside = [replace(by_pattern[p.id], delegate=call) for p in cview.patterns
                       if d.delegated.get(p.anchor) == call and p.id in by_pattern]
             if inside:
-                mapped[call] = by_pattern[_delegate_rows(inside)[call]["pattern"]]
+                mapped[call] = by_pattern[_delegate_rows(inside)[call].pattern]
         out[stage] = mapped
     return out
-
 
 
 def _later_graph_stages(pipe: PipelineView) -> tuple[str, ...]:

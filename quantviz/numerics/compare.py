@@ -1,4 +1,8 @@
-"""Everything `quantviz compare` reports, computed from one finished pipeline, as plain data.
+"""Everything `quantviz compare` reports, computed from one finished pipeline, as typed records.
+
+The report keeps every table as records (``LevelComparison``, ``PerNodeRow``, ``KernelInstance``,
+``RuntimeOpRow``, ``BlameRow``, ``SensitivityRow``, ``OutputRow``, ...) until its edges: ``to_dict()`` (numerics.json),
+``frames()`` (pandas, one CSV each), ``write()`` and ``summary_lines()`` (what ``quantviz compare`` prints).
 
 Example::
 
@@ -6,31 +10,39 @@ Example::
     report = compare(pipe, sensitivity_layers=4)
     report.write(Path("out"))          # numerics.json and one CSV per table
     report.frames()["per_node"]        # pandas DataFrame, worst node first
-    report.blame[0]["runtime_local_max_lsb"]   # per quantized pattern: where accuracy is lost (blame.py)
+    report.blame[0].runtime_local_max_lsb   # per quantized pattern: where accuracy is lost (blame.py)
+    print("\n".join(report.summary_lines()))
 """
 from __future__ import annotations
 
 import itertools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Literal
 
 import torch
 
 from quantviz.numerics.blame import BlameRow, blame_table
-from quantviz.numerics.kernel_instances import has_delegates, kernel_instances
+from quantviz.numerics.kernel_instances import KernelInstance, has_delegates, kernel_instances
 from quantviz.numerics.levels import LEVELS, LevelOutputs, run_levels
 from quantviz.measure.metrics import accuracy, lsb_summary, pair_metrics, sqnr_db
-from quantviz.numerics.per_node import per_node_table
+from quantviz.numerics.per_node import PerNodeRow, per_node_table
+from quantviz.numerics.runtime_intermediates import (RuntimeIntermediates, debug_buffer_size, runtime_events,
+                                                     runtime_intermediates)
+from quantviz.numerics.sensitivity import SensitivityRow, sensitivity
 from quantviz.pipeline_view import PipelineView
 from quantviz.runtime import concat_outputs, load_program, output_scale
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from quantviz.pipeline import Pipeline
 
 Progress = Callable[[float, str], None]
+LevelName = Literal["float", "reference", "fused", "runtime"]   # levels.LEVELS
+DataSet = Literal["calibration", "evaluation", "example"]       # data_sets' names
 
 RUNTIME_INTERMEDIATES_NOTE = (
     "every kernel call's output in the runtime (ETDump with a debug buffer, read by executorch.devtools.Inspector) "
@@ -38,6 +50,7 @@ RUNTIME_INTERMEDIATES_NOTE = (
     "on the first batch; ops inside delegates have no per-op output and are listed as such (with "
     "--delegate-granularity op every delegate is one op, and the blame table reads each one's output)")
 BLAME_COLUMNS = list(BlameRow("", "", "", "", 0).to_dict())
+NAN = float("nan")
 
 
 def _clean(v: Any) -> Any:
@@ -50,46 +63,203 @@ def _clean(v: Any) -> Any:
     return v
 
 
+def _number(v: float | None) -> bool:
+    """A value to print: not None, not NaN."""
+    return v is not None and v == v
+
+
+@dataclass(frozen=True)
+class LevelState:
+    """Whether one level ran on the report's data (``NumericsReport.levels``)."""
+
+    status: Literal["ok", "unavailable"]
+    reason: str = ""    # why it did not run ("" when ok)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    @property
+    def text(self) -> str:
+        """numerics.json's value: "ok", or why the level did not run."""
+        return "ok" if self.ok else self.reason
+
+
+LEVEL_OK = LevelState("ok")
+NOT_RUN = LevelState("unavailable", "not run")
+
+
+@dataclass
+class LevelComparison:
+    """Two levels compared end to end on one data set: the model's first floating output (``end_to_end``)."""
+
+    data: DataSet              # the data set the levels ran on
+    a: LevelName               # the earlier level: the metrics' reference
+    b: LevelName               # the later level, measured against ``a``
+    sqnr_db: float             # SQNR of ``b`` against ``a`` (dB; inf when identical)
+    cosine: float              # cosine similarity of the flattened outputs
+    max_abs_error: float       # max |a - b|
+    mean_abs_error: float      # mean |a - b|
+    max_lsb: float | None = None         # max |a - b| in LSB of the output scale; None when ``a`` is float or the
+    #                                      output has no scale
+    share_ge_1_lsb: float | None = None  # share of elements off by at least 1 LSB (None as ``max_lsb``)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The numerics.json row: the LSB columns only where they apply."""
+        return {k: v for k, v in asdict(self).items()
+                if v is not None or k not in ("max_lsb", "share_ge_1_lsb")}
+
+    def summary(self) -> str:
+        """``"reference vs runtime: SQNR 58.0 dB, cosine 1.00000, max 1 LSB"``."""
+        return (f"{self.a} vs {self.b}: SQNR {self.sqnr_db:.1f} dB, cosine {self.cosine:.5f}"
+                + (f", max {self.max_lsb:.0f} LSB" if _number(self.max_lsb) else ""))
+
+
+@dataclass
+class OverLsb:
+    """A delegated op (one delegate of its own) whose runtime local error exceeds 1 LSB."""
+
+    node: str                      # the pattern's anchor in the convert graph
+    op: str                        # the pattern's ops
+    runtime_local_max_lsb: float   # its runtime local error, in LSB
+
+
+@dataclass
+class BlameSummary:
+    """Counts over the blame table (``NumericsReport.blame_summary``)."""
+
+    patterns: int = 0                 # rows: quantized patterns of the convert graph
+    with_runtime: int = 0             # rows with a runtime value
+    delegated: int = 0                # rows computed inside a delegate
+    delegated_with_runtime: int = 0   # delegated rows with a runtime value
+    first_divergence: str = ""        # the first divergent pattern's node ("" when none)
+    delegate_ops_over_1_lsb: list[OverLsb] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class OutputRow:
+    """One leaf of the model's output (the float model's structure), and whether and how it is compared."""
+
+    path: str                  # "logits", "[1]", "aux[0]"
+    dtype: str                 # "float32", "int64", or the leaf's type name when it is not a tensor
+    shape: list[int] | None    # None when not a tensor
+    compared: bool = False     # a floating tensor: SQNR between every pair of levels
+    why_not: str = ""          # why it is not compared, or why some level has no value
+    end_to_end: bool = False   # the output the end-to-end table compares (the first floating one)
+    sqnr_db: dict[tuple[LevelName, LevelName], float] = field(default_factory=dict)      # (a, b) -> dB
+    equal_share: dict[tuple[LevelName, LevelName], float] = field(default_factory=dict)  # integer outputs
+
+    def to_dict(self) -> dict[str, Any]:
+        """The numerics.json row: one ``<a>_vs_<b>_sqnr_db`` (or ``..._equal_share``) column per pair."""
+        return {"path": self.path, "dtype": self.dtype, "shape": self.shape, "compared": self.compared,
+                "why_not": self.why_not, "end_to_end": self.end_to_end,
+                **{f"{a}_vs_{b}_equal_share": v for (a, b), v in self.equal_share.items()},
+                **{f"{a}_vs_{b}_sqnr_db": v for (a, b), v in self.sqnr_db.items()}}
+
+
+@dataclass
+class GranularityCheck:
+    """The per-op program (every op its own delegate) against the whole-graph one, end to end."""
+
+    other: str = "graph"      # the granularity compared against
+    error: str = ""           # why the other program could not be lowered ("" when it was)
+    batches: int = 0          # batches both programs ran on
+    identical: bool = False   # bit-identical outputs
+    sqnr_db: float = NAN      # the per-op output against the whole-graph one
+    delegate_calls_op: int | None = None     # delegate calls of the per-op program
+    delegate_calls_graph: int | None = None  # ... and of the whole-graph one
+    max_lsb: float | None = None         # max difference in LSB of the output scale (None without a scale)
+    share_ge_1_lsb: float | None = None  # share of elements off by at least 1 LSB (None without a scale)
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.error:
+            return {"other": self.other, "error": self.error}
+        lsb = {k: v for k, v in (("max_lsb", self.max_lsb), ("share_ge_1_lsb", self.share_ge_1_lsb))
+               if v is not None}
+        return {"other": self.other, "batches": self.batches, "identical": self.identical, "sqnr_db": self.sqnr_db,
+                "delegate_calls": {"op": self.delegate_calls_op, "graph": self.delegate_calls_graph}, **lsb}
+
+    def summary(self) -> str:
+        """``"identical output"``, ``"SQNR 48.2 dB, max 1 LSB"`` or ``"could not lower: ..."``."""
+        if self.error:
+            return f"could not lower: {self.error}"
+        if self.identical:
+            return "identical output"
+        return f"SQNR {self.sqnr_db:.1f} dB" + (f", max {self.max_lsb:.0f} LSB" if self.max_lsb is not None else "")
+
+
 @dataclass
 class NumericsReport:
     model: str
-    config: dict[str, Any]
-    levels: dict[str, str] = field(default_factory=dict)            # level -> "ok" or why it did not run
-    end_to_end: list[dict[str, Any]] = field(default_factory=list)   # one row per (data set, level pair)
+    config: dict[str, Any]                                           # PipelineConfig.to_dict() of the run
+    levels: dict[LevelName, LevelState] = field(default_factory=dict)  # ran, or why not
+    end_to_end: list[LevelComparison] = field(default_factory=list)  # one row per (data set, level pair)
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # data set -> level -> accuracy
-    per_node: list[dict[str, Any]] = field(default_factory=list)
-    kernels: list[dict[str, Any]] = field(default_factory=list)
+    per_node: list[PerNodeRow] = field(default_factory=list)         # float vs reference, worst first
+    kernels: list[KernelInstance] = field(default_factory=list)      # quantviz kernel instances, worst first
     kernels_note: str = ""
-    runtime_intermediates: dict[str, Any] = field(default_factory=dict)  # available, reason, rows
-    sensitivity: list[dict[str, Any]] = field(default_factory=list)
-    blame: list[dict[str, Any]] = field(default_factory=list)     # one row per quantized pattern (blame.BlameRow)
-    blame_note: str = ""                                           # what the blame table covers, in one paragraph
-    blame_summary: dict[str, Any] = field(default_factory=dict)    # counts, first divergence, ops over 1 LSB
-    outputs: list[dict[str, Any]] = field(default_factory=list)   # every leaf of the model's output: compared?
-    granularity_check: dict[str, Any] = field(default_factory=dict)  # per-op delegates vs graph ones, end to end
-    runtime_reused: bool = False                                   # the run stage's runtime outputs were reused
+    runtime_intermediates: RuntimeIntermediates = field(default_factory=RuntimeIntermediates)
+    sensitivity: list[SensitivityRow] = field(default_factory=list)  # most sensitive layer first
+    blame: list[BlameRow] = field(default_factory=list)              # one row per quantized pattern
+    blame_note: str = ""                                              # what the blame table covers, in one paragraph
+    blame_summary: BlameSummary | None = None                         # None when there is no blame table
+    outputs: list[OutputRow] = field(default_factory=list)           # every leaf of the model's output: compared?
+    granularity_check: GranularityCheck | None = None                 # per-op delegates vs graph ones (when run)
+    runtime_reused: bool = False                                      # the run stage's runtime outputs were reused
+
+    def level(self, name: str) -> LevelState:
+        """One level's state (``NOT_RUN`` when the report does not know it)."""
+        return self.levels.get(name, NOT_RUN)  # type: ignore[call-overload]
 
     def metric(self, data: str, a: str, b: str, name: str = "sqnr_db") -> float | None:
         for row in self.end_to_end:
-            if row["data"] == data and row["a"] == a and row["b"] == b:
-                return row.get(name)
+            if row.data == data and row.a == a and row.b == b:
+                return getattr(row, name, None)
         return None
 
-    def to_dict(self) -> dict[str, Any]:
-        return _clean({k: getattr(self, k) for k in self.__dataclass_fields__})
+    def main_data(self) -> str:
+        """The data set the summary and ``--fail-below-sqnr`` read: evaluation when compared, else the first."""
+        if any(r.data == "evaluation" for r in self.end_to_end):
+            return "evaluation"
+        return self.end_to_end[0].data if self.end_to_end else ""
 
-    def frames(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """numerics.json: plain data, infinities as "inf"/"-inf", NaN as null."""
+        return _clean({
+            "model": self.model, "config": dict(self.config),
+            "levels": {k: v.text for k, v in self.levels.items()},
+            "end_to_end": [r.to_dict() for r in self.end_to_end],
+            "accuracy": {d: dict(by) for d, by in self.accuracy.items()},
+            "per_node": [r.to_dict() for r in self.per_node],
+            "kernels": [r.to_dict() for r in self.kernels],
+            "kernels_note": self.kernels_note,
+            "runtime_intermediates": self.runtime_intermediates.to_dict(),
+            "sensitivity": [r.to_dict() for r in self.sensitivity],
+            "blame": [r.to_dict() for r in self.blame],
+            "blame_note": self.blame_note,
+            "blame_summary": self.blame_summary.to_dict() if self.blame_summary is not None else {},
+            "outputs": [r.to_dict() for r in self.outputs],
+            "granularity_check": self.granularity_check.to_dict() if self.granularity_check is not None else {},
+            "runtime_reused": self.runtime_reused})
+
+    def frames(self) -> dict[str, pd.DataFrame]:
+        """One pandas DataFrame per table (the CSV files), values as computed (inf and NaN kept)."""
         import pandas as pd
 
         acc = [{"data": d, "level": lvl, "accuracy": a} for d, by in self.accuracy.items() for lvl, a in by.items()]
-        kernels = [{**{k: v for k, v in r.items() if k != "histogram"},
-                    "histogram": " ".join(f"{k}:{v}" for k, v in r["histogram"].items())} for r in self.kernels]
-        return {"end_to_end": pd.DataFrame(self.end_to_end), "accuracy": pd.DataFrame(acc),
-                "per_node": pd.DataFrame(self.per_node), "kernels": pd.DataFrame(kernels),
-                "runtime_intermediates": pd.DataFrame(self.runtime_intermediates.get("rows", [])),
-                "sensitivity": pd.DataFrame(self.sensitivity),
-                "blame": pd.DataFrame(self.blame, columns=BLAME_COLUMNS if not self.blame else None),
-                "outputs": pd.DataFrame(self.outputs)}
+        kernels = [{**{k: v for k, v in r.to_dict().items() if k != "histogram"},
+                    "histogram": " ".join(f"{k}:{v}" for k, v in r.histogram.items())} for r in self.kernels]
+        return {"end_to_end": pd.DataFrame([r.to_dict() for r in self.end_to_end]), "accuracy": pd.DataFrame(acc),
+                "per_node": pd.DataFrame([r.to_dict() for r in self.per_node]), "kernels": pd.DataFrame(kernels),
+                "runtime_intermediates": pd.DataFrame([r.to_dict() for r in self.runtime_intermediates.rows]
+                                                      if self.runtime_intermediates.available else []),
+                "sensitivity": pd.DataFrame([r.to_dict() for r in self.sensitivity]),
+                "blame": pd.DataFrame([r.to_dict() for r in self.blame],
+                                      columns=BLAME_COLUMNS if not self.blame else None),
+                "outputs": pd.DataFrame([r.to_dict() for r in self.outputs])}
 
     def write(self, out: Path) -> list[Path]:
         out.mkdir(parents=True, exist_ok=True)
@@ -100,6 +270,43 @@ class NumericsReport:
             frame.to_csv(path, index=False)
             written.append(path)
         return written
+
+    def summary_lines(self) -> list[str]:
+        """What ``quantviz compare`` prints (each line indented there): every level, the end-to-end pairs on the
+        main data set, the worst node, the worst kernel instance, the runtime intermediates, the blame note, the
+        granularity check, the outputs not compared and whether the run stage's outputs were reused.
+
+            report.summary_lines()[:2]   # ['float     ok', 'reference ok']
+        """
+        data = self.main_data()
+        lines = [f"{level:<9} {'ok' if state.ok else 'unavailable: ' + state.text}"
+                 for level, state in self.levels.items()]
+        lines += [row.summary() for row in self.end_to_end if row.data == data]
+        if self.per_node:
+            worst = self.per_node[0]
+            lines.append(f"worst node: {worst.node} ({worst.sqnr_db:.1f} dB float vs reference)")
+        if self.kernels:
+            lines.append(f"quantviz kernels: worst instance {self.kernels[0].node} "
+                         f"{self.kernels[0].max_lsb} LSB off the reference")
+        ri = self.runtime_intermediates
+        if ri.available:
+            compared, hidden = ri.compared(), ri.inside_delegates()
+            worst_diff = max((r.max_abs_diff for r in compared), default=0.0)
+            lines.append(f"runtime intermediates: {len(compared)} kernel call(s) compared with the fused program, "
+                         f"max difference {worst_diff:g}"
+                         + (f"; {len(hidden)} op(s) inside delegates" if hidden else ""))
+        else:
+            lines.append(f"runtime intermediates: unavailable ({ri.reason})")
+        if self.blame_note:
+            lines.append(f"blame: {self.blame_note}")
+        if self.granularity_check is not None:
+            lines.append("per-op delegates vs whole-graph ones: " + self.granularity_check.summary())
+        not_compared = [o.path for o in self.outputs if not o.compared]
+        if not_compared:
+            lines.append(f"outputs not compared: {', '.join(not_compared)} (see outputs.csv)")
+        if self.runtime_reused:
+            lines.append("runtime outputs reused from the run stage")
+        return lines
 
 
 def data_sets(spec, max_batches: int) -> dict[str, tuple[list[tuple], torch.Tensor | None]]:
@@ -138,45 +345,44 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
         if not report.outputs:
             report.outputs = outputs_table(levels)
         for level in LEVELS:
-            report.levels[level] = "ok" if level in levels.outputs else levels.unavailable.get(level, "not run")
+            report.levels[level] = LEVEL_OK if level in levels.outputs else \
+                LevelState("unavailable", levels.unavailable.get(level, NOT_RUN.reason))
         for a, b in itertools.combinations([lvl for lvl in LEVELS if lvl in levels.outputs], 2):
             m = pair_metrics(levels.outputs[a], levels.outputs[b], scale if a != "float" else None)
-            report.end_to_end.append({"data": data, "a": a, "b": b, **m})
+            report.end_to_end.append(LevelComparison(data, a, b, **m))
         if labels is not None:
             report.accuracy[data] = {lvl: accuracy(out, labels) for lvl, out in levels.outputs.items()}
     convert = pipe.results.get("convert")
     comparison = next(iter(sets.values()))[0] if "evaluation" not in sets else sets["evaluation"][0]
     if convert is not None and convert.ok:
         progress(0.5, "per-node float vs reference")
-        report.per_node = [r.to_dict() for r in per_node_table(pipe, comparison)]
+        report.per_node = per_node_table(pipe, comparison)
     if fuse is not None and fuse.ok and pipe.config.uses_quantviz_kernels:
 
         if has_delegates(fuse.artifact.exported_program().graph_module):
             report.kernels_note = "the program calls delegates, which only run in the runtime"
         else:
             progress(0.6, "quantviz kernel instances vs reference")
-            report.kernels = [k.to_dict() for k in kernel_instances(fuse.artifact, comparison, kernels)]
+            report.kernels = kernel_instances(fuse.artifact, comparison, kernels)
             report.kernels_note = f"{len(report.kernels)} quantviz operator instance(s) on the model's own data"
     else:
         report.kernels_note = ("no quantviz operators in this program (fusion is "
                                f"{pipe.config.fusion!r}; use --fusion quantviz or both)")
     emit = pipe.results.get("emit")
     events = None
-    if emit is None or not emit.ok or report.levels.get("runtime") != "ok":
-        report.runtime_intermediates = {"available": False,
-                                        "reason": f"the runtime did not run: {report.levels.get('runtime')}"}
+    if emit is None or not emit.ok or not report.level("runtime").ok:
+        report.runtime_intermediates = RuntimeIntermediates(
+            False, f"the runtime did not run: {report.level('runtime').text}")
     else:
-        from quantviz.numerics.runtime_intermediates import debug_buffer_size, runtime_events, runtime_intermediates
-
         progress(0.65, "runtime intermediates (ETDump)")
         try:
             events = [runtime_events(emit.artifact.buffer, b, debug_buffer_size(emit.artifact))
                       for b in comparison[:max(blame_batches, 1)]]
-            rows = [r.to_dict() for r in runtime_intermediates(pipe, comparison[0], events[0])]
-            report.runtime_intermediates = {"available": True, "reason": RUNTIME_INTERMEDIATES_NOTE, "rows": rows}
+            rows = runtime_intermediates(pipe, comparison[0], events[0])
+            report.runtime_intermediates = RuntimeIntermediates(True, RUNTIME_INTERMEDIATES_NOTE, rows)
         except (RuntimeError, ValueError, OSError) as exc:  # the devtools are experimental: keep the rest
             events = None
-            report.runtime_intermediates = {"available": False, "reason": f"ETDump could not be read: {exc}"}
+            report.runtime_intermediates = RuntimeIntermediates(False, f"ETDump could not be read: {exc}")
     if convert is not None and convert.ok:
         progress(0.68, "blame: where accuracy is lost, node by node")
         try:
@@ -184,16 +390,13 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
         except Exception as exc:  # noqa: BLE001 - a model the blame table cannot follow keeps the other tables
             report.blame_note = f"the blame table could not be made: {type(exc).__name__}: {exc}"
     if check_granularity and pipe.config.delegate_granularity == "op" and pipe.config.partitioner != "none" \
-            and report.levels.get("runtime") == "ok":
+            and report.level("runtime").ok:
         progress(0.69, "per-op delegates against whole-graph ones")
         report.granularity_check = granularity_check(pipe, comparison, scale)
     if sensitivity_layers and convert is not None and convert.ok:
-        from quantviz.numerics.sensitivity import sensitivity
-
         batches, labels = sets.get("evaluation", next(iter(sets.values())))
-        report.sensitivity = [r.to_dict() for r in sensitivity(
-            pipe, batches, labels, sensitivity_layers,
-            lambda f, t: progress(0.7 + 0.3 * f, t))]
+        report.sensitivity = sensitivity(pipe, batches, labels, sensitivity_layers,
+                                         lambda f, t: progress(0.7 + 0.3 * f, t))
     progress(1.0, "numerics done")
     return report
 
@@ -201,34 +404,32 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
 def blame_into(report: NumericsReport, pipe: PipelineView, batches: list[tuple], events: list | None) -> None:
     """Fill ``report.blame``, ``blame_summary`` and ``blame_note`` (runtime columns from ``events``, one list per
     batch, when the runtime ran and its ETDump was read)."""
+    runtime = report.level("runtime")
     why = "" if events is not None else (
-        str(report.levels.get("runtime")) if report.levels.get("runtime") != "ok"
-        else report.runtime_intermediates.get("reason", "the ETDump could not be read"))
-    rows = [r.to_dict() for r in blame_table(pipe, batches, events, runtime_unavailable=why)]
+        runtime.text if not runtime.ok else report.runtime_intermediates.reason or "the ETDump could not be read")
+    rows = blame_table(pipe, batches, events, runtime_unavailable=why)
     report.blame = rows
-    report.blame_summary = blame_summary(rows)
-    s = report.blame_summary
-    first = s["first_divergence"]
+    report.blame_summary = s = blame_summary(rows)
+    first = s.first_divergence
     report.blame_note = (
-        f"{s['patterns']} quantized pattern(s) on {len(batches)} batch(es); the runtime's value of "
-        f"{s['with_runtime']} ({s['delegated_with_runtime']} of {s['delegated']} delegated); "
+        f"{s.patterns} quantized pattern(s) on {len(batches)} batch(es); the runtime's value of "
+        f"{s.with_runtime} ({s.delegated_with_runtime} of {s.delegated} delegated); "
         + (f"first divergence (runtime > 1 LSB from its reference op given equal inputs): {first}" if first
-           else "no runtime value to blame" if not s["with_runtime"]
+           else "no runtime value to blame" if not s.with_runtime
            else "no runtime op is more than 1 LSB from its reference op given equal inputs")
-        + (f"; delegated ops over 1 LSB: {', '.join(o['node'] for o in s['delegate_ops_over_1_lsb'])}"
-           if s["delegate_ops_over_1_lsb"] else ""))
+        + (f"; delegated ops over 1 LSB: {', '.join(o.node for o in s.delegate_ops_over_1_lsb)}"
+           if s.delegate_ops_over_1_lsb else ""))
 
 
-def blame_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+def blame_summary(rows: list[BlameRow]) -> BlameSummary:
     """Counts over blame rows: patterns, with a runtime value, delegated, the first divergence, the delegated ops
     (one delegate each) whose runtime local error exceeds 1 LSB."""
-    delegated = [r for r in rows if r["delegate"]]
-    over = [{"node": r["node"], "op": r["op"], "runtime_local_max_lsb": r["runtime_local_max_lsb"]}
-            for r in rows if r["runtime_source"] == "delegate-op" and r["runtime_local_max_lsb"] > 1]
-    return {"patterns": len(rows), "with_runtime": sum(bool(r["runtime_source"]) for r in rows),
-            "delegated": len(delegated), "delegated_with_runtime": sum(bool(r["runtime_source"]) for r in delegated),
-            "first_divergence": next((r["node"] for r in rows if r["first_divergence"]), ""),
-            "delegate_ops_over_1_lsb": over}
+    delegated = [r for r in rows if r.delegate]
+    over = [OverLsb(r.node, r.op, r.runtime_local_max_lsb)
+            for r in rows if r.runtime_source == "delegate-op" and r.runtime_local_max_lsb > 1]
+    return BlameSummary(len(rows), sum(bool(r.runtime_source) for r in rows), len(delegated),
+                        sum(bool(r.runtime_source) for r in delegated),
+                        next((r.node for r in rows if r.first_divergence), ""), over)
 
 
 def _aligned(leaves: list[tuple[str, Any]], base: list[tuple[str, Any]], i: int) -> Any:
@@ -242,7 +443,7 @@ def _aligned(leaves: list[tuple[str, Any]], base: list[tuple[str, Any]], i: int)
     return None
 
 
-def outputs_table(levels: LevelOutputs) -> list[dict[str, Any]]:
+def outputs_table(levels: LevelOutputs) -> list[OutputRow]:
     """One row per leaf of the model's output (the float model's structure): its path (``logits``, ``[1]``,
     ``aux[0]``), dtype and shape, whether it is compared and why not (not a tensor; an integer tensor, where SQNR
     does not apply: the share of equal elements is given instead), and SQNR between every pair of levels.
@@ -251,7 +452,7 @@ def outputs_table(levels: LevelOutputs) -> list[dict[str, Any]]:
     Example::
 
         outputs_table(run_levels(pipe, batches))[0]
-        # {'path': 'logits', 'dtype': 'float32', 'compared': True, 'float_vs_runtime_sqnr_db': 31.2, ...}
+        # OutputRow(path='logits', dtype='float32', compared=True, sqnr_db={('float', 'runtime'): 31.2, ...})
     """
     base_batches = levels.leaves.get("float") or []
     if not base_batches:
@@ -262,47 +463,46 @@ def outputs_table(levels: LevelOutputs) -> list[dict[str, Any]]:
     rows = []
     for i, (path, leaf) in enumerate(base):
         tensor = isinstance(leaf, torch.Tensor)
-        row: dict[str, Any] = {"path": path, "dtype": str(leaf.dtype).removeprefix("torch.") if tensor
-                               else type(leaf).__name__, "shape": list(leaf.shape) if tensor else None,
-                               "compared": False, "why_not": "", "end_to_end": i == first}
+        row = OutputRow(path, str(leaf.dtype).removeprefix("torch.") if tensor else type(leaf).__name__,
+                        list(leaf.shape) if tensor else None, end_to_end=i == first)
         values: dict[str, torch.Tensor] = {}
         for level in LEVELS:
             got = [_aligned(b, bb, i) for b, bb in zip(levels.leaves.get(level, []), base_batches)]
             if got and all(isinstance(g, torch.Tensor) for g in got):
                 values[level] = torch.cat([g.detach().flatten() for g in got])
         if not tensor:
-            row["why_not"] = f"not a tensor ({type(leaf).__name__})"
+            row.why_not = f"not a tensor ({type(leaf).__name__})"
         elif not leaf.dtype.is_floating_point:
-            row["why_not"] = f"integer tensor ({row['dtype']}): SQNR does not apply; equal share given instead"
+            row.why_not = f"integer tensor ({row.dtype}): SQNR does not apply; equal share given instead"
             for a, b in itertools.combinations(values, 2):
                 if values[a].numel() == values[b].numel():
-                    row[f"{a}_vs_{b}_equal_share"] = float((values[a] == values[b]).double().mean())
+                    row.equal_share[a, b] = float((values[a] == values[b]).double().mean())
         else:
-            row["compared"] = True
+            row.compared = True
             for a, b in itertools.combinations(values, 2):
                 if values[a].numel() == values[b].numel():
-                    row[f"{a}_vs_{b}_sqnr_db"] = sqnr_db(values[a], values[b])
+                    row.sqnr_db[a, b] = sqnr_db(values[a], values[b])
             missing = [lvl for lvl in levels.leaves if lvl not in values]
             if missing:
-                row["why_not"] = f"no value at level(s) {', '.join(missing)} (a different number of outputs)"
+                row.why_not = f"no value at level(s) {', '.join(missing)} (a different number of outputs)"
         rows.append(row)
     return rows
 
 
-def granularity_check(pipe: "Pipeline", batches: list[tuple], scale: float | None) -> dict[str, Any]:
+def granularity_check(pipe: "Pipeline", batches: list[tuple], scale: float | None) -> GranularityCheck:
     """The per-op program (every op its own delegate) against the whole-graph one, end to end on ``batches``: the
     same output, or how far apart (SQNR, max LSB of the output scale). Lowers a fork of ``pipe`` with
     ``delegate_granularity="graph"`` (from the edge stage on).
 
     Example::
 
-        granularity_check(pipe, batches, 0.05)   # {'identical': True, 'sqnr_db': inf, 'max_lsb': 0.0, ...}
+        granularity_check(pipe, batches, 0.05)   # GranularityCheck(identical=True, sqnr_db=inf, max_lsb=0.0, ...)
     """
     other = pipe.fork(pipe.config.with_changes(delegate_granularity="graph", until="emit"))
     other.on_event = lambda event: None  # the caller's progress lines are for its own pipeline
     other.run()
     if not other.ok:
-        return {"other": "graph", "error": str(other.failed.error)}
+        return GranularityCheck(error=str(other.failed.error))
     per_op, graph = pipe.results["emit"].artifact, other.results["emit"].artifact
     outs = {}
     for name, program in (("op", per_op), ("graph", graph)):
@@ -310,10 +510,10 @@ def granularity_check(pipe: "Pipeline", batches: list[tuple], scale: float | Non
         module = load_program(buffer)
         outs[name] = concat_outputs([module.forward(tuple(b)) for b in batches])
     a, b = outs["graph"], outs["op"]
-    result = {"other": "graph", "batches": len(batches), "identical": bool(torch.equal(a, b)),
-              "sqnr_db": sqnr_db(a, b),
-              "delegate_calls": {"op": pipe.results["delegate"].metrics.get("delegate_calls"),
-                                 "graph": other.results["delegate"].metrics.get("delegate_calls")}}
+    result = GranularityCheck(batches=len(batches), identical=bool(torch.equal(a, b)), sqnr_db=sqnr_db(a, b),
+                              delegate_calls_op=pipe.results["delegate"].metrics.get("delegate_calls"),
+                              delegate_calls_graph=other.results["delegate"].metrics.get("delegate_calls"))
     if scale:
-        result.update({f"{k}": v for k, v in lsb_summary(a, b, scale).items()})
+        lsb = lsb_summary(a, b, scale)
+        result.max_lsb, result.share_ge_1_lsb = lsb["max_lsb"], lsb["share_ge_1_lsb"]
     return result

@@ -9,7 +9,7 @@ lacks; the walk follows them forward so the float value compared is the folded c
 Example::
 
     rows = per_node_table(pipe, batches)
-    rows[0]   # the worst node: NodeRow(node='conv1', sqnr_db=28.1, matched='relu', how='folded relu', ...)
+    rows[0]   # the worst node: PerNodeRow(node='conv1', sqnr_db=28.1, matched='relu', how='folded relu', ...)
 """
 from __future__ import annotations
 
@@ -26,13 +26,15 @@ from quantviz.pipeline_view import PipelineView
 
 
 @dataclass
-class NodeRow:
+class PerNodeRow:
+    """One activation the reference model quantizes, against the float model's value at the same place."""
+
     node: str             # the reference graph node whose output is quantized (the id the graph view colours)
-    target: str
-    quantize_node: str
+    target: str           # its operator ("aten.conv2d.default", "module features.0")
+    quantize_node: str    # the quantize of its output
     matched: str          # the float graph node compared with it ("" when none)
     how: str              # "same name", "folded <names>", or why there is no match
-    scale: float
+    scale: float          # the quantize's scale: one LSB
     sqnr_db: float = float("nan")
     cosine: float = float("nan")
     max_abs_error: float = float("nan")
@@ -107,7 +109,7 @@ def float_matches(reference: fx.GraphModule, fgraph: fx.GraphModule) -> dict[str
     return plans
 
 
-def per_node_table(pipe: PipelineView, batches: list[tuple]) -> list[NodeRow]:
+def per_node_table(pipe: PipelineView, batches: list[tuple]) -> list[PerNodeRow]:
     """One row per activation quantize of the reference model, worst SQNR first."""
     reference: fx.GraphModule = pipe.results["convert"].artifact
     fgraph = float_graph(pipe)
@@ -133,7 +135,7 @@ def per_node_table(pipe: PipelineView, batches: list[tuple]) -> list[NodeRow]:
     for q in quantizes:
         p = q.args[0]
         end, how = plans[q.name]
-        row = NodeRow(p.name, _target(p), q.name, end.name if end is not None else "", how, scales[q.name])
+        row = PerNodeRow(p.name, _target(p), q.name, end.name if end is not None else "", how, scales[q.name])
         f, r = float_vals.get(q.name), ref_vals.get(q.name)
         if f and r and all(a.shape == b.shape for a, b in zip(f, r)):
             ft, rt = torch.cat([x.flatten() for x in f]), torch.cat([x.flatten() for x in r])

@@ -13,12 +13,14 @@ Example::
 
     rows = runtime_intermediates(pipe, batch)
     rows[0]   # RuntimeOpRow(index=0, op='quantize_per_tensor', node='quantize_per_tensor_default', ...)
+    rows[0].status is OpStatus.COMPARED, rows[0].status.text   # (True, 'compared')
 """
 from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import torch
@@ -32,18 +34,64 @@ from quantviz.pipeline_view import PipelineView
 _SKIP_EVENTS = {"OPERATOR_CALL", "Method::execute", "Method::init", "Program::load_method"}
 
 
+class OpStatus(Enum):
+    """Whether one runtime kernel call was compared with the fused program, or why not; ``text`` is what
+    numerics.json and runtime_intermediates.csv say."""
+
+    COMPARED = "compared"
+    INSIDE_DELEGATE = "inside_delegate"        # the backend reports the op, not its output
+    NO_NODE = "no_node"                        # no node of the fuse stage's graph matched (operator, order)
+    DELEGATED_PROGRAM = "delegated_program"    # the fused program calls delegates: no ahead-of-time run
+    SHAPE_DIFFERS = "shape_differs"            # the ahead-of-time value is missing or of another shape
+
+    @property
+    def text(self) -> str:
+        """The table's wording: ``OpStatus.INSIDE_DELEGATE.text -> "inside a delegate: ..."``."""
+        return _STATUS_TEXT[self]
+
+
+_STATUS_TEXT = {
+    OpStatus.COMPARED: "compared",
+    OpStatus.INSIDE_DELEGATE: "inside a delegate: the backend reports the op but not its output",
+    OpStatus.NO_NODE: "no matching node in the fuse stage's graph",
+    OpStatus.DELEGATED_PROGRAM: "no ahead-of-time value: the program calls delegates, so it only runs in the runtime",
+    OpStatus.SHAPE_DIFFERS: "no ahead-of-time value of the same shape",
+}
+
+
 @dataclass
 class RuntimeOpRow:
     index: int              # position among the runtime's kernel calls
     op: str                 # e.g. "quantviz::conv2d"
     node: str               # the fuse stage's node it was matched with ("" when none)
-    status: str             # "compared", "inside a delegate: ...", "no ahead-of-time value: ..."
+    status: OpStatus        # compared, or why not
     elements: int = 0
     max_abs_diff: float = float("nan")   # in the op's own units: integer steps for int8/uint8 outputs
     sqnr_db: float = float("nan")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"index": self.index, "op": self.op, "node": self.node, "status": self.status.text,
+                "elements": self.elements, "max_abs_diff": self.max_abs_diff, "sqnr_db": self.sqnr_db}
+
+
+@dataclass
+class RuntimeIntermediates:
+    """The runtime-intermediates table and whether it could be made (``NumericsReport.runtime_intermediates``)."""
+
+    available: bool = False       # the runtime ran with an ETDump and its events were read
+    reason: str = ""              # what the table covers when available, else why it is missing
+    rows: list[RuntimeOpRow] = field(default_factory=list)  # one per kernel or delegate call (available only)
+
+    def to_dict(self) -> dict[str, Any]:
+        """``{"available", "reason"}``, and ``"rows"`` when available (the numerics.json format)."""
+        rows = {"rows": [r.to_dict() for r in self.rows]} if self.available else {}
+        return {"available": self.available, "reason": self.reason, **rows}
+
+    def compared(self) -> list[RuntimeOpRow]:
+        return [r for r in self.rows if r.status is OpStatus.COMPARED]
+
+    def inside_delegates(self) -> list[RuntimeOpRow]:
+        return [r for r in self.rows if r.status is OpStatus.INSIDE_DELEGATE]
 
 
 def _op_of_event(name: str) -> str:
@@ -152,20 +200,19 @@ def runtime_intermediates(pipe: PipelineView, batch: tuple,
         name = event.name
         data = event.data[0] if event.data else None
         if event.delegated:
-            rows.append(RuntimeOpRow(i, name, "", "inside a delegate: the backend reports the op but not its "
-                                                 "output"))
+            rows.append(RuntimeOpRow(i, name, "", OpStatus.INSIDE_DELEGATE))
             continue
         node = matched.get(i)
         if node is None:
-            rows.append(RuntimeOpRow(i, name, "", "no matching node in the fuse stage's graph"))
+            rows.append(RuntimeOpRow(i, name, "", OpStatus.NO_NODE))
             continue
-        row = RuntimeOpRow(i, name, node.name, "compared")
+        row = RuntimeOpRow(i, name, node.name, OpStatus.COMPARED)
         value = aot.get(node.name)
         if delegated:
-            row.status = "no ahead-of-time value: the program calls delegates, so it only runs in the runtime"
+            row.status = OpStatus.DELEGATED_PROGRAM
         elif not isinstance(value, torch.Tensor) or not isinstance(data, torch.Tensor) \
                 or tuple(value.shape) != tuple(data.shape):
-            row.status = "no ahead-of-time value of the same shape"
+            row.status = OpStatus.SHAPE_DIFFERS
         else:
             row.elements = data.numel()
             diff = (data.double() - value.double()).abs()

@@ -25,8 +25,15 @@ from __future__ import annotations
 import html
 import json
 import math
-from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+if TYPE_CHECKING:  # the report's records, read by attribute (no import at run time: charts need no torch)
+    from quantviz.numerics.blame import BlameRow
+    from quantviz.numerics.compare import NumericsReport
+    from quantviz.numerics.kernel_instances import KernelInstance
+    from quantviz.numerics.per_node import PerNodeRow
+    from quantviz.numerics.sensitivity import SensitivityRow
 
 # the blame table's SQNR columns, earliest level pair first, with the label each line carries
 PAIRS: tuple[tuple[str, str], ...] = (
@@ -48,6 +55,15 @@ ALL_IDENTICAL_DB = 100.0  # ... or here when every value is identical
 
 
 @dataclass(frozen=True)
+class Mark:
+    """A vertical rule on a line chart: the first divergence."""
+
+    x: int        # where on the x axis (execution order)
+    node: str     # the node it marks
+    label: str    # the text beside the rule ("first divergence: conv2")
+
+
+@dataclass(frozen=True)
 class Chart:
     """One chart as data: ``rows`` are tidy (one dict a point or bar); ``x``/``y``/``series`` name their fields.
 
@@ -64,7 +80,7 @@ class Chart:
     series: str = ""
     x_title: str = ""
     y_title: str = ""
-    marks: list[dict[str, Any]] = field(default_factory=list)  # line: {"x", "label"} vertical rules
+    marks: list[Mark] = field(default_factory=list)  # line: vertical rules
     note: str = ""
     value_format: str = ".1f"  # how bar values and tooltips print ("%" for shares)
     identical_at: float | None = None  # line: the y where identical outputs (infinite SQNR) are drawn
@@ -113,55 +129,57 @@ def _bin_key(label: str) -> tuple[float, str]:
 # ---------------------------------------------------------------------------------------------------- charts
 
 
-def sqnr_by_node(blame: Iterable[Mapping[str, Any]], per_node: Iterable[Mapping[str, Any]] = (),
+def sqnr_by_node(blame: Iterable[BlameRow], per_node: Iterable[PerNodeRow] = (),
                  order: Mapping[str, int] | None = None) -> Chart | None:
     """SQNR per node along execution order, one line per level pair, the first divergence marked.
 
-    From the blame table (``order`` column, one SQNR column per pair); with no blame rows, from ``per_node``
-    (float vs reference only), placed by ``order`` (node id → execution position; rows not in it are dropped).
+    From the blame table (``order``, one SQNR field per pair); with no blame rows, from ``per_node`` (float vs
+    reference only), placed by ``order`` (node id → execution position; rows not in it are dropped).
 
-        sqnr_by_node([{"node": "conv1", "order": 3, "float_vs_reference_sqnr_db": 31.2,
-                       "reference_vs_fused_sqnr_db": "inf", "fused_vs_runtime_sqnr_db": None,
-                       "first_divergence": False}])
+        sqnr_by_node([BlameRow("conv1", "p0", "conv1", "conv2d", 3, float_vs_reference_sqnr_db=31.2,
+                               reference_vs_fused_sqnr_db=math.inf)])
     """
-    blame = sorted(blame, key=lambda r: r.get("order", 0))
+    blame = sorted(blame, key=lambda r: r.order)
+    # (x, node, module, op, pair label, dB)
+    raw: list[tuple[int, str, str, str, str, float | None]]
     if blame:
-        raw = [(int(r["order"]), r, label, db_value(r.get(col))) for r in blame for col, label in PAIRS]
-        marks = [{"x": int(r["order"]), "node": r["node"], "label": f"first divergence: {r['node']}"}
-                 for r in blame if r.get("first_divergence")]
+        raw = [(r.order, r.node, r.module or "", r.op, label, db_value(getattr(r, col)))
+               for r in blame for col, label in PAIRS]
+        marks = [Mark(r.order, r.node, f"first divergence: {r.node}") for r in blame if r.first_divergence]
         note = "each quantized node's output compared between consecutive levels (blame table)"
     else:
         order = order or {}
-        rows = sorted((r for r in per_node if r.get("node") in order), key=lambda r: order[r["node"]])
-        raw = [(order[r["node"]], r, PAIRS[0][1], db_value(r.get("sqnr_db"))) for r in rows]
+        nodes = sorted((r for r in per_node if r.node in order), key=lambda r: order[r.node])
+        raw = [(order[r.node], r.node, "", r.target, PAIRS[0][1], db_value(r.sqnr_db)) for r in nodes]
         marks = []
         note = "float vs reference per quantized node (no blame table: the later levels are not compared per node)"
-    raw = [t for t in raw if t[3] is not None and t[3] != -math.inf]
-    if not raw:
+    points = [(x, node, module, op, label, v) for x, node, module, op, label, v in raw
+              if v is not None and v != -math.inf]
+    if not points:
         return None
-    cap = identical_at([v for *_, v in raw])
-    has_identical = any(math.isinf(v) for *_, v in raw)
-    rows = [{"order": x, "node": r.get("node", ""), "module": r.get("module", "") or "", "op": r.get("op", "")
-             or r.get("target", ""), "pair": label, "sqnr_db": round(cap if math.isinf(v) else v, 3),
-             "identical": math.isinf(v), "value": "identical (∞ dB)" if math.isinf(v) else f"{v:.1f} dB"}
-            for x, r, label, v in raw]
+    cap = identical_at([v for *_, v in points])
+    has_identical = any(math.isinf(v) for *_, v in points)
+    rows = [{"order": x, "node": node, "module": module, "op": op, "pair": label,
+             "sqnr_db": round(cap if math.isinf(v) else v, 3), "identical": math.isinf(v),
+             "value": "identical (∞ dB)" if math.isinf(v) else f"{v:.1f} dB"}
+            for x, node, module, op, label, v in points]
     return Chart("sqnr_by_node", "SQNR per node along execution order", "line", rows, "order", "sqnr_db", "pair",
                  "execution order (node position in the graph)", "SQNR dB (higher is closer)", marks, note,
                  identical_at=round(cap, 3) if has_identical else None)
 
 
-def lsb_histograms(kernels: Iterable[Mapping[str, Any]]) -> Chart | None:
+def lsb_histograms(kernels: Iterable[KernelInstance]) -> Chart | None:
     """Per kernel op (instances summed), how many output elements are off the reference by 0, 1, 2, … LSB.
 
-        lsb_histograms([{"node": "c1", "op": "conv2d", "histogram": {"0": 90, "1": 10}}])
+        lsb_histograms([KernelInstance("c1", "conv2d", histogram={"0": 90, "1": 10})])
     """
     by_op: dict[str, dict[str, int]] = {}
     instances: dict[str, int] = {}
     for k in kernels:
-        op = str(k.get("op", "?"))
+        op = k.op or "?"
         instances[op] = instances.get(op, 0) + 1
         bins = by_op.setdefault(op, {})
-        for label, count in (k.get("histogram") or {}).items():
+        for label, count in k.histogram.items():
             bins[str(label)] = bins.get(str(label), 0) + int(count)
     rows = []
     for op, bins in by_op.items():
@@ -176,15 +194,14 @@ def lsb_histograms(kernels: Iterable[Mapping[str, Any]]) -> Chart | None:
                  note="every instance of an op summed; a bar's label is its element count", value_format="d")
 
 
-def sensitivity_bars(sensitivity: Iterable[Mapping[str, Any]]) -> Chart | None:
+def sensitivity_bars(sensitivity: Iterable[SensitivityRow]) -> Chart | None:
     """SQNR gain when each layer stays float (the rest quantized), largest first.
 
-        sensitivity_bars([{"layer": "fc", "gain_db": 4.2, "sqnr_db": 30.0}])
+        sensitivity_bars([SensitivityRow("fc", sqnr_db=30.0, gain_db=4.2)])
     """
-    rows = [{"layer": r["layer"], "gain_db": round(float(g), 3), "sqnr_db": db_value(r.get("sqnr_db")),
-             "accuracy_change": r.get("accuracy_change"), "series": "gain"}
-            for r in sensitivity if not r.get("error") and (g := db_value(r.get("gain_db"))) is not None
-            and math.isfinite(g)]
+    rows = [{"layer": r.layer, "gain_db": round(float(g), 3), "sqnr_db": db_value(r.sqnr_db),
+             "accuracy_change": r.accuracy_change, "series": "gain"}
+            for r in sensitivity if not r.error and (g := db_value(r.gain_db)) is not None and math.isfinite(g)]
     if not rows:
         return None
     rows.sort(key=lambda r: -r["gain_db"])
@@ -193,7 +210,7 @@ def sensitivity_bars(sensitivity: Iterable[Mapping[str, Any]]) -> Chart | None:
                  note="the most sensitive layer is on top", value_format="+.1f")
 
 
-def accuracy_bars(accuracy: Mapping[str, Mapping[str, Any]]) -> Chart | None:
+def accuracy_bars(accuracy: Mapping[str, Mapping[str, float | None]]) -> Chart | None:
     """Accuracy of each level on each data set with labels.
 
         accuracy_bars({"evaluation": {"float": 0.97, "runtime": 0.96}})
@@ -208,24 +225,24 @@ def accuracy_bars(accuracy: Mapping[str, Mapping[str, Any]]) -> Chart | None:
                  "accuracy", note="each bar's label is its exact accuracy (bars start at 0)", value_format=".2%")
 
 
-def report_charts(report: Any, order: Mapping[str, int] | None = None) -> list[Chart]:
+def report_charts(report: NumericsReport, order: Mapping[str, int] | None = None) -> list[Chart]:
     """Every chart a NumericsReport has data for, in reading order.
 
         report_charts(compare(pipe), execution_order(pipe.results["convert"].graph))
     """
-    made = [sqnr_by_node(getattr(report, "blame", []) or [], report.per_node, order),
+    made = [sqnr_by_node(report.blame, report.per_node, order),
             lsb_histograms(report.kernels), sensitivity_bars(report.sensitivity), accuracy_bars(report.accuracy)]
     return [c for c in made if c is not None]
 
 
-def blame_overlay(rows_by_node: Mapping[str, Mapping[str, Any]], stage: str) -> tuple[tuple[str, float], ...]:
-    """(node id, SQNR dB) for one stage's graph, from that stage's blame rows: the level pair the stage's program
-    computes (`STAGE_PAIR`); identical outputs are drawn as the best value plus headroom.
+def blame_overlay(rows_by_node: Mapping[str, BlameRow], stage: str) -> tuple[tuple[str, float], ...]:
+    """(node id, SQNR dB) for one stage's graph, from that stage's blame rows (``blame_by_stage``): the level pair
+    the stage's program computes (`STAGE_PAIR`); identical outputs are drawn as the best value plus headroom.
 
-        blame_overlay({"conv1": {"float_vs_reference_sqnr_db": 30.5}}, "convert") -> (("conv1", 30.5),)
+        blame_overlay({"conv1": BlameRow(..., float_vs_reference_sqnr_db=30.5)}, "convert") -> (("conv1", 30.5),)
     """
     col = STAGE_PAIR.get(stage, PAIRS[0][0])
-    values = {node: db_value(r.get(col)) for node, r in rows_by_node.items()}
+    values = {node: db_value(getattr(r, col)) for node, r in rows_by_node.items()}
     values = {k: v for k, v in values.items() if v is not None and v != -math.inf}
     cap = identical_at(list(values.values()))
     return tuple((k, cap if math.isinf(v) else v) for k, v in values.items())
@@ -264,7 +281,7 @@ def _vl_line(c: Chart) -> dict[str, Any]:
                                   "encoding": {"y": {"field": "y", "type": "quantitative"},
                                                "x": {"value": 4}, "text": {"field": "label"}}}]})
     if c.marks:
-        layers.append({"data": {"values": c.marks},
+        layers.append({"data": {"values": [asdict(m) for m in c.marks]},
                        "layer": [{"mark": {"type": "rule", "color": DIVERGENCE_COLOUR, "strokeWidth": 2,
                                            "strokeDash": [6, 3]},
                                   "encoding": {"x": {"field": "x", "type": "quantitative"},
@@ -363,7 +380,7 @@ def _svg_line(c: Chart) -> str:
     named = len(names_at) <= MAX_NAMED_NODES
     width, height = 900, 380 + (40 if named else 0)
     left, right, top, bottom = 64, 24, 84, 48 + (40 if named else 0)
-    xs = [r[c.x] for r in c.rows] + [m["x"] for m in c.marks]
+    xs = [r[c.x] for r in c.rows] + [m.x for m in c.marks]
     ys = [r[c.y] for r in c.rows]
     x_lo, x_hi = min(xs), max(xs)
     if x_hi == x_lo:
@@ -399,13 +416,13 @@ def _svg_line(c: Chart) -> str:
                    f"stroke-dasharray='2 4'/><text x='{left + 4}' y='{y - 5:.1f}' fill='#64748b'>"
                    "identical (∞ dB)</text>")
     for m in c.marks:
-        x = px(m["x"])
+        x = px(m.x)
         anchor = "end" if x > width * 0.7 else "start"
         dx = -5 if anchor == "end" else 5
-        out.append(f"<g class='qv-divergence' data-x='{m['x']}'><line x1='{x:.1f}' x2='{x:.1f}' y1='{top - 18}' "
+        out.append(f"<g class='qv-divergence' data-x='{m.x}'><line x1='{x:.1f}' x2='{x:.1f}' y1='{top - 18}' "
                    f"y2='{height - bottom}' stroke='{DIVERGENCE_COLOUR}' stroke-width='2' stroke-dasharray='6 3'/>"
                    f"<text x='{x + dx:.1f}' y='{top - 8}' text-anchor='{anchor}' fill='{DIVERGENCE_COLOUR}' "
-                   f"font-weight='700'>{_e(m['label'])}</text></g>")
+                   f"font-weight='700'>{_e(m.label)}</text></g>")
     legend_x = left
     for name in c.series_names():
         colour = PAIR_COLOURS.get(name, "#475569")
