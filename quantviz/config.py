@@ -92,7 +92,7 @@ class PipelineConfig:
                                            "follow, keep helpers as leaf calls and skip the modules, in one run",
                                     flows=("fx",))
     calibration_batches: int = option(8, "at most this many calibration batches", metavar="N",
-                                      flows=("fx", "pt2e", "recipe"))
+                                      flows=("fx", "pt2e", "recipe"), min=1)
     duplicate_dequant: DuplicateDequant = option(
         "auto", "DuplicateDequantNodePass: auto (when a dequantize is shared), on, off", DUPLICATE_DEQUANT,
         flows=("fx", "pt2e"))

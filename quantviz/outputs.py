@@ -2,7 +2,10 @@
 
 The summary.json contract (other tools read it)::
 
-    {"model", "flow", "ok", "stages": [{"name", "ok", "seconds", "nodes", "kinds", "patterns", "error"}],
+    {"model", "flow", "ok", "config": {...},
+     "data": {"source", "batches", "labelled", "description", "drawn"},   # what "numerics" was measured on
+     "stages": [{"name", "ok", "seconds", "timed_by", "nodes", "kinds", "patterns", "error"}],
+     "absent": {"calibrate": "why this flow has no such stage", ...},
      "artifacts": {"pte": "model.pte", "graphs": {...}, "model_explorer": ["model_explorer/01_trace.json", ...]},
      "numerics": {...},
      "untraceable": [{"action", "module", "module_class", "function", "file", "line", "code", "reason", "callers"}]}
@@ -16,6 +19,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from quantviz.data import evaluation_data
 from quantviz.interop.model_explorer import FOLDER, write_model_explorer
 from quantviz.pipeline import Pipeline
 from quantviz.render.dot import to_dot
@@ -29,12 +33,17 @@ def stage_file_stem(pipe: Pipeline, stage: str) -> str:
 
 
 def summary(pipe: Pipeline) -> dict[str, Any]:
+    run = pipe.results.get("run")
+    data = run.artifact.data if run is not None and run.ok and run.artifact.data is not None else \
+        evaluation_data(pipe.spec, pipe.config)
     return {
         "model": pipe.spec.name,
         "flow": pipe.config.flow,
         "ok": pipe.ok,
         "config": pipe.config.to_dict(),
+        "data": data.to_dict(),
         "stages": [r.summary() for r in pipe.results.values()],
+        "absent": dict(pipe.flow.absent),
         "artifacts": {},
         "numerics": pipe.numerics(),
         "untraceable": untraceable_sites(pipe),

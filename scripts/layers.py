@@ -2,8 +2,9 @@
 
     .venv/bin/python scripts/layers.py            # the layers, lowest first, and any cycle (exit 1 if one exists)
 
-tests/test_layers.py holds the project to it: no import cycle among quantviz's modules, and nothing in quantviz/
-imports streamlit, ui or sample_models.
+tests/test_layers.py holds the project to it: no import cycle among quantviz's modules, nothing in quantviz/
+imports streamlit, ui or sample_models, and stages never import analyses (what runs after a flow: numerics, why,
+render, interop, the report, sweeps): stage-time helpers live below the stages (quantviz/measure, backends, ...).
 """
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("streamlit", "ui", "sample_models")
+STAGE_PACKAGES = ("quantviz.stages", "quantviz.flows")
+ANALYSES = ("quantviz.numerics", "quantviz.why", "quantviz.render", "quantviz.interop", "quantviz.report",
+            "quantviz.stage_views", "quantviz.sweep", "quantviz.parity", "quantviz.bare_flow", "quantviz.outputs",
+            "quantviz.cli")
 
 
 def module_name(path: Path) -> str:
@@ -112,12 +117,23 @@ def forbidden(g: dict[str, set[str]]) -> list[tuple[str, str]]:
     return sorted((m, i) for m, deps in g.items() for i in deps if i in FORBIDDEN)
 
 
+def _within(module: str, packages: tuple[str, ...]) -> bool:
+    return any(module == p or module.startswith(p + ".") for p in packages)
+
+
+def stage_imports_analysis(g: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """(stage or flow module, analysis module) for every import from a stage into the analyses."""
+    return sorted((m, i) for m, deps in g.items() if _within(m, STAGE_PACKAGES)
+                  for i in deps if _within(i, ANALYSES))
+
+
 def main() -> int:
     g = graph()
     for n, layer in enumerate(layers(g)):
         print(f"layer {n}: {', '.join(m.removeprefix('quantviz.') for m in layer)}")
     bad = forbidden(g)
     found = cycles(g)
+    bad += stage_imports_analysis(g)
     for m, i in bad:
         print(f"FORBIDDEN: {m} imports {i}")
     for c in found:

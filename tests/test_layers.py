@@ -20,6 +20,13 @@ def test_the_library_imports_no_face_and_no_sample():
     assert layers.forbidden(layers.graph()) == []
 
 
+def test_stages_never_import_analyses():
+    layers = _layers()
+    assert layers.stage_imports_analysis(layers.graph()) == []
+    planted = {"quantviz.stages.run": {"quantviz.numerics.metrics", "quantviz.measure.metrics"}}
+    assert layers.stage_imports_analysis(planted) == [("quantviz.stages.run", "quantviz.numerics.metrics")]
+
+
 def test_no_import_cycle_among_quantviz_modules():
     layers = _layers()
     assert layers.cycles(layers.graph()) == []

@@ -11,7 +11,9 @@ from typing import Any, Callable
 import streamlit as st
 
 from quantviz import ModelSpec, PipelineConfig, load_model
+from quantviz.backends import all_recipes
 from quantviz.catalog import catalog
+from quantviz.config import applies_to
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
 TRUST = {
@@ -72,11 +74,27 @@ NOT_IN_SIDEBAR = ("until",)
 
 
 def flow_config() -> PipelineConfig:
-    """One widget per PipelineConfig field, described by the field's metadata; its session-state key is the
-    field's name (``apply_changes`` sets them)."""
+    """One widget per PipelineConfig field the chosen flow uses (``applies_to``), described by the field's metadata;
+    its session-state key is the field's name (``apply_changes`` sets them). The flow comes first: it decides
+    which options follow."""
     st.header("Flow")
-    values = {f.name: _widget(f) for f in fields(PipelineConfig) if f.name not in NOT_IN_SIDEBAR}
+    by_name = {f.name: f for f in fields(PipelineConfig)}
+    flow = _widget(by_name["flow"])
+    values: dict[str, Any] = {"flow": flow}
+    for f in fields(PipelineConfig):
+        if f.name in NOT_IN_SIDEBAR or f.name == "flow" or not applies_to(f.name, flow):
+            continue
+        values[f.name] = _recipe_widget(f) if f.name == "recipe" else _widget(f)
     return PipelineConfig(**values)
+
+
+def _recipe_widget(f: Field) -> str:
+    """The export recipes of every installed backend (``quantviz.backends.all_recipes``)."""
+    names = list(all_recipes())
+    if st.session_state.get(f.name) not in names:
+        st.session_state[f.name] = "xnnpack_torchao_int8da_int4w_per_channel" \
+            if "xnnpack_torchao_int8da_int4w_per_channel" in names else names[0]
+    return st.selectbox("Recipe", names, key=f.name, help=f.metadata["help"])
 
 
 def apply_changes(changes: dict[str, Any]) -> None:
@@ -100,4 +118,4 @@ def _widget(f: Field) -> Any:
         text = st.text_input(label, key=key, placeholder="comma separated, e.g. pad, encoder.attn",
                              help=meta["help"])
         return tuple(s.strip() for s in text.split(",") if s.strip())
-    return int(st.number_input(label, 1, 256, default, key=key, help=meta["help"]))
+    return int(st.number_input(label, meta.get("min", 0), 256, default, key=key, help=meta["help"]))

@@ -13,6 +13,7 @@ from quantviz.diff import GraphDiff, diff_graphs
 from quantviz.render import ViewSpec, dot_available, dot_to_svg, plan_view, to_dot
 from quantviz.render.view import DEFAULT_MAX_NODES, collapse, expand_path_to
 from quantviz.stage_views import linked_nodes, previous_graph_stage, stage_diff, stage_view
+from quantviz.outputs import stage_file_stem
 from ui.downloads import run_downloads, stage_downloads
 from ui.graph_component import clicked_value, graph_view
 from ui.inspector import inspector
@@ -303,6 +304,14 @@ def _breadcrumb(stage: str, key: str, plan) -> None:
                       on_click=set_expanded, args=(stage, collapse(expanded, path), f"module/{path}", key))
 
 
+def table_panel(pipe: Pipeline, stage: str, rows: list) -> None:
+    """A stage's table (the quantize stage's weights: module, config, dtype, block size, scale shape), with its CSV."""
+    frame = pd.DataFrame([r.to_dict() for r in rows])
+    st.dataframe(frame, hide_index=True, width="stretch")
+    st.download_button("table CSV", frame.to_csv(index=False), f"{stage_file_stem(pipe, stage)}.csv", "text/csv",
+                       key=f"dl_table_{stage}")
+
+
 def absent_page(flow, stage: str) -> None:
     """A stage the flow does not have: said so, with the reason, nothing faked."""
     st.subheader(f"{flow.number(stage)}. {stage}")
@@ -326,6 +335,10 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
     if result.calls:
         with st.expander("API calls this stage made", expanded=False):
             st.code("\n".join(result.calls), language="python")
+    if result.table is not None:
+        table_panel(pipe, stage, result.table)
+    if result.graph is None and stage != "run":
+        return
     if stage == "run":
         numerics_panel(pipe, model_ref)
         st.markdown("#### Downloads")

@@ -72,7 +72,8 @@ def find_patterns(nodes: list[NodeView]) -> list[PatternInstance]:
         if out_q is None and not any(is_dynamic_or_weight(d) for d in dqs):
             continue  # a float op reading a dequantized value at a quantization boundary: not a quantized op
         taken.update(c.id for c in chain)
-        members = dqs + [c.id for c in chain] + ([out_q] if out_q else [])
+        dynamic = [m for d in dqs for m in _dynamic_chain(by_id, users, d)]
+        members = dynamic + dqs + [c.id for c in chain] + ([out_q] if out_q else [])
         qref = by_id[out_q] if out_q else by_id[dqs[0]]
         ops = [node_op(c) for c in chain]
         patterns.append(PatternInstance(
@@ -80,3 +81,26 @@ def find_patterns(nodes: list[NodeView]) -> list[PatternInstance]:
             members=members, dtype=qref.qparams.dtype if qref.qparams else None,
             module_path=n.module_path, source=n.source))
     return patterns
+
+
+def _dynamic_chain(by_id: dict[str, NodeView], users: dict[str, list[str]], dq_id: str) -> list[str]:
+    """For a dequantize of a dynamically quantized activation, the nodes that quantize it at run time and serve only
+    it: its quantize, the ``getitem``s of the scale and zero point and the ``choose_qparams`` they come from (pt2e's
+    ``choose_qparams.tensor`` and torchao's ``choose_qparams_affine`` alike), so a dynamic linear is one pattern."""
+    dq = by_id[dq_id]
+    if not (dq.qparams and dq.qparams.scheme == "dynamic") or not dq.inputs:
+        return []
+    q = by_id.get(dq.inputs[0])
+    if q is None or q.kind != "quantize" or users.get(q.id) != [dq_id]:
+        return []
+    chain = [q.id]
+    for i in q.inputs[1:]:
+        n = by_id.get(i)
+        if n is None or not n.target.startswith("operator.getitem") or not n.inputs:
+            continue
+        source = by_id.get(n.inputs[0])
+        if source is not None and source.kind == "choose_qparams":
+            chain.append(n.id)
+            if source.id not in chain:
+                chain.append(source.id)
+    return chain

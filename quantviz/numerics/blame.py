@@ -95,7 +95,7 @@ def carriers(before: GraphView, after: GraphView) -> dict[str, str]:
 
     Example::
 
-        carriers(pipe.results["convert"].graph, pipe.results["fuse"].graph)["quantize_per_tensor_default_24"]
+        carriers(pipe.results[pipe.role("reference")].graph, pipe.results[pipe.role("lowered")].graph)["quantize_per_tensor_default_24"]
         # 'getitem'
     """
     d = diff_graphs(before, after)
@@ -186,9 +186,9 @@ def runtime_values(pipe: PipelineView, events: list[RuntimeEvent],
     inputs first: the last ones are the outputs, read through each ``getitem``. Kernel calls outside delegates are
     matched to the fuse stage's nodes by operator and order (``kernel_nodes``).
     """
-    emit_ep = pipe.results["emit"].artifact.exported_program()
-    emit_carry = {b: a for a, b in carriers(convert_view, pipe.results["emit"].graph).items()}
-    per_call = _patterns_per_call(convert_view, pipe.results["fuse"].graph)
+    emit_ep = pipe.results[pipe.role("program")].artifact.exported_program()
+    emit_carry = {b: a for a, b in carriers(convert_view, pipe.results[pipe.role("program")].graph).items()}
+    per_call = _patterns_per_call(convert_view, pipe.results[pipe.role("lowered")].graph)
     out: dict[str, tuple[torch.Tensor, RuntimeSource, str]] = {}
     calls = [n for n in emit_ep.graph.nodes if n.op == "call_function" and "call_delegate" in str(n.target)]
     delegate_events = [e for e in events if e.delegate_call]
@@ -203,8 +203,8 @@ def runtime_values(pipe: PipelineView, events: list[RuntimeEvent],
             idx = user.args[1] if "getitem" in str(user.target) else 0
             if idx < len(outs) and isinstance(outs[idx], torch.Tensor) and user.name in emit_carry:
                 out.setdefault(emit_carry[user.name], (outs[idx], source, call.name))
-    fuse_carry = {b: a for a, b in carriers(convert_view, pipe.results["fuse"].graph).items()}
-    gm = pipe.results["fuse"].artifact.exported_program().graph_module
+    fuse_carry = {b: a for a, b in carriers(convert_view, pipe.results[pipe.role("lowered")].graph).items()}
+    gm = pipe.results[pipe.role("lowered")].artifact.exported_program().graph_module
     for i, node in kernel_nodes(events, gm).items():
         data = events[i].data[0] if events[i].data else None
         if isinstance(data, torch.Tensor) and node.name in fuse_carry:
@@ -278,7 +278,7 @@ def _fill(row: BlameRow, s: _Series, zp: float) -> None:
 
 
 def _fused_module(pipe: PipelineView) -> tuple[fx.GraphModule | None, str]:
-    fuse = pipe.results.get("fuse")
+    fuse = pipe.results.get(pipe.role("lowered") or "")
     if fuse is None or not fuse.ok:
         return None, "the fuse stage has no result"
     if pipe.config.uses_quantviz_kernels:
@@ -291,7 +291,7 @@ def _fused_module(pipe: PipelineView) -> tuple[fx.GraphModule | None, str]:
 def _runtime_ok(pipe: PipelineView) -> str:
     """Empty when the runtime can run the emitted program here, else why not."""
 
-    emit, fuse = pipe.results.get("emit"), pipe.results.get("fuse")
+    emit, fuse = pipe.results.get(pipe.role("program") or ""), pipe.results.get(pipe.role("lowered") or "")
     if emit is None or not emit.ok:
         return "the emit stage has no .pte"
     blocked = runtime_preflight(fuse.artifact if fuse is not None and fuse.ok else None)
@@ -315,16 +315,17 @@ class _Setup:
 
 
 def _setup(pipe: PipelineView, runtime_unavailable: str) -> _Setup:
-    convert = pipe.results["convert"]
+    convert = pipe.results[pipe.role("reference")]
     cview = convert.graph
     order = {n.id: i for i, n in enumerate(cview.nodes)}
     fgraph = float_graph(pipe)
     fused_gm, fused_why = _fused_module(pipe)
-    fused_carry = carriers(cview, pipe.results["fuse"].graph) if fused_gm is not None else {}
-    all_q = [n.name for n in convert.artifact.graph.nodes if "quantize_per_tensor" in str(n.target)
+    fused_carry = carriers(cview, pipe.results[pipe.role("lowered")].graph) if fused_gm is not None else {}
+    reference = pipe.reference_module()  # convert's GraphModule, or the captured program's module()
+    all_q = [n.name for n in reference.graph.nodes if "quantize_per_tensor" in str(n.target)
              and "dequantize" not in str(n.target)]
-    setup = _Setup(convert.artifact, cview, sorted(cview.patterns, key=lambda p: order.get(p.anchor, 0)), fgraph,
-                   float_matches(convert.artifact, fgraph), all_q, fused_gm, fused_carry, fused_why,
+    setup = _Setup(reference, cview, sorted(cview.patterns, key=lambda p: order.get(p.anchor, 0)), fgraph,
+                   float_matches(reference, fgraph), all_q, fused_gm, fused_carry, fused_why,
                    runtime_unavailable or _runtime_ok(pipe))
     if pipe.config.uses_quantviz_kernels and not setup.runtime_why:
         from quantviz_kernels import load
@@ -359,7 +360,7 @@ def _one_batch(pipe: PipelineView, setup: _Setup, batch: tuple, events: list[Run
     runtime: dict[str, torch.Tensor] = {}
     runtime_local: dict[str, Any] = {}
     if not setup.runtime_why:
-        emit = pipe.results["emit"].artifact
+        emit = pipe.results[pipe.role("program")].artifact
         evs = events if events is not None else runtime_events(emit.buffer, batch, debug_buffer_size(emit))
         found = runtime_values(pipe, evs, setup.cview)
         runtime = {q: v for q, (v, _, _) in found.items()}
@@ -415,7 +416,7 @@ def blame_table(pipe: PipelineView, batches: list[tuple], events: list[list[Runt
     sources: dict[str, RuntimeSource] = {}
     for b, batch in enumerate(batches):
         _one_batch(pipe, setup, batch, events[b] if events is not None else None, series, qparams, sources)
-    calls = _call_of(setup.cview, pipe.results["fuse"].graph if setup.fused_gm is not None else None)
+    calls = _call_of(setup.cview, pipe.results[pipe.role("lowered")].graph if setup.fused_gm is not None else None)
     rows = [_row(p, i, setup, series[p.id], qparams, sources.get(p.output_q or "", ""), calls.get(p.anchor, ""))
             for i, p in enumerate(setup.patterns)]
     first = next((r for r in rows if r.runtime_local_max_lsb > DIVERGENCE_LSB), None)
@@ -451,7 +452,7 @@ def blame_by_stage(pipe: PipelineView, rows: list[BlameRow]) -> dict[str, dict[s
         by_stage = blame_by_stage(pipe, report.blame)
         by_stage["convert"]["conv2d"].fused_vs_runtime_sqnr_db
     """
-    convert = pipe.results.get("convert")
+    convert = pipe.results.get(pipe.role("reference") or "")
     if convert is None or not convert.ok:
         return {}
     cview = convert.graph
@@ -461,7 +462,7 @@ def blame_by_stage(pipe: PipelineView, rows: list[BlameRow]) -> dict[str, dict[s
         if p.id in by_pattern:
             for m in p.members:
                 member_row.setdefault(m, by_pattern[p.id])
-    out: dict[str, dict[str, BlameRow]] = {"convert": dict(member_row)}
+    out: dict[str, dict[str, BlameRow]] = {pipe.role("reference"): dict(member_row)}
     for stage in _later_graph_stages(pipe):
         result = pipe.results.get(stage)
         if result is None or not result.ok or result.graph is None:

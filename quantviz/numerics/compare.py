@@ -32,6 +32,9 @@ from quantviz.numerics.per_node import PerNodeRow, per_node_table
 from quantviz.numerics.runtime_intermediates import (RuntimeIntermediates, debug_buffer_size, runtime_events,
                                                      runtime_intermediates)
 from quantviz.numerics.sensitivity import SensitivityRow, sensitivity
+from quantviz.config import PipelineConfig
+from quantviz.data import evaluation_data
+from quantviz.lowering import delegates
 from quantviz.pipeline_view import PipelineView
 from quantviz.runtime import concat_outputs, load_program, output_scale
 
@@ -209,6 +212,7 @@ class NumericsReport:
     outputs: list[OutputRow] = field(default_factory=list)           # every leaf of the model's output: compared?
     granularity_check: GranularityCheck | None = None                 # per-op delegates vs graph ones (when run)
     runtime_reused: bool = False                                      # the run stage's runtime outputs were reused
+    data: dict[str, str] = field(default_factory=dict)                # data set -> what it is (evaluation, ...)
 
     def level(self, name: str) -> LevelState:
         """One level's state (``NOT_RUN`` when the report does not know it)."""
@@ -221,15 +225,19 @@ class NumericsReport:
         return None
 
     def main_data(self) -> str:
-        """The data set the summary and ``--fail-below-sqnr`` read: evaluation when compared, else the first."""
-        if any(r.data == "evaluation" for r in self.end_to_end):
-            return "evaluation"
-        return self.end_to_end[0].data if self.end_to_end else ""
+        """The data set the summary and ``--fail-below-sqnr`` read: synthetic held-out when asked for, else
+        evaluation, else the first (calibration: said so in the summary's first line)."""
+        for name in ("synthetic held-out", "evaluation"):
+            if name in self.data or any(r.data == name for r in self.end_to_end):
+                return name
+        if self.end_to_end:
+            return self.end_to_end[0].data
+        return next(iter(self.data), "")
 
     def to_dict(self) -> dict[str, Any]:
         """numerics.json: plain data, infinities as "inf"/"-inf", NaN as null."""
         return _clean({
-            "model": self.model, "config": dict(self.config),
+            "model": self.model, "config": dict(self.config), "data": dict(self.data),
             "levels": {k: v.text for k, v in self.levels.items()},
             "end_to_end": [r.to_dict() for r in self.end_to_end],
             "accuracy": {d: dict(by) for d, by in self.accuracy.items()},
@@ -279,8 +287,9 @@ class NumericsReport:
             report.summary_lines()[:2]   # ['float     ok', 'reference ok']
         """
         data = self.main_data()
-        lines = [f"{level:<9} {'ok' if state.ok else 'unavailable: ' + state.text}"
-                 for level, state in self.levels.items()]
+        lines = [f"measured on {self.data[data]}"] if data in self.data else []
+        lines += [f"{level:<9} {'ok' if state.ok else 'unavailable: ' + state.text}"
+                  for level, state in self.levels.items()]
         lines += [row.summary() for row in self.end_to_end if row.data == data]
         if self.per_node:
             worst = self.per_node[0]
@@ -309,9 +318,13 @@ class NumericsReport:
         return lines
 
 
-def data_sets(spec, max_batches: int) -> dict[str, tuple[list[tuple], torch.Tensor | None]]:
-    """'calibration' and 'evaluation' inputs (at most ``max_batches`` each) and the evaluation labels."""
+def data_sets(spec, max_batches: int, config: PipelineConfig | None = None
+              ) -> dict[str, tuple[list[tuple], torch.Tensor | None]]:
+    """'calibration', 'evaluation' and (``config.held_out``) 'synthetic held-out' inputs, at most ``max_batches``
+    each, with their labels (synthetic batches have none)."""
     sets: dict[str, tuple[list[tuple], torch.Tensor | None]] = {}
+    if config is not None and config.held_out:
+        sets["synthetic held-out"] = (evaluation_data(spec, config).batches[:max_batches], None)
     if spec.calibration_batches:
         sets["calibration"] = (list(spec.calibration_batches)[:max_batches], None)
     if spec.eval_batches:
@@ -325,6 +338,19 @@ def data_sets(spec, max_batches: int) -> dict[str, tuple[list[tuple], torch.Tens
     return sets
 
 
+def _describe_set(name: str, pipe: "Pipeline", n: int) -> str:
+    """What a data set of ``compare`` is, in words (as ``quantviz.data.EvaluationData.describe`` says it)."""
+    if name == "synthetic held-out":
+        return evaluation_data(pipe.spec, pipe.config).describe()
+    if name == "evaluation":
+        return f"evaluation data: {n} batch(es) from the factory, not used for calibration"
+    if name == "calibration" and not pipe.spec.eval_batches and not pipe.config.held_out:
+        return (f"calibration data ({n} batch(es)): the factory gave no evaluation data, so these figures are "
+                "measured on the data the observers saw and flatter the model (--held-out N draws synthetic "
+                "held-out batches)")
+    return f"{name} data ({n} batch(es))"
+
+
 def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16, progress: Progress = lambda f, t: None,
             kernels: dict[str, Callable[..., torch.Tensor]] | None = None, blame_batches: int = 1,
             check_granularity: bool = True) -> NumericsReport:
@@ -335,8 +361,9 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
     compare the two programs' outputs (``NumericsReport.granularity_check``).
     """
     report = NumericsReport(pipe.spec.name, pipe.config.to_dict())
-    sets = data_sets(pipe.spec, max_batches)
-    fuse = pipe.results.get("fuse")
+    sets = data_sets(pipe.spec, max_batches, pipe.config)
+    report.data = {name: _describe_set(name, pipe, len(b)) for name, (b, _) in sets.items()}
+    fuse = pipe.results.get(pipe.role("lowered") or "")
     scale = output_scale(fuse.artifact) if fuse is not None and fuse.ok else None
     for i, (data, (batches, labels)) in enumerate(sets.items()):
         progress(0.1 + 0.3 * i / len(sets), f"levels on {data} data")
@@ -352,9 +379,9 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
             report.end_to_end.append(LevelComparison(data, a, b, **m))
         if labels is not None:
             report.accuracy[data] = {lvl: accuracy(out, labels) for lvl, out in levels.outputs.items()}
-    convert = pipe.results.get("convert")
-    comparison = next(iter(sets.values()))[0] if "evaluation" not in sets else sets["evaluation"][0]
-    if convert is not None and convert.ok:
+    comparison = sets[report.main_data()][0] if report.main_data() in sets else next(iter(sets.values()))[0]
+    has_reference = pipe.reference_module() is not None
+    if has_reference:
         progress(0.5, "per-node float vs reference")
         report.per_node = per_node_table(pipe, comparison)
     if fuse is not None and fuse.ok and pipe.config.uses_quantviz_kernels:
@@ -368,7 +395,7 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
     else:
         report.kernels_note = ("no quantviz operators in this program (fusion is "
                                f"{pipe.config.fusion!r}; use --fusion quantviz or both)")
-    emit = pipe.results.get("emit")
+    emit = pipe.results.get(pipe.role("program") or "")
     events = None
     if emit is None or not emit.ok or not report.level("runtime").ok:
         report.runtime_intermediates = RuntimeIntermediates(
@@ -383,18 +410,18 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
         except (RuntimeError, ValueError, OSError) as exc:  # the devtools are experimental: keep the rest
             events = None
             report.runtime_intermediates = RuntimeIntermediates(False, f"ETDump could not be read: {exc}")
-    if convert is not None and convert.ok:
+    if has_reference:
         progress(0.68, "blame: where accuracy is lost, node by node")
         try:
             blame_into(report, pipe, comparison[:max(blame_batches, 1)], events)
         except Exception as exc:  # noqa: BLE001 - a model the blame table cannot follow keeps the other tables
             report.blame_note = f"the blame table could not be made: {type(exc).__name__}: {exc}"
-    if check_granularity and pipe.config.delegate_granularity == "op" and pipe.config.partitioner != "none" \
+    if check_granularity and pipe.config.delegate_granularity == "op" and delegates(pipe.config) \
             and report.level("runtime").ok:
         progress(0.69, "per-op delegates against whole-graph ones")
         report.granularity_check = granularity_check(pipe, comparison, scale)
-    if sensitivity_layers and convert is not None and convert.ok:
-        batches, labels = sets.get("evaluation", next(iter(sets.values())))
+    if sensitivity_layers and has_reference:
+        batches, labels = sets.get(report.main_data(), next(iter(sets.values())))
         report.sensitivity = sensitivity(pipe, batches, labels, sensitivity_layers,
                                          lambda f, t: progress(0.7 + 0.3 * f, t))
     progress(1.0, "numerics done")
@@ -498,12 +525,13 @@ def granularity_check(pipe: "Pipeline", batches: list[tuple], scale: float | Non
 
         granularity_check(pipe, batches, 0.05)   # GranularityCheck(identical=True, sqnr_db=inf, max_lsb=0.0, ...)
     """
-    other = pipe.fork(pipe.config.with_changes(delegate_granularity="graph", until="emit"))
+    other = pipe.fork(pipe.config.with_changes(delegate_granularity="graph", until=pipe.role("program")))
     other.on_event = lambda event: None  # the caller's progress lines are for its own pipeline
     other.run()
     if not other.ok:
         return GranularityCheck(error=str(other.failed.error))
-    per_op, graph = pipe.results["emit"].artifact, other.results["emit"].artifact
+    program = pipe.role("program")
+    per_op, graph = pipe.results[program].artifact, other.results[program].artifact
     outs = {}
     for name, program in (("op", per_op), ("graph", graph)):
         buffer = program.buffer  # kept referenced while the module lives

@@ -48,14 +48,14 @@ def run_levels(pipe: PipelineView, batches: list[tuple]) -> LevelOutputs:
     res = LevelOutputs()
     with torch.no_grad():
         res.outputs["float"] = _flat("float", [pipe.spec.model(*b) for b in batches], res)
-        convert = pipe.results.get("convert")
-        if convert is not None and convert.ok:
-            res.outputs["reference"] = _flat("reference", [convert.artifact(*b) for b in batches], res)
+        reference = pipe.reference_module()
+        if reference is not None:
+            res.outputs["reference"] = _flat("reference", [reference(*b) for b in batches], res)
         else:
-            res.unavailable["reference"] = "the convert stage has no result"
-        fuse = pipe.results.get("fuse")
+            res.unavailable["reference"] = f"the {pipe.role('reference') or 'reference'} stage has no result"
+        fuse = pipe.results.get(pipe.role("lowered") or "")
         if fuse is None or not fuse.ok:
-            res.unavailable["fused"] = "the fuse stage has no result"
+            res.unavailable["fused"] = f"the {pipe.role('lowered') or 'fuse'} stage has no result"
         else:
             if pipe.config.uses_quantviz_kernels:
                 from quantviz_kernels import load
@@ -68,9 +68,9 @@ def run_levels(pipe: PipelineView, batches: list[tuple]) -> LevelOutputs:
             else:
                 gm = ep.module()
                 res.outputs["fused"] = _flat("fused", [gm(*b) for b in batches], res)
-    emit = pipe.results.get("emit")
+    emit = pipe.results.get(pipe.role("program") or "")
     if emit is None or not emit.ok:
-        res.unavailable["runtime"] = "the emit stage has no .pte"
+        res.unavailable["runtime"] = f"the {pipe.role('program') or 'emit'} stage has no .pte"
         return res
     blocked = runtime_preflight(fuse.artifact if fuse is not None and fuse.ok else None)
     if blocked is not None:

@@ -46,9 +46,10 @@ class PerNodeRow:
 
 
 def float_graph(pipe: PipelineView) -> fx.GraphModule:
-    """The float model as the trace stage sees it (same node names as the quantized graphs)."""
+    """The float model as the trace stage sees it (same node names as the quantized graphs); a flow without one
+    (the recipe flow) gets ``torch.export`` of the float model."""
     spec, config = pipe.spec, pipe.config
-    trace = pipe.results.get("trace")
+    trace = pipe.results.get(pipe.role("float_graph") or "")
     if trace is not None and trace.ok:  # the trace stage's own graph: skipped modules, wrapped helpers and all
         return trace.artifact if config.flow == "fx" else trace.artifact.module()
     if config.flow == "fx":
@@ -111,7 +112,7 @@ def float_matches(reference: fx.GraphModule, fgraph: fx.GraphModule) -> dict[str
 
 def per_node_table(pipe: PipelineView, batches: list[tuple]) -> list[PerNodeRow]:
     """One row per activation quantize of the reference model, worst SQNR first."""
-    reference: fx.GraphModule = pipe.results["convert"].artifact
+    reference: fx.GraphModule = pipe.reference_module()
     fgraph = float_graph(pipe)
     quantizes = [n for n in reference.graph.nodes if _is_activation_quantize(n)]
     float_vals: dict[str, list[torch.Tensor]] = {}

@@ -183,7 +183,7 @@ def runtime_intermediates(pipe: PipelineView, batch: tuple,
                           events: list[RuntimeEvent] | None = None) -> list[RuntimeOpRow]:
     """One row per kernel call of the runtime on ``batch`` (``events``: that run's, when already read)."""
 
-    emit, fuse = pipe.results["emit"], pipe.results["fuse"]
+    emit, fuse = pipe.results[pipe.role("program")], pipe.results[pipe.role("lowered")]
     if pipe.config.uses_quantviz_kernels:
         from quantviz_kernels import load
 

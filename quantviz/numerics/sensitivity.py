@@ -48,21 +48,22 @@ def sensitivity(pipe: "Pipeline", batches: list[tuple], labels: torch.Tensor | N
     """At most ``limit`` layers (in model order), most sensitive first (each a fork of ``pipe`` that keeps one
     more layer float, run to convert)."""
     floats = _outputs(pipe.spec.model, batches)
-    base_out = _outputs(pipe.results["convert"].artifact, batches)
+    base_out = _outputs(pipe.reference_module(), batches)
     base_db = sqnr_db(floats, base_out)
     base_acc = accuracy(base_out, labels) if labels is not None else None
     rows = []
     layers = [x for x in layers_of(pipe.spec.model) if x not in pipe.config.skip_modules][:limit]
     for i, layer in enumerate(layers):
         progress(i / max(len(layers), 1), f"sensitivity: {layer} kept float ({i + 1}/{len(layers)})")
-        config = pipe.config.with_changes(skip_modules=tuple(pipe.config.skip_modules) + (layer,), until="convert")
+        config = pipe.config.with_changes(skip_modules=tuple(pipe.config.skip_modules) + (layer,),
+                                          until=pipe.role("reference"))
         other = pipe.fork(config)
         other.on_event = lambda e: None  # the variant's stages are not the user's run: no progress lines
         other.run()
         if not other.ok:
             rows.append(SensitivityRow(layer, float("nan"), float("nan"), error=str(other.failed.error)))
             continue
-        out = _outputs(other.results["convert"].artifact, batches)
+        out = _outputs(other.reference_module(), batches)
         db = sqnr_db(floats, out)
         acc = accuracy(out, labels) if labels is not None else None
         rows.append(SensitivityRow(layer, db, db - base_db, acc, None if acc is None else acc - base_acc))
