@@ -19,6 +19,7 @@ Granularity = Literal["graph", "op"]
 Fusion = Literal["none", "executorch", "quantviz", "both"]
 DuplicateDequant = Literal["auto", "on", "off"]
 Scheme = Literal["8da4w", "8da8w", "int8-weight-only"]
+Observer = Literal["default", "minmax", "moving_average", "histogram"]
 
 FLOWS: tuple[str, ...] = get_args(FlowName)
 MODES: tuple[str, ...] = get_args(Mode)
@@ -29,6 +30,8 @@ DELEGATE_GRANULARITIES: tuple[str, ...] = get_args(Granularity)
 FUSIONS: tuple[str, ...] = get_args(Fusion)
 DUPLICATE_DEQUANT: tuple[str, ...] = get_args(DuplicateDequant)
 SCHEMES: tuple[str, ...] = get_args(Scheme)
+OBSERVERS: tuple[str, ...] = get_args(Observer)
+ACTIVATION_BITS = (8, 16)
 EMBEDDING_BITS = (0, 4, 8)
 
 
@@ -93,6 +96,12 @@ class PipelineConfig:
                                     flows=("fx",))
     calibration_batches: int = option(8, "at most this many calibration batches", metavar="N",
                                       flows=("fx", "pt2e", "recipe"), min=1)
+    observer: Observer = option("default", "static activations' observer: default (the quantizer's own: "
+                                           "histogram for XNNPACKQuantizer and the fx flow), minmax, "
+                                           "moving_average or histogram", OBSERVERS, flows=("fx", "pt2e"))
+    activation_bits: int = option(8, "activation bits: 16 quantizes activations to int16 with int8 weights "
+                                     "(a16w8), where the backend has it (arm-tosa, ethos-u)", ACTIVATION_BITS,
+                                  metavar="BITS", flows=("pt2e",))
     duplicate_dequant: DuplicateDequant = option(
         "auto", "DuplicateDequantNodePass: auto (when a dequantize is shared), on, off", DUPLICATE_DEQUANT,
         flows=("fx", "pt2e"))
@@ -101,6 +110,9 @@ class PipelineConfig:
                             flows=("torchao",))
     group_size: int = option(32, "torchao 8da4w: weights quantized in groups of this many input channels; 0: "
                                  "per output channel", metavar="N", flows=("torchao",))
+    int8_modules: tuple[str, ...] = option((), "torchao 8da4w: these linear modules get int8 weights (8da8w) "
+                                               "instead of int4", flag="--int8-module", metavar="NAME",
+                                           flows=("torchao",))
     quantize_embeddings: int = option(0, "torchao: also quantize nn.Embedding weights to 4 or 8 bits "
                                          "(IntxWeightOnlyConfig); 0: leave them float", EMBEDDING_BITS,
                                       metavar="BITS", flows=("torchao",))
@@ -141,6 +153,10 @@ class PipelineConfig:
         if self.partitioner == "demo" and self.target not in ("portable", "xnnpack"):
             raise ConfigError(f"partitioner='demo' lowers conv -> add groups to XNNPACK; backend {self.target!r} "
                               "has its own partitioner (--partitioner auto)")
+        if self.activation_bits == 16 and self.target not in ("arm-tosa", "ethos-u"):
+            raise ConfigError(f"activation_bits=16 (a16w8) needs a backend that has int16 activations (arm-tosa, "
+                              f"ethos-u), not {self.target!r}")
+        object.__setattr__(self, "int8_modules", tuple(self.int8_modules))
         if self.flow == "torchao" and self.target not in ("portable", "xnnpack"):
             raise ConfigError(f"flow='torchao' lowers to XNNPACK (the configurations quantize_ makes for it); "
                               f"backend {self.target!r} takes --flow pt2e with its own quantizer")

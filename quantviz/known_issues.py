@@ -31,6 +31,11 @@ class KnownIssue:
 
 KNOWN_ISSUES: tuple[KnownIssue, ...] = (
     KnownIssue(
+        "delegate", r"requires group_size to be a multiple of (?P<n>\d+)",
+        "XNNPACK takes groupwise int4 weights only in groups of a multiple of {n} input channels ({cause})",
+        "use --group-size 32 (or 64, 128), or --group-size 0 for per-channel weights",
+        fix={"group_size": 32}, requires={"flow": "torchao"}),
+    KnownIssue(
         "emit", r"Missing out variants: \{(?P<ops>[^}]*torchao::[^}]*)\}",
         "to_executorch found no out-variant kernel for {ops}: torchao's affine quantize/dequantize ops have no "
         "ExecuTorch kernel, so every op that uses them must be delegated (XNNPACK takes 8da4w/8da8w linears on "

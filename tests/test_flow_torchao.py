@@ -20,18 +20,18 @@ def test_the_rail_shows_what_the_flow_has_and_what_it_does_not():
 
 
 def test_8da4w_reaches_run_with_groupwise_weights_and_one_pattern_per_linear():
-    pipe = Pipeline(load_model("sample:mlp_dynamic"), PipelineConfig(flow="torchao", group_size=16)).run()
+    pipe = Pipeline(load_model("sample:mlp_dynamic"), PipelineConfig(flow="torchao", group_size=32)).run()
     assert pipe.ok, pipe.failed and pipe.failed.error
     rows = pipe.results["quantize"].table
     assert [r.module_type for r in rows] == ["Linear"] * 3
     first = rows[0]
-    assert first.dtype == "int4" and first.block_size == (1, 16) and first.granularity == "per group 16"
-    assert first.scale_shape == (first.shape[0], first.shape[1] // 16)
+    assert first.dtype == "int4" and first.block_size == (1, 32) and first.granularity == "per group 32"
+    assert first.scale_shape == (first.shape[0], first.shape[1] // 32) == (128, 2)
     assert first.activation == "int8 asymmetric per token"
     capture = pipe.results["capture"].graph
     weight_dq = [n for n in capture.nodes if n.kind == "dequantize" and n.qparams.scheme == "per_group"]
-    assert len(weight_dq) == 3 and weight_dq[0].qparams.group_size == 16
-    assert weight_dq[0].qparams.label().startswith("int4 per-group 16")
+    assert len(weight_dq) == 3 and weight_dq[0].qparams.group_size == 32
+    assert weight_dq[0].qparams.label().startswith("int4 per-group 32")
     assert weight_dq[0].qparams.scale_min > 0 and weight_dq[0].qparams.scale_max >= weight_dq[0].qparams.scale_min
     dynamic = [n for n in capture.nodes if n.kind == "choose_qparams"]
     assert len(dynamic) == 3 and dynamic[0].qparams.scheme == "dynamic" and dynamic[0].qparams.block_size[-1] == 64

@@ -106,11 +106,12 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 def key(config: PipelineConfig) -> tuple:
     """prepare depends on the mode, per channel, and (pt2e) the backend's quantizer, not the backend's name."""
     quantizer = backend_of(config).quantizer_key or config.target if config.flow == "pt2e" else None
-    return config.mode, config.per_channel, quantizer
+    return config.mode, config.per_channel, config.observer, config.activation_bits, quantizer
 
 
 STAGE = Stage(
-    "prepare", run, DESCRIPTION, EXPLANATION, reads=("mode", "per_channel", "backend"), key=key,
+    "prepare", run, DESCRIPTION, EXPLANATION,
+    reads=("mode", "per_channel", "backend", "observer", "activation_bits"), key=key,
     remedy=Remedy("try --flow pt2e or --flow fx, or skip the module named in the message with --skip-module",
                   ({"flow": OTHER_FLOW},)),
     bare=bare)

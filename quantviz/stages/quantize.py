@@ -99,11 +99,22 @@ def quantize_model(model: nn.Module, config: PipelineConfig) -> tuple[nn.Module,
     lin, lin_text = linear_config(config)
 
     def linear_filter(module: nn.Module, fqn: str) -> bool:
-        chosen = isinstance(module, nn.Linear) and outside(fqn)
+        chosen = isinstance(module, nn.Linear) and outside(fqn) and fqn not in given
         if chosen:
             given[fqn] = lin_text
         return chosen
 
+    if config.int8_modules and config.scheme == "8da4w":
+        wide, wide_text = linear_config(config.with_changes(scheme="8da8w"))
+        chosen = set(config.int8_modules)
+
+        def wide_filter(module: nn.Module, fqn: str) -> bool:
+            hit = isinstance(module, nn.Linear) and fqn in chosen and outside(fqn)
+            if hit:
+                given[fqn] = wide_text
+            return hit
+
+        quantize_(quantized, wide, filter_fn=wide_filter)  # first: their weights are then no longer nn.Linear's
     quantize_(quantized, lin, filter_fn=linear_filter)
     if config.quantize_embeddings:
         emb, emb_text = embedding_config(config.quantize_embeddings)
@@ -154,9 +165,16 @@ def calls(config: PipelineConfig) -> list[str]:
     lines = ["from torchao.quantization.quant_api import quantize_, Int8DynamicActivationIntxWeightConfig, "
              "IntxWeightOnlyConfig",
              "from torchao.quantization.granularity import PerAxis, PerGroup",
-             "quantized = copy.deepcopy(model).eval()  # quantize_ changes the model in place",
-             f"quantize_(quantized, {lin_text},",
-             f"          filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear){skip})"]
+             "quantized = copy.deepcopy(model).eval()  # quantize_ changes the model in place"]
+    wide = config.int8_modules if config.scheme == "8da4w" else ()
+    if wide:
+        _, wide_text = linear_config(config.with_changes(scheme="8da8w"))
+        lines += [f"int8_modules = {tuple(wide)!r}  # int8 weights instead of int4",
+                  f"quantize_(quantized, {wide_text},",
+                  f"          filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear) and fqn in int8_modules{skip})"]
+    rest = " and fqn not in int8_modules" if wide else ""
+    lines += [f"quantize_(quantized, {lin_text},",
+              f"          filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear){rest}{skip})"]
     if config.quantize_embeddings:
         _, emb_text = embedding_config(config.quantize_embeddings)
         lines += [f"quantize_(quantized, {emb_text},",
@@ -190,7 +208,7 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 
 STAGE = Stage(
     "quantize", run, DESCRIPTION, EXPLANATION,
-    reads=("scheme", "group_size", "quantize_embeddings", "skip_modules"),
+    reads=("scheme", "group_size", "quantize_embeddings", "skip_modules", "int8_modules"),
     remedy=Remedy("try another scheme (--scheme 8da8w), or per-channel weights (--group-size 0)",
                   ({"scheme": "8da8w"}, {"group_size": 0})),
     bare=bare)
