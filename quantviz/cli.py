@@ -59,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="quantviz", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("models", help="list the sample models")
+    sub.add_parser("recipes", help="list the ExecuTorch export recipes of the installed backends (--recipe NAME)")
     stages = sub.add_parser("stages", help="list a flow's stages in order (absent ones with their reason)")
     stages.add_argument("--flow", default=None, help="one flow (default: every flow)")
     run = sub.add_parser("run", help="run the flow and write summary.json, stage graphs and model.pte")
@@ -158,6 +159,14 @@ def cmd_models() -> int:
     return 0
 
 
+def cmd_recipes() -> int:
+    from quantviz.backends import all_recipes
+
+    for name, (backend, rtype) in all_recipes().items():
+        print(f"{name:<48} {backend.name:<10} {type(rtype).__name__}.{rtype.name}")
+    return 0
+
+
 def cmd_stages(flow_name: str | None = None) -> int:
     from quantviz.flows import FLOWS
     from quantviz.flows.base import Absent
@@ -189,8 +198,8 @@ def run_pipeline(args: argparse.Namespace):
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     spec = load_model(args.model)
-    print(f"quantviz: {spec.name}, {describe_config(config)}", flush=True)
-    print(f"  numbers measured on {evaluation_data(spec, config).describe()}", flush=True)
+    data = evaluation_data(spec, config)
+    print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {data.describe()}", flush=True)
     total = flow.index(config.until) + 1
 
     def on_event(event: StageEvent) -> None:
@@ -408,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "models":
             return cmd_models()
+        if args.command == "recipes":
+            return cmd_recipes()
         if args.command == "stages":
             return cmd_stages(args.flow)
         if args.command == "report":

@@ -15,6 +15,7 @@ The summary.json contract (other tools read it)::
 """
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -79,6 +80,18 @@ def write_outputs(pipe: Pipeline, out: Path, svg: bool = True, model_explorer: b
             (out / f"{stem}.svg").write_text(dot_to_svg(dot) or "")
         graphs[name] = f"{stem}.json"
     data["artifacts"]["graphs"] = graphs
+    tables = {}
+    for name, result in pipe.results.items():  # stages without a graph that show a table (quantize's weights)
+        if result.table:
+            stem = f"stages/{stage_file_stem(pipe, name)}"
+            rows = [r.to_dict() for r in result.table]
+            (out / f"{stem}.table.json").write_text(json.dumps(rows, indent=1))
+            with (out / f"{stem}.table.csv").open("w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                writer.writeheader()
+                writer.writerows(rows)
+            tables[name] = f"{stem}.table.csv"
+    data["artifacts"]["tables"] = tables
     if model_explorer:
         data["artifacts"]["model_explorer"] = write_explorer_graphs(pipe, out)
     pte = pipe.pte_bytes()

@@ -165,11 +165,12 @@ def _affine_qparams(node: fx.Node, kind: str, args: list, value: Callable, dtype
     choose_qparams_affine) dynamic, e.g. per token ([1, 1, K])."""
     if kind == "choose_qparams":
         block = [int(b) for b in args[2]]
-        return QParams(scheme="dynamic", dtype=dtype_of(args[3]), block_size=block, quant_min=_int(value(args[4])),
-                       quant_max=_int(value(args[5])))
+        qmin, qmax = _int(value(args[4])), _int(value(args[5]))
+        return QParams(scheme="dynamic", dtype=_narrow(dtype_of(args[3]), qmin, qmax), block_size=block,
+                       quant_min=qmin, quant_max=qmax)
     block = [int(b) for b in args[1]]
-    qmin, qmax = (args[5], args[6]) if kind == "quantize" else (args[5], args[6])
-    dtype = dtype_of(args[4])
+    qmin, qmax = args[5], args[6]
+    dtype = _narrow(dtype_of(args[4]), _int(value(qmin)), _int(value(qmax)))
     if isinstance(args[2], fx.Node) and _is_choose_qparams_output(args[2]):
         return QParams(scheme="dynamic", dtype=dtype, block_size=block, quant_min=_int(value(qmin)),
                        quant_max=_int(value(qmax)))
@@ -192,6 +193,16 @@ def _affine_qparams(node: fx.Node, kind: str, args: list, value: Callable, dtype
     elif len(dims) == 2 and block[0] == 1:
         q.group_size = block[1]
     return q
+
+
+def _narrow(dtype: str | None, qmin: int | None, qmax: int | None) -> str | None:
+    """torchao keeps int4 (and other narrow) values in int8 tensors: name the range's bits, e.g. int8 with
+    [-8, 7] -> "torch.int4"."""
+    if dtype in ("torch.int8", "torch.uint8") and qmin is not None and qmax is not None:
+        bits = (qmax - qmin + 1).bit_length() - 1
+        if bits < 8 and qmax - qmin + 1 == 2 ** bits:
+            return f"torch.{'u' if qmin >= 0 else ''}int{bits}"
+    return dtype
 
 
 def _is_choose_qparams_output(n: fx.Node) -> bool:

@@ -25,6 +25,7 @@ from typing import Any, Mapping
 
 from quantviz.graph.model import GraphView, NodeView
 from quantviz.pipeline_view import PipelineView
+from quantviz.why.ledger import build_ledger, ledger_stages
 from quantviz.render.view import effective_module_paths
 
 FOLDER = "model_explorer"
@@ -118,15 +119,16 @@ def stage_overlays(pipe: PipelineView, sqnr: Mapping[str, float] | None = None) 
 
     The ledger needs convert, delegate and fuse; without them, or when it fails, there are no fates."""
     out: dict[str, dict[str, dict]] = {}
+    reference = pipe.role("reference") or "convert"
     for row in _ledger_rows(pipe):
         detail = row.where if row.fate in ("delegated", "fused") else row.reason
-        for stage, nodes in (("convert", row.members), ("delegate", [row.node] if row.node else [])):
+        for stage, nodes in ((reference, row.members), ("delegate", [row.node] if row.node else [])):
             o = out.setdefault(stage, {"fate": {}, "fate_detail": {}})
             for node in nodes:
                 o["fate"][node] = row.fate
                 o["fate_detail"][node] = f"{row.pattern} {row.label}: {row.fate}" + (f" ({detail})" if detail else "")
     if sqnr:
-        out.setdefault("convert", {})["sqnr_db"] = {k: float(v) for k, v in sqnr.items()}
+        out.setdefault(reference, {})["sqnr_db"] = {k: float(v) for k, v in sqnr.items()}
     return out
 
 
@@ -165,11 +167,9 @@ def write_model_explorer(pipe: PipelineView, out_dir: Path, sqnr: Mapping[str, f
 
 
 def _ledger_rows(pipe: PipelineView) -> list:
-    if not all(pipe.results.get(s) is not None and pipe.results[s].ok for s in ("convert", "delegate", "fuse")):
+    if not all(pipe.results.get(s) is not None and pipe.results[s].ok for s in ledger_stages(pipe)):
         return []
     try:
-        from quantviz.why.ledger import build_ledger
-
         return build_ledger(pipe).rows
     except Exception:  # noqa: BLE001 - fates are an extra: the graphs are written without them
         return []

@@ -82,6 +82,9 @@ class BlameRow:
     delegate: str = ""             # the fuse stage's delegate call that computes the pattern ("" when none)
     first_divergence: bool = False  # the first pattern whose runtime local error exceeds 1 LSB
     note: str = ""                 # why a value is missing
+    # the weight's quantization, e.g. "int4 per-group 32 (128×2 scales)": with groupwise scales one LSB of the
+    # weight differs from group to group, so weight errors are not counted in one LSB
+    weight_qparams: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -382,11 +385,32 @@ def _one_batch(pipe: PipelineView, setup: _Setup, batch: tuple, events: list[Run
                 into_local.append(local[q].long())
 
 
+def _weight_qparams(view: GraphView, p) -> str:
+    """The label of the pattern's weight dequantize (one fed by a parameter), or ""."""
+    def node(node_id: str):
+        try:
+            return view.node(node_id)
+        except KeyError:
+            return None
+
+    for dq in p.input_dqs:
+        n = view.node(dq)
+        src = node(n.inputs[0]) if n.inputs else None
+        if src is not None and src.kind == "quantize" and src.inputs:
+            src = node(src.inputs[0])
+        if src is not None and src.kind == "parameter" and n.qparams is not None:
+            return n.qparams.label()
+    return ""
+
+
 def _row(p, order: int, setup: _Setup, s: _Series, qparams: dict[str, tuple[float, float]], source: RuntimeSource,
          delegate: str) -> BlameRow:
     row = BlameRow(p.anchor, p.id, p.module_path or "", "+".join(p.ops), order, p.output_q or "", delegate=delegate)
+    row.weight_qparams = _weight_qparams(setup.cview, p)
     if not p.output_q or p.output_q not in qparams:
         row.note = "no output quantize (dynamic quantization or a float output): nothing to count LSB in"
+        if "per-group" in row.weight_qparams:
+            row.note += f"; the weight is {row.weight_qparams}: one LSB per group of input channels, per row"
         return row
     row.scale = qparams[p.output_q][0]
     _fill(row, s, qparams[p.output_q][1])
