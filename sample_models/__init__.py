@@ -5,7 +5,9 @@ one-line description (``load_sample`` copies it to ``ModelSpec.description``).
 
 ``ZOO`` names the zoo: architectures written the way third-party model libraries write them
 (timm-style: TF "same" padding helpers, squeeze-excite, ConvNeXt, ViT, LeViT, MobileViT, Swin,
-PoolFormer), random seeded weights with re-estimated batch-norm statistics, synthetic inputs.
+PoolFormer), and sequence models the way Hugging Face transformers writes them (BERT, DistilBERT, GPT-2, Llama,
+Qwen2, Whisper's encoder, wav2vec2): random seeded weights with re-estimated batch-norm statistics, synthetic
+inputs (images, token ids with padding masks, log-mel spectrograms, raw audio).
 ``zoo_common`` is their shared glue, not a sample.
 """
 from __future__ import annotations
@@ -41,6 +43,22 @@ SAMPLES: dict[str, str] = {
                             "buffer, shifted windows with mask, patch merging",
     "zoo_poolformer": "PoolFormer/MetaFormer: GroupNorm(1, C), avgpool(x) - x token mixer, 1x1-conv GELU MLP, "
                       "layer scale",
+    # the zoo's sequence models (Hugging Face transformers' structure)
+    "zoo_bert": "BERT-Tiny text classifier: word+position+token-type embeddings, (input_ids, attention_mask) with "
+                "padding turned into an additive (1 - mask) * finfo.min mask, GELU MLP, tanh pooler",
+    "zoo_distilbert": "DistilBERT classifier: word + sinusoidal position embeddings, (input_ids, attention_mask) "
+                      "applied with masked_fill(mask == 0, finfo.min), post-norm GELU blocks",
+    "zoo_gpt2": "GPT-2 LM: learned positions from arange + past_seen_tokens, Conv1D (addmm) projections, tril-buffer "
+                "causal mask via torch.where, tanh GELU, LM head tied to the token embedding",
+    "zoo_llama": "Llama LM: RMSNorm, rotary embeddings, grouped-query attention (4 query / 2 KV heads, repeat_kv), "
+                 "SwiGLU, causal mask built from arange, tied LM head",
+    "zoo_llama_deep": "zoo_llama at 16 layers (width 64): the scale target, 113 Linears",
+    "zoo_qwen2": "Qwen2 LM: the Llama layout with q/k/v biases, rope theta 1e6, GQA 8:2, masking_utils-style "
+                 "arange index mask + torch.where, tied LM head",
+    "zoo_whisper": "Whisper speech encoder: log-mel (1, 80, 200) -> conv1d + GELU, stride-2 conv1d + GELU, "
+                   "sinusoidal positions, pre-norm attention blocks",
+    "zoo_wav2vec2": "wav2vec2 CTC: raw audio (1, 16000) -> 7 conv1d feature encoder (GroupNorm first, GELU), feature "
+                    "projection, weight-normed grouped conv positional embedding, post-norm encoder",
 }
 
 ZOO: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("zoo_"))
