@@ -92,6 +92,9 @@ def main() -> None:
         return
     try:
         run = get_run(choice.key, choice.loader, config)
+    except ConfigError as exc:  # e.g. a backend whose package is missing: the pip command
+        st.error(f"This configuration cannot run here: {exc}", icon="🛑")
+        return
     except (LoadError, StageError) as exc:
         st.error(f"Could not load the model: {exc}", icon="🛑")
         return

@@ -36,8 +36,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         meta, default = f.metadata, f.default
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
         kwargs: dict = {"dest": f.name, "help": meta["help"]}
-        if isinstance(default, bool):
-            kwargs["action"] = "store_true"
+        if isinstance(default, bool):  # a flag turns the default off (--no-check-guards) or on
+            kwargs["action"] = "store_false" if default else "store_true"
         elif isinstance(default, tuple):
             kwargs.update(action="append", default=[], metavar=meta.get("metavar"))
             kwargs["help"] += " (repeatable)"
@@ -188,6 +188,7 @@ def cmd_stages(flow_name: str | None = None) -> int:
 def run_pipeline(args: argparse.Namespace):
     """Load the model and run the flow, printing one line a stage."""
     from quantviz.data import evaluation_data
+    from quantviz.backends import require_backend
     from quantviz.flows import describe_config, flow_of
     from quantviz.loading import load_model
     from quantviz.pipeline import Pipeline, StageEvent
@@ -195,6 +196,7 @@ def run_pipeline(args: argparse.Namespace):
     config = config_from_args(args)
     try:
         flow = flow_of(config)
+        require_backend(config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
     spec = load_model(args.model)

@@ -99,6 +99,14 @@ class PipelineConfig:
     observer: Observer = option("default", "static activations' observer: default (the quantizer's own: "
                                            "histogram for XNNPACKQuantizer and the fx flow), minmax, "
                                            "moving_average or histogram", OBSERVERS, flows=("fx", "pt2e"))
+    check_guards: bool = option(True, "pt2e: ExportedProgram.module(check_guards=...); off drops the _guards_fn "
+                                      "call_module torch 2.13 adds, which Arm's quantizer passes cannot run",
+                                label="Keep export guards", flag="--no-check-guards", flows=("pt2e",))
+    keep_integer_scalars: bool = option(
+        False, "pt2e: before prepare_pt2e, give integer add/mul their Python-int operands as integer constants "
+               "(quantviz.passes.keep_integer_scalars); XNNPACKQuantizer's _convert_scalars_to_attrs makes them "
+               "float32 tensors, so index arithmetic such as arange(n) + past_seen_tokens turns float",
+        flows=("pt2e",))
     activation_bits: int = option(8, "activation bits: 16 quantizes activations to int16 with int8 weights "
                                      "(a16w8), where the backend has it (arm-tosa, ethos-u)", ACTIVATION_BITS,
                                   metavar="BITS", flows=("pt2e",))
@@ -198,8 +206,8 @@ def config_flags(config: PipelineConfig, base: PipelineConfig | None = None) -> 
         was = f.default if base is None else getattr(base, f.name)
         if value == was or (f.name == "flow" and config.recipe and value == "recipe"):
             continue  # --recipe NAME says --flow recipe
-        if isinstance(value, bool):
-            out.append(flag if value else f"(without {flag})")
+        if isinstance(value, bool):  # the flag turns the default off: --skip-untraceable, --no-check-guards
+            out.append(flag if value != f.default else f"(without {flag})")
         elif isinstance(value, tuple):
             out += [f"{flag} {v}" for v in value if v not in was]
         else:

@@ -27,9 +27,26 @@ class KnownIssue:
     hint: str
     fix: dict[str, Any] = field(default_factory=dict)  # the hint's config change (StageError.fix)
     requires: dict[str, Any] = field(default_factory=dict)  # config values under which this explanation holds
+    # regex on the innermost exception's traceback (file, function, line text): for asserts that say nothing
+    where: str = ""
 
 
 KNOWN_ISSUES: tuple[KnownIssue, ...] = (
+    KnownIssue(
+        "delegate", r"",  # a bare assert: matched by where it was raised
+        "VulkanPartitioner's quantized convolution pattern needs per-channel weight scales: its "
+        "QuantizedConvolutionMatch asserts that the weight's dequantize has a scales tensor, and per-tensor weights "
+        "give a scalar ({cause})",
+        "quantize weights per channel (--per-channel), as Vulkan's own tests do", fix={"per_channel": True},
+        requires={"backend": "vulkan", "per_channel": False}, where=r"quantized_convolution\.py.*\n.*weight_scales"),
+    KnownIssue(
+        "prepare", r"running the '(?P<pass_name>\w+)' pass(?s:.*)call_module is not supported",
+        "{pass_name} failed: {cause}: the quantizer's pass could not run the _guards_fn call_module that torch 2.13's "
+        "ExportedProgram.module() inserts into the graph it hands to prepare_pt2e (Arm's TOSA and Ethos-U quantizers "
+        "run graph passes in transform_for_annotation, and their pass base refuses call_module nodes)",
+        "export without the guard submodule: --no-check-guards (prepare_pt2e(ep.module(check_guards=False), "
+        "quantizer)); the model is not changed, only the guard check that module() would add",
+        fix={"check_guards": False}, requires={"check_guards": True}),
     KnownIssue(
         "delegate", r"requires group_size to be a multiple of (?P<n>\d+)",
         "XNNPACK takes groupwise int4 weights only in groups of a multiple of {n} input channels ({cause})",
@@ -101,6 +118,8 @@ def explain(stage: str, exc: BaseException, config: PipelineConfig | None = None
         if issue.stage != stage or not _holds(config, issue.requires):
             continue
         m = re.search(issue.pattern, text)
+        if m and issue.where and not re.search(issue.where, "".join(traceback.format_tb(chain[-1].__traceback__))):
+            m = None
         if m:
             error = StageError(stage, issue.message.format(cause=inner, **m.groupdict()), issue.hint,
                                fix=dict(issue.fix))

@@ -52,7 +52,16 @@ def partitioner_for(config: PipelineConfig) -> PartitionerChoice | None:
         return PartitionerChoice(DemoConvAddPartitioner(), "from quantviz.partitioners.demo import "
                                  "DemoConvAddPartitioner", "DemoConvAddPartitioner()")
     backend = backend_of(config)
-    return backend.partitioner(config) if backend.partitioner is not None else None
+    if backend.partitioner is None:
+        return None
+    choice = backend.partitioner(config)
+    if config.delegate_granularity == "op" and backend.name != "xnnpack":  # XNNPACK splits itself (per_op_mode)
+        from quantviz.partitioners.per_op import PerOpPartitioner
+
+        return PartitionerChoice(PerOpPartitioner(choice.partitioner),
+                                 choice.import_line + "\nfrom quantviz.partitioners.per_op import PerOpPartitioner",
+                                 f"PerOpPartitioner({choice.constructor})")
+    return choice
 
 
 def partitioner_name(config: PipelineConfig) -> str:
@@ -85,11 +94,31 @@ def edge_program(aten_program: Any, config: PipelineConfig) -> Any:
         from executorch.exir.program._program import _gen_edge_manager_for_partitioners
 
         partitioner = partitioner_for(config).partitioner
-        return _gen_edge_manager_for_partitioners({"forward": [partitioner]}, {"forward": aten_program},
-                                                  compile_config(config), None)
+        cc = compile_config(config)
+        edge = _gen_edge_manager_for_partitioners({"forward": [partitioner]}, {"forward": aten_program}, cc, None)
+        passes = transform_passes(config, cc)
+        if passes:  # as to_edge_transform_and_lower runs them, before partitioning
+            edge = edge.transform(passes)
+            for method in edge.methods:
+                _lift_constants(edge.exported_program(method))
+        return edge
     from executorch.exir import to_edge
 
     return to_edge(aten_program, compile_config=compile_config(config))
+
+
+def transform_passes(config: PipelineConfig, cc: Any) -> list[Any]:
+    """The passes the backend asks to_edge_transform_and_lower to run before partitioning (Vulkan: I64toI32)."""
+    if config.flow == "recipe":
+        return []
+    backend = backend_of(config)
+    return backend.transform_passes(cc) if backend.transform_passes is not None and delegates(config) else []
+
+
+def _lift_constants(ep: Any) -> None:
+    from executorch.exir.program._program import lift_constant_tensor_pass
+
+    lift_constant_tensor_pass(ep)
 
 
 def delegate(edge: Any, partitioner: Any, lowering: str) -> Any:
@@ -160,8 +189,12 @@ def calls(config: PipelineConfig, stage: str) -> list[str]:
             return ["from executorch.exir import EdgeCompileConfig, to_edge",
                     f"edge = to_edge(aten_program, compile_config={cc})"]
         return [import_line, f"edge = edge.to_backend({ctor})"]
+    backend = backend_of(config)
+    passes = f", transform_passes={backend.transform_passes_call}" if backend.transform_passes else ""
     bare = [import_line, "from executorch.exir import EdgeCompileConfig, to_edge_transform_and_lower",
-            f"edge = to_edge_transform_and_lower(aten_program, partitioner=[{ctor}], compile_config={cc})"]
+            f"compile_config = {cc}",
+            f"edge = to_edge_transform_and_lower(aten_program, partitioner=[{ctor}], compile_config=compile_config"
+            f"{passes})"]
     if stage == "edge":
         return [f"# the edge and delegate stages together are this one call; this page shows the program after "
                 f"its first step (to edge dialect, {ctor.split('(')[0]}'s ops kept whole):", *bare,

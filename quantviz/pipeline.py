@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator
 
+from quantviz.backends import require_backend
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
 from quantviz.flows import Flow, flow_of
@@ -99,6 +100,7 @@ class Pipeline:
         self.spec = spec
         self.config = config or PipelineConfig()
         self.flow: Flow = flow_of(self.config)  # a ConfigError when ``until`` is not one of its stages
+        require_backend(self.config)  # a ConfigError with the pip command when the backend's packages are missing
         self.on_event = on_event or (lambda e: None)
         self.results: dict[str, StageResult] = {}
         self._cache: dict[tuple, Any] = {}  # values derived from results, keyed by the result's identity

@@ -6,13 +6,14 @@ Example::
 """
 from __future__ import annotations
 
-from quantviz.backends import portable, xnnpack
+from quantviz.backends import arm_tosa, coreml, ethos_u, openvino, portable, vulkan, xnnpack
 from quantviz.backends.base import Backend, PartitionerChoice, Requirement
 from typing import Any
 
 from quantviz.config import ConfigError, PipelineConfig
 
-BACKENDS: dict[str, Backend] = {m.BACKEND.name: m.BACKEND for m in (portable, xnnpack)}
+BACKENDS: dict[str, Backend] = {m.BACKEND.name: m.BACKEND for m in (portable, xnnpack, arm_tosa, ethos_u, openvino,
+                                                                 vulkan, coreml)}
 
 
 def backend_of(config: PipelineConfig) -> Backend:
@@ -24,6 +25,16 @@ def backend_of(config: PipelineConfig) -> Backend:
         return BACKENDS[config.target]
     except KeyError:
         raise ConfigError(f"backend {config.target!r} is not available: {', '.join(BACKENDS)}") from None
+
+
+def require_backend(config: PipelineConfig) -> Backend:
+    """The config's backend, or a ConfigError naming the missing package and the pip command that installs it."""
+    backend = backend_of(config)
+    missing = backend.missing()
+    if missing:
+        raise ConfigError(f"backend {backend.name!r} needs the Python package '{missing[0].module}', which is not "
+                          f"installed: {missing[0].pip}")
+    return backend
 
 
 def all_recipes() -> dict[str, tuple[Backend, Any]]:
@@ -50,4 +61,4 @@ def recipe_type_of(name: str) -> Any:
 
 
 __all__ = ["BACKENDS", "Backend", "PartitionerChoice", "Requirement", "all_recipes", "backend_of", "recipe_backend",
-           "recipe_type_of"]
+           "recipe_type_of", "require_backend"]

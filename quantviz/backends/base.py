@@ -10,9 +10,10 @@ A backend is one file, ``quantviz/backends/<name>.py``, with one record, ``BACKE
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, ContextManager, Literal
 
 from quantviz.config import PipelineConfig
 
@@ -72,6 +73,20 @@ class Backend:
     # ExecuTorch export recipes of this backend: name -> RecipeType (e.g. "xnnpack_fp32" -> XNNPackRecipeType.FP32),
     # built on first use (it imports the backend's recipe provider, which registers it)
     recipes: Callable[[], dict[str, Any]] | None = None
+    # numbers == "reference-model": a TorchFunctionMode factory that runs each delegate call on the backend's
+    # reference model (quantviz.backends.delegate_runs), and what to call it ("TOSA reference model")
+    reference_dispatch: Callable[[], Any] | None = None
+    reference_name: str = ""
+    # the backend compiler's own report of a lowered program (Vela: ops on the NPU, cycles, SRAM), or None
+    report: Callable[[Any], dict[str, Any]] | None = None
+    # a context manager that fills {node name: [reasons]} with what the partitioner refused while it runs
+    refusals: Callable[[dict[str, list[str]]], ContextManager[Any]] | None = None
+    # runtime backend ids its delegates need (portable_lib._get_registered_backend_names tells what is here)
+    runtime_ids: tuple[str, ...] = ()
+
+    def capture_refusals(self, into: dict[str, list[str]]) -> ContextManager[Any]:
+        """The backend's refusal capture, or one that captures nothing."""
+        return self.refusals(into) if self.refusals is not None else contextlib.nullcontext()
 
     def missing(self) -> list[Requirement]:
         """The requirements not installed here."""

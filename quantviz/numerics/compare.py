@@ -34,7 +34,11 @@ from quantviz.numerics.runtime_intermediates import (RuntimeIntermediates, debug
 from quantviz.numerics.sensitivity import SensitivityRow, sensitivity
 from quantviz.config import PipelineConfig
 from quantviz.data import evaluation_data
+from quantviz.backends import backend_of
+from quantviz.backends.delegate_runs import run_with_delegates
+from quantviz.backends.execute import execute
 from quantviz.lowering import delegates
+from quantviz.numerics.runtime_intermediates import delegate_events
 from quantviz.pipeline_view import PipelineView
 from quantviz.runtime import concat_outputs, load_program, output_scale
 
@@ -400,6 +404,15 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
     if emit is None or not emit.ok or not report.level("runtime").ok:
         report.runtime_intermediates = RuntimeIntermediates(
             False, f"the runtime did not run: {report.level('runtime').text}")
+    elif backend_of(pipe.config).numbers == "reference-model":  # the delegate calls the reference model ran
+        backend = backend_of(pipe.config)
+        lowered = pipe.results[pipe.role("lowered")].artifact
+        run = run_with_delegates(lowered, comparison[:max(blame_batches, 1)], backend.reference_dispatch,
+                                 backend.reference_name)
+        events = [delegate_events(calls) for calls in run.calls]
+        report.runtime_intermediates = RuntimeIntermediates(
+            False, f"the {backend.reference_name} runs each delegate as a whole: its outputs are compared (blame "
+                   "table), not the ops inside it")
     else:
         progress(0.65, "runtime intermediates (ETDump)")
         try:
@@ -530,13 +543,11 @@ def granularity_check(pipe: "Pipeline", batches: list[tuple], scale: float | Non
     other.run()
     if not other.ok:
         return GranularityCheck(error=str(other.failed.error))
-    program = pipe.role("program")
-    per_op, graph = pipe.results[program].artifact, other.results[program].artifact
+    program, lowered = pipe.role("program"), pipe.role("lowered")
     outs = {}
-    for name, program in (("op", per_op), ("graph", graph)):
-        buffer = program.buffer  # kept referenced while the module lives
-        module = load_program(buffer)
-        outs[name] = concat_outputs([module.forward(tuple(b)) for b in batches])
+    for name, p in (("op", pipe), ("graph", other)):  # the runtime, or the backend's reference model
+        done = execute(p.config, p.results[program].artifact, p.results[lowered].artifact, batches)
+        outs[name] = concat_outputs(done.leaves)
     a, b = outs["graph"], outs["op"]
     result = GranularityCheck(batches=len(batches), identical=bool(torch.equal(a, b)), sqnr_db=sqnr_db(a, b),
                               delegate_calls_op=pipe.results["delegate"].metrics.get("delegate_calls"),

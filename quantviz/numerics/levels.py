@@ -21,10 +21,11 @@ from typing import Any
 
 import torch
 
+from quantviz.backends.execute import NoRuntimeHere, execute
 from quantviz.known_issues import runtime_preflight
 from quantviz.numerics.kernel_instances import has_delegates
 from quantviz.pipeline_view import PipelineView
-from quantviz.runtime import concat_outputs, load_program, output_leaves
+from quantviz.runtime import concat_outputs, output_leaves
 
 LEVELS = ("float", "reference", "fused", "runtime")
 
@@ -81,10 +82,11 @@ def run_levels(pipe: PipelineView, batches: list[tuple]) -> LevelOutputs:
     if reused is not None:
         res.outputs["runtime"], res.runtime_reused = _flat("runtime", reused, res), True
         return res
-    buffer = emit.artifact.buffer  # kept referenced while the runtime module lives
     try:
-        module = load_program(buffer)
-        res.outputs["runtime"] = _flat("runtime", [module.forward(tuple(b)) for b in batches], res)
+        done = execute(pipe.config, emit.artifact, fuse.artifact if fuse is not None and fuse.ok else None, batches)
+        res.outputs["runtime"] = _flat("runtime", done.leaves, res)
+    except NoRuntimeHere as why:
+        res.unavailable["runtime"] = str(why)
     except RuntimeError as exc:
         res.unavailable["runtime"] = f"the runtime failed: {exc}"
     return res

@@ -118,6 +118,13 @@ class RuntimeEvent:
     delegate_call: bool = False   # the DELEGATE_CALL event (its arguments: inputs first, outputs last)
 
 
+def delegate_events(calls: list) -> list[RuntimeEvent]:
+    """The events of a run whose delegates a backend's reference model computed (``DelegateCall``s of
+    ``quantviz.backends.delegate_runs``), as the runtime's ETDump would log the delegate calls: inputs first,
+    outputs last."""
+    return [RuntimeEvent("DELEGATE_CALL", [*c.inputs, *c.outputs], True, True) for c in calls]
+
+
 def runtime_events(buffer: bytes, batch: tuple, debug_buffer_size: int) -> list[RuntimeEvent]:
     """Run the program once with an ETDump and a debug buffer; one event per kernel call, delegate call and op the
     delegate reports, in execution order.

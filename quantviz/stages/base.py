@@ -113,6 +113,8 @@ class Diagnostics:
     fusions: list[FusionRecord] = field(default_factory=list)
     # fuse: quantviz patterns that matched but were refused, with the reason
     refusals: list[Refusal] = field(default_factory=list)
+    # delegate: what the backend's compiler printed while lowering (Vela's performance summary), kept off the terminal
+    printed: str = ""
 
 
 @dataclass

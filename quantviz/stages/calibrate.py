@@ -139,11 +139,18 @@ def _hint(site: FailureSite | None, config: PipelineConfig, spec_model: torch.nn
     module = _skippable(site.module if site else "", spec_model)
     skip = {"skip_modules": (*config.skip_modules, module)} if module else {}
     data_ok = "the calibration data matches the example inputs, so "
+    if site is not None and site.dtype_drift and config.flow == "pt2e" and not config.keep_integer_scalars:
+        return (data_ok + "prepare_pt2e changed the dtype of a value inside the model: the quantizer's "
+                "transform_for_annotation (XNNPACKQuantizer's _convert_scalars_to_attrs) turns the Python number of "
+                "every add/mul into a float32 tensor constant, also in integer index arithmetic such as "
+                "torch.arange(n) + past_seen_tokens, so the indices computed from it are float. Rerun with "
+                "--keep-integer-scalars: quantviz.passes.keep_integer_scalars keeps those scalars integer before "
+                "prepare_pt2e (the model is not changed; the pass shows in the prepare stage's calls and in "
+                "reproduce.py)", {"keep_integer_scalars": True})
     if site is not None and site.dtype_drift and config.flow == "pt2e":
-        why = (" (a Python number in an integer computation, e.g. an index, became a float tensor constant)"
-               if "constant input" in site.dtype_drift else "")
-        return (data_ok + f"prepare_pt2e changed the dtype of a value inside the model{why}: use --flow fx, or "
-                "compute that value once in __init__ and register it as a buffer", {"flow": "fx"})
+        return (data_ok + "prepare_pt2e changed the dtype of a value inside the model, and not through an integer "
+                "scalar (--keep-integer-scalars is on): compute that value once in __init__ and register it as a "
+                "buffer, or skip the module (--skip-module)", skip)
     if site is not None and site.during.startswith(("observer", "fake-quantize")):
         what = f"the {site.during} fails on the values it observes"
         if module:

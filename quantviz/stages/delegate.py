@@ -5,6 +5,10 @@ ran the first); with ``"to_backend"`` it is ``edge.to_backend(partitioner)``. Se
 """
 from __future__ import annotations
 
+import contextlib
+import io
+
+from quantviz.backends import backend_of
 from quantviz.backends.partition_log import capture_why_no_partition
 from quantviz.lowering import calls as lowering_calls
 from quantviz.lowering import delegate, graph_ops, partitioner_for, partitioner_key, partitioner_name
@@ -25,15 +29,22 @@ def run(ctx: StageContext) -> StageOutput:
         return StageOutput(edge, notes=["no partitioner: nothing delegated"])
     partitioner = choice.partitioner
     reasons: dict[str, list[str]] = {}
-    with capture_why_no_partition(reasons):  # XNNPACK's own WhyNoPartition reports, this call only
+    # ExecuTorch's WhyNoPartition reports (XNNPACK's), and what the backend's own partitioner refuses
+    printed = io.StringIO()  # Vela prints its summary: keep it with the stage, not on the terminal
+    with capture_why_no_partition(reasons), backend_of(ctx.config).capture_refusals(reasons), \
+            contextlib.redirect_stdout(printed):
         lowered = delegate(edge, partitioner, ctx.config.lowering)
     for name, why in getattr(partitioner, "reasons", {}).items():  # the demo partitioner's own reasons
         reasons.setdefault(name, []).extend(why)
     calls_made = graph_ops(lowered)[0]
-    return StageOutput(lowered, calls=lowering_calls(ctx.config, "delegate"),
-                       notes=[f"{calls_made} delegate call(s) ({ctx.config.lowering})",
-                              f"{len(reasons)} node(s) rejected with a reason"],
-                       metrics={"delegate_calls": calls_made}, diagnostics=Diagnostics(partition_reasons=reasons))
+    notes = [f"{calls_made} delegate call(s) ({ctx.config.lowering})", f"{len(reasons)} node(s) rejected with a reason"]
+    text = printed.getvalue()
+    if text.strip():
+        notes.append(f"the backend's compiler printed {len(text.splitlines())} line(s) while lowering (kept in the "
+                     "stage's diagnostics)")
+    return StageOutput(lowered, calls=lowering_calls(ctx.config, "delegate"), notes=notes,
+                       metrics={"delegate_calls": calls_made},
+                       diagnostics=Diagnostics(partition_reasons=reasons, printed=text))
 
 
 STAGE = Stage(

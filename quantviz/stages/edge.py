@@ -4,7 +4,7 @@ from __future__ import annotations
 from quantviz.config import PipelineConfig
 from quantviz.lowering import calls as lowering_calls
 from quantviz.lowering import compile_config, edge_program, graph_ops, keeps_ops_whole, partitioner_for
-from quantviz.lowering import partitioner_key, partitioner_name
+from quantviz.lowering import partitioner_key, partitioner_name, transform_passes
 from quantviz.model_spec import ModelSpec
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 from quantviz.passes.fold_weight_quantize import fold_weight_quantize
@@ -30,7 +30,7 @@ def shared_dequants(ep) -> list[str]:
 def run(ctx: StageContext) -> StageOutput:
     ep = ctx.previous()  # the captured program, rewritten in place by the two passes below
     folded = scalarised = 0
-    if ctx.config.flow in ("fx", "pt2e"):  # torchao's affine ops carry their weights and qparams as they are
+    if ctx.config.flow == "fx":  # the fx reference model needs them to run at all; convert_pt2e folds itself
         ep, folded = fold_weight_quantize(ep)
         ep, scalarised = scalar_qparams(ep)
     shared = shared_dequants(ep)
@@ -39,7 +39,7 @@ def run(ctx: StageContext) -> StageOutput:
              "from quantviz.passes.scalar_qparams import scalar_qparams",
              "aten_program, _ = fold_weight_quantize(aten_program)  # int8 weights, as convert_pt2e folds them",
              "aten_program, _ = scalar_qparams(aten_program)  # runtime wants scalar (or float64) qparams",
-             ] if ctx.config.flow in ("fx", "pt2e") else []
+             ] if ctx.config.flow == "fx" else []
     calls += lowering_calls(ctx.config, "edge")
     notes = []
     if keeps_ops_whole(ctx.config):
@@ -77,8 +77,10 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     if choice is None:
         state["lowered"] = to_edge(state["aten"], compile_config=compile_config(config))
     elif config.lowering == "transform_and_lower":
+        cc = compile_config(config)
         state["lowered"] = to_edge_transform_and_lower(state["aten"], partitioner=[choice.partitioner],
-                                                       compile_config=compile_config(config))
+                                                       compile_config=cc,
+                                                       transform_passes=transform_passes(config, cc) or None)
     else:
         state["lowered"] = to_edge(state["aten"], compile_config=compile_config(config)).to_backend(
             choice.partitioner)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 
+from quantviz.backends import backend_of
 from quantviz.config import PipelineConfig
 from quantviz.known_issues import runtime_preflight
 from quantviz.model_spec import ModelSpec
@@ -32,6 +33,8 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     import executorch.kernels.quantized  # noqa: F401  the quantized_decomposed out variants to_executorch needs
 
     state["blocked"] = runtime_preflight(state["lowered"])  # now: to_executorch rewrites the program in place
+    if backend_of(config).numbers == "reference-model":  # the reference model runs the edge program, kept as it is
+        state["edge"] = copy.deepcopy(state["lowered"])
     state["program"] = state["lowered"].to_executorch()
 
 

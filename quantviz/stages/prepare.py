@@ -15,6 +15,7 @@ from torch.ao.quantization.quantize_fx import prepare_fx
 from quantviz.backends import backend_of
 from quantviz.config import PipelineConfig
 from quantviz.model_spec import ModelSpec
+from quantviz.passes.keep_integer_scalars import keep_integer_scalars
 from quantviz.quantizers.fx_qconfig import fx_qconfig_mapping
 from quantviz.quantizers.skip_modules import SkipModulesQuantizer
 from quantviz.stages.base import OTHER_FLOW, Remedy, Stage, StageContext, StageOutput
@@ -48,10 +49,21 @@ def run(ctx: StageContext) -> StageOutput:
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
         ep = ctx.previous()
-        observed = prepare_pt2e(ep.module(), pt2e_quantizer(config))
+        gm = ep.module(check_guards=config.check_guards)
+        module = "ep.module()" if config.check_guards else \
+            "ep.module(check_guards=False)  # no _guards_fn call_module (Arm's passes cannot run it)"
         calls = ["from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e", *pt2e_quantizer_calls(config),
-                 "observed = prepare_pt2e(ep.module(), quantizer)"]
-        return StageOutput(observed, calls=calls)
+                 f"gm = {module}"]
+        notes = []
+        if config.keep_integer_scalars:
+            gm, kept = keep_integer_scalars(gm)
+            calls += ["from quantviz.passes.keep_integer_scalars import keep_integer_scalars",
+                      "gm, _ = keep_integer_scalars(gm)  # integer add/mul keep integer scalars through the quantizer"]
+            notes.append(f"keep_integer_scalars: {kept} integer add/mul scalar(s) made integer constants, so the "
+                         "quantizer's _convert_scalars_to_attrs does not turn them float")
+        observed = prepare_pt2e(gm, pt2e_quantizer(config))
+        calls.append("observed = prepare_pt2e(gm, quantizer)")
+        return StageOutput(observed, calls=calls, notes=notes)
 
     found = findings_of(ctx.previous())  # what the trace stage wrapped and skipped (skip_untraceable)
     skip = tuple(dict.fromkeys(config.skip_modules + (found.skipped if found else ())))
@@ -97,7 +109,8 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     if config.flow == "pt2e":
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
-        state["observed"] = prepare_pt2e(state["ep"].module(), backend_of(config).quantizer(bare_config))
+        state["observed"] = prepare_pt2e(state["ep"].module(check_guards=config.check_guards),
+                                         backend_of(config).quantizer(bare_config))
         return
     state["observed"] = prepare_fx(copy.deepcopy(spec.model).eval(), fx_qconfig_mapping(bare_config),
                                    spec.example_inputs, backend_config=get_executorch_backend_config())
@@ -106,12 +119,14 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 def key(config: PipelineConfig) -> tuple:
     """prepare depends on the mode, per channel, and (pt2e) the backend's quantizer, not the backend's name."""
     quantizer = backend_of(config).quantizer_key or config.target if config.flow == "pt2e" else None
-    return config.mode, config.per_channel, config.observer, config.activation_bits, quantizer
+    return (config.mode, config.per_channel, config.observer, config.activation_bits, config.check_guards,
+            config.keep_integer_scalars, quantizer)
 
 
 STAGE = Stage(
     "prepare", run, DESCRIPTION, EXPLANATION,
-    reads=("mode", "per_channel", "backend", "observer", "activation_bits"), key=key,
+    reads=("mode", "per_channel", "backend", "observer", "activation_bits", "check_guards", "keep_integer_scalars"),
+    key=key,
     remedy=Remedy("try --flow pt2e or --flow fx, or skip the module named in the message with --skip-module",
                   ({"flow": OTHER_FLOW},)),
     bare=bare)

@@ -61,7 +61,7 @@ class QuantizedWeight:
 def linear_config(config: PipelineConfig) -> tuple[Any, str]:
     """(torchao config, its source) for the linear layers under ``config.scheme``."""
     from torchao.quantization.granularity import PerAxis, PerGroup
-    from torchao.quantization.quant_api import Int8DynamicActivationIntxWeightConfig, IntxWeightOnlyConfig
+    from torchao.quantization.quant_api import Int8DynamicActivationIntxWeightConfig, Int8WeightOnlyConfig
 
     if config.scheme == "8da4w":
         granularity = PerGroup(config.group_size) if config.group_size else PerAxis(0)
@@ -71,8 +71,9 @@ def linear_config(config: PipelineConfig) -> tuple[Any, str]:
     if config.scheme == "8da8w":
         return (Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0)),
                 "Int8DynamicActivationIntxWeightConfig(weight_dtype=torch.int8, weight_granularity=PerAxis(0))")
-    return (IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0)),
-            "IntxWeightOnlyConfig(weight_dtype=torch.int8, granularity=PerAxis(0))")
+    # XNNPACK's weight-only int8 linear: Int8WeightOnlyConfig with its tensor subclass unwrapped before export
+    # (without unwrap_tensor_subclass the delegate gets no int8 data and computes garbage, silently)
+    return Int8WeightOnlyConfig(), "Int8WeightOnlyConfig()"
 
 
 def embedding_config(bits: int) -> tuple[Any, str]:
@@ -126,7 +127,18 @@ def quantize_model(model: nn.Module, config: PipelineConfig) -> tuple[nn.Module,
             return chosen
 
         quantize_(quantized, emb, filter_fn=embedding_filter)
-    return quantized, describe(quantized, given)
+    rows = describe(quantized, given)
+    if needs_unwrap(config):
+        from torchao.utils import unwrap_tensor_subclass
+
+        unwrap_tensor_subclass(quantized)
+    return quantized, rows
+
+
+def needs_unwrap(config: PipelineConfig) -> bool:
+    """int8 weight-only linears reach XNNPACK right only with their tensor subclass unwrapped (as the export
+    recipes' SOURCE_TRANSFORM does); the 8da schemes give the same program either way."""
+    return config.scheme == "int8-weight-only"
 
 
 def describe(model: nn.Module, given: dict[str, str]) -> list[QuantizedWeight]:
@@ -141,7 +153,8 @@ def describe(model: nn.Module, given: dict[str, str]) -> list[QuantizedWeight]:
         rows.append(QuantizedWeight(
             module=name, module_type=type(module).__name__, config=given.get(name, "?"),
             weight_type=type(weight).__name__,
-            dtype=str(getattr(weight, "target_dtype", getattr(weight, "dtype", ""))).replace("torch.", ""),
+            dtype=str(getattr(weight, "target_dtype", None) or getattr(getattr(weight, "qdata", None), "dtype", None)
+                      or weight.dtype).replace("torch.", ""),
             shape=tuple(int(d) for d in weight.shape),
             block_size=tuple(int(b) for b in getattr(weight, "block_size", ()) or ()),
             scale_shape=tuple(scale.shape) if isinstance(scale, torch.Tensor) else (),
@@ -179,6 +192,9 @@ def calls(config: PipelineConfig) -> list[str]:
         _, emb_text = embedding_config(config.quantize_embeddings)
         lines += [f"quantize_(quantized, {emb_text},",
                   f"          filter_fn=lambda m, fqn: isinstance(m, torch.nn.Embedding){skip})"]
+    if needs_unwrap(config):
+        lines += ["from torchao.utils import unwrap_tensor_subclass",
+                  "unwrap_tensor_subclass(quantized)  # XNNPACK's weight-only linear needs the plain int8 weights"]
     return lines
 
 

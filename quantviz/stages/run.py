@@ -8,14 +8,16 @@ import torch
 
 from quantviz.config import PipelineConfig
 from quantviz.data import EvaluationData, evaluation_data
+from quantviz.backends import backend_of
+from quantviz.backends.delegate_runs import DelegateCall, DelegateCheck
+from quantviz.backends.execute import NoRuntimeHere, execute
 from quantviz.errors import StageError
 from quantviz.known_issues import runtime_preflight
 from quantviz.lowering import delegates
-from quantviz.native_stderr import capture_native_stderr
 from quantviz.measure.metrics import accuracy, lsb_summary, sqnr_db
 from quantviz.measure.verdict import RuntimeVerdict, judge
 from quantviz.model_spec import ModelSpec
-from quantviz.runtime import as_module, first_output, load_program, output_scale
+from quantviz.runtime import as_module, first_output, output_scale
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 
 DESCRIPTION = "load the .pte in the ExecuTorch runtime, run it, and compare with float and reference"
@@ -38,6 +40,11 @@ class RuntimeRun:
     batches: list[tuple] = field(default_factory=list)  # the comparison batches the runtime ran on
     runtime_leaves: list[list] = field(default_factory=list)  # per batch, the runtime's whole flat output list
     data: EvaluationData | None = None  # what the batches are (evaluation, calibration or synthetic held-out)
+    executed_by: str = "the ExecuTorch runtime"  # or the backend's reference model; "" when nothing ran here
+    delegate_checks: list[DelegateCheck] = field(default_factory=list)  # reference-model runs: each delegate alone
+    delegate_calls: list[list[DelegateCall]] = field(default_factory=list)  # per batch, every delegate call
+    report: dict = field(default_factory=dict)  # the backend compiler's report (Vela), when it has one
+    not_run: str = ""  # why nothing ran the program here (no runtime for the backend): not a failure
 
     def outputs_for(self, batches: list[tuple]) -> list[list] | None:
         """The runtime's flat outputs when ``batches`` are the ones this run used (equal tensors), else None, so
@@ -58,15 +65,18 @@ class RuntimeRun:
     def agreement(self) -> str:
         """One line: how the runtime compares with the reference model, e.g. 'runtime differs from the reference
         by 13.5 dB SQNR (max 7 LSB of the output scale): rounding drift ...'."""
+        if self.not_run:
+            return self.not_run
         if self.verdict is None:
             return ""
-        line = f"runtime {self.verdict.summary()}: {self.verdict.reason}"
+        who = "runtime" if self.executed_by in ("", "the ExecuTorch runtime") else \
+            self.executed_by.removeprefix("the ").split(" (")[0]
+        line = f"{who} {self.verdict.summary()}: {self.verdict.reason}"
         return line if self.verdict.excess_db == -float("inf") else line + "; `quantviz compare` shows where"
 
 
 def run(ctx: StageContext) -> StageOutput:
     program = ctx.previous()
-    buffer = program.buffer  # kept referenced while the runtime module lives
     data = evaluation_data(ctx.spec, ctx.config)
     batches = data.batches
     expected = [tuple(t.shape) for t in ctx.spec.example_inputs if isinstance(t, torch.Tensor)]
@@ -80,23 +90,21 @@ def run(ctx: StageContext) -> StageOutput:
     blocked = runtime_preflight(lowered)
     if blocked is not None:
         raise blocked
-    log: list[str] = []
-    runtime_outputs, runtime_leaves = [], []
     if ctx.config.uses_quantviz_kernels:
         from quantviz_kernels import load
 
         load()  # registers quantviz::*.out in the runtime (a no-op when the fuse stage already did)
+    log: list[str] = []
     try:
-        with capture_native_stderr(log):
-            module = load_program(buffer)
-            for i, batch in enumerate(batches):
-                flat = module.forward(tuple(batch))
-                runtime_leaves.append([t.clone() if isinstance(t, torch.Tensor) else t for t in flat])
-                runtime_outputs.append(first_output(runtime_leaves[-1]))
-                ctx.progress((i + 1) / len(batches), f"runtime batch {i + 1}/{len(batches)}")
+        done = execute(ctx.config, program, lowered, batches, log)
+    except NoRuntimeHere as why:
+        return _not_run_here(ctx, data, str(why))
     except RuntimeError as exc:
         message, hint, fix = explain_runtime_failure(exc, log, ctx)
         raise StageError("run", message, hint, details="\n".join(log), fix=fix) from exc
+    runtime_leaves = done.leaves
+    runtime_outputs = [first_output(leaves) for leaves in runtime_leaves]
+    ctx.progress(1.0, f"{len(batches)} batch(es) run by {done.executed_by}")
     reference, float_model = as_module(ctx.role("reference")), ctx.spec.model
     with torch.no_grad():
         float_outputs = [first_output(float_model(*b)) for b in batches]
@@ -123,13 +131,53 @@ def run(ctx: StageContext) -> StageOutput:
             "run", f"the runtime's output does not match the reference quantized model: it {verdict.summary()}, "
                    f"and {verdict.reason}", hint, details="\n".join(log), metrics=numerics, fix=fix)
     result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log, verdict,
-                        batches=list(batches), runtime_leaves=runtime_leaves, data=data)
-    return StageOutput(result, graph_source=False, metrics=numerics, calls=[
-        "from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer",
-        "module = _load_for_executorch_from_buffer(et_program.buffer)",
-        "outputs = module.forward(example_inputs)"],
-        notes=[f"measured on {data.describe()}", f"ran {len(batches)} batch(es) in the runtime",
-               result.agreement()])
+                        batches=list(batches), runtime_leaves=runtime_leaves, data=data,
+                        executed_by=done.executed_by, delegate_checks=done.delegates.checks if done.delegates else [],
+                        delegate_calls=done.delegates.calls if done.delegates else [], report=done.report)
+    notes = [f"measured on {data.describe()}", f"ran {len(batches)} batch(es) on {done.executed_by}",
+             result.agreement()]
+    notes += [check.line() for check in result.delegate_checks]
+    notes += [vela_line(done.report.get("target", ""), rep) for rep in done.report.get("delegates", [])]
+    return StageOutput(result, graph_source=False, metrics=numerics, calls=run_calls(ctx.config), notes=notes)
+
+
+def vela_line(target: str, rep: dict) -> str:
+    """One delegate's Vela report in a line: NPU and CPU ops, cycles, estimated time, SRAM."""
+    def num(key: str, fmt: str) -> str:
+        value = rep.get(key)
+        return format(value, fmt) if isinstance(value, float) else "?"
+
+    time_us = rep["inference_time"] * 1e6 if isinstance(rep.get("inference_time"), float) else float("nan")
+    return (f"Vela ({target}), {rep['delegate']}: {rep.get('ops_on_npu', '?')} op(s) on the NPU, "
+            f"{rep.get('ops_on_cpu', '?')} on the CPU, {num('cycles_npu', '.0f')} NPU cycles (estimated "
+            f"{time_us:.1f} µs), SRAM {num('sram_memory_used', '.1f')} KiB, flash "
+            f"{num('off_chip_flash_memory_used', '.1f')} KiB")
+
+
+def run_calls(config: PipelineConfig) -> list[str]:
+    """The calls that give these numbers on this machine."""
+    backend = backend_of(config)
+    if backend.numbers == "reference-model":
+        return ["# no runtime for this backend here: the edge program runs in PyTorch, each delegate on the "
+                f"{backend.reference_name}",
+                "from quantviz.backends.delegate_runs import run_with_delegates  # records every delegate call",
+                f"run = run_with_delegates(edge, batches, {backend.reference_dispatch.__name__}, "
+                f"{backend.reference_name!r})"]
+    return ["from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer",
+            "module = _load_for_executorch_from_buffer(et_program.buffer)",
+            "outputs = module.forward(example_inputs)"]
+
+
+def _not_run_here(ctx: StageContext, data: EvaluationData, why: str) -> StageOutput:
+    """The backend cannot run here (Vulkan, Core ML): the float and reference figures, and why there is no more."""
+    reference = as_module(ctx.role("reference"))
+    with torch.no_grad():
+        f = torch.cat([first_output(ctx.spec.model(*b)).flatten() for b in data.batches])
+        r = torch.cat([first_output(reference(*b)).flatten() for b in data.batches])
+    numerics = {"float_vs_reference_sqnr_db": sqnr_db(f, r)}
+    result = RuntimeRun([], [], [], numerics, batches=list(data.batches), data=data, executed_by="", not_run=why)
+    return StageOutput(result, graph_source=False, metrics=numerics, calls=[],
+                       notes=[why, f"float vs reference measured on {data.describe()}"])
 
 
 def _mismatch_hint(ctx: StageContext) -> tuple[str, dict]:
@@ -169,13 +217,14 @@ def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext) -
 def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     """``_load_for_executorch_from_buffer`` and ``forward`` on every evaluation batch (a program that would abort
     this process is not loaded)."""
-    from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer
-
     blocked = state.get("blocked")
     if blocked is not None:
         raise RuntimeError(f"the runtime would abort the process: {blocked.message}")
-    module = _load_for_executorch_from_buffer(state["program"].buffer)
-    state["outputs"] = [module.forward(tuple(batch)) for batch in evaluation_data(spec, config).batches]
+    try:  # the runtime, or the backend's reference model (a user's script here can call either)
+        done = execute(config, state["program"], state.get("edge"), evaluation_data(spec, config).batches)
+    except NoRuntimeHere:
+        return  # nothing runs this backend here: the user's script ends with the .pte
+    state["outputs"] = done.leaves
 
 
 STAGE = Stage(

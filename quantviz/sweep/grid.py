@@ -35,6 +35,10 @@ class Cell:
 
 
 def flag_of(f) -> str:
+    """The sweep's flag of a field: ``quantviz run``'s, but a switch that is on by default is named for the field
+    (``--check-guards on,off``, not ``--no-check-guards``)."""
+    if f.default is True:
+        return "--" + f.name.replace("_", "-")
     return f.metadata.get("flag", "--" + f.name.replace("_", "-"))
 
 

@@ -1,0 +1,60 @@
+"""Run a lowered program wherever this machine can: in ExecuTorch's runtime, or with its delegates on the backend's
+reference model; or say why not. The run stage and the numerics levels both call it::
+
+    done = execute(config, et_program, edge_program, batches)
+    done.executed_by    # "the ExecuTorch runtime" or "the TOSA reference model (...)"
+    done.leaves[0]      # the first batch's flat outputs
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from quantviz.backends import backend_of
+from quantviz.backends.delegate_runs import DelegateRun, run_with_delegates
+from quantviz.config import PipelineConfig
+from quantviz.native_stderr import capture_native_stderr
+from quantviz.runtime import load_program
+
+
+class NoRuntimeHere(Exception):
+    """The backend has neither a runtime nor a reference model on this machine (not a failure: the .pte is
+    written)."""
+
+
+@dataclass
+class Execution:
+    """A program's outputs on some batches, and what computed them."""
+
+    leaves: list[list[Any]]  # per batch, the flat outputs (the runtime's output list order)
+    executed_by: str  # "the ExecuTorch runtime", or the reference model that ran the delegates
+    log: list[str] = field(default_factory=list)  # what native code printed (the runtime's own reasons)
+    delegates: DelegateRun | None = None  # reference-model runs: every delegate call, and each one's own check
+    report: dict[str, Any] = field(default_factory=dict)  # the backend compiler's report (Vela), when it has one
+
+
+def execute(config: PipelineConfig, program: Any, lowered: Any, batches: list[tuple],
+            log: list[str] | None = None) -> Execution:
+    """Run ``program`` (an ExecutorchProgramManager; ``lowered`` its edge program) on ``batches`` as the config's
+    backend allows here. Raises RuntimeError when the runtime fails (what native code printed is in ``log``, when
+    given), NoRuntimeHere when nothing can run it."""
+    backend = backend_of(config)
+    if backend.numbers == "none":
+        raise NoRuntimeHere(backend.numbers_note)
+    if backend.numbers == "reference-model":
+        run = run_with_delegates(lowered, batches, backend.reference_dispatch, backend.reference_name)
+        report = backend.report(lowered) if backend.report is not None else {}
+        return Execution([[t.clone() if isinstance(t, torch.Tensor) else t for t in b] for b in run.outputs],
+                         f"the {backend.reference_name} (the program's delegates; the ops outside them in PyTorch)",
+                         delegates=run, report=report)
+    log = [] if log is None else log
+    leaves = []
+    buffer = program.buffer  # kept referenced while the runtime module lives
+    with capture_native_stderr(log):
+        module = load_program(buffer)
+        for batch in batches:
+            flat = module.forward(tuple(batch))
+            leaves.append([t.clone() if isinstance(t, torch.Tensor) else t for t in flat])
+    return Execution(leaves, "the ExecuTorch runtime", log)
