@@ -80,6 +80,16 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="run the flow and write one standalone HTML report")
     add_run_options(report)
     report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
+    backends = sub.add_parser("backends", help="one model on every installed backend side by side: delegated share, "
+                                               "ops left out and why, .pte size, SQNR (backends.csv/json/html)")
+    backends.add_argument("model", help="sample:NAME, path/to/file.py:factory, or path/to/program.pt2")
+    backends.add_argument("--backends", default=None, help="comma-separated backends (default: every installed one)")
+    backends.add_argument("--per-tensor", action="store_true", help="per-tensor weights (default: per channel)")
+    backends.add_argument("--held-out", type=int, default=0, metavar="N",
+                          help="measure on N synthetic held-out batches (default: the factory's evaluation data)")
+    backends.add_argument("--out", type=Path, default=Path("out/backends"), help="output folder")
+    backends.add_argument("--ray", action="store_true", help="one Ray task a backend (the local machine by default)")
+    backends.add_argument("--address", default=None, help="with --ray: join this Ray cluster")
     from quantviz.sweep.grid import add_sweep_options
 
     sweep = sub.add_parser("sweep", help="many models x the cross product of comma-separated option values, one Ray "
@@ -330,6 +340,36 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_backends(args: argparse.Namespace) -> int:
+    """Every installed backend on one model; a table on stdout, CSV/JSON/HTML in --out. Exit 0 (a backend that fails is
+    a row too), 1 bad arguments."""
+    from quantviz.backend_table import compare_backends, installed_backends, table_lines, write_backend_table
+    from quantviz.backends import BACKENDS
+    from quantviz.loading import load_model
+
+    names = [b.strip() for b in args.backends.split(",")] if args.backends else installed_backends()
+    unknown = [b for b in names if b not in BACKENDS]
+    if unknown:
+        raise UsageError(f"unknown backend(s) {', '.join(unknown)}: {', '.join(BACKENDS)}")
+    missing = {b: BACKENDS[b].missing()[0].pip for b in names if BACKENDS[b].missing()}
+    for b, pip in missing.items():
+        print(f"quantviz: backend {b} is not installed ({pip}); left out", file=sys.stderr)
+    names = [b for b in names if b not in missing]
+    load_model(args.model)  # a bad reference is exit 1 before anything runs
+    base = PipelineConfig(flow="pt2e", per_channel=not args.per_tensor, held_out=args.held_out)
+    print(f"quantviz backends: {args.model} on {', '.join(names)}", flush=True)
+
+    def progress(row, done: int, total: int) -> None:
+        state = "ok" if row.ok else f"FAILED at {row.failed_stage}"
+        print(f"  [{done}/{total}] {row.backend:<9} {state:<22} {row.seconds:6.1f}s  {row.numbers[:70]}", flush=True)
+
+    rows = compare_backends(args.model, names, base, ray=args.ray, address=args.address, progress=progress)
+    print("\n".join(table_lines(rows)))
+    written = write_backend_table(rows, args.out)
+    print(f"  wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     """Run every (model, configuration) cell as a Ray task; one line per finished cell; write the results; gate
     against a baseline. Exit 0 (failed cells are results too), 1 bad arguments or no Ray, 3 the gate failed."""
@@ -429,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_why(args)
         if args.command == "compare":
             return cmd_compare(args)
+        if args.command == "backends":
+            return cmd_backends(args)
         return cmd_run(args)
     except (UsageError, LoadError) as exc:
         print(f"quantviz: {exc}", file=sys.stderr)

@@ -62,6 +62,10 @@ SAMPLES: dict[str, str] = {
 }
 
 ZOO: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("zoo_"))
+# the zoo's sequence models (token ids, log-mel features, raw audio) and its vision models
+SEQUENCE_ZOO: tuple[str, ...] = ("zoo_bert", "zoo_distilbert", "zoo_gpt2", "zoo_llama", "zoo_llama_deep", "zoo_qwen2",
+                                 "zoo_whisper", "zoo_wav2vec2")
+VISION_ZOO: tuple[str, ...] = tuple(name for name in ZOO if name not in SEQUENCE_ZOO)
 
 
 def load_sample(name: str) -> ModelSpec:

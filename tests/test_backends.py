@@ -166,3 +166,24 @@ def test_vulkans_per_tensor_conv_assert_is_named_with_its_fix():
     pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(flow="pt2e", backend="vulkan")).run()
     err = pipe.results["delegate"].error
     assert "needs per-channel weight scales" in err.message and err.fix == {"per_channel": True}
+
+
+@pytest.mark.e2e
+def test_quantviz_backends_writes_the_comparison(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "quantviz.cli", "backends", "sample:conv_add", "--backends",
+                          "portable,arm-tosa,vulkan", "--out", str(tmp_path)], capture_output=True, text=True,
+                         timeout=900)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = {r["backend"]: r for r in json.loads((tmp_path / "backends.json").read_text())}
+    assert set(rows) == {"portable", "arm-tosa", "vulkan"} and all(r["ok"] for r in rows.values())
+    assert rows["portable"]["delegates"] == 0 and rows["arm-tosa"]["delegates"] == 1
+    assert rows["arm-tosa"]["reference_vs_backend_sqnr_db"] == float("inf")  # bit-exact with its reference
+    assert "TOSA reference model" in rows["arm-tosa"]["numbers"]
+    assert rows["vulkan"]["numbers"].startswith("no runtime for this backend") and rows["vulkan"]["pte_bytes"] > 0
+    assert (tmp_path / "backends.csv").read_text().startswith("backend,ok,quantizer")
+    assert "<table>" in (tmp_path / "backends.html").read_text()
+    assert "| arm-tosa | ok |" in out.stdout

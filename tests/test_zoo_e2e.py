@@ -1,32 +1,47 @@
 """Real architectures (sample_models/zoo_*): quantviz reaches `run` whenever the bare torch/executorch calls do,
-on the same model in the same process; when neither does, quantviz's message names the cause."""
+on the same model in the same process; when neither does, quantviz's message names the cause. Vision models are
+held to the seed's configurations, sequence models to today's (PT2E dynamic and static, torchao 8da4w, the export
+recipe, and quantviz's remedy for decoders)."""
 import pytest
 
 from quantviz import load_model
-from quantviz.parity import STANDARD_CONFIGS, check_parity
-from sample_models import ZOO
+from quantviz.parity import SEQUENCE_CONFIGS, STANDARD_CONFIGS, check_parity
+from sample_models import SEQUENCE_ZOO, VISION_ZOO
 
 pytestmark = pytest.mark.e2e
 
-# CI runs the main configuration on every zoo model and each other configuration on the model it matters most for
+# CI runs the main configuration on every vision model and each other configuration on the model it matters most for
 # (to_backend: LeViT's 3-D linears; quantviz fusion: a deep CNN; fx: TF padding helpers, and ConvNeXt's broadcasting
-# adds that would abort the runtime). The rest is marked slow: `make test-all` and bench/zoo.py run every pair.
+# adds that would abort the runtime). For sequence models CI runs one configuration each, the one that model shows
+# best (lowering a transformer to XNNPACK takes 20-100 s here); the rest is marked slow: `make test-all` and
+# bench/zoo.py run every pair. zoo_llama_deep (16 layers) is the scale target: bench/scale_decoder.py.
 IN_CI = {("zoo_levit", "pt2e + xnnpack (to_backend)"), ("zoo_inverted_residual", "pt2e + quantviz fusion"),
-         ("zoo_tf_mobilenet", "fx --skip-untraceable"), ("zoo_convnext", "fx --skip-untraceable")}
-CASES = [pytest.param(model, name, id=f"{model}-{name}",
+         ("zoo_tf_mobilenet", "fx --skip-untraceable"), ("zoo_convnext", "fx --skip-untraceable"),
+         ("zoo_bert", "pt2e static"), ("zoo_whisper", "pt2e dynamic"), ("zoo_qwen2", "torchao 8da4w"),
+         ("zoo_distilbert", "recipe"), ("zoo_llama", "pt2e dynamic --keep-integer-scalars"),
+         ("zoo_gpt2", "pt2e dynamic")}
+CASES = [pytest.param(model, name, STANDARD_CONFIGS[name], id=f"{model}-{name}",
                       marks=() if name == "pt2e + xnnpack" or (model, name) in IN_CI else pytest.mark.slow)
-         for model in ZOO for name in STANDARD_CONFIGS]
+         for model in VISION_ZOO for name in STANDARD_CONFIGS]
+CASES += [pytest.param(model, name, SEQUENCE_CONFIGS[name], id=f"{model}-{name}",
+                       marks=() if (model, name) in IN_CI else pytest.mark.slow)
+          for model in SEQUENCE_ZOO if model != "zoo_llama_deep" for name in SEQUENCE_CONFIGS]
 
 
-@pytest.mark.parametrize(("model", "config_name"), CASES)
-def test_quantviz_reaches_run_whenever_the_bare_calls_do(model, config_name):
-    row = check_parity(lambda: load_model(f"sample:{model}"), STANDARD_CONFIGS[config_name])
+@pytest.mark.parametrize(("model", "config_name", "config"), CASES)
+def test_quantviz_reaches_run_whenever_the_bare_calls_do(model, config_name, config):
+    row = check_parity(lambda: load_model(f"sample:{model}"), config)
     assert not row.regression, f"bare calls ran, quantviz failed: {row.quantviz_failure}"
     if row.same_lowering is not None:  # transform_and_lower: the same delegates as the bare call
         assert row.same_lowering, (row.quantviz_delegates, row.bare_delegates)
+    if row.same_pte is not None and config.flow in ("torchao", "recipe"):  # no quantviz-only pass in these flows
+        assert row.same_pte
     if row.quantviz_ok and row.reference_vs_runtime_sqnr_db is not None:
         assert row.runtime_error_over_quantization_error_db <= 10  # drift, reported, never failed
+        assert row.data == "evaluation"  # the zoo gives evaluation batches apart from the calibration ones
     if not row.quantviz_ok:
         assert len(row.quantviz_failure) > 40  # a cause in words, not a bare exception name
-        if row.bare_failure.startswith(("prepare", "calibrate", "convert", "lower")):  # a graph pass failed
+        if row.bare_failure.startswith(("prepare", "calibrate", "convert", "edge")):  # a graph pass failed
             assert " in module " in row.quantviz_failure_site or " in module " in row.quantviz_failure, row
+    if config.keep_integer_scalars:  # the remedy makes PT2E reach the runtime where the bare calls cannot
+        assert row.quantviz_ok, row.quantviz_failure
