@@ -7,9 +7,9 @@ from __future__ import annotations
 import streamlit as st
 
 from quantviz import LoadError, StageError
+from quantviz.background import DONE, FAILED, RUNNING, WAITING, BackgroundRun, RunState
 from quantviz.config import STAGES, ConfigError
-from ui.runner import (DONE, FAILED, RUNNING, WAITING, BackgroundRun, RunState, get_run, pick_stage, progress_text,
-                       torch_turn, wait_for_stage)
+from ui.runner import get_run, pick_stage, progress_text, torch_turn, wait_for_stage
 from ui.sidebar import flow_config, model_choice
 from ui.stage_page import stage_page
 
