@@ -6,17 +6,8 @@ import streamlit as st
 
 from quantviz import Pipeline
 from quantviz.why.ledger import build_ledger, what_if
+from quantviz.why.what_ifs import WHAT_IFS
 from ui.sidebar import apply_changes
-
-WHAT_IFS = {
-    "DuplicateDequantNodePass on": lambda pipe, module: {"duplicate_dequant": "on"},
-    "DuplicateDequantNodePass off": lambda pipe, module: {"duplicate_dequant": "off"},
-    "skip the module": lambda pipe, module: {"skip_modules": tuple(dict.fromkeys(
-        (*pipe.config.skip_modules, module)))},
-    "fusion off": lambda pipe, module: {"fusion": "none"},
-    "with quantviz's patterns": lambda pipe, module: {"fusion": "quantviz"},
-    "with quantviz's and ExecuTorch's patterns": lambda pipe, module: {"fusion": "both"},
-}
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -44,9 +35,10 @@ def ledger_panel(pipe: Pipeline, model_key: str) -> None:
         c = st.columns([2, 2, 1])
         choice = c[0].selectbox("Change", list(WHAT_IFS), key="whatif_change")
         modules = sorted({r.module_path for r in ledger.rows if r.module_path})
-        module = c[1].selectbox("Module (for skip)", modules, key="whatif_module", disabled=choice != "skip the module")
-        if c[2].button("Try it", key="whatif_run"):
-            changes = WHAT_IFS[choice](pipe, module)
+        experiment = WHAT_IFS[choice]
+        module = c[1].selectbox("Module (for skip)", modules, key="whatif_module", disabled=not experiment.needs_module)
+        if c[2].button("Try it", key="whatif_run", disabled=experiment.needs_module and not module):
+            changes = experiment.changes_for(pipe.config, module)
             with st.spinner("re-running from the affected stage…"):
                 other, changed = _what_if(pipe, (model_key, pipe.config), tuple(sorted(changes.items())))
             st.session_state.whatif_result = (changes, other.failed.error.message if other.failed else None,
