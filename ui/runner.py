@@ -28,6 +28,7 @@ from quantviz import ModelSpec, Pipeline, PipelineConfig
 from quantviz.background import WAITING, BackgroundRun, RunState
 from quantviz.config import STAGES
 from quantviz.torch_lock import TORCH_LOCK
+from ui.state import STAGE
 
 MAX_PIPELINES = 12
 # Pages that run torch themselves (the ledger's fusion patterns and what-if, numerics) hold quantviz's
@@ -92,18 +93,18 @@ def _new_pipeline(store: dict, model_key: str, loader: Callable[[], ModelSpec],
 
 
 def pick_stage(run: BackgroundRun) -> str:
-    """The stage to show, kept in ``st.session_state.stage``: the chosen one when it has a result or will have
+    """The stage to show, kept in ``st.session_state[STAGE]``: the chosen one when it has a result or will have
     one (running or waiting), else the last stage with a result.
 
     Example::
 
         stage = pick_stage(get_run(choice.key, choice.loader, config))
     """
-    stage = st.session_state.stage
+    stage = st.session_state[STAGE]
     s = run.state()
     if stage not in s.ready and stage not in s.pending() and s.ready:
         stage = s.ready[-1]  # the failed stage, or the last one that ran
-    st.session_state.stage = stage
+    st.session_state[STAGE] = stage
     return stage
 
 

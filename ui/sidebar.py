@@ -12,6 +12,7 @@ import streamlit as st
 
 from quantviz import ModelSpec, PipelineConfig, load_model
 from quantviz.catalog import catalog
+from ui.state import config_widget_keys
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
 TRUST = {
@@ -67,21 +68,21 @@ def model_choice() -> ModelChoice | None:
     return ModelChoice(f"pt2:{digest}", str(path), lambda: load_model(str(path)))
 
 
-# Config fields the sidebar does not offer: the app always runs every stage.
-NOT_IN_SIDEBAR = ("until",)
-
-
 def flow_config() -> PipelineConfig:
     """One widget per PipelineConfig field, described by the field's metadata; its session-state key is the
-    field's name (``apply_changes`` sets them)."""
+    field's name (``ui.state.config_widget_keys``; ``apply_changes`` sets them)."""
     st.header("Flow")
-    values = {f.name: _widget(f) for f in fields(PipelineConfig) if f.name not in NOT_IN_SIDEBAR}
+    keys = config_widget_keys()
+    values = {f.name: _widget(f) for f in fields(PipelineConfig) if f.name in keys}
     return PipelineConfig(**values)
 
 
 def apply_changes(changes: dict[str, Any]) -> None:
     """Set the sidebar's widgets to a config change (a ``StageError.fix`` or a what-if). Call it from a widget
     callback, which runs before the widgets are drawn again."""
+    unknown = set(changes) - set(config_widget_keys())
+    if unknown:
+        raise ValueError(f"not options of the sidebar: {sorted(unknown)}")
     for name, value in changes.items():
         st.session_state[name] = ", ".join(value) if isinstance(value, (tuple, list)) else value
 
