@@ -3,7 +3,7 @@
     .venv/bin/python scripts/layers.py            # the layers, lowest first, and any cycle (exit 1 if one exists)
 
 tests/test_layers.py holds the project to it: no import cycle among quantviz's modules, and nothing in quantviz/
-imports streamlit, ui or sample_models.
+imports streamlit, ui, sample_models, or the test and benchmark helpers (quantviz_devtools, selenium).
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = ("streamlit", "ui", "sample_models")
+FORBIDDEN = ("streamlit", "ui", "sample_models", "quantviz_devtools", "selenium")
 
 
 def module_name(path: Path) -> str:

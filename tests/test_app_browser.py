@@ -11,8 +11,8 @@ import time
 
 import pytest
 
-from browser import ARTIFACTS, chrome_driver, click_until, go_to_stage, page_text, running_app, wait_for
 from quantviz.config import STAGES
+from quantviz_devtools.browser import ARTIFACTS, chrome_driver, click_until, go_to_stage, page_text, running_app, wait_for
 
 pytestmark = pytest.mark.e2e
 

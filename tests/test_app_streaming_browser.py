@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from browser import ARTIFACTS, choose_python_file, chrome_driver, click_button, click_until, page_text, running_app, wait_for
+from quantviz_devtools.browser import ARTIFACTS, choose_python_file, chrome_driver, click_button, click_until, page_text, running_app, wait_for
 
 pytestmark = pytest.mark.e2e
 MODEL_FILE = "tests/fixtures/slow_models.py"

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import require_module
 from quantviz.numerics.compare import NumericsReport
 from quantviz.render import charts as C
 from quantviz.report import charts_section
+from quantviz_devtools.tools import require_module
 
 NODES = ["conv1", "relu1", "conv2", "relu2", "fc"]
 

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_module
 from quantviz.config import STAGES
 from quantviz.interop import model_explorer as me
 from quantviz.render.view import effective_module_paths
 from quantviz.why.ledger import build_ledger
+from quantviz_devtools.tools import require_module
 
 pytestmark = pytest.mark.e2e
 

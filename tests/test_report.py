@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from browser import dump_dom, require_chromium
-from conftest import require_tool
 from quantviz.config import STAGES
+from quantviz_devtools.browser import dump_dom, require_chromium
+from quantviz_devtools.tools import require_tool
 
 pytestmark = pytest.mark.e2e
 
