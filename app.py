@@ -7,19 +7,19 @@ from __future__ import annotations
 import streamlit as st
 
 from quantviz import LoadError, StageError
+from quantviz.background import DONE, FAILED, RUNNING, WAITING, BackgroundRun, RunState
 from quantviz.config import ConfigError
-from ui.runner import (DONE, FAILED, RUNNING, WAITING, BackgroundRun, RunState, get_run, pick_stage, progress_text,
-                       torch_turn, wait_for_stage)
+from quantviz.data import evaluation_data
+from quantviz.flows import describe_config
+from ui.runner import get_run, pick_stage, progress_text, torch_turn, wait_for_stage
 from ui.sidebar import flow_config, model_choice
 from ui.stage_page import absent_page, stage_page
-from quantviz.flows import describe_config
-from quantviz.data import evaluation_data
+from ui.state import RAIL, SELECTED_NODE, SHOWN, STAGE, init_state
 
 POLL_SECONDS = 1.0  # how often the rail asks a running pipeline for news
 
 st.set_page_config(page_title="quantviz", layout="wide")
-st.session_state.setdefault("stage", "trace")
-st.session_state.setdefault("shown", None)  # (stage, running) the page was last drawn for
+init_state()
 
 
 MARKS = {DONE: " ✓", FAILED: " ✗", RUNNING: " …", WAITING: " ○"}  # not run: no mark
@@ -34,25 +34,25 @@ def stage_rail(run: BackgroundRun) -> None:
     Redrawn every ``POLL_SECONDS`` while the worker runs (a fragment: the stage page below is not redrawn); a
     click on the rail, the end of the run or Continue redraws the whole page."""
     s = run.state()
-    stage = st.session_state.stage
+    stage = st.session_state[STAGE]
     slots = [slot.name for slot in run.pipe.flow.slots]
     reachable = [name for name in slots if s.states.get(name) in MARKS]  # ready, running or waiting
 
     def go(target: str | None) -> None:
         if target:  # None: the current segment was clicked again
-            st.session_state.stage = target
-            st.session_state.selected_node = None
+            st.session_state[STAGE] = target
+            st.session_state[SELECTED_NODE] = None
 
     i = reachable.index(stage) if stage in reachable else 0
     cols = st.columns([1, 12, 1], vertical_alignment="center")
     cols[0].button("◀ Back", disabled=i == 0, key="back", on_click=go, args=(reachable[max(0, i - 1)],))
-    st.session_state.rail = stage  # keeps the control in step with Back/Next
-    cols[1].segmented_control("Stage", slots, key="rail", format_func=lambda n: rail_label(run, n, s),
-                              label_visibility="collapsed", on_change=lambda: go(st.session_state.rail))
+    st.session_state[RAIL] = stage  # keeps the control in step with Back/Next
+    cols[1].segmented_control("Stage", slots, key=RAIL, format_func=lambda n: rail_label(run, n, s),
+                              label_visibility="collapsed", on_change=lambda: go(st.session_state[RAIL]))
     cols[2].button("Next ▶", disabled=i >= len(reachable) - 1, key="next", on_click=go,
                    args=(reachable[min(len(reachable) - 1, i + 1)],))
     status_line(run, s)
-    if (st.session_state.stage, s.running) != st.session_state.shown:
+    if (st.session_state[STAGE], s.running) != st.session_state[SHOWN]:
         st.rerun()  # a stage was chosen, or the run ended or resumed: draw the page for it
 
 
@@ -103,7 +103,7 @@ def main() -> None:
     st.caption(f"Figures measured on {evaluation_data(run.pipe.spec, config).describe()}.")
     stage = pick_stage(run)
     running = run.alive
-    st.session_state.shown = (stage, running)
+    st.session_state[SHOWN] = (stage, running)
     st.fragment(stage_rail, run_every=POLL_SECONDS if running else None)(run)
     if run.error is not None:
         st.error(f"The run stopped on an unexpected error: {run.error!r}", icon="🛑")

@@ -38,7 +38,7 @@ def one_round(idle: bool) -> tuple[float, float]:
     """(seconds from the path entered to the trace graph on screen, load average then). ``idle``: choose the
     model once the app's default sample finished its stages; else at once (its stages still running: loading
     waits for the running stage to end, as fx tracing patches nn.Module process-wide)."""
-    from browser import choose_python_file, chrome_driver, page_text, running_app, wait_for
+    from quantviz_devtools.browser import choose_python_file, chrome_driver, page_text, running_app, wait_for
 
     with running_app({"QUANTVIZ_DEFAULT_MODEL": "sample:digits_cnn"}) as url:
         d = chrome_driver(1600, 1400)
@@ -88,7 +88,7 @@ def main() -> None:
     parser.add_argument("--case", choices=("both", "idle", "busy"), default="both",
                         help="idle: the default sample finished first; busy: chosen while its stages run")
     args = parser.parse_args()
-    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+    sys.path.insert(0, str(ROOT))  # quantviz, quantviz_devtools from this checkout when not installed
     rows = []
     cases = ((True, "app idle"), (False, "right after opening the app (digits_cnn's stages running)"))
     for idle, when in [c for c in cases if args.case in ("both", "idle" if c[0] else "busy")]:

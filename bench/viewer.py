@@ -44,7 +44,7 @@ def make_model():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# the benchmark (selenium and the test helpers are imported here only: the app imports this file for make_model)
+# the benchmark (selenium and quantviz_devtools are imported here only: the app imports this file for make_model)
 
 GRAPH = "[data-testid=qv-graph]"
 
@@ -54,7 +54,7 @@ def _setup():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
-    sys.path[:0] = [str(root), str(root / "tests")]
+    sys.path.insert(0, str(root))  # quantviz, quantviz_devtools from this checkout when not installed
     return root
 
 
@@ -83,7 +83,7 @@ def choose_model_seconds(d, wait_for, name: str) -> float:
     its first graph (any stage's) on screen."""
     import time
 
-    from browser import choose_source
+    from quantviz_devtools.browser import choose_source
 
     wait_for(d, lambda d: d.find_elements("css selector", f"{GRAPH} svg g.node"), 900)  # the page is drawn
     # the current model's pipeline finished, so its worker does not compete for the 2 cores during the timing
@@ -106,7 +106,7 @@ def choose_model_seconds(d, wait_for, name: str) -> float:
 
 
 def back_to_sample(d, wait_for) -> None:
-    from browser import choose_source
+    from quantviz_devtools.browser import choose_source
 
     choose_source(d, "Sample model")
     wait_for(d, lambda d: "digits_cnn: small CNN" in _text(d) and _roots(d), 600)
@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=BLOCKS, help="ViT blocks (26: 1,437 nodes after the fx convert)")
     args = parser.parse_args()
     root = _setup()
-    from browser import chrome_driver, go_to_stage, start_app, wait_for
+    from quantviz_devtools.browser import chrome_driver, go_to_stage, start_app, wait_for
 
     from quantviz import Pipeline, PipelineConfig
     from quantviz.render import dot_available

@@ -5,7 +5,11 @@ process by :func:`quantviz_kernels.load`.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
+
+from quantviz_kernels.ops import OPERATORS
 
 
 def _pair(v: list[int], i: int) -> int:
@@ -18,10 +22,6 @@ def _out_size(size, k: int, s: int, p: int, d: int):
 
 def _same(a, *args):
     return a.new_empty(a.shape)
-
-
-def _hardtanh(input, *args):
-    return input.new_empty(input.shape)
 
 
 def _linear(input, s, zp, qmin, qmax, weight, *args):
@@ -57,8 +57,11 @@ def _mean(input, s, zp, qmin, qmax, keepdim, *args):
     return input.new_empty(shape)
 
 
-FAKES = {"add": _same, "add_relu": _same, "mul": _same, "hardtanh": _hardtanh, "linear": _linear,
-         "conv2d": _conv2d, "max_pool2d": _max_pool2d, "avg_pool2d": _avg_pool2d, "mean": _mean}
+# Output shape rules, by the name an operator's row in ops.OPERATORS gives as its ``shape``.
+SHAPES: dict[str, Callable[..., torch.Tensor]] = {
+    "same": _same, "linear": _linear, "conv2d": _conv2d, "max_pool2d": _max_pool2d, "avg_pool2d": _avg_pool2d,
+    "mean": _mean}
+FAKES: dict[str, Callable[..., torch.Tensor]] = {op.name: SHAPES[op.shape] for op in OPERATORS}
 
 
 def register_fakes() -> None:

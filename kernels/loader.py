@@ -19,8 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quantviz_kernels.build import build_library
-
-OPS = ("add", "add_relu", "mul", "hardtanh", "linear", "conv2d", "max_pool2d", "avg_pool2d", "mean")
+from quantviz_kernels.ops import OPS  # noqa: F401  re-exported: loader.OPS was its first home
 
 
 @dataclass(frozen=True)

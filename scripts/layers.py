@@ -3,8 +3,9 @@
     .venv/bin/python scripts/layers.py            # the layers, lowest first, and any cycle (exit 1 if one exists)
 
 tests/test_layers.py holds the project to it: no import cycle among quantviz's modules, nothing in quantviz/
-imports streamlit, ui or sample_models, and stages never import analyses (what runs after a flow: numerics, why,
-render, interop, the report, sweeps): stage-time helpers live below the stages (quantviz/measure, backends, ...).
+imports streamlit, ui, sample_models or the test and benchmark helpers (quantviz_devtools, selenium), and stages
+never import analyses (what runs after a flow: numerics, why, render, interop, the report, sweeps): stage-time
+helpers live below the stages (quantviz/measure, backends, ...).
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FORBIDDEN = ("streamlit", "ui", "sample_models")
+FORBIDDEN = ("streamlit", "ui", "sample_models", "quantviz_devtools", "selenium")
 STAGE_PACKAGES = ("quantviz.stages", "quantviz.flows")
 ANALYSES = ("quantviz.numerics", "quantviz.why", "quantviz.render", "quantviz.interop", "quantviz.report",
             "quantviz.stage_views", "quantviz.sweep", "quantviz.parity", "quantviz.bare_flow", "quantviz.outputs",

@@ -94,7 +94,7 @@ def test_fuse_page_shows_the_ledger_and_a_what_if_changes_it():
     at.selectbox(key="whatif_module").select("conv1")
     next(b for b in at.button if b.label == "Try it").click().run()
     assert not at.exception, at.exception
-    changes, error, changed = at.session_state.whatif_result
+    (changes, error, changed), = at.session_state.whatif_result.values()  # one run's what-if
     assert changes == {"skip_modules": ("conv1",)} and error is None
     assert [(c["label"], c["after"]) for c in changed] == [("dq → conv2d → q", "gone")]
     next(b for b in at.button if b.label == "Apply this change").click().run()
@@ -139,3 +139,48 @@ def test_fusion_selector_offers_quantviz_kernels():
     at.run()
     assert not at.exception, at.exception
     assert "quantviz patterns: 8 node group(s) replaced" in texts(at)  # fx digits_cnn (uint8), as the CLI shows
+
+
+def download_labels(at: AppTest) -> set[str]:
+    return {b.label for b in at.get("download_button")}
+
+
+def test_a_config_change_does_not_offer_the_previous_configurations_report():
+    at = app()
+    at.session_state.stage = "run"
+    at.run()
+    next(b for b in at.button if b.label == "Build HTML report").click().run()
+    assert not at.exception, at.exception
+    assert "report.html" in download_labels(at)
+    at.sidebar.selectbox(key="fusion").select("none").run()  # another configuration: fuse, emit and run again
+    assert not at.exception, at.exception
+    assert at.subheader[0].value == "10. run" and "fusion `none`" in texts(at)
+    assert "report.html" not in download_labels(at)  # the report was the previous configuration's
+    at.sidebar.selectbox(key="fusion").select("executorch").run()  # back: that configuration's report is kept
+    assert "report.html" in download_labels(at)
+
+
+def test_the_html_report_reuses_the_numerics_the_page_computed(monkeypatch):
+    import quantviz.report
+    import ui.numerics_panel
+
+    calls = []
+    real = ui.numerics_panel.compare
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    for module in (ui.numerics_panel, quantviz.report):  # the page's numerics and the report's own fallback
+        monkeypatch.setattr(module, "compare", counted)
+    ui.numerics_panel.numerics_report.clear()
+    at = app()
+    at.session_state.stage = "run"
+    at.run()
+    next(b for b in at.button if b.label == "Compare node by node").click().run()
+    assert not at.exception, at.exception
+    assert len(calls) == 1
+    next(b for b in at.button if b.label == "Build HTML report").click().run()
+    assert not at.exception, at.exception
+    assert "report.html" in download_labels(at)
+    assert len(calls) == 1  # the report charts the numerics the page computed: they ran once

@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from browser import ARTIFACTS, chrome_driver, click_until, go_to_stage, page_text, running_app, wait_for
 from quantviz.flows import FLOWS
 STAGES = FLOWS["fx"].names  # the default flow's stages
+from quantviz_devtools.browser import ARTIFACTS, chrome_driver, click_until, go_to_stage, page_text, running_app, wait_for
 
 pytestmark = pytest.mark.e2e
 

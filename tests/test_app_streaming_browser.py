@@ -3,18 +3,17 @@ and Stop ends the run after the current stage, keeping the pages of what finishe
 
 The model is tests/fixtures/slow_models.py:make_deep_mlp (256 residual blocks, 1,026 nodes after trace; its
 calibration is slow by design), chosen through the sidebar's "Python file" source. Each test starts its own app,
-so one test's run never feeds the other; a test's app (and its run) ends with the test. The last test drives the
-worker (ui/runner.BackgroundRun) without a browser.
+so one test's run never feeds the other; a test's app (and its run) ends with the test. The worker without a browser
+(quantviz.background.BackgroundRun) is tests/test_background.py's.
 """
 from __future__ import annotations
 
 import re
-import sys
 import time
 
 import pytest
 
-from browser import ARTIFACTS, ROOT, choose_python_file, chrome_driver, click_button, click_until, page_text, running_app, wait_for
+from quantviz_devtools.browser import ARTIFACTS, choose_python_file, chrome_driver, click_button, click_until, page_text, running_app, wait_for
 
 pytestmark = pytest.mark.e2e
 MODEL_FILE = "tests/fixtures/slow_models.py"
@@ -117,27 +116,3 @@ def test_stop_ends_the_run_after_the_current_stage_and_keeps_what_finished(drive
     assert rail_buttons(driver) == rail and "Stopped. Not run:" in page_text(driver)
     driver.save_screenshot(str(ARTIFACTS / "streaming_stopped.png"))
 
-
-def test_background_run_stops_after_the_current_stage_and_continues():
-    """The worker without a browser: Stop between stages (``Pipeline.run(should_stop=...)``), then Continue."""
-    from quantviz import Pipeline, PipelineConfig, load_model
-    from quantviz.flows import FLOWS
-    STAGES = FLOWS["fx"].names  # the default flow's stages
-
-    sys.path.insert(0, str(ROOT))  # ui/ is the app's folder, not an installed package
-    from ui.runner import BackgroundRun
-
-    run = BackgroundRun(Pipeline(load_model("sample:digits_cnn"), PipelineConfig())).start()
-    assert run.wait_for("trace", 120) and run.pipe.results["trace"].ok
-    run.stop()
-    assert run.join(300)
-    s = run.state()
-    n = len(s.ready)
-    assert s.stopped and not s.running and 1 <= n < len(STAGES), s.states
-    assert s.ready == STAGES[:n] and all(s.states[x] == "not run" for x in STAGES[n:])
-    assert all(r.graph_source is None for r in run.pipe.results.values())  # snapshotted by the worker
-    view = run.view()
-    assert view.results == run.pipe.results and view.results is not run.pipe.results
-    run.start()  # Continue
-    assert run.join(600) and run.pipe.ok and not run.state().stopped
-    assert [s for s in STAGES if run.state().states[s] == "done"] == list(STAGES)

@@ -9,7 +9,6 @@ from types import SimpleNamespace
 
 import pytest
 
-from conftest import require_module
 from quantviz.numerics.blame import BlameRow
 from quantviz.numerics.compare import LEVEL_OK, NumericsReport
 from quantviz.numerics.kernel_instances import KernelInstance
@@ -17,6 +16,7 @@ from quantviz.numerics.per_node import PerNodeRow
 from quantviz.numerics.sensitivity import SensitivityRow
 from quantviz.render import charts as C
 from quantviz.report import charts_section
+from quantviz_devtools.tools import require_module
 
 NODES = ["conv1", "relu1", "conv2", "relu2", "fc"]
 NAN = float("nan")
@@ -214,6 +214,7 @@ def test_nice_ticks_cover_the_range(lo, hi):
 def test_app_overlay_colours_any_stage_by_its_blame_pair(monkeypatch):
     monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))  # the app's ui package
     from ui import numerics_panel as panel
+    from ui.state import BLAME_BY_STAGE
 
     rows = blame_rows()
     by_stage = {"convert": {r.node: r for r in rows}, "fuse": {"quantviz_conv2d": rows[0], "getitem": rows[1]}}
@@ -221,7 +222,7 @@ def test_app_overlay_colours_any_stage_by_its_blame_pair(monkeypatch):
     monkeypatch.setattr(panel, "blame_by_stage", lambda pipe, r: calls.append(r) or by_stage)
     report = make_report(rows)
     monkeypatch.setattr(panel, "current_report", lambda pipe, ref: report)
-    panel.st.session_state.pop("blame_by_stage", None)
+    panel.st.session_state[BLAME_BY_STAGE] = {}  # as init_state() leaves it
     assert dict(panel.sqnr_overlay(None, "m", "fuse")) == {"quantviz_conv2d": 26.0, "getitem": 27.0}  # fc, relu2
     assert dict(panel.sqnr_overlay(None, "m")) == {n: 40.0 - i for i, n in enumerate(NODES)}  # convert: default
     assert panel.sqnr_overlay(None, "m", "trace") == ()  # no blame rows for that graph, and not the convert stage

@@ -11,13 +11,13 @@ import time
 
 import pytest
 
-from browser import ARTIFACTS, chrome_driver, choose, click_button, dump_dom, find_button, page_text, running_app, \
-    wait_for
-from conftest import require_tool
 from quantviz.flows import FLOWS
 STAGES = FLOWS["fx"].names  # the default flow's stages
 from quantviz.numerics.compare import compare
 from quantviz.report import build_report
+from quantviz_devtools.browser import ARTIFACTS, chrome_driver, choose, click_button, dump_dom, find_button, page_text, running_app, \
+    wait_for
+from quantviz_devtools.tools import require_tool
 
 pytestmark = pytest.mark.e2e
 CHARTS = ["sqnr_by_node", "lsb_histograms", "sensitivity_bars", "accuracy_bars"]

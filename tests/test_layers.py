@@ -1,4 +1,5 @@
-"""The direction of the layers: nothing in quantviz/ imports streamlit, ui or sample_models, and no import cycle
+"""The direction of the layers: nothing in quantviz/ imports streamlit, ui, sample_models or the dev helpers
+(quantviz_devtools, selenium), and no import cycle
 among quantviz's modules (imports inside functions count). `scripts/layers.py` prints the layer graph."""
 import importlib.util
 import subprocess
@@ -37,6 +38,8 @@ def test_the_cycle_finder_finds_a_planted_cycle():
     g = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
     assert layers.cycles(g) == [["a", "b", "c"]]
     assert layers.forbidden({"quantviz.x": {"streamlit", "torch"}}) == [("quantviz.x", "streamlit")]
+    assert layers.forbidden({"quantviz.y": {"quantviz_devtools", "selenium"}}) == [
+        ("quantviz.y", "quantviz_devtools"), ("quantviz.y", "selenium")]
 
 
 def test_function_level_imports_are_counted(tmp_path):

@@ -5,12 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import require_module
 from quantviz.flows import FLOWS
 STAGES = FLOWS["fx"].names  # the default flow's stages
 from quantviz.interop import model_explorer as me
 from quantviz.render.view import effective_module_paths
 from quantviz.why.ledger import build_ledger
+from quantviz_devtools.tools import require_module
 
 pytestmark = pytest.mark.e2e
 

@@ -5,10 +5,10 @@ import sys
 
 import pytest
 
-from browser import dump_dom, require_chromium
-from conftest import require_tool
 from quantviz.flows import FLOWS
 STAGES = FLOWS["fx"].names  # the default flow's stages
+from quantviz_devtools.browser import dump_dom, require_chromium
+from quantviz_devtools.tools import require_tool
 
 pytestmark = pytest.mark.e2e
 

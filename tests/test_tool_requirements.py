@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import conftest
-from conftest import require_module, require_tool
+from quantviz_devtools import tools
+from quantviz_devtools.tools import require_module, require_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def no_tools(monkeypatch):
     """PATH lookups find nothing."""
-    monkeypatch.setattr(conftest.shutil, "which", lambda name: None)
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
 
 
 @pytest.mark.parametrize("tool, package", [("chromium", "chromium"), ("chromedriver", "chromium-driver"),
@@ -41,7 +41,7 @@ def test_missing_tool_skips_outside_ci_with_the_install_command(no_tools, monkey
 
 def test_present_tool_returns_its_path_and_tries_the_alternatives(monkeypatch):
     monkeypatch.setenv("CI", "true")
-    monkeypatch.setattr(conftest.shutil, "which", {"chromium-browser": "/opt/cb"}.get)
+    monkeypatch.setattr(tools.shutil, "which", {"chromium-browser": "/opt/cb"}.get)
     assert require_tool("chromium", "chromium-browser") == "/opt/cb"
 
 

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from browser import (ARTIFACTS, chrome_driver, choose, choose_source, click, go_to_stage, page_text, running_app,
+from quantviz_devtools.browser import (ARTIFACTS, chrome_driver, choose, choose_source, click, go_to_stage, page_text, running_app,
                      wait_for)
-from conftest import require_tool
+from quantviz_devtools.tools import require_tool
 
 pytestmark = pytest.mark.e2e
 GRAPH = "[data-testid=qv-graph]"

@@ -8,9 +8,11 @@ import pytest
 import torch
 from torch import fx
 
+from quantviz import PipelineConfig
 from quantviz.why.fusion_match import explain_unfused
 from quantviz.why.ledger import build_ledger, default_patterns, what_if
 from quantviz.backends.partition_log import capture_why_no_partition
+from quantviz.why.what_ifs import WHAT_IFS
 
 
 def edge_ops():
@@ -195,3 +197,14 @@ def test_what_if_with_quantviz_patterns_fuses_the_int8_convs(flow):
     moved = {(c.label, c.before, c.after) for c in changes}
     assert ("dq → conv2d → q", "unfused", "fused") in moved
     assert other.config.fusion == "quantviz" and pipe.config.fusion == "executorch"
+
+
+def test_the_what_ifs_are_config_changes_as_data():
+    config = PipelineConfig(skip_modules=("pad",))
+    assert WHAT_IFS["skip the module"].changes_for(config, "conv1") == {"skip_modules": ("pad", "conv1")}
+    assert WHAT_IFS["skip the module"].changes_for(config, "pad") == {"skip_modules": ("pad",)}
+    with pytest.raises(ValueError, match="name the module"):
+        WHAT_IFS["skip the module"].changes_for(config)
+    for w in WHAT_IFS.values():  # every experiment gives changes the config accepts
+        config.with_changes(**w.changes_for(config, "conv1"))
+    assert [w.label for w in WHAT_IFS.values() if w.needs_module] == ["skip the module"]

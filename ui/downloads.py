@@ -11,6 +11,8 @@ from quantviz.interop import model_explorer as explorer
 from quantviz.outputs import stage_file_stem, summary
 from quantviz.report import build_report
 from quantviz.script import reproduce_script
+from ui.numerics_panel import report_for
+from ui.state import REPORT_HTML, for_run, run_key, set_for_run
 
 
 def stage_downloads(pipe: Pipeline, stage: str, dot: str | None, svg: str | None) -> None:
@@ -50,9 +52,14 @@ def run_downloads(pipe: Pipeline, model_ref: str) -> None:
     cols[2].download_button("stages CSV", stages.to_csv(index=False), "stages.csv", "text/csv", key="dl_stages")
     cols[3].download_button("reproduce.py", reproduce_script(model_ref, pipe), "reproduce.py", "text/x-python",
                             key="dl_script")
+    key = run_key(model_ref, pipe.config)
     if cols[4].button("Build HTML report", key="build_report"):
+        try:  # the page's numerics when it computed them, else computed once for both
+            numerics = report_for(pipe, model_ref)
+        except Exception:  # noqa: BLE001 - the report's Charts section says why the numerics failed
+            numerics = None
         with st.spinner("laying out every stage…"):
-            st.session_state.report_html = build_report(pipe)
-    if st.session_state.get("report_html"):
-        st.download_button("report.html", st.session_state.report_html, "report.html", "text/html",
-                           key="dl_report")
+            set_for_run(REPORT_HTML, key, build_report(pipe, numerics))
+    html = for_run(REPORT_HTML, key)  # this run's report only: another configuration's is never offered
+    if html:
+        st.download_button("report.html", html, "report.html", "text/html", key="dl_report")

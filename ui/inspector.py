@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from quantviz.graph import GraphView, NodeView
+from ui.state import SELECTED_NODE, inspector_key
 
 
 def qparams_rows(n: NodeView) -> list[dict]:
@@ -26,11 +27,11 @@ def inspector(graph: GraphView, selected: str | None, notes: dict[str, str] | No
     """Everything about the selected node; ``notes`` (node id -> text) adds e.g. why it was not fused."""
     st.markdown("#### Inspector")
     ids = [n.id for n in graph.nodes] + [n.id for g in graph.subgraphs.values() for n in g.nodes]
-    key = f"inspect_{graph.stage}"
+    key = inspector_key(graph.stage)
     st.session_state[key] = selected if selected in ids else None  # a click in the graph selects here too
 
     def picked() -> None:
-        st.session_state.selected_node = st.session_state[key]
+        st.session_state[SELECTED_NODE] = st.session_state[key]
 
     choice = st.selectbox("Find a node", ids, key=key, on_change=picked, placeholder="click a node or type its name")
     if choice is None:

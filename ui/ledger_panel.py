@@ -6,17 +6,9 @@ import streamlit as st
 
 from quantviz import Pipeline
 from quantviz.why.ledger import build_ledger, what_if
+from quantviz.why.what_ifs import WHAT_IFS
 from ui.sidebar import apply_changes
-
-WHAT_IFS = {
-    "DuplicateDequantNodePass on": lambda pipe, module: {"duplicate_dequant": "on"},
-    "DuplicateDequantNodePass off": lambda pipe, module: {"duplicate_dequant": "off"},
-    "skip the module": lambda pipe, module: {"skip_modules": tuple(dict.fromkeys(
-        (*pipe.config.skip_modules, module)))},
-    "fusion off": lambda pipe, module: {"fusion": "none"},
-    "with quantviz's patterns": lambda pipe, module: {"fusion": "quantviz"},
-    "with quantviz's and ExecuTorch's patterns": lambda pipe, module: {"fusion": "both"},
-}
+from ui.state import WHATIF_RESULT, drop_for_run, for_run, run_key, set_for_run
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -24,7 +16,7 @@ def _what_if(_pipe: Pipeline, key: tuple, changes: tuple) -> tuple[Pipeline, lis
     return what_if(_pipe, **dict(changes))
 
 
-def ledger_panel(pipe: Pipeline, model_key: str) -> None:
+def ledger_panel(pipe: Pipeline, model_ref: str) -> None:
     try:
         ledger = build_ledger(pipe)
     except Exception as exc:  # noqa: BLE001 - shown in place, never a traceback
@@ -40,19 +32,21 @@ def ledger_panel(pipe: Pipeline, model_key: str) -> None:
                           for r in ledger.rows])
     st.dataframe(table, hide_index=True, width="stretch", key="ledger_table")
     st.download_button("ledger CSV", table.to_csv(index=False), "why.csv", "text/csv", key="dl_ledger")
+    key = run_key(model_ref, pipe.config)
     with st.expander("What if …", expanded=False):
         c = st.columns([2, 2, 1])
         choice = c[0].selectbox("Change", list(WHAT_IFS), key="whatif_change")
         modules = sorted({r.module_path for r in ledger.rows if r.module_path})
-        module = c[1].selectbox("Module (for skip)", modules, key="whatif_module", disabled=choice != "skip the module")
-        if c[2].button("Try it", key="whatif_run"):
-            changes = WHAT_IFS[choice](pipe, module)
+        experiment = WHAT_IFS[choice]
+        module = c[1].selectbox("Module (for skip)", modules, key="whatif_module", disabled=not experiment.needs_module)
+        if c[2].button("Try it", key="whatif_run", disabled=experiment.needs_module and not module):
+            changes = experiment.changes_for(pipe.config, module)
             with st.spinner("re-running from the affected stage…"):
-                other, changed = _what_if(pipe, (model_key, pipe.config), tuple(sorted(changes.items())))
-            st.session_state.whatif_result = (changes, other.failed.error.message if other.failed else None,
-                                              [vars(c) for c in changed])
-        if st.session_state.get("whatif_result"):
-            changes, error, changed = st.session_state.whatif_result
+                other, changed = _what_if(pipe, (model_ref, pipe.config), tuple(sorted(changes.items())))
+            set_for_run(WHATIF_RESULT, key, (changes, other.failed.error.message if other.failed else None,
+                                             [vars(c) for c in changed]))
+        if for_run(WHATIF_RESULT, key):
+            changes, error, changed = for_run(WHATIF_RESULT, key)
             st.write(f"With {changes}:")
             if error:
                 st.error(error)
@@ -60,10 +54,10 @@ def ledger_panel(pipe: Pipeline, model_key: str) -> None:
                 st.info("No pattern's fate or reason changes.")
             else:
                 st.table(pd.DataFrame(changed).rename(columns={"after_detail": "now"}).set_index("pattern"))
-            st.button("Apply this change", key="whatif_apply", on_click=_apply, args=(changes,))
+            st.button("Apply this change", key="whatif_apply", on_click=_apply, args=(changes, key))
 
 
-def _apply(changes: dict) -> None:
-    """Set the sidebar's widgets (a callback runs before they are drawn again)."""
+def _apply(changes: dict, key: str) -> None:
+    """Set the sidebar's widgets (a callback runs before they are drawn again); the what-if is done with."""
     apply_changes(changes)
-    st.session_state.whatif_result = None
+    drop_for_run(WHATIF_RESULT, key)

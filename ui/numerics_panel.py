@@ -14,6 +14,7 @@ from quantviz import Pipeline
 from quantviz.numerics.blame import BlameRow, blame_by_stage
 from quantviz.numerics.compare import NumericsReport, compare
 from quantviz.render.charts import Chart, blame_overlay, execution_order, pair_label, report_charts, vega_lite
+from ui.state import BLAME_BY_STAGE, NUMERICS_DONE, for_run, run_key, set_for_run
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
@@ -26,17 +27,20 @@ def numerics_report(key: str, sensitivity_layers: int, _pipe: Pipeline) -> Numer
     return report
 
 
-def report_key(pipe: Pipeline, model_ref: str) -> str:
-    return model_ref + json.dumps(pipe.config.to_dict(), sort_keys=True)
-
-
 def current_report(pipe: Pipeline, model_ref: str) -> NumericsReport | None:
-    """The report computed for this pipeline in this session, if any (for the graph overlay)."""
-    done = st.session_state.get("numerics_done", {})
-    key = report_key(pipe, model_ref)
-    if key not in done:
-        return None
-    return numerics_report(key, done[key], pipe)
+    """The report computed for this pipeline in this session, if any (for the graph overlay and the HTML report)."""
+    key = run_key(model_ref, pipe.config)
+    layers = for_run(NUMERICS_DONE, key)
+    return None if layers is None else numerics_report(key, layers, pipe)
+
+
+def report_for(pipe: Pipeline, model_ref: str) -> NumericsReport:
+    """The report the page computed for this pipeline, else one computed now through the same cache (no
+    sensitivity): what the HTML report charts, so the numerics never run twice for one run.
+
+        build_report(pipe, report_for(pipe, "sample:digits_cnn"))
+    """
+    return current_report(pipe, model_ref) or numerics_report(run_key(model_ref, pipe.config), 0, pipe)
 
 
 def stage_blame(pipe: Pipeline, report: NumericsReport, stage: str) -> dict[str, BlameRow]:
@@ -44,7 +48,7 @@ def stage_blame(pipe: Pipeline, report: NumericsReport, stage: str) -> dict[str,
     rows = report.blame
     if not rows:
         return {}
-    cache = st.session_state.setdefault("blame_by_stage", {})
+    cache = st.session_state[BLAME_BY_STAGE]
     if id(report) not in cache:
         cache.clear()  # one report at a time: the current pipeline's
         cache[id(report)] = blame_by_stage(pipe, rows)
@@ -86,18 +90,17 @@ def numerics_panel(pipe: Pipeline, model_ref: str) -> None:
     st.dataframe(pd.DataFrame([{"metric": k, "value": v} for k, v in n.items()]), hide_index=True)
 
     st.markdown("#### Node by node")
-    key = report_key(pipe, model_ref)
-    done = st.session_state.setdefault("numerics_done", {})
+    key = run_key(model_ref, pipe.config)
     c = st.columns([1, 1, 2])
     layers = c[0].number_input("Sensitivity: layers to try float", 0, 64, 0, key="sensitivity_layers",
                                help="each layer kept float in turn, the rest quantized (one convert run each)")
     if c[1].button("Compare node by node", type="primary", key="numerics_button"):
-        done[key] = int(layers)
-    if key not in done:
+        set_for_run(NUMERICS_DONE, key, int(layers))
+    if for_run(NUMERICS_DONE, key) is None:
         c[2].caption("Four levels (float, reference, fused ahead of time, runtime), every quantized op against the "
                      "float model, every quantviz kernel instance against its reference.")
         return
-    report = numerics_report(key, done[key], pipe)
+    report = numerics_report(key, for_run(NUMERICS_DONE, key), pipe)
     convert = pipe.results.get("convert")
     show_report(report, execution_order(convert.graph) if convert is not None and convert.ok else {})
 

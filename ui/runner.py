@@ -1,7 +1,9 @@
 """Run or reuse pipelines: one per (model, config), kept across reruns; stages run in a background thread.
 
-Each pipeline runs in a :class:`BackgroundRun` (a daemon thread calling ``Pipeline.run``), so a stage's page can
-be opened as soon as that stage has finished while later stages keep running::
+The Streamlit glue around the library's :class:`quantviz.background.BackgroundRun` (a daemon thread calling
+``Pipeline.run``): the runs cached across reruns and sessions, the waits with their captions, and the page's
+turn at ``TORCH_LOCK``. A stage's page can be opened as soon as that stage has finished while later stages keep
+running::
 
     run = get_run(choice.key, choice.loader, config)   # starts the worker, or reuses the running one
     run.wait_for("trace", timeout=0.2)                 # True once trace has a result
@@ -18,195 +20,16 @@ chosen again; a run ended with Stop stays stopped until Continue.
 from __future__ import annotations
 
 import contextlib
-import copy
-import threading
-import time
-from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
 import streamlit as st
 
 from quantviz import ModelSpec, Pipeline, PipelineConfig
-from quantviz.pipeline import StageEvent
+from quantviz.background import WAITING, BackgroundRun, RunState
 from quantviz.torch_lock import TORCH_LOCK
+from ui.state import STAGE
 
 MAX_PIPELINES = 12
-
-# Stage states on the rail.
-DONE, FAILED, RUNNING, WAITING, NOT_RUN = "done", "failed", "running", "waiting", "not run"
-
-
-@dataclass(frozen=True)
-class RunState:
-    """A consistent copy of a run's progress, for one drawing of the page.
-
-    Example::
-
-        s = run.state()
-        s.states["trace"]   # "done"
-        s.ready             # ("trace", "prepare"): stages with a result, in order
-    """
-
-    states: dict[str, str]  # stage -> DONE / FAILED / RUNNING / WAITING / NOT_RUN, in the flow's order
-    running: bool  # the worker is alive
-    current: str | None = None  # the stage running now
-    fraction: float = 0.0  # of the current stage, from its progress events
-    text: str = ""  # the current stage's last progress text
-    stopping: bool = False  # Stop was pressed; the current stage finishes
-    stopped: bool = False  # Stop ended the run before its last stage
-    elapsed: float = 0.0  # seconds since the worker started
-    finished_at: dict[str, float] = field(default_factory=dict)  # stage -> seconds after start it finished
-
-    @property
-    def ready(self) -> tuple[str, ...]:
-        """Stages with a result (ok or failed), in stage order."""
-        return tuple(s for s in self.states if self.states[s] in (DONE, FAILED))
-
-    def pending(self) -> tuple[str, ...]:
-        """Stages the worker will still run (running first)."""
-        return tuple(s for s in self.states if self.states[s] in (RUNNING, WAITING))
-
-
-class BackgroundRun:
-    """One pipeline, its remaining stages run by a daemon thread; thread-safe to read from the page.
-
-    The worker snapshots each stage's graph as the stage ends, before the result is visible, so the page never
-    snapshots concurrently with the worker, and a stage's page shows its graph without waiting for a layout of
-    the live artifact.
-
-    Example::
-
-        run = BackgroundRun(Pipeline(load_model("sample:digits_cnn"))).start()
-        run.wait_for("trace", timeout=60)
-        run.stop(); run.join()
-    """
-
-    def __init__(self, pipe: Pipeline) -> None:
-        self.pipe = pipe
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._current: str | None = None
-        self._fraction, self._text = 0.0, ""
-        self._t0 = 0.0
-        self._finished_at: dict[str, float] = {}
-        self.stopped_by_user = False
-        self.error: BaseException | None = None  # an exception that escaped Pipeline.run (a bug)
-
-    # -- control -----------------------------------------------------------------------------------------------
-    def start(self) -> "BackgroundRun":
-        """Start the worker (again) on the stages without a result; a no-op while it runs or nothing is left."""
-        with self._lock:
-            if self.alive or self.error is not None or not self.todo():
-                return self
-            self._stop.clear()
-            self.stopped_by_user = False
-            self._t0 = time.perf_counter()
-            self._thread = threading.Thread(target=self._work, daemon=True,
-                                            name=f"quantviz-run-{self.pipe.spec.name}")
-            self._thread.start()
-        return self
-
-    def stop(self, by_user: bool = True) -> None:
-        """End the run after the current stage; what finished stays."""
-        self.stopped_by_user = self.stopped_by_user or by_user
-        self._stop.set()
-
-    def join(self, timeout: float | None = None) -> bool:
-        """Wait for the worker to end; True when it has."""
-        t = self._thread
-        if t is not None:
-            t.join(timeout)
-        return not self.alive
-
-    def wait_for(self, stage: str, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for ``stage`` to have a result; True when it has (or never will)."""
-        end = time.monotonic() + timeout
-        while True:
-            if stage in self.pipe.results or not self.alive:
-                return True
-            left = end - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(0.05, left))
-
-    # -- reading -----------------------------------------------------------------------------------------------
-    @property
-    def alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    def todo(self) -> list[str]:
-        """Stages up to ``config.until`` without a result, unless an earlier one failed."""
-        if self.pipe.failed is not None:
-            return []
-        names = self.pipe.stage_names
-        return [s for s in names[: names.index(self.pipe.config.until) + 1] if s not in self.pipe.results]
-
-    def view(self) -> Pipeline:
-        """A shallow copy of the pipeline with its own ``results`` dict: what the page reads while the worker
-        adds results (iterating the live dict while the worker inserts would raise)."""
-        snap = copy.copy(self.pipe)
-        snap.results = dict(self.pipe.results)
-        snap.on_event = lambda e: None
-        return snap
-
-    def state(self) -> RunState:
-        with self._lock:
-            results = dict(self.pipe.results)
-            alive = self.alive
-            current = self._current if alive else None
-            fraction, text = self._fraction, self._text
-            finished = dict(self._finished_at)
-            elapsed = time.perf_counter() - self._t0 if self._t0 else 0.0
-        names = self.pipe.stage_names
-        last = names.index(self.pipe.config.until)
-        states = {}
-        for i, s in enumerate(names):
-            r = results.get(s)
-            if r is not None:
-                states[s] = DONE if r.ok else FAILED
-            elif s == current:
-                states[s] = RUNNING
-            elif alive and i <= last and not self._stop.is_set():
-                states[s] = WAITING
-            else:
-                states[s] = NOT_RUN
-        stopped = not alive and self.stopped_by_user and any(v == NOT_RUN for s, v in states.items()
-                                                             if names.index(s) <= last) \
-            and all(v != FAILED for v in states.values())
-        return RunState(states, alive, current, fraction, text, alive and self._stop.is_set(), stopped,
-                        elapsed, finished)
-
-    # -- the worker --------------------------------------------------------------------------------------------
-    def _work(self) -> None:
-        self.pipe.on_event = self._on_event
-        try:
-            for stage in self.todo():  # each stage runs under TORCH_LOCK (Pipeline._run_stage)
-                self.pipe.run(until=stage, should_stop=self._stop.is_set)
-                if stage not in self.pipe.results or not self.pipe.results[stage].ok:
-                    break  # stopped, or the stage failed
-                time.sleep(0.02)  # between stages, a page or another model waiting for TORCH_LOCK gets its turn
-        except BaseException as exc:  # noqa: BLE001 - kept for the page; the thread must not die silently
-            self.error = exc
-        finally:
-            self.pipe.on_event = lambda e: None
-            with self._lock:
-                self._current = None
-
-    def _on_event(self, e: StageEvent) -> None:
-        if e.kind == "end" and e.result is not None:
-            try:
-                e.result.graph  # snapshot here, before the result is stored where the page can see it
-            except Exception:  # noqa: BLE001 - the page shows the failure when it reads the graph
-                pass
-        with self._lock:
-            if e.kind == "start":
-                self._current, self._fraction, self._text = e.stage, 0.0, ""
-            elif e.kind == "progress":
-                self._fraction, self._text = e.fraction, e.text
-            elif e.kind == "end":  # nothing runs until the next stage starts (it may wait for TORCH_LOCK)
-                self._finished_at[e.stage] = time.perf_counter() - self._t0
-                self._current, self._fraction, self._text = None, 0.0, ""
 
 
 @st.cache_resource(show_spinner=False)
@@ -266,20 +89,20 @@ def _new_pipeline(store: dict, model_key: str, loader: Callable[[], ModelSpec],
 
 
 def pick_stage(run: BackgroundRun) -> str:
-    """The stage to show, kept in ``st.session_state.stage``: the chosen one when it has a result or will have
+    """The stage to show, kept in ``st.session_state[STAGE]``: the chosen one when it has a result or will have
     one (running or waiting), else the last stage with a result.
 
     Example::
 
         stage = pick_stage(get_run(choice.key, choice.loader, config))
     """
-    stage = st.session_state.stage
+    stage = st.session_state[STAGE]
     s = run.state()
     if stage in run.pipe.flow.absent:
         return stage  # a stage this flow does not have: its page says why
     if stage not in s.ready and stage not in s.pending():
-        stage = s.ready[-1] if s.ready else run.pipe.stage_names[0]  # the failed stage, or the last one that ran
-    st.session_state.stage = stage
+        stage = s.ready[-1] if s.ready else run.pipe.stage_names[0]  # the failed stage, or the last that ran
+    st.session_state[STAGE] = stage
     return stage
 
 

@@ -14,6 +14,7 @@ from quantviz import ModelSpec, PipelineConfig, load_model
 from quantviz.backends import all_recipes
 from quantviz.catalog import catalog
 from quantviz.config import applies_to
+from ui.state import config_widget_keys
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
 TRUST = {
@@ -69,20 +70,17 @@ def model_choice() -> ModelChoice | None:
     return ModelChoice(f"pt2:{digest}", str(path), lambda: load_model(str(path)))
 
 
-# Config fields the sidebar does not offer: the app always runs every stage.
-NOT_IN_SIDEBAR = ("until",)
-
-
 def flow_config() -> PipelineConfig:
     """One widget per PipelineConfig field the chosen flow uses (``applies_to``), described by the field's metadata;
-    its session-state key is the field's name (``apply_changes`` sets them). The flow comes first: it decides
-    which options follow."""
+    its session-state key is the field's name (``ui.state.config_widget_keys``; ``apply_changes`` sets them). The
+    flow comes first: it decides which options follow."""
     st.header("Flow")
+    keys = config_widget_keys()
     by_name = {f.name: f for f in fields(PipelineConfig)}
     flow = _widget(by_name["flow"])
     values: dict[str, Any] = {"flow": flow}
     for f in fields(PipelineConfig):
-        if f.name in NOT_IN_SIDEBAR or f.name == "flow" or not applies_to(f.name, flow):
+        if f.name not in keys or f.name == "flow" or not applies_to(f.name, flow):
             continue
         values[f.name] = _recipe_widget(f) if f.name == "recipe" else _widget(f)
     return PipelineConfig(**values)
@@ -100,6 +98,9 @@ def _recipe_widget(f: Field) -> str:
 def apply_changes(changes: dict[str, Any]) -> None:
     """Set the sidebar's widgets to a config change (a ``StageError.fix`` or a what-if). Call it from a widget
     callback, which runs before the widgets are drawn again."""
+    unknown = set(changes) - set(config_widget_keys())
+    if unknown:
+        raise ValueError(f"not options of the sidebar: {sorted(unknown)}")
     for name, value in changes.items():
         st.session_state[name] = ", ".join(value) if isinstance(value, (tuple, list)) else value
 

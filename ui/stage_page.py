@@ -20,6 +20,7 @@ from ui.inspector import inspector
 from ui.ledger_panel import ledger_panel
 from ui.numerics_panel import numerics_panel, overlay_pair, sqnr_overlay
 from ui.sidebar import apply_changes
+from ui.state import COMPARE_NODE, EXPANDED, QV_CLICK_HANDLED, QV_RUN, SELECTED_NODE, VIEW_FOCUS, graph_key
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -104,7 +105,7 @@ def view_controls(pipe: Pipeline, stage: str, model_ref: str = "") -> ViewSpec:
         by_sqnr = st.toggle("Colour by SQNR", key="v_sqnr", disabled=not overlay,
                             help="per-node numerics from the run page's 'Compare node by node'" if overlay else
                             "compute 'Compare node by node' on the run page first")
-    selected = st.session_state.get("selected_node")
+    selected = st.session_state[SELECTED_NODE]
     spec = ViewSpec(
         collapse_depth=None if depth == "auto" else (None if depth == "full detail" else int(depth)),
         max_nodes=10**9 if depth == "full detail" else DEFAULT_MAX_NODES,
@@ -118,14 +119,14 @@ def view_controls(pipe: Pipeline, stage: str, model_ref: str = "") -> ViewSpec:
 
 def expanded_modules(stage: str) -> tuple[str, ...]:
     """The modules drawn open on ``stage``'s graph (kept per stage in the session)."""
-    return tuple(st.session_state.setdefault("expanded", {}).get(stage, ()))
+    return tuple(st.session_state[EXPANDED].get(stage, ()))
 
 
 def set_expanded(stage: str, modules: tuple[str, ...], focus: str | None = None, pane: str = "") -> None:
     """Open exactly ``modules`` on ``stage``; ``focus`` (a box id) is centred in the pane when it is drawn next."""
-    st.session_state.setdefault("expanded", {})[stage] = tuple(modules)
+    st.session_state[EXPANDED][stage] = tuple(modules)
     if focus:
-        st.session_state.setdefault("view_focus", {})[pane or f"graph_{stage}"] = focus
+        st.session_state[VIEW_FOCUS][pane or graph_key(stage)] = focus
 
 
 def open_matches(graph, pattern: str, limit: int = 5) -> None:
@@ -172,15 +173,15 @@ def graph_panel(pipe: Pipeline, stage: str, spec: ViewSpec, other: str | None,
         left, right = st.columns([3, 1])
         with left:
             sel = _own_selection(stage)
-            dot, svg = _draw(graph, spec, f"graph_{stage}", sel, ())
+            dot, svg = _draw(graph, spec, graph_key(stage), sel, ())
         with right:
-            inspector(graph, st.session_state.get("selected_node"), dict(spec.notes))
+            inspector(graph, st.session_state[SELECTED_NODE], dict(spec.notes))
         return dot, svg
     return _linked_panes(pipe, stage, spec, other)
 
 
 def _own_selection(stage: str) -> tuple[str, ...]:
-    selected = st.session_state.get("selected_node")
+    selected = st.session_state[SELECTED_NODE]
     return (selected,) if selected else ()
 
 
@@ -199,15 +200,15 @@ def _linked_panes(pipe: Pipeline, stage: str, spec: ViewSpec, other: str) -> tup
         with col:
             mark = "removed nodes greyed and dashed" if s == before else "added nodes outlined green"
             st.caption(f"**{s}**" + (" (this stage)" if s == stage else "") + f": {mark}")
-            out[s] = _draw(pipe.results[s].graph, specs[s], f"graph_{s}" if s == stage else f"graph_cmp_{s}",
+            out[s] = _draw(pipe.results[s].graph, specs[s], graph_key(s, compared=s != stage),
                            *sel[s], owner=stage, pane=s)
-    clicked = st.session_state.get("compare_node")
+    clicked = st.session_state[COMPARE_NODE]
     in_other = bool(clicked) and tuple(clicked[:2]) == (stage, other)
     with st.expander(f"Inspector ({other if in_other else stage})", expanded=True):
         if in_other:
             inspector(pipe.results[other].graph, clicked[2], dict(specs[other].notes))
         else:
-            inspector(pipe.results[stage].graph, st.session_state.get("selected_node"), dict(spec.notes))
+            inspector(pipe.results[stage].graph, st.session_state[SELECTED_NODE], dict(spec.notes))
     return out[stage]
 
 
@@ -221,14 +222,14 @@ def _other_spec(pipe: Pipeline, other: str, spec: ViewSpec) -> ViewSpec:
 def _linked_selection(pipe: Pipeline, stage: str, other: str, d: GraphDiff
                       ) -> dict[str, tuple[tuple[str, ...], tuple[str, ...]]]:
     """Per pane, (selected node ids, linked node ids): the clicked node and its counterparts by provenance."""
-    clicked = st.session_state.get("compare_node")
+    clicked = st.session_state[COMPARE_NODE]
     before = pipe.results[d.before].graph
     out = {stage: (_own_selection(stage), ()), other: ((), ())}
     if clicked and clicked[0] == stage and clicked[1] == other:  # a click in the other pane
         out[other] = ((clicked[2],), ())
         out[stage] = ((), tuple(linked_nodes(d, clicked[2], other, before)))
-    elif st.session_state.get("selected_node"):
-        out[other] = ((), tuple(linked_nodes(d, st.session_state.selected_node, stage, before)))
+    elif st.session_state[SELECTED_NODE]:
+        out[other] = ((), tuple(linked_nodes(d, st.session_state[SELECTED_NODE], stage, before)))
     return out
 
 
@@ -247,11 +248,12 @@ def _draw(graph, spec: ViewSpec, key: str, selected: tuple[str, ...] = (), linke
         st.warning("graphviz's `dot` is not installed: showing DOT text (scripts/system_deps.sh installs it).")
         st.code(dot, language="dot")
         return dot, None
-    focus = st.session_state.setdefault("view_focus", {}).pop(key, None) or (linked[0] if linked else None)
+    focus = st.session_state[VIEW_FOCUS].pop(key, None) or (linked[0] if linked else None)
     clicked = graph_view(svg, key=key, selected=_boxes(plan, selected), linked=_boxes(plan, linked),
-                         focus=plan.box_of(focus) or focus if focus else None, run=st.session_state.get("qv_run", 0),
+                         focus=plan.box_of(focus) or focus if focus else None, run=st.session_state[QV_RUN],
                          on_click=partial(_clicked_callback, key, owner, pane))
-    handled = st.session_state.pop("qv_click_handled", None)
+    handled = st.session_state[QV_CLICK_HANDLED]
+    st.session_state[QV_CLICK_HANDLED] = None
     if clicked and handled != (key, clicked):  # the callback could not read the click: handle it and run again
         _on_click(clicked, key, owner, pane)
         st.rerun()
@@ -263,7 +265,7 @@ def _clicked_callback(key: str, owner: str, pane: str) -> None:
     clicked = clicked_value(key)
     if clicked:
         _on_click(clicked, key, owner, pane)
-        st.session_state.qv_click_handled = (key, clicked)
+        st.session_state[QV_CLICK_HANDLED] = (key, clicked)
 
 
 def _boxes(plan, node_ids: tuple[str, ...]) -> list[str]:
@@ -281,11 +283,11 @@ def _on_click(clicked: str, key: str, owner: str, pane: str) -> None:
         path = clicked.removeprefix("open/")
         set_expanded(pane, collapse(expanded, path), f"module/{path}", key)
     elif pane == owner:
-        st.session_state.selected_node = clicked
-        st.session_state.compare_node = None
+        st.session_state[SELECTED_NODE] = clicked
+        st.session_state[COMPARE_NODE] = None
     else:
-        st.session_state.compare_node = (owner, pane, clicked)
-        st.session_state.selected_node = None
+        st.session_state[COMPARE_NODE] = (owner, pane, clicked)
+        st.session_state[SELECTED_NODE] = None
 
 
 def _breadcrumb(stage: str, key: str, plan) -> None:
@@ -344,7 +346,7 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
         st.markdown("#### Downloads")
         run_downloads(pipe, model_ref)
         return
-    st.session_state.qv_run = st.session_state.get("qv_run", 0) + 1  # the viewer shows it: reruns are countable
+    st.session_state[QV_RUN] += 1  # the viewer shows it: reruns are countable
     diff_section(pipe, stage)
     other = compare_choice(pipe, stage)
     spec = view_controls(pipe, stage, model_ref)

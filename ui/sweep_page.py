@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from quantviz.sweep.results import csv_row, heatmap_html, load_sweep
+from ui.state import SWEEP_DIR, SWEEP_FOUND, seed_widget
 
 
 def find_sweeps(root: Path, depth: int = 3) -> list[Path]:
@@ -31,14 +32,13 @@ def sweep_page() -> None:
     st.caption("Models × configurations, one Ray task per cell: "
                "`quantviz sweep sample:conv_add sample:digits_cnn --flow fx,pt2e --out out/sweep`")
     known = [str(p) for p in find_sweeps(Path.cwd())]
-    st.session_state.setdefault("sweep_dir", os.environ.get("QUANTVIZ_SWEEP_DIR") or (known[0] if known
-                                                                                      else "out/sweep"))
+    seed_widget(SWEEP_DIR, os.environ.get("QUANTVIZ_SWEEP_DIR") or (known[0] if known else "out/sweep"))
     with st.sidebar:
         if known:
             st.selectbox("Sweeps found here", known, index=None, placeholder="choose a sweep folder",
-                         key="sweep_found", on_change=lambda: st.session_state.update(
-                             sweep_dir=st.session_state.sweep_found or st.session_state.sweep_dir))
-        folder = st.text_input("Sweep folder", key="sweep_dir")
+                         key=SWEEP_FOUND, on_change=lambda: st.session_state.update(
+                             {SWEEP_DIR: st.session_state[SWEEP_FOUND] or st.session_state[SWEEP_DIR]}))
+        folder = st.text_input("Sweep folder", key=SWEEP_DIR)
     path = Path(folder)
     if not (path / "sweep.json").is_file() and not (path.is_file() and path.name.endswith(".json")):
         st.info(f"No sweep.json in {folder!r}. Run `quantviz sweep MODEL ... --out {folder}` first.")

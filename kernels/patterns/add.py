@@ -34,6 +34,7 @@ def same_shape(v: Values) -> str | None:
     return None
 
 
+ORDER = 30  # place in patterns.ALL: add_relu swallows relu
 PATTERNS = [
     FusionPattern("add_relu", "quantviz::add_relu", relu_pattern, relu_replacement, same_shape),
     FusionPattern("add", "quantviz::add", pattern, replacement, same_shape),

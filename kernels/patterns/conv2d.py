@@ -70,6 +70,7 @@ def check(v: Values) -> str | None:
     return None
 
 
+ORDER = 10  # place in patterns.ALL: swallows relu / hardtanh
 PATTERNS = [
     FusionPattern("conv2d_relu", "quantviz::conv2d", relu_pattern, replacement, check,
                   lambda n, v: fold_clamp(n, 0.0, float("inf"), OUT_SCALE_ARG)),

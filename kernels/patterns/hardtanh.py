@@ -24,6 +24,7 @@ def relu_replacement(x, x_scale, x_zp, x_qmin, x_qmax, dtype, out_scale, out_zp,
                                  out_scale, out_zp, out_qmin, out_qmax)
 
 
+ORDER = 80  # place in patterns.ALL: standalone activations: after every op that swallows one
 PATTERNS = [
     FusionPattern("hardtanh", "quantviz::hardtanh", pattern, replacement),
     FusionPattern("relu", "quantviz::hardtanh", relu_pattern, relu_replacement),

@@ -68,6 +68,7 @@ def _relu(n, v):
     fold_clamp(n, 0.0, float("inf"), OUT_SCALE_ARG)
 
 
+ORDER = 20  # place in patterns.ALL: swallows relu
 PATTERNS = [
     FusionPattern("linear_relu", "quantviz::linear", relu_pattern, replacement, check, _relu),
     FusionPattern("linear", "quantviz::linear", pattern, replacement, check),

@@ -17,4 +17,5 @@ def replacement(a, a_scale, a_zp, a_qmin, a_qmax, b, b_scale, b_zp, b_qmin, b_qm
                             out_scale, out_zp, out_qmin, out_qmax)
 
 
+ORDER = 40  # place in patterns.ALL
 PATTERNS = [FusionPattern("mul", "quantviz::mul", pattern, replacement, same_shape)]

@@ -66,6 +66,7 @@ def mean_check(v: Values) -> str | None:
     return None
 
 
+ORDER = 50  # place in patterns.ALL
 PATTERNS = [
     FusionPattern("max_pool2d", "quantviz::max_pool2d", max_pattern, max_replacement, max_check),
     FusionPattern("avg_pool2d", "quantviz::avg_pool2d", avg_pattern, avg_replacement, avg_check),

@@ -14,4 +14,5 @@ def replacement(x, scale, zp, qmin, qmax, dtype, size):
     return aten.view_copy.default(x, size)
 
 
+ORDER = 90  # place in patterns.ALL
 PATTERNS = [FusionPattern("view_copy", "aten::view_copy (integer)", pattern, replacement)]

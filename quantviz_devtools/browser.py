@@ -1,8 +1,8 @@
-"""The app in headless Chromium, for the browser tests: start the app, drive the browser, find and click things
-across Streamlit's reruns.
+"""The app in headless Chromium, for the browser tests and benchmarks: start the app, drive the browser, find and
+click things across Streamlit's reruns.
 
-Chromium, chromedriver or selenium missing: `conftest.require_tool` / `require_module` skip locally (with the
-install command) and fail under CI=true. Every helper tolerates Streamlit replacing an element between finding
+Chromium, chromedriver or selenium missing: `quantviz_devtools.tools.require_tool` / `require_module` skip
+locally (with the install command) and fail under CI=true. Every helper tolerates Streamlit replacing an element between finding
 and using it (a rerun redraws the page): it finds the element again.
 
     with running_app({"QUANTVIZ_DEFAULT_MODEL": "sample:digits_cnn"}) as url:
@@ -21,11 +21,12 @@ import tempfile
 import time
 import urllib.request
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
-from conftest import require_module, require_tool
+from quantviz.flows import FLOWS
+from quantviz_devtools.tools import require_module, require_tool
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]  # the checkout: app.py is run from there
 ARTIFACTS = ROOT / "tests" / "artifacts"  # screenshots and timings the browser tests leave (gitignored)
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -53,7 +54,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(root: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 90):
+def start_app(root: Path = ROOT, env: dict[str, str] | None = None,
+              timeout: float = 90) -> tuple[str, subprocess.Popen]:
     """``streamlit run app.py`` on a free loopback port: (url, process). Stop it with ``proc.terminate()``.
 
     >>> url, proc = start_app(ROOT, {"QUANTVIZ_DEFAULT_MODEL": "sample:digits_cnn"})
@@ -86,7 +88,7 @@ def running_app(env: dict[str, str] | None = None) -> Iterator[str]:
 
 
 # -- the browser ---------------------------------------------------------------------------------------------------
-def chrome_driver(width: int = 1600, height: int = 1400, offline: bool = False):
+def chrome_driver(width: int = 1600, height: int = 1400, offline: bool = False) -> Any:
     """Selenium's Chrome driving Debian's Chromium (skips locally, fails under CI=true, when either is missing).
 
     >>> d = chrome_driver(); d.get(url); d.quit()
@@ -104,7 +106,7 @@ def chrome_driver(width: int = 1600, height: int = 1400, offline: bool = False):
     return webdriver.Chrome(service=Service(chromedriver), options=opts)
 
 
-def wait_for(driver, condition: Callable, timeout: float = 300):
+def wait_for(driver: Any, condition: Callable, timeout: float = 300) -> Any:
     """``condition(driver)`` once it is truthy, polled every 0.2 s (elements a rerun replaced are retried)."""
     from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
@@ -113,17 +115,17 @@ def wait_for(driver, condition: Callable, timeout: float = 300):
                          ignored_exceptions=(NoSuchElementException, StaleElementReferenceException)).until(condition)
 
 
-def page_text(driver) -> str:
+def page_text(driver: Any) -> str:
     return driver.find_element("tag name", "body").text
 
 
-def find_button(driver, text: str, prefix: bool = False):
+def find_button(driver: Any, text: str, prefix: bool = False) -> Any:
     """The first button whose text is ``text`` (starts with it, with ``prefix``), or None."""
     return next((b for b in driver.find_elements("css selector", "button")
                  if (b.text.startswith(text) if prefix else b.text == text)), None)
 
 
-def click_button(driver, text: str, prefix: bool = False, timeout: float = 300) -> None:
+def click_button(driver: Any, text: str, prefix: bool = False, timeout: float = 300) -> None:
     """Click the button ``text`` once it is there (found again when a rerun replaced it before the click)."""
     wait_for(driver, lambda d: _clicked(find_button(d, text, prefix)), timeout)
 
@@ -139,12 +141,12 @@ def _clicked(element, driver=None) -> bool:
     return True
 
 
-def click(driver, element) -> None:
+def click(driver: Any, element: Any) -> None:
     """A click event on ``element`` (for SVG nodes, which WebDriver's own click cannot always reach)."""
     driver.execute_script("arguments[0].dispatchEvent(new MouseEvent('click', {bubbles: true}))", element)
 
 
-def click_until(driver, find: Callable, done: Callable, tries: int = 40, each: float = 15,
+def click_until(driver: Any, find: Callable, done: Callable, tries: int = 40, each: float = 15,
                 svg: bool = False) -> None:
     """Click what ``find(driver)`` gives until ``done(driver)`` holds, waiting ``each`` s after each click (a
     rerun that replaced the element, or swallowed the click, gets another click). ``svg``: dispatch the click
@@ -161,9 +163,8 @@ def click_until(driver, find: Callable, done: Callable, tries: int = 40, each: f
     raise AssertionError(f"{tries} clicks did not get there")
 
 
-def go_to_stage(driver, stage: str) -> None:
+def go_to_stage(driver: Any, stage: str) -> None:
     """Open ``stage`` with the rail and wait for its graph (the run stage's page has none: its title)."""
-    from quantviz.flows import FLOWS
     STAGES = FLOWS["fx"].names  # the default flow's stages
 
     number = STAGES.index(stage) + 1
@@ -172,7 +173,7 @@ def go_to_stage(driver, stage: str) -> None:
                 and (stage == "run" or d.find_elements("css selector", "[data-testid=qv-graph]")))
 
 
-def choose(driver, label: str, option: str) -> None:
+def choose(driver: Any, label: str, option: str) -> None:
     """Pick ``option`` in the selectbox labelled ``label``."""
     box = wait_for(driver, lambda d: next((b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
                                            if b.text.startswith(label)), None))
@@ -181,13 +182,13 @@ def choose(driver, label: str, option: str) -> None:
                                               if o.text.strip() == option), None)), 30)
 
 
-def choose_source(driver, label: str) -> None:
+def choose_source(driver: Any, label: str) -> None:
     """Click the sidebar's model source ``label`` ("Sample model", "Python file", ...)."""
     wait_for(driver, lambda d: _clicked(next((e for e in d.find_elements("css selector", "[data-testid=stRadio] label")
                                               if e.text.strip() == label), None)))
 
 
-def choose_python_file(driver, path: str, factory: str) -> float:
+def choose_python_file(driver: Any, path: str, factory: str) -> float:
     """Choose the sidebar's "Python file" source, type ``factory`` and ``path``; the time the path was entered
     (``time.monotonic()``), for measuring how soon its graph is on screen."""
     from selenium.webdriver.common.keys import Keys
