@@ -16,7 +16,7 @@ import torch
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
 from quantviz.failure_site import find_failure_site
-from quantviz.stages.base import Remedy
+from quantviz.remedy import Remedy
 
 
 @dataclass(frozen=True)

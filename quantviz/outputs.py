@@ -4,6 +4,7 @@ The summary.json contract (other tools read it)::
 
     {"model", "flow", "ok", "config": {...},
      "data": {"source", "batches", "labelled", "description", "drawn"},   # what "numerics" was measured on
+     "numbers_from": "the ExecuTorch runtime" | "the TOSA reference model (...)" | "no runtime for ... here",
      "stages": [{"name", "ok", "seconds", "timed_by", "nodes", "kinds", "patterns", "error"}],
      "absent": {"calibrate": "why this flow has no such stage", ...},
      "artifacts": {"pte": "model.pte", "graphs": {...}, "model_explorer": ["model_explorer/01_trace.json", ...]},
@@ -43,6 +44,8 @@ def summary(pipe: Pipeline) -> dict[str, Any]:
         "ok": pipe.ok,
         "config": pipe.config.to_dict(),
         "data": data.to_dict(),
+        # what computed "numerics": the ExecuTorch runtime, a backend's reference model, or why nothing could here
+        "numbers_from": (run.artifact.not_run or run.artifact.executed_by) if run is not None and run.ok else "",
         "stages": [r.summary() for r in pipe.results.values()],
         "absent": dict(pipe.flow.absent),
         "artifacts": {},

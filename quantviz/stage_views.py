@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from quantviz.diff import GraphDiff, diff_graphs
+from quantviz.graph.diff import GraphDiff, diff_graphs
 from quantviz.graph.model import GraphView
 from quantviz.pipeline import Pipeline
 from quantviz.render.view import ViewSpec

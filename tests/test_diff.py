@@ -1,7 +1,7 @@
 """Stage-to-stage diffs matched by provenance. Every test diffs graphs of a real pipeline run: all e2e."""
 import pytest
 
-from quantviz.diff import diff_graphs
+from quantviz.graph.diff import diff_graphs
 from quantviz.stage_views import stage_diff
 
 pytestmark = pytest.mark.e2e

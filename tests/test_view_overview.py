@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from quantviz.diff import GraphDiff
+from quantviz.graph.diff import GraphDiff
 from quantviz.graph.model import GraphView, NodeView, QParams
 from quantviz.graph.patterns import find_patterns
 from quantviz.graph.synthetic import synthetic_graph

@@ -9,7 +9,7 @@ import streamlit as st
 
 from quantviz import Pipeline
 from quantviz.config import ConfigError, config_flags
-from quantviz.diff import GraphDiff, diff_graphs
+from quantviz.graph.diff import GraphDiff, diff_graphs
 from quantviz.render import ViewSpec, dot_available, dot_to_svg, plan_view, to_dot
 from quantviz.render.view import DEFAULT_MAX_NODES, collapse, expand_path_to
 from quantviz.stage_views import linked_nodes, previous_graph_stage, stage_diff, stage_view

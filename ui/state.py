@@ -62,6 +62,9 @@ BLAME_BY_STAGE = _declare("blame_by_stage", dict, "id(report) -> stage -> node -
 WHATIF_RESULT = _declare("whatif_result", dict, "run key -> (changes, error or None, changed ledger rows)")
 REPORT_HTML = _declare("report_html", dict, "run key -> the HTML report built on the run page")
 
+# -- the Backends page -------------------------------------------------------------------------------------------
+BACKEND_ROWS = _declare("backend_rows", dict, "(model ref, backends, per channel) -> the comparison's BackendRows")
+
 # -- widget keys read or written through st.session_state (not initialised) -------------------------------------
 RAIL = "rail"  # the stage rail's segmented control (kept in step with STAGE)
 SWEEP_DIR = "sweep_dir"  # the sweeps page's folder box

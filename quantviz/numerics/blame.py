@@ -40,7 +40,7 @@ from typing import Any, Literal
 import torch
 from torch import fx
 
-from quantviz.diff import STRUCTURAL, diff_graphs
+from quantviz.graph.diff import STRUCTURAL, diff_graphs
 from quantviz.graph.model import GraphView
 from quantviz.numerics.capture import capture_values
 from quantviz.measure.metrics import lsb_errors, sqnr_db

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol
 
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
+from quantviz.remedy import OTHER_FLOW, Remedy  # noqa: F401  (part of a stage's record)
 from quantviz.model_spec import ModelSpec
 from quantviz.untraceable import UntraceableSite
 
@@ -27,38 +28,6 @@ Progress = Callable[[float, str], None]
 # The blame table's level pairs (quantviz.numerics.blame.BlameRow's SQNR columns): the one that colours a
 # stage's graph is the pair whose later level that stage's program computes.
 OverlayPair = Literal["float_vs_reference_sqnr_db", "reference_vs_fused_sqnr_db", "fused_vs_runtime_sqnr_db"]
-
-OTHER_FLOW = "<the other flow>"  # stands for "fx" under pt2e and "pt2e" under fx in a Remedy's fixes
-
-
-@dataclass(frozen=True)
-class Remedy:
-    """What to try when a stage fails in a way no known issue explains (``quantviz.known_issues``)."""
-
-    hint: str  # the words the user reads
-    fixes: tuple[dict[str, Any], ...] = ()  # the hint's config changes, first choice first (OTHER_FLOW resolved)
-
-    def fix_for(self, config: PipelineConfig,
-                differs: Callable[[PipelineConfig, PipelineConfig], bool] | None = None) -> dict[str, Any]:
-        """The first fix that changes what ``config`` does (``{}`` when none does). ``differs(a, b)`` says whether
-        two configs run differently (the pipeline passes its flow's stage signatures: ``--partitioner none`` does
-        nothing when nothing is delegated); default: any field differs.
-
-        Example::
-
-            Remedy("", ({"flow": OTHER_FLOW},)).fix_for(PipelineConfig(flow="pt2e"))   # {"flow": "fx"}
-        """
-        other = "pt2e" if config.flow == "fx" else "fx"
-        for fix in self.fixes:
-            fix = {k: other if v == OTHER_FLOW else v for k, v in fix.items()}
-            try:
-                changed = config.with_changes(**fix)
-            except (ValueError, TypeError):  # a fix this config cannot take (ConfigError is a ValueError)
-                continue
-            if (differs or (lambda a, b: a != b))(config, changed):
-                return fix
-        return {}
-
 
 class StageOrder(Protocol):
     """What a stage may know of its flow (``quantviz.flows.base.Flow`` is one): the stage before it, and which

@@ -18,7 +18,7 @@ import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from quantviz.diff import diff_graphs
+from quantviz.graph.diff import diff_graphs
 from quantviz.errors import StageError
 from quantviz.lowering import partitioner_name
 from quantviz.pipeline import Pipeline

@@ -1,0 +1,43 @@
+"""What to try when a stage fails in a way no known issue explains: a hint in words and the config changes that apply
+it. Each stage declares its own (``Stage.remedy`` in ``quantviz/stages/<name>.py``); ``quantviz.known_issues``
+reads it::
+
+    Remedy("try --fusion none", ({"fusion": "none"},)).fix_for(PipelineConfig())   # {"fusion": "none"}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from quantviz.config import PipelineConfig
+
+OTHER_FLOW = "<the other flow>"  # stands for "fx" under pt2e and "pt2e" under fx in a Remedy's fixes
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """What to try when a stage fails in a way no known issue explains (``quantviz.known_issues``)."""
+
+    hint: str  # the words the user reads
+    fixes: tuple[dict[str, Any], ...] = ()  # the hint's config changes, first choice first (OTHER_FLOW resolved)
+
+    def fix_for(self, config: PipelineConfig,
+                differs: Callable[[PipelineConfig, PipelineConfig], bool] | None = None) -> dict[str, Any]:
+        """The first fix that changes what ``config`` does (``{}`` when none does). ``differs(a, b)`` says whether
+        two configs run differently (the pipeline passes its flow's stage signatures: ``--partitioner none`` does
+        nothing when nothing is delegated); default: any field differs.
+
+        Example::
+
+            Remedy("", ({"flow": OTHER_FLOW},)).fix_for(PipelineConfig(flow="pt2e"))   # {"flow": "fx"}
+        """
+        other = "pt2e" if config.flow == "fx" else "fx"
+        for fix in self.fixes:
+            fix = {k: other if v == OTHER_FLOW else v for k, v in fix.items()}
+            try:
+                changed = config.with_changes(**fix)
+            except (ValueError, TypeError):  # a fix this config cannot take (ConfigError is a ValueError)
+                continue
+            if (differs or (lambda a, b: a != b))(config, changed):
+                return fix
+        return {}
