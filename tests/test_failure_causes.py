@@ -198,7 +198,9 @@ def test_an_op_failing_on_an_index_tensor_at_calibrate_is_named_not_blamed_on_th
     assert err.site.dtype_drift.startswith(f"node 'add' (aten.add.Tensor, test_failure_causes.py:{add_line}: ")
     assert "computes float32 where the traced graph has int64" in err.site.dtype_drift
     assert "calibration data matches" in err.hint and "check the calibration data" not in err.hint.lower()
-    assert err.fix == {"flow": "fx"}
+    assert "_convert_scalars_to_attrs" in err.hint and err.fix == {"keep_integer_scalars": True}
+    fixed = Pipeline(spec, PipelineConfig(flow="pt2e", until="calibrate", **err.fix)).run()
+    assert fixed.ok and "keep_integer_scalars" in "\n".join(fixed.results["prepare"].calls)  # the remedy works
 
 
 # -- (c) report 3: a NaN weight is named, the calibration data is not blamed -------------------------------------
