@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
 import sys
 import time
 import warnings
@@ -37,40 +38,61 @@ def db(x: float | None) -> str:
     return "∞" if x == math.inf else f"{x:.1f}"
 
 
+def pair(model: str, backend: str) -> dict:
+    """One model on one backend: the bare calls, then quantviz, then quantviz with the fix it offers (if any)."""
+    config = backend_config(PipelineConfig(flow="pt2e", per_channel=True), backend)
+    t0 = time.perf_counter()
+    bare = run_bare(load_model(model), config)
+    bare_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pipe = Pipeline(load_model(model), config).run()
+    row = row_of(pipe, model, time.perf_counter() - t0)
+    fixed, fixed_row = None, None
+    if not pipe.ok and pipe.failed.error.fix:  # the remedy quantviz offers, applied as the user would
+        fixed = config.with_changes(**pipe.failed.error.fix)
+        t0 = time.perf_counter()
+        again = Pipeline(load_model(model), fixed).run()
+        fixed_row = row_of(again, model, time.perf_counter() - t0)
+    return {"model": model, "backend": backend, "bare_ok": bare.ok,
+            "bare_failure": "" if bare.ok else f"{bare.failed_step}: {bare.error}", "bare_seconds": bare_s,
+            "quantviz": row.to_dict(), "remedy": fixed.to_dict() if fixed else None,
+            "with_remedy": fixed_row.to_dict() if fixed_row else None}
+
+
+def crashed(model: str, backend: str, code: int) -> dict:
+    """A pair whose process died (the runtime aborts on some programs): recorded, the others go on."""
+    row = {"ok": False, "failed_stage": "?", "cause": f"the process died (exit {code})", "delegates": 0,
+           "delegated_share": 0.0, "float_vs_backend_sqnr_db": None, "reference_vs_backend_sqnr_db": None,
+           "numbers": ""}
+    return {"model": model, "backend": backend, "bare_ok": False, "bare_failure": f"process died (exit {code})",
+            "bare_seconds": 0.0, "quantviz": row, "remedy": None, "with_remedy": None}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", default=MODELS)
     parser.add_argument("--backends", default=",".join(b for b in installed_backends() if b != "portable"))
+    parser.add_argument("--pair", nargs=2, metavar=("MODEL", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pair:  # one pair, in this (fresh) process
+        print("RESULT " + json.dumps(pair(*args.pair), default=str))
+        return 0
     backends = [b for b in args.backends.split(",") if b]
     rows, regressions = [], []
     for model in args.models:
-        for backend in backends:
-            config = backend_config(PipelineConfig(flow="pt2e", per_channel=True), backend)
-            t0 = time.perf_counter()
-            bare = run_bare(load_model(model), config)
-            bare_s = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            pipe = Pipeline(load_model(model), config).run()
-            row = row_of(pipe, model, time.perf_counter() - t0)
-            if not pipe.ok and pipe.failed.error.fix:  # the remedy quantviz offers, applied as the user would
-                fixed = config.with_changes(**pipe.failed.error.fix)
-                t0 = time.perf_counter()
-                again = Pipeline(load_model(model), fixed).run()
-                fixed_row = row_of(again, model, time.perf_counter() - t0)
-            else:
-                fixed, fixed_row = None, None
-            entry = {"model": model, "backend": backend, "bare_ok": bare.ok,
-                     "bare_failure": "" if bare.ok else f"{bare.failed_step}: {bare.error}", "bare_seconds": bare_s,
-                     "quantviz": row.to_dict(), "remedy": fixed.to_dict() if fixed else None,
-                     "with_remedy": fixed_row.to_dict() if fixed_row else None}
+        for backend in backends:  # each pair in its own process: a runtime abort loses only that pair
+            proc = subprocess.run([sys.executable, __file__, "--pair", model, backend], capture_output=True, text=True)
+            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+            entry = json.loads(line[7:]) if line else crashed(model, backend, proc.returncode)
             rows.append(entry)
-            if bare.ok and not row.ok:
+            row, fixed_row = entry["quantviz"], entry["with_remedy"]
+            if entry["bare_ok"] and not row["ok"]:
                 regressions.append(entry)
-            print(f"# {model:<30} {backend:<9} bare {'ok' if bare.ok else '✗ ' + bare.failed_step:<14} quantviz "
-                  f"{'ok' if row.ok else '✗ ' + row.failed_stage:<14} {bare_s:6.1f}s / {row.seconds:6.1f}s"
-                  + (f"; with the offered fix: {'ok' if fixed_row.ok else '✗ ' + fixed_row.failed_stage}"
-                     if fixed_row else ""), flush=True)
+            print(f"# {model:<30} {backend:<9} bare {'ok' if entry['bare_ok'] else '✗':<3} quantviz "
+                  f"{'ok' if row['ok'] else '✗ ' + row['failed_stage']:<14} {entry['bare_seconds']:6.1f}s / "
+                  f"{row.get('seconds', 0):6.1f}s" + (f"; with the offered fix: "
+                                                     f"{'ok' if fixed_row['ok'] else '✗ ' + fixed_row['failed_stage']}"
+                                                     if fixed_row else ""), flush=True)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "backends.json").write_text(json.dumps(rows, indent=1, default=str))

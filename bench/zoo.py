@@ -1,6 +1,7 @@
 """Benchmark: every zoo model through quantviz and through the bare torch/executorch calls, in one process.
 
-    .venv/bin/python bench/zoo.py                       # every zoo model, every standard configuration
+    .venv/bin/python bench/zoo.py                       # every vision model, every standard configuration
+    .venv/bin/python bench/zoo.py --sequence            # every sequence model, today's configurations
     .venv/bin/python bench/zoo.py --models zoo_vit --configs "pt2e + xnnpack"
 
 Prints the README's zoo table (Markdown rows) and every case where the bare calls succeed and quantviz does not;
@@ -20,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 warnings.filterwarnings("ignore")
 
 from quantviz import load_model  # noqa: E402
-from quantviz.parity import STANDARD_CONFIGS, check_parity  # noqa: E402
-from sample_models import ZOO  # noqa: E402
+from quantviz.parity import SEQUENCE_CONFIGS, STANDARD_CONFIGS, check_parity  # noqa: E402
+from sample_models import SEQUENCE_ZOO, VISION_ZOO  # noqa: E402
 
 
 def cell(ok: bool, failure: str) -> str:
@@ -30,20 +31,25 @@ def cell(ok: bool, failure: str) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="*", default=list(ZOO))
-    parser.add_argument("--configs", nargs="*", default=list(STANDARD_CONFIGS))
+    parser.add_argument("--sequence", action="store_true",
+                        help="the sequence models under SEQUENCE_CONFIGS (zoo_llama_deep: bench/scale_decoder.py)")
+    parser.add_argument("--models", nargs="*", default=None)
+    parser.add_argument("--configs", nargs="*", default=None)
     args = parser.parse_args()
+    table = SEQUENCE_CONFIGS if args.sequence else STANDARD_CONFIGS
+    args.models = args.models or [m for m in (SEQUENCE_ZOO if args.sequence else VISION_ZOO) if m != "zoo_llama_deep"]
+    args.configs = args.configs or list(table)
     rows = []
     for model in args.models:
         for name in args.configs:
-            row = check_parity(lambda: load_model(f"sample:{model}"), STANDARD_CONFIGS[name])
+            row = check_parity(lambda: load_model(f"sample:{model}"), table[name])
             rows.append((model, name, row))
             print(f"# {model:<22} {name:<28} bare {cell(row.bare_ok, row.bare_failure):<14} "
                   f"quantviz {cell(row.quantviz_ok, row.quantviz_failure):<14} "
                   f"{row.bare_seconds:6.1f}s / {row.quantviz_seconds:6.1f}s", flush=True)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "zoo.json").write_text(json.dumps([{"config_name": n, **r.to_dict()} for _, n, r in rows], indent=1,
+    (out / ("zoo_sequence.json" if args.sequence else "zoo.json")).write_text(json.dumps([{"config_name": n, **r.to_dict()} for _, n, r in rows], indent=1,
                                              default=str))
     print()
     print("| model | nodes after convert | " + " | ".join(args.configs) + " |")
@@ -52,7 +58,9 @@ def main() -> int:
         mine = [r for m, _, r in rows if m == model]
         nodes = max(r.nodes_after_convert for r in mine)
         cells = [f"bare {cell(r.bare_ok, r.bare_failure)}, quantviz {cell(r.quantviz_ok, r.quantviz_failure)} "
-                 f"({r.bare_seconds:.1f} s / {r.quantviz_seconds:.1f} s)" for r in mine]
+                 f"({r.bare_seconds:.1f} s / {r.quantviz_seconds:.1f} s)"
+                 + (f", {r.float_vs_runtime_sqnr_db:.1f} dB" if args.sequence and r.float_vs_runtime_sqnr_db
+                    is not None else "") for r in mine]
         print(f"| {model} | {nodes} | " + " | ".join(cells) + " |")
     print()
     print("Failure causes:")

@@ -163,14 +163,13 @@ def click_until(driver: Any, find: Callable, done: Callable, tries: int = 40, ea
     raise AssertionError(f"{tries} clicks did not get there")
 
 
-def go_to_stage(driver: Any, stage: str) -> None:
-    """Open ``stage`` with the rail and wait for its graph (the run stage's page has none: its title)."""
-    STAGES = FLOWS["fx"].names  # the default flow's stages
-
-    number = STAGES.index(stage) + 1
+def go_to_stage(driver: Any, stage: str, flow: str = "fx", graph: bool = True) -> None:
+    """Open ``stage`` of ``flow`` with the rail and wait for its page: its title and, with ``graph``, its graph (the
+    run stage's page has none; nor have the quantize stage and a stage the flow does not have)."""
+    number = FLOWS[flow].number(stage)
     click_until(driver, lambda d: find_button(d, f"{number} {stage}", prefix=True),
                 lambda d: f"{number}. {stage}" in page_text(d)
-                and (stage == "run" or d.find_elements("css selector", "[data-testid=qv-graph]")))
+                and (stage == "run" or not graph or d.find_elements("css selector", "[data-testid=qv-graph]")))
 
 
 def choose(driver: Any, label: str, option: str) -> None:

@@ -81,7 +81,7 @@ def test_a_view_control_does_not_rerun_the_pipeline():
 def test_fuse_page_shows_the_ledger_and_a_what_if_changes_it():
     at = app("conv_add")
     at.sidebar.selectbox(key="sample").select("conv_add")
-    at.sidebar.radio(key="flow").set_value("pt2e")
+    at.sidebar.selectbox(key="flow").select("pt2e")
     at.run()
     at.session_state.stage = "fuse"
     at.run()
@@ -154,7 +154,7 @@ def test_a_config_change_does_not_offer_the_previous_configurations_report():
     assert "report.html" in download_labels(at)
     at.sidebar.selectbox(key="fusion").select("none").run()  # another configuration: fuse, emit and run again
     assert not at.exception, at.exception
-    assert at.subheader[0].value == "10. run" and "fusion `none`" in texts(at)
+    assert at.subheader[0].value == "10. run" and "`fusion none`" in texts(at)
     assert "report.html" not in download_labels(at)  # the report was the previous configuration's
     at.sidebar.selectbox(key="fusion").select("executorch").run()  # back: that configuration's report is kept
     assert "report.html" in download_labels(at)

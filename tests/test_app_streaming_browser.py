@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from quantviz_devtools.browser import ARTIFACTS, choose_python_file, chrome_driver, click_button, click_until, page_text, running_app, wait_for
+from quantviz_devtools.browser import (ARTIFACTS, choose_python_file, chrome_driver, click_button, click_until,
+                                       find_button, page_text, running_app, wait_for)
 
 pytestmark = pytest.mark.e2e
 MODEL_FILE = "tests/fixtures/slow_models.py"
@@ -95,12 +96,15 @@ def test_the_trace_page_is_usable_while_later_stages_run(driver, app_url):
 def test_stop_ends_the_run_after_the_current_stage_and_keeps_what_finished(driver, app_url):
     choose_slow_model(driver, app_url)
     wait_for_trace_graph(driver)
-    click_button(driver, "Stop")
+    # the Stop button sits in the rail's fragment, redrawn every second: a click between two drawings is lost, so
+    # click again until the page says the run is stopping (or stopped)
+    click_until(driver, lambda d: find_button(d, "Stop"),
+                lambda d: "stopping after this stage" in page_text(d) or "Stopped. Not run:" in page_text(d), each=5)
     wait_for(driver, lambda d: "Stopped. Not run:" in page_text(d), timeout=300)
     rail = rail_buttons(driver)
     done = [b for b in rail if b.endswith("✓")]
-    # trace, and prepare or calibrate (running when Stop was pressed: calibrate takes 8 s or more)
-    assert done == rail[:len(done)] and done[0] == "1 trace ✓" and 2 <= len(done) <= 3, rail
+    # trace, and the stages that finished before Stop took effect (the current one finishes)
+    assert done == rail[:len(done)] and done[0] == "1 trace ✓" and 2 <= len(done) < len(rail), rail
     assert all(b[-1].isalpha() for b in rail[len(done):]), rail  # no mark: will not run
     stopped_at = done[-1].split(" ")[1]
     not_run = next(line for line in page_text(driver).splitlines() if line.startswith("Stopped. Not run:"))

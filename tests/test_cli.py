@@ -61,8 +61,11 @@ def test_run_writes_the_summary_contract(tmp_path):
     assert [s["name"] for s in summary["stages"]] == ["trace", "prepare", "calibrate", "convert", "capture", "edge",
                                                       "delegate", "fuse", "emit", "run"]
     for s in summary["stages"]:
-        assert set(s) == {"name", "ok", "seconds", "nodes", "kinds", "patterns", "error"}
+        assert set(s) == {"name", "ok", "seconds", "timed_by", "nodes", "kinds", "patterns", "error"}
         assert s["ok"] is True and s["error"] is None and isinstance(s["seconds"], float)
+        assert s["timed_by"] == "quantviz"
+    assert summary["data"]["source"] == "evaluation" and summary["numbers_from"] == "the ExecuTorch runtime"
+    assert summary["absent"] == {}
     convert = next(s for s in summary["stages"] if s["name"] == "convert")
     assert convert["kinds"]["quantize"] == 9 and convert["patterns"] == 8
     assert summary["artifacts"]["pte"] == "model.pte" and (tmp_path / "model.pte").stat().st_size > 1000

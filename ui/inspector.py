@@ -13,10 +13,20 @@ def qparams_rows(n: NodeView) -> list[dict]:
     if q is None:
         return []
     rows = [{"field": "scheme", "value": q.scheme}, {"field": "dtype", "value": q.dtype}]
-    if q.scheme == "per_channel":
-        rows += [{"field": "axis", "value": q.axis}, {"field": "channels", "value": q.channels},
-                 {"field": "scale (first 8)", "value": ", ".join(f"{s:.4g}" for s in q.scale[:8])},
-                 {"field": "zero point (first 8)", "value": ", ".join(map(str, q.zero_point[:8]))}]
+    if q.block_size:  # torchao's affine ops: the elements one scale covers
+        rows.append({"field": "block size", "value": " × ".join(map(str, q.block_size))})
+    if q.scheme == "per_group":
+        rows += [{"field": "group size", "value": q.group_size},
+                 {"field": "scale shape", "value": " × ".join(map(str, q.scale_shape or []))},
+                 {"field": "scales", "value": f"{q.scale_min:.4g} … {q.scale_max:.4g} (one LSB per group)"
+                  if q.scale_min is not None else None}]
+    elif q.scheme == "per_channel":
+        rows += [{"field": "axis", "value": q.axis}, {"field": "channels", "value": q.channels}]
+        if isinstance(q.scale, list):
+            rows += [{"field": "scale (first 8)", "value": ", ".join(f"{s:.4g}" for s in q.scale[:8])},
+                     {"field": "zero point (first 8)", "value": ", ".join(map(str, (q.zero_point or [])[:8]))}]
+        elif q.scale_min is not None:
+            rows.append({"field": "scales", "value": f"{q.scale_min:.4g} … {q.scale_max:.4g}"})
     else:
         rows += [{"field": "scale", "value": q.scale}, {"field": "zero point", "value": q.zero_point}]
     rows += [{"field": "quant min", "value": q.quant_min}, {"field": "quant max", "value": q.quant_max}]

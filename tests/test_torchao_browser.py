@@ -1,0 +1,58 @@
+"""The torchao flow in a real browser, on the Llama-style decoder: the rail shows the stages the flow does not have,
+the quantize page lists every weight with its groupwise block and scale shape, and a weight's dequantize on the
+capture page shows its groupwise qparams in the inspector (screenshots under tests/artifacts/)."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from quantviz import Pipeline, PipelineConfig, load_model
+from quantviz_devtools.browser import ARTIFACTS, chrome_driver, choose, go_to_stage, page_text, running_app, wait_for
+
+pytestmark = pytest.mark.e2e
+MODEL = "sample:zoo_llama"
+
+
+@pytest.fixture(scope="module")
+def weight_dequantize() -> str:
+    """The name of the capture graph's first groupwise weight dequantize (the app exports the same program)."""
+    pipe = Pipeline(load_model(MODEL), PipelineConfig(flow="torchao", until="capture")).run()
+    return next(n.id for n in pipe.results["capture"].graph.nodes
+                if n.kind == "dequantize" and n.qparams is not None and n.qparams.scheme == "per_group")
+
+
+def test_the_decoders_quantize_and_capture_stages(weight_dequantize):
+    from selenium.webdriver.common.keys import Keys
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with running_app({"QUANTVIZ_DEFAULT_MODEL": MODEL}) as url:
+        driver = chrome_driver(1600, 1300)
+        try:
+            driver.get(url)
+            wait_for(driver, lambda d: "1. trace" in page_text(d))
+            choose(driver, "Flow", "torchao")
+            wait_for(driver, lambda d: "Scheme" in page_text(d) and "2 quantize" in page_text(d))
+            go_to_stage(driver, "calibrate", "torchao", graph=False)
+            assert "Not part of the torchao flow" in page_text(driver) and "nothing to calibrate" in page_text(driver)
+            go_to_stage(driver, "quantize", "torchao", graph=False)
+            wait_for(driver, lambda d: "per group 32" in page_text(d) and "IntxUnpackedToInt8Tensor" in page_text(d))
+            text = page_text(driver)
+            assert "int8 asymmetric per token" in text and "no calibration" in text
+            time.sleep(1.0)
+            driver.save_screenshot(str(ARTIFACTS / "torchao_quantize.png"))
+            go_to_stage(driver, "capture", "torchao")
+            box = wait_for(driver, lambda d: next((b for b in d.find_elements(
+                "css selector", "[data-testid=stSelectbox]") if b.text.startswith("Find a node")), None))
+            field = box.find_element("css selector", "input")
+            field.click()
+            field.send_keys(weight_dequantize)
+            time.sleep(0.5)
+            field.send_keys(Keys.ENTER)
+            wait_for(driver, lambda d: "Quantization parameters" in page_text(d) and "group size" in page_text(d))
+            text = page_text(driver)
+            assert "per_group" in text and "one LSB per group" in text and "1 × 32" in text, text[-2000:]
+            time.sleep(1.0)
+            driver.save_screenshot(str(ARTIFACTS / "torchao_capture.png"))
+        finally:
+            driver.quit()
