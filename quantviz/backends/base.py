@@ -6,6 +6,9 @@ A backend is one file, ``quantviz/backends/<name>.py``, with one record, ``BACKE
     BACKEND = Backend("xnnpack", "XNNPACK: int8 CPU kernels", quantizer=xnnpack_quantizer,
                       quantizer_calls=xnnpack_quantizer_calls, partitioner=xnnpack_partitioner, numbers="runtime")
 
+``recovery`` declares the backend's own higher-precision options for ``quantviz recover``; Arm's int16
+activations are one line: ``recovery=lambda config, scope: [int16_activations()] if config.flow == "pt2e" else []``.
+
 ``--backend NAME`` picks it; ``--partitioner auto`` (the default) uses its partitioner, ``none`` none.
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from quantviz.config import PipelineConfig
+from quantviz.recover.candidates import Recovery
 
 # How a backend's numbers are obtained here:
 # runtime: the .pte runs in ExecuTorch's runtime (portable_lib) on this machine
@@ -72,6 +76,9 @@ class Backend:
     # ExecuTorch export recipes of this backend: name -> RecipeType (e.g. "xnnpack_fp32" -> XNNPackRecipeType.FP32),
     # built on first use (it imports the backend's recipe provider, which registers it)
     recipes: Callable[[], dict[str, Any]] | None = None
+    # the config changes of its own ``quantviz recover`` may try (its quantizer's options: per-channel weights,
+    # observers, a higher-precision mode such as Arm's int16 activations); None: it offers none
+    recovery: Recovery | None = None
 
     def missing(self) -> list[Requirement]:
         """The requirements not installed here."""
