@@ -248,3 +248,47 @@ def test_exit_codes_3_when_the_target_is_out_of_reach_and_1_for_accuracy_without
     assert not (tmp_path / "acc").exists()
     run = quantviz("recover", "sample:conv_add", "--out", str(tmp_path / "none"))
     assert run.returncode == 1 and "--target-sqnr" in run.stderr  # a target is required
+
+
+# -- the app's page ---------------------------------------------------------------------------------------------------
+def test_the_app_page_shows_a_recovery_and_applies_the_found_config_to_the_sidebar(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from quantviz.recover.results import write_results
+
+    found = search(PipelineConfig(flow="pt2e"), _stub_candidates(), Target("sqnr", 38.5), _stub_evaluator([]),
+                   budget=12, width=1)
+    write_results(found, tmp_path, "sample:digits_cnn")
+    (tmp_path / "progress.jsonl").write_text("\n".join(json.dumps(r) for r in [
+        {"event": "start", "budget": 12, "data": "stub data", "target": found.target.to_dict()},
+        *({"event": "trial", "done": i + 1, "total": 13, "meets": found.target.met(t), "trial": t.to_dict()}
+          for i, t in enumerate(found.trials))]) + "\n")
+    monkeypatch.setenv("QUANTVIZ_RECOVER_DIR", str(tmp_path))
+    at = AppTest.from_file(str(ROOT / "pages" / "recover.py"), default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["target"] == "met" and metrics["winner"] == "39.00 dB" and metrics["layers kept float"] == "2"
+    assert at.dataframe[0].value.shape[0] == len(found.trials)  # one row per trial, as they finished
+    assert len(at.get("vega_lite_chart")) == 2  # SQNR against float layers, and against .pte size
+    apply = next(b for b in at.button if b.label.startswith("Apply:"))
+    assert apply.label == "Apply: --flow pt2e --skip-module c --skip-module b"  # the order the search added them
+    apply.click().run()
+    assert at.session_state["skip_modules"] == "c, b" and at.session_state["flow"] == "pt2e"
+    assert "recover_budget" in at.session_state and at.session_state["recover_applied"]
+
+
+def test_the_page_builds_the_cli_command_from_its_settings():
+    from ui import recover_page
+
+    class State(dict):
+        __getattr__ = dict.__getitem__
+
+    recover_page.st.session_state = State(recover_target_kind="accuracy drop", recover_max_drop=0.5,
+                                          recover_target_sqnr=40.0, recover_budget=7, recover_in_process=True)
+    try:
+        cmd = recover_page.command("sample:digits_cnn", PipelineConfig(flow="pt2e", per_channel=True), "out/r")
+    finally:
+        del recover_page.st.session_state
+    assert cmd[1:] == ["-m", "quantviz.cli", "recover", "sample:digits_cnn", "--flow", "pt2e", "--per-channel",
+                       "--max-accuracy-drop", "0.5", "--budget", "7", "--out", "out/r", "--in-process"]
