@@ -292,3 +292,13 @@ def test_the_page_builds_the_cli_command_from_its_settings():
         del recover_page.st.session_state
     assert cmd[1:] == ["-m", "quantviz.cli", "recover", "sample:digits_cnn", "--flow", "pt2e", "--per-channel",
                        "--max-accuracy-drop", "0.5", "--budget", "7", "--out", "out/r", "--in-process"]
+
+
+def test_a_recovery_survives_its_json_round_trip():
+    from quantviz.recover.search import Recovery
+
+    found = search(PipelineConfig(flow="pt2e", skip_modules=("pad",)), _stub_candidates(), Target("sqnr", 38.5),
+                   _stub_evaluator([]), budget=12, width=1)
+    back = Recovery.from_dict(json.loads(json.dumps(found.to_dict())))
+    assert back.winner.key == found.winner.key and back.base_config == found.base_config
+    assert [t.key for t in back.trials] == [t.key for t in found.trials] and back.candidates == found.candidates

@@ -66,6 +66,17 @@ class Recovery:
     def candidate(self, cid: str) -> Candidate:
         return next(c for c in self.candidates if c.id == cid)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Recovery":
+        """A recovery back from ``to_dict`` (recover.json)."""
+        trials = [Trial.from_dict(t) for t in d["trials"]]
+        by_key = {t.key: t for t in trials}
+        base = PipelineConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["base_config"].items()})
+        return cls(Target(d["target"]["kind"], d["target"]["value"]), base,
+                   [Candidate.from_dict(c) for c in d["candidates"]], by_key[d["base"]], trials,
+                   by_key[d["winner"]] if d.get("winner") else None, by_key[d["best"]], d["budget"],
+                   d.get("engine", {}))
+
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target.to_dict(), "met": self.met, "budget": self.budget,
                 "base_config": self.base_config.to_dict(), "data": self.base.data,

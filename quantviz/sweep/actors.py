@@ -116,8 +116,9 @@ class WarmWorker:
         self.warm_seconds = time.perf_counter() - t0
 
     def info(self) -> dict[str, Any]:
+        t = os.times()
         return {"worker": self.worker, "warm_seconds": round(self.warm_seconds, 3), "warm_error": self.warm_error,
-                "warm_result": self.warm_result}
+                "warm_result": self.warm_result, "cpu_seconds": round(t.user + t.system, 3)}
 
     def run(self, key: str, fn: Function, args: tuple, crumbs: bool) -> Any:
         fn = resolve(fn)
@@ -232,7 +233,8 @@ class WarmPool:
         self.slots[i] = _Slot(self._new())
 
     def info(self) -> list[dict[str, Any]]:
-        """Each live worker's host:pid, warm-up seconds, what its ``warm`` returned, and its warm-up error."""
+        """Each live worker's host:pid, warm-up seconds, what its ``warm`` returned, its warm-up error, and the CPU
+        time its process used so far."""
         return self.ray.get([s.actor.info.remote() for s in self.slots])
 
     def first_info(self) -> dict[str, Any]:

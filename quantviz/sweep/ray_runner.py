@@ -194,7 +194,8 @@ def _run_actors(cells: list[Cell], refs: dict[str, str], sensitivity: int, cell_
                                {"layer": layer[0], "sqnr_db": None, "accuracy": None, "error": value.cause})
         info = pool.info()
         return {"workers_started": pool.size + pool.replaced + pool.warm_deaths, "workers_replaced": pool.replaced,
-                "warm_seconds": [w["warm_seconds"] for w in info]}
+                "warm_seconds": [w["warm_seconds"] for w in info],
+                "worker_cpu_seconds": {w["worker"]: w["cpu_seconds"] for w in info}}
     finally:
         pool.shutdown()
 
