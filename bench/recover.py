@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+WIDTH = os.cpu_count() or 1  # greedy trials asked for at once, on both sides (one per Ray worker): same trials
 
 # name -> (model, PipelineConfig arguments, target kind, target value, budget)
 CASES = {
@@ -56,7 +57,7 @@ def sequential_child(name: str) -> None:
 
     model, config, target, budget = case(name)
     evaluator = LocalEvaluator(model, config, total=budget + 1)
-    found = recover(model, config, target, budget, evaluator=evaluator)
+    found = recover(model, config, target, budget, evaluator=evaluator, width=WIDTH)
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -78,7 +79,7 @@ def on_ray(name: str) -> dict:
     t0 = time.perf_counter()
     evaluator = RayEvaluator(model, config, total=budget + 1)
     try:
-        found = recover(model, config, target, budget, evaluator=evaluator)
+        found = recover(model, config, target, budget, evaluator=evaluator, width=WIDTH)
         wall = time.perf_counter() - t0
     finally:
         evaluator.close()
@@ -107,7 +108,8 @@ def report(name: str, seqs: list[dict], rays: list[dict]) -> None:
     print("|---|---|---|---|---|")
     print(f"| sequential, one process (imports counted) | {len(seqs)} | {spread(s_wall)} | {len(seqs[0]['keys'])} | "
           "1.00x |")
-    print(f"| Ray, {rays[0]['engine'].get('workers')} warm workers (ray.init counted) | {len(rays)} | {spread(r_wall)} | "
+    workers = rays[0]["engine"].get("workers")
+    print(f"| Ray, {workers} warm workers (ray.init counted) | {len(rays)} | {spread(r_wall)} | "
           f"{len(rays[0]['keys'])} | {statistics.median(s_wall) / statistics.median(r_wall):.2f}x |")
     print()
     reuse = [x["engine"]["reuse_share"] for x in rays]

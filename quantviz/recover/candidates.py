@@ -172,7 +172,8 @@ def other_observers(config: PipelineConfig, default: str) -> list[Candidate]:
     """Every named observer but the one ``config`` uses, ``default`` being what the quantizer's own default is
     (static activations only: dynamic ones have none)::
 
-        [c.id for c in other_observers(PipelineConfig(), "histogram")]   # ['observer:minmax', 'observer:moving_average']
+        [c.id for c in other_observers(PipelineConfig(), "histogram")]
+        # ['observer:minmax', 'observer:moving_average']
     """
     if config.mode != "static":
         return []

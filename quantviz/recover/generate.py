@@ -5,7 +5,8 @@ Example::
 
     scope = scope_of(load_model("sample:digits_cnn"))
     [c.id for c in candidates_for(PipelineConfig(flow="pt2e"), scope)]
-    # ['keep_float:conv1', 'keep_float:conv2', 'keep_float:fc', 'per_channel', 'observer:minmax', 'observer:moving_average']
+    # ['keep_float:conv1', 'keep_float:conv2', 'keep_float:fc', 'per_channel', 'observer:minmax',
+    #  'observer:moving_average']
 """
 from __future__ import annotations
 
@@ -15,12 +16,9 @@ from quantviz.flows import FLOWS
 from quantviz.model_spec import ModelSpec
 from quantviz.recover.candidates import Candidate, Scope, compose
 
-WEIGHTED_TYPES = ("Conv1d", "Conv2d", "Linear")  # the layers a candidate may be about (numerics.sensitivity's)
-
-
 def scope_of(spec: ModelSpec) -> Scope:
-    """The model's weighted layers in model order (conv and linear modules), its linears' input widths, and the
-    number of calibration batches its factory gives."""
+    """The model's weighted layers in model order (conv and linear modules, as ``numerics.sensitivity`` takes
+    them), its linears' input widths, and the number of calibration batches its factory gives."""
     import torch
 
     weighted = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear)

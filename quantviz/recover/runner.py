@@ -168,10 +168,11 @@ def make_evaluator(model_ref: str, config: PipelineConfig, budget: int, *, in_pr
 def recover(model_ref: str, config: PipelineConfig, target: Target, budget: int = 16, *, in_process: bool = False,
             workers: int | None = None, address: str | None = None, num_cpus: int | None = None,
             on_trial: OnTrial | None = None, candidates: list[Candidate] | None = None,
-            evaluator: Any = None) -> Recovery:
+            evaluator: Any = None, width: int | None = None) -> Recovery:
     """Search the candidates ``config``'s flow and backend declare for ``model_ref`` (or ``candidates``) for the
     smallest change set meeting ``target``, on an evaluator (``make_evaluator``'s unless one is given: it is then
-    the caller's to close). Raises ValueError when the model cannot be built."""
+    the caller's to close). ``width``: change sets tried at once in the greedy phase (default: the evaluator's
+    workers; the same width gives the same trials anywhere). Raises ValueError when the model cannot be built."""
     t0 = time.perf_counter()
     own = evaluator is None
     if evaluator is None:
@@ -183,7 +184,8 @@ def recover(model_ref: str, config: PipelineConfig, target: Target, budget: int 
             if probe.error:
                 raise ValueError(f"the workers could not build {model_ref}: {probe.error}")
             candidates = probe.candidates
-        found = search(config, candidates, target, evaluator, budget=budget, width=getattr(evaluator, "width", 1))
+        found = search(config, candidates, target, evaluator, budget=budget,
+                       width=width or getattr(evaluator, "width", 1))
         engine = evaluator.engine() if hasattr(evaluator, "engine") else {}
     finally:
         if own:

@@ -24,7 +24,7 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 from quantviz.sweep.ray_setup import GIB, KV_NAMESPACE, breadcrumb, crash_cause, import_ray, read_breadcrumb
