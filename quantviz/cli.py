@@ -425,6 +425,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     workers are done (they build the model; the first warm one reports what the driver needs)."""
     from quantviz.recover.runner import make_evaluator, recover
     from quantviz.recover.trial import Target
+    from quantviz.sweep.actors import WorkersKeepDying
     from quantviz.sweep.ray_setup import RayMissing
 
     config = config_from_args(args)
@@ -471,6 +472,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
 
         evaluator.on_trial = on_trial
         found = recover(args.model, config, target, args.budget, candidates=probe.candidates, evaluator=evaluator)
+    except WorkersKeepDying as exc:
+        raise UsageError(f"{exc}; try --in-process to see the error in this process") from None
     finally:
         evaluator.close()
     from quantviz.recover.results import summary_lines, write_results
