@@ -59,7 +59,7 @@ def _remote_functions(ray):
     if _REMOTE is not None:
         return _REMOTE
 
-    @ray.remote(num_cpus=1, max_retries=0)
+    @ray.remote(num_cpus=1, max_retries=0, max_calls=1)  # a new worker process per task (--fresh-process)
     def cell_task(model: str, ref: str, config: dict, cell: str, label: str, sensitivity: int, key: str) -> dict:
         import warnings
 
@@ -76,7 +76,7 @@ def _remote_functions(ray):
         result.model = model  # the user's reference, not the shipped copy's
         return result.to_dict()
 
-    @ray.remote(num_cpus=1, max_retries=0)
+    @ray.remote(num_cpus=1, max_retries=0, max_calls=1)  # a new worker process per task (--fresh-process)
     def layer_task(ref: str, config: dict, layer: str) -> dict:
         import warnings
 
@@ -214,7 +214,7 @@ def _run_tasks(ray, cells: list[Cell], refs: dict[str, str], sensitivity: int, c
     pending: dict[Any, tuple[str, Cell, str | None]] = {}  # ObjectRef -> (kind, cell, layer)
     memory = int(cell_memory_gib * GIB)
     for c in cells:
-        ref = cell_task.options(memory=memory, name=f"cell {c.id} {c.model}", max_calls=1).remote(
+        ref = cell_task.options(memory=memory, name=f"cell {c.id} {c.model}").remote(
             c.model, refs[c.model], c.config.to_dict(), c.id, c.label, sensitivity, f"{run_id}/{c.id}")
         pending[ref] = ("cell", c, None)
     try:
@@ -224,7 +224,7 @@ def _run_tasks(ray, cells: list[Cell], refs: dict[str, str], sensitivity: int, c
                 kind, c, layer = pending.pop(ref)
                 if kind == "cell":
                     for name in progress.cell(c, _collect_cell(ray, ref, c, f"{run_id}/{c.id}")):
-                        lref = layer_task.options(memory=int(LAYER_MEMORY_GIB * GIB), max_calls=1,
+                        lref = layer_task.options(memory=int(LAYER_MEMORY_GIB * GIB),
                                                   name=f"sensitivity {c.id} {name}").remote(
                             refs[c.model], c.config.to_dict(), name)
                         pending[lref] = ("layer", c, name)
