@@ -110,8 +110,8 @@ def test_greedy_adds_changes_until_the_target_is_met_then_drops_the_ones_it_does
     calls: list = []
     found = search(PipelineConfig(flow="pt2e"), _stub_candidates(), Target("sqnr", 38.5), _stub_evaluator(calls),
                    budget=12, width=1)
-    assert calls[0] == ["base"]
-    assert calls[1] == ["per_channel", "keep_float:a", "keep_float:b", "keep_float:c"]  # globals first
+    assert calls[0] == ["base", "per_channel"]  # the global change needs no ranking: it runs beside the base
+    assert calls[1] == ["keep_float:a", "keep_float:b", "keep_float:c"]  # then the layers (no blame scores here)
     # greedy by measured gain: c (+4), then c + a (+7), then c + a + b (+12 with b and c's synergy): met
     assert calls[2:4] == [["keep_float:a + keep_float:c"], ["keep_float:a + keep_float:b + keep_float:c"]]
     # pruning: every set minus one change not measured yet (a + c was): without a, b + c still meets (39 dB)
@@ -129,7 +129,7 @@ def test_the_winner_is_the_smallest_set_that_meets_the_target_and_the_budget_is_
     # a (33 dB) and c (34 dB) both meet it with one float layer and the same .pte size: the higher SQNR wins
     assert found.winner.key == "keep_float:c"
     assert found.winner.size() == min(t.size() for t in found.trials if found.target.met(t))
-    assert len(calls) == 2  # a single met the target: no greedy, no pruning
+    assert len(calls) == 2  # a single met the target: no greedy, no pruning (base + globals, then layers)
     calls.clear()
     short = search(PipelineConfig(flow="pt2e"), _stub_candidates(), Target("sqnr", 60.0), _stub_evaluator(calls),
                    budget=5)
@@ -143,7 +143,7 @@ def test_per_layer_candidates_are_tried_in_blame_order_when_the_budget_is_short(
     calls: list = []
     search(PipelineConfig(flow="pt2e"), _stub_candidates(), Target("sqnr", 60.0),
            _stub_evaluator(calls, {"b": 0.5, "c": 0.1}), budget=4)
-    assert calls[1] == ["per_channel", "keep_float:b"]  # 4 - max(2, 4 // 3) = 2 singles: the top two
+    assert calls[0] == ["base", "per_channel"] and calls[1] == ["keep_float:b"]  # 4 - max(2, 4 // 3) = 2 singles
 
 
 def test_accuracy_targets_and_the_pareto_front():

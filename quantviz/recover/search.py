@@ -6,9 +6,10 @@ never estimates). The order of the first tries comes from the base run's blame t
 local error, ``Trial.layer_scores``); after that, from what each change measured on its own (its gain over the
 base: sensitivity, measured end to end in the runtime).
 
-1. base: the config as given. Met already: done.
-2. singles: each candidate alone, global changes first (they keep every layer quantized), then per-layer ones by
-   blame score, as many as the budget leaves room for (a third of it, at least 2, is kept for 3 and 4).
+1. base: the config as given, with the global changes alone beside it (they keep every layer quantized and need
+   no ranking, so idle workers run them while the base runs). Met already: done.
+2. singles: each candidate alone, global changes first, then per-layer ones by blame score, as many as the budget
+   leaves room for (a third of it, at least 2, is kept for 3 and 4).
 3. greedy: from the best single, add the change that helps most: the next ``width`` compatible candidates by
    single gain are tried together (one per worker), the best kept, until the target is met.
 4. prune: while more than one change: every set minus one change is tried; the smallest that still meets the
@@ -115,22 +116,25 @@ def search(base_config: PipelineConfig, candidates: list[Candidate], target: Tar
 
     def run(requests: list[Request]) -> list[Trial]:
         fresh = [r for r in dict((r.key, r) for r in requests).values() if r.key not in done]
-        if fresh and fresh[0].phase != "base":
-            fresh = fresh[: left[0]]
-            left[0] -= len(fresh)
+        counted = [r for r in fresh if r.phase != "base"][: left[0]]  # the base run is not counted
+        left[0] -= len(counted)
+        fresh = [r for r in fresh if r.phase == "base" or r in counted]
         for t in evaluate(fresh) if fresh else []:
             done[t.key] = t
             order.append(t)
         return [done[r.key] for r in requests if r.key in done]
 
-    base = run([Request((), "base")])[0]
+    # the global changes do not depend on the base's blame ranking: they run beside the base (on idle workers)
+    n_singles = singles_budget(budget, len(candidates))
+    first = [c for c in candidates if c.layer is None][:n_singles]
+    base = run([Request((), "base"), *(Request((c,), "single") for c in first)])[0]
 
     def trials_of(cs: list[Candidate]) -> Trial | None:
         return done.get(change_key(c.id for c in cs))
 
     if not target.met(base):
         ranked = rank(candidates, base.layer_scores)
-        run([Request((c,), "single") for c in ranked[: singles_budget(budget, len(ranked))]])
+        run([Request((c,), "single") for c in ranked[:n_singles]])
         chosen = _greedy(ranked, target, base, run, trials_of, width, left)
         if chosen is not None:
             _prune(chosen, target, run, trials_of, left)
