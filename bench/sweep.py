@@ -155,7 +155,8 @@ def on_ray(models: list[str], fresh: bool = False) -> dict:
     workers = {int(c.worker.rsplit(":", 1)[1]) for c in sweep.cells if c.worker}
     # warm actors are gone by now (the pool stops them): their CPU time is what each reported last
     actor_cpu = sweep.engine.get("worker_cpu_seconds", {})
-    cpu += sum(actor_cpu.values())
+    live = set(descendants(os.getpid()))  # a stopped actor's process may not have exited yet: count it once
+    cpu += sum(v for w, v in actor_cpu.items() if int(w.rsplit(":", 1)[1]) not in live)
     busiest = max(actor_cpu.values()) if actor_cpu else max(cpu_seconds([pid]) for pid in workers)
     ray.shutdown()
     e = sweep.engine

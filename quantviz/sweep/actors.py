@@ -40,23 +40,30 @@ def quiet_worker() -> None:
 
 
 def warm_libraries(flows: tuple[str, ...] = ("pt2e", "fx")) -> float:
-    """Import what every job needs and run each of ``flows`` (``torch.export``, the quantizer, ``to_executorch``)
-    once on a tiny model, so a worker's first job does not pay for it (that first call costs seconds; later ones
-    do not). Returns the seconds it took."""
+    """Pay once what a process otherwise pays in its first job, and nothing more: import torch, torchao,
+    executorch (the edge, emit and runtime modules included) and quantviz's stages, and run the one-time parts of
+    ``flows`` on a tiny model (pt2e: ``torch.export``'s first call and XNNPACKQuantizer's pattern graphs,
+    ``quantviz.quantizers.pattern_cache``; fx has none beyond its imports). Every later stage costs the same on
+    each call, so a whole tiny run to the runtime would be work thrown away. Returns the seconds it took."""
     t0 = time.perf_counter()
     quiet_worker()
+    import executorch.exir  # noqa: F401  to_edge, to_executorch
+    import executorch.extension.pybindings.portable_lib  # noqa: F401  the runtime
+    import executorch.kernels.quantized  # noqa: F401  quantized_decomposed kernels
     import torch
 
-    from quantviz.pipeline import Pipeline
+    import quantviz.flows  # noqa: F401  every flow's stage modules
     from quantviz.config import PipelineConfig
     from quantviz.model_spec import ModelSpec
+    from quantviz.pipeline import Pipeline
 
-    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
-                                torch.nn.Linear(8, 2)).eval()
-    x = torch.zeros(1, 1, 4, 4)
-    spec = ModelSpec("warm-up", model, (x,), calibration_batches=[(x,)])
-    for flow in flows:
-        Pipeline(spec, PipelineConfig(flow=flow, until="emit")).run()
+    if "pt2e" in flows:
+        gen = torch.Generator().manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                                    torch.nn.Linear(8, 2)).eval()
+        x = torch.randn(1, 1, 4, 4, generator=gen)
+        Pipeline(ModelSpec("warm-up", model, (x,), calibration_batches=[(x,)]),
+                 PipelineConfig(flow="pt2e", until="prepare")).run()
     return time.perf_counter() - t0
 
 
@@ -184,10 +191,12 @@ class WarmPool:
         for i, slot in enumerate(self.slots):
             if slot.busy or not self.queue:
                 continue
+            # a job of this worker's affinity (it kept that model's pipelines), else one no other worker holds the
+            # affinity of (those wait for their worker while it is busy), else the first: no worker stays idle
             pick = next((j for j in self.queue if slot.affinity and j.affinity == slot.affinity), None)
-            if pick is None:  # a job no other idle worker has the affinity for, else the first
-                others = {s.affinity for k, s in enumerate(self.slots) if k != i and not s.busy}
-                pick = next((j for j in self.queue if j.affinity not in others), self.queue[0])
+            if pick is None:
+                held = {s.affinity for k, s in enumerate(self.slots) if k != i and s.affinity}
+                pick = next((j for j in self.queue if j.affinity not in held), self.queue[0])
             self.queue.remove(pick)
             ref = slot.actor.run.remote(pick.key, pick.fn, pick.args, pick.crumbs)
             self.inflight[ref] = (i, pick)
