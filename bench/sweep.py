@@ -1,8 +1,14 @@
 """Benchmark: a sweep's cells on Ray against the same cells one after another in one process.
 
     .venv/bin/python bench/sweep.py                # 8 cells: digits_cnn, mobilenet_v2 x fx, pt2e x none, xnnpack
-    .venv/bin/python bench/sweep.py --rounds 2     # best of 2 for each side
+    .venv/bin/python bench/sweep.py --rounds 5     # min / median / max over 5 rounds a side (default 3)
+    .venv/bin/python bench/sweep.py --fresh        # also Ray with --fresh-process (a new worker per cell)
     .venv/bin/python bench/sweep.py --models sample:conv_add sample:digits_cnn   # smaller cells
+
+Ray runs the cells on warm workers (one actor per CPU: libraries imported and export warmed up before the first
+cell, the model built once per worker, a cell forking the stages it shares with the worker's last one of the same
+model and flow); ``--fresh`` adds the old path, one task per cell in a new process. Timings on a shared machine
+are not the tool's: take the final ones when ``uptime``'s load is below 0.5.
 
 Sequential: a fresh Python process imports quantviz and runs ``quantviz.sweep.cell.run_cell`` for each cell in
 turn; its wall time counts from before the imports (a Ray worker pays them too) and its peak RSS is VmHWM.
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import threading
@@ -115,7 +122,7 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / tick
 
 
-def on_ray(models: list[str]) -> dict:
+def on_ray(models: list[str], fresh: bool = False) -> dict:
     import ray
 
     from quantviz.sweep.ray_runner import run_sweep
@@ -136,7 +143,7 @@ def on_ray(models: list[str]) -> dict:
     before = os.times()
     sampler.start()
     t0 = time.perf_counter()
-    sweep = run_sweep(cells(models), shutdown=False)
+    sweep = run_sweep(cells(models), shutdown=False, fresh_process=fresh)
     wall = time.perf_counter() - t0
     stop.set()
     sampler.join()
@@ -146,7 +153,11 @@ def on_ray(models: list[str]) -> dict:
     cpu = cpu_seconds([p for p in descendants(os.getpid()) if p != os.getpid()]) + \
         (after.user - before.user) + (after.system - before.system) - sampler_cpu[0]
     workers = {int(c.worker.rsplit(":", 1)[1]) for c in sweep.cells if c.worker}
-    busiest = max(cpu_seconds([pid]) for pid in workers)
+    # warm actors are gone by now (the pool stops them): their CPU time is what each reported last
+    actor_cpu = sweep.engine.get("worker_cpu_seconds", {})
+    live = set(descendants(os.getpid()))  # a stopped actor's process may not have exited yet: count it once
+    cpu += sum(v for w, v in actor_cpu.items() if int(w.rsplit(":", 1)[1]) not in live)
+    busiest = max(actor_cpu.values()) if actor_cpu else max(cpu_seconds([pid]) for pid in workers)
     ray.shutdown()
     e = sweep.engine
     return {"wall": wall, "init": e["ray_init_seconds"], "cpus": e["cluster_cpus"], "ray_version": e["ray_version"],
@@ -154,32 +165,64 @@ def on_ray(models: list[str]) -> dict:
                        "failed_stage": c.failed_stage, "peak_rss_mb": c.peak_rss_mb, "worker": c.worker}
                       for c in sweep.cells],
             "max_worker_peak_mb": max((c.peak_rss_mb or 0) for c in sweep.cells), "total_pss_peak_mb": peak[0],
-            "cpu": cpu, "workers": len(workers), "busiest_worker_cpu": busiest}
+            "cpu": cpu, "workers": len(workers), "busiest_worker_cpu": busiest,
+            "reused_seconds": sum(c.reused_seconds for c in sweep.cells),
+            "reused": sum(len(c.reused_stages) for c in sweep.cells),
+            "cell_seconds": sum(c.seconds for c in sweep.cells)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--fresh", action="store_true", help="also run Ray with a fresh process per cell")
     parser.add_argument("--models", nargs="+", default=MODELS)
     parser.add_argument("--sequential-child", action="store_true")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     if args.sequential_child:
         sequential_child(args.models)
         return
     load = os.getloadavg()
-    seqs, rays = [], []
+    seqs, rays, freshes = [], [], []
     for i in range(args.rounds):
         seqs.append(sequential(args.models))
         print(f"round {i + 1}: sequential {seqs[-1]['wall']:.1f} s", file=sys.stderr, flush=True)
         rays.append(on_ray(args.models))
         print(f"round {i + 1}: ray {rays[-1]['wall']:.1f} s (init {rays[-1]['init']:.1f} s)", file=sys.stderr,
               flush=True)
+        if args.fresh:
+            freshes.append(on_ray(args.models, fresh=True))
+            print(f"round {i + 1}: ray fresh process {freshes[-1]['wall']:.1f} s", file=sys.stderr, flush=True)
     seq = min(seqs, key=lambda d: d["wall"])
     ray = min(rays, key=lambda d: d["wall"])
     n = len(seq["cells"])
     cell_sum = sum(c["seconds"] for c in ray["cells"])
     print(f"# {n} cells, {ray['cpus']} CPUs, Ray {ray['ray_version']}, load average before the run "
-          f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}, best of {args.rounds}")
+          f"{load[0]:.2f}/{load[1]:.2f}/{load[2]:.2f}, {args.rounds} round(s) a side")
+    print()
+    if load[0] > 0.5:
+        print(f"> The machine is not idle (load {load[0]:.2f}): these timings are not the tool's; take them again "
+              "when `uptime` shows less than 0.5.")
+        print()
+    med = statistics.median
+    print("| side | wall s (min / median / max) | speed-up (median) | speed-up (min / min) |")
+    print("|---|---|---|---|")
+    sides = [("sequential, one process (imports counted)", seqs), ("Ray, warm workers (one actor per CPU)", rays)]
+    if freshes:
+        sides.append(("Ray, --fresh-process (a new worker per cell)", freshes))
+    for label, runs in sides:
+        walls = [r["wall"] for r in runs]
+        seq_walls = [r["wall"] for r in seqs]
+        print(f"| {label} | {min(walls):.1f} / {med(walls):.1f} / {max(walls):.1f} | "
+              f"{med(seq_walls) / med(walls):.2f}x | {min(seq_walls) / min(walls):.2f}x |")
+    print()
+    saved = [r["reused_seconds"] / (r["reused_seconds"] + r["cell_seconds"]) for r in rays]
+    print(f"Stage reuse on the warm workers: {rays[-1]['reused']} stage(s) forked from a worker's earlier cell in "
+          f"the last round, {rays[-1]['reused_seconds']:.1f} s of stage work not redone (share of the cells' work: "
+          f"{100 * min(saved):.0f} / {100 * med(saved):.0f} / {100 * max(saved):.0f} %).")
+    print()
+    print(f"Per cell, the fastest round of each side:")
     print()
     print("| cell | ok | sequential s | on Ray s | worker peak RSS MB |")
     print("|---|---|---|---|---|")

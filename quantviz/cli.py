@@ -7,10 +7,12 @@
     quantviz why sample:conv_add --flow pt2e
     quantviz compare sample:mobilenet_v2 --flow pt2e --partitioner xnnpack --out out/num
     quantviz sweep sample:conv_add sample:digits_cnn --flow fx,pt2e --partitioner none,xnnpack --out out/sweep
+    quantviz recover sample:digits_cnn --flow pt2e --target-sqnr 40 --budget 12 --out out/recover
 
 Exit codes: 0 everything asked for succeeded; 1 bad arguments or a model that cannot be loaded;
 2 a stage failed (summary.json is still written); 3 compare --fail-below-sqnr: the runtime is below the
-given SQNR, or sweep --baseline: a cell dropped more than --max-drop-db or newly fails; 130 interrupted.
+given SQNR, or sweep --baseline: a cell dropped more than --max-drop-db or newly fails, or recover: the target
+was not met within the budget; 130 interrupted.
 """
 from __future__ import annotations
 
@@ -113,6 +115,25 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--max-drop-db", type=float, default=1.0, metavar="DB",
                        help="with --baseline: exit 3 when a cell's SQNR dropped more than DB, or it newly fails "
                             "(default: 1.0)")
+    recover = sub.add_parser("recover", help="search config changes (layers kept float, per-channel weights, "
+                                             "observers, ...) for the smallest set that meets a target, each run "
+                                             "to the runtime on warm Ray workers: recover.json/csv, reproduce.py")
+    add_run_options(recover)
+    goal = recover.add_mutually_exclusive_group(required=True)
+    goal.add_argument("--target-sqnr", type=float, default=None, metavar="DB",
+                      help="float-vs-runtime SQNR on the evaluation data to reach, in dB")
+    goal.add_argument("--max-accuracy-drop", type=float, default=None, metavar="PCT",
+                      help="largest float-minus-runtime accuracy drop allowed, in percentage points (needs "
+                           "labelled evaluation data)")
+    recover.add_argument("--budget", type=int, default=16, metavar="N",
+                         help="at most N trials besides the base run, each a whole run to the runtime (default: 16)")
+    recover.add_argument("--out", type=Path, default=Path("out/recover"), help="output folder (default: out/recover)")
+    recover.add_argument("--address", default=None, help="join this Ray cluster instead of starting Ray here")
+    recover.add_argument("--workers", type=int, default=None, metavar="N",
+                         help="warm workers (default: one per CPU of the Ray cluster)")
+    recover.add_argument("--num-cpus", type=int, default=None, metavar="N", help="CPUs of the embedded Ray")
+    recover.add_argument("--in-process", action="store_true",
+                         help="run the trials one after another in this process (no Ray)")
     return parser
 
 
@@ -448,13 +469,107 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Search for the smallest config change that meets the target; one line per trial as it finishes; write the
+    results. Exit 0 met, 3 not met within the budget, 1 bad arguments, a model that cannot be built, or
+    --max-accuracy-drop without labelled evaluation data. On Ray this process imports no torch until the
+    workers are done (they build the model; the first warm one reports what the driver needs)."""
+    from quantviz.recover.runner import make_evaluator, recover
+    from quantviz.recover.trial import Target
+    from quantviz.sweep.actors import WorkersKeepDying
+    from quantviz.sweep.ray_setup import RayMissing
+
+    config = config_from_args(args)
+    if config.until != "run":
+        raise UsageError("recover measures every trial in the runtime: leave --until at run")
+    if args.budget < 1:
+        raise UsageError("--budget must be at least 1")
+    target = Target("sqnr", args.target_sqnr) if args.target_sqnr is not None else \
+        Target("accuracy_drop", args.max_accuracy_drop)
+    print(f"quantviz recover: {args.model} {config_flags(config) or '(defaults)'}; target {target.describe()}; "
+          + ("trials in this process" if args.in_process else "trials on warm Ray workers"), flush=True)
+    try:
+        evaluator = make_evaluator(args.model, config, args.budget, in_process=args.in_process,
+                                   workers=args.workers, address=args.address, num_cpus=args.num_cpus)
+    except RayMissing as exc:
+        raise UsageError(f"{exc}; or run the trials here with --in-process") from None
+    except ConnectionError as exc:
+        raise UsageError(f"cannot join the Ray cluster at {args.address}: {str(exc).splitlines()[0]}") from None
+    try:
+        probe = evaluator.probe()
+        if probe.error:
+            raise UsageError(f"cannot build {args.model}: {probe.error}")
+        if target.kind == "accuracy_drop" and not probe.labelled:
+            raise UsageError(f"--max-accuracy-drop needs labelled evaluation data, and {probe.model} has none "
+                             f"({probe.data}): give the factory's eval_batches labels, or use --target-sqnr DB")
+        print(f"  measured on {probe.data}", flush=True)
+        print(f"  {len(probe.candidates)} candidate(s) declared by the {config.flow} flow and the {config.target} "
+              "backend: " + (", ".join(c.id for c in probe.candidates) or "none"), flush=True)
+        width = max([len(c.id) for c in probe.candidates] + [24]) + 6
+        progress = ProgressLog(args.out / "progress.jsonl")
+        progress.write({"event": "start", "model": args.model, "target": target.to_dict(), "budget": args.budget,
+                        "data": probe.data, "candidates": [c.to_dict() for c in probe.candidates]})
+
+        def on_trial(t, done: int, total: int) -> None:
+            progress.write({"event": "trial", "done": done, "total": total, "meets": target.met(t),
+                            "trial": t.to_dict()})
+            if t.ok:
+                what = f"{target.reached(t):>14}  {'meets' if target.met(t) else '     '}  .pte {t.pte_bytes:>9,} B"
+            else:
+                what = f"{'CRASHED' if t.crashed else 'FAILED'}: " + " ".join(t.error.split())[:100]
+            reused = f"  (reused {', '.join(t.reused)})" if t.reused else ""
+            print(f"  [{done:2d}/{total}] {t.phase:<6} {t.key:<{width}}  {what}  {t.seconds:6.1f}s{reused}",
+                  flush=True)
+
+        evaluator.on_trial = on_trial
+        found = recover(args.model, config, target, args.budget, candidates=probe.candidates, evaluator=evaluator)
+    except WorkersKeepDying as exc:
+        raise UsageError(f"{exc}; try --in-process to see the error in this process") from None
+    finally:
+        evaluator.close()
+    from quantviz.recover.results import summary_lines, write_results
+
+    for line in summary_lines(found, args.model):
+        print(f"  {line}")
+    written = write_results(found, args.out, args.model)
+    progress.write({"event": "end", "met": found.met, "winner": found.winner.key if found.winner else None})
+    print(f"  wrote {', '.join(str(p) for p in [*written, progress.path])}")
+    return 0 if found.met else 3
+
+
+class ProgressLog:
+    """``progress.jsonl``: one JSON record per line as the recovery goes (start, each trial, end), for the app's
+    page and anything else that follows a running recovery; a new recovery starts the file afresh."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+
+    def write(self, record: dict) -> None:
+        import json
+
+        with self.path.open("a") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # argparse exits with 2 on bad flags; remapped below
     if args.command == "sweep":
         return cmd_sweep(args)  # the driver needs no torch (the workers import it): skip _quiet_libraries
-    _quiet_libraries()
     from quantviz.errors import LoadError
+
+    if args.command == "recover" and not args.in_process:  # likewise: the workers build the model
+        try:
+            return cmd_recover(args)
+        except (UsageError, LoadError) as exc:
+            print(f"quantviz: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print("\nquantviz: recover interrupted; nothing written", file=sys.stderr)
+            return 130
+    _quiet_libraries()
 
     try:
         if args.command == "models":
@@ -471,6 +586,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "backends":
             return cmd_backends(args)
+        if args.command == "recover":
+            return cmd_recover(args)
         return cmd_run(args)
     except (UsageError, LoadError) as exc:
         print(f"quantviz: {exc}", file=sys.stderr)

@@ -4,13 +4,16 @@
     Path("reproduce.py").write_text(text)   # python reproduce.py writes model.pte
 
 The stage calls are the ones each stage recorded (``StageResult.calls``); quantviz is used only to load
-the model and its data, and for its two small passes.
+the model and its data, and for its two small passes. ``script_from_calls`` builds the same script from calls
+kept elsewhere (a recovery's winning trial, run in a worker); with ``measure`` the script also prints the
+float-vs-runtime SQNR on the evaluation data, as the run stage measures it.
 """
 from __future__ import annotations
 
+from quantviz.config import PipelineConfig
 from quantviz.pipeline import Pipeline
 
-PREAMBLE = '''"""Reproduces quantviz's run of {model_ref} with {config}."""
+PREAMBLE = '''"""Reproduces quantviz's run of {model_ref} with {config}.{header}"""
 import copy
 
 import torch
@@ -25,18 +28,44 @@ model, example_inputs = spec.model, spec.example_inputs
 calibration_batches = spec.calibration_data({batches})
 '''
 
+MEASURE = '''# --- the figure quantviz reports: float vs runtime SQNR on the evaluation data ---
+from quantviz.data import evaluation_data
+from quantviz.measure.metrics import sqnr_db
+from quantviz.runtime import first_output
 
-def reproduce_script(model_ref: str, pipe: Pipeline) -> str:
+data = evaluation_data(spec, PipelineConfig(held_out={held_out}))
+with torch.no_grad():
+    floats = torch.cat([first_output(model(*batch)).flatten() for batch in data.batches])
+runtime = torch.cat([first_output(list(module.forward(tuple(batch)))).flatten() for batch in data.batches])
+print(f"float vs runtime SQNR {{sqnr_db(floats, runtime)!r}} dB on {{data.describe()}}")
+'''
+
+
+def reproduce_script(model_ref: str, pipe: Pipeline, header: str = "", measure: bool = False) -> str:
     """The script for every stage of ``pipe`` that ran successfully."""
-    cfg = pipe.config
-    lines = [PREAMBLE.format(model_ref=model_ref, config=cfg, batches=cfg.calibration_batches)]
-    for name, result in pipe.results.items():
-        if not result.ok:
-            lines.append(f"# stage '{name}' failed in quantviz: {result.error.message if result.error else ''}")
-            break
+    failed = pipe.failed
+    calls = {name: r.calls for name, r in pipe.results.items() if r.ok}
+    why = failed.error.message if failed is not None and failed.error else ""
+    return script_from_calls(model_ref, pipe.config, calls, failed.name if failed else None, why, header, measure)
+
+
+def script_from_calls(model_ref: str, config: PipelineConfig, calls: dict[str, list[str]],
+                      failed: str | None = None, why: str = "", header: str = "", measure: bool = False) -> str:
+    """The script from each stage's calls, in order (``calls``: stage -> lines, the stages that ran); ``header``
+    goes into the docstring; ``measure`` adds the SQNR print when the run stage ran::
+
+        script_from_calls("sample:digits_cnn", trial_config, trial.calls, measure=True)
+    """
+    text = f"\n\n{header.rstrip()}\n".replace('"""', "'''") if header else ""
+    lines = [PREAMBLE.format(model_ref=model_ref, config=config, batches=config.calibration_batches, header=text)]
+    for name, stage_calls in calls.items():
         lines.append(f"# --- {name} ---")
-        lines.extend(result.calls)
+        lines.extend(stage_calls)
         lines.append("")
-    if "emit" in pipe.results and pipe.results["emit"].ok:
+    if failed is not None:
+        lines.append(f"# stage '{failed}' failed in quantviz: {why}")
+    if "emit" in calls:
         lines.append('print("wrote model.pte,", len(et_program.buffer), "bytes")')
+    if measure and "run" in calls:
+        lines.append(MEASURE.format(held_out=config.held_out))
     return "\n".join(lines) + "\n"

@@ -4,8 +4,9 @@
 
 tests/test_layers.py holds the project to it: no import cycle among quantviz's modules, nothing in quantviz/
 imports streamlit, ui, sample_models or the test and benchmark helpers (quantviz_devtools, selenium), and stages
-never import analyses (what runs after a flow: numerics, why, render, interop, the report, sweeps): stage-time
-helpers live below the stages (quantviz/measure, backends, ...).
+never import analyses (what runs after a flow: numerics, why, render, interop, the report, sweeps, recoveries):
+stage-time helpers live below the stages (quantviz/measure, backends, ...); flows and backends may import the
+recovery's Candidate record (quantviz/recover/candidates.py).
 """
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ FORBIDDEN = ("streamlit", "ui", "sample_models", "quantviz_devtools", "selenium"
 STAGE_PACKAGES = ("quantviz.stages", "quantviz.flows")
 ANALYSES = ("quantviz.numerics", "quantviz.why", "quantviz.render", "quantviz.interop", "quantviz.report",
             "quantviz.stage_views", "quantviz.sweep", "quantviz.parity", "quantviz.bare_flow", "quantviz.outputs",
-            "quantviz.cli")
+            "quantviz.cli", "quantviz.reuse",
+            # the recovery search; its Candidate record (quantviz.recover.candidates) is what flows and backends
+            # declare theirs with, so it is not an analysis
+            "quantviz.recover.generate", "quantviz.recover.trial", "quantviz.recover.search",
+            "quantviz.recover.evaluate", "quantviz.recover.runner", "quantviz.recover.results")
 
 
 def module_name(path: Path) -> str:

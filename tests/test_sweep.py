@@ -176,3 +176,22 @@ def test_the_app_page_shows_a_sweep_folder(tmp_path, monkeypatch):
     assert len(at.dataframe) == 1 and at.dataframe[0].value.shape[0] == 2
     at.toggle[0].set_value(True).run()
     assert at.dataframe[0].value.shape[0] == 1
+
+
+@pytest.mark.e2e
+def test_fresh_process_cells_run_as_tasks_and_warm_workers_reuse_stages(tmp_path):
+    pytest.importorskip("ray")
+    fresh = quantviz("sweep", "sample:conv_add", "--flow", "pt2e", "--until", "convert", "--fresh-process",
+                     "--out", str(tmp_path / "fresh"))
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr[-2000:]
+    data = json.loads((tmp_path / "fresh" / "sweep.json").read_text())
+    assert data["workers"] == "fresh process per cell" and data["cells"][0]["ok"]
+    assert data["cells"][0]["reused_stages"] == []
+    warm = quantviz("sweep", "sample:conv_add", "--flow", "pt2e", "--per-channel", "off,on", "--until", "convert",
+                    "--num-cpus", "1", "--out", str(tmp_path / "warm"))
+    assert warm.returncode == 0, warm.stdout + warm.stderr[-2000:]
+    data = json.loads((tmp_path / "warm" / "sweep.json").read_text())
+    assert data["workers"] == "warm actors" and data["workers_started"] == 1 and data["workers_replaced"] == 0
+    first, second = data["cells"]
+    assert first["reused_stages"] == [] and second["reused_stages"] == ["trace"]  # one worker: per channel forks
+    assert first["sqnr_float_vs_reference_db"] != second["sqnr_float_vs_reference_db"]

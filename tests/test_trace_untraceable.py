@@ -144,7 +144,8 @@ def test_one_run_quantizes_the_convolutions_and_leaves_no_wrap_registered(spec):
     assert f"(vars(importlib.import_module({__name__!r})), 'pad_same')" in calls
     assert "with leaf_functions(leaf_entries):" in calls and "SkippingTracer(('gate',))" in calls
     calls = "\n".join(prepare.calls)
-    assert "set_non_traceable_module_names(['gate'])" in calls and "skip_modules=('gate',)" in calls
+    assert "set_non_traceable_module_names(['gate'])" in calls
+    assert "qconfig_mapping.set_module_name('gate', None)" in calls
     assert "with leaf_functions(leaf_entries):" in calls
     # the convolutions: fed by a dequantize, feeding a quantize
     convert = pipe.results["convert"].graph

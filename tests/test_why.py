@@ -138,12 +138,13 @@ def test_fuse_stage_view_marks_unfused_patterns_with_their_reason(flow):
 
 
 @pytest.mark.e2e
-def test_what_if_skipping_a_module_reruns_from_trace_and_reports_the_changed_rows(flow):
+def test_what_if_skipping_a_module_reruns_from_prepare_and_reports_the_changed_rows(flow):
     pipe = flow("sample:conv_add", flow="pt2e")
     other, changed = what_if(pipe, skip_modules=("conv1",))
     rows = build_ledger(other).rows
     assert [r.module_path for r in rows if r.op == "conv2d"] == ["conv2"]  # conv1 stays float
-    assert other.results["trace"] is not pipe.results["trace"]  # skip_modules is read by trace
+    assert other.results["trace"] is pipe.results["trace"]  # torch.export's graph is the same whatever is skipped
+    assert other.results["prepare"] is not pipe.results["prepare"]  # the quantizer leaves conv1 unannotated
     assert [(c.label, c.before, c.after) for c in changed] == [("dq → conv2d → q", "unfused", "gone")]
     assert "conv1" in changed[0].after_detail
 

@@ -6,6 +6,9 @@ A backend is one file, ``quantviz/backends/<name>.py``, with one record, ``BACKE
     BACKEND = Backend("xnnpack", "XNNPACK: int8 CPU kernels", quantizer=xnnpack_quantizer,
                       quantizer_calls=xnnpack_quantizer_calls, partitioner=xnnpack_partitioner, numbers="runtime")
 
+``recovery`` declares the backend's own higher-precision options for ``quantviz recover``; Arm's int16
+activations are one line: ``recovery=lambda config, scope: [int16_activations()] if config.flow == "pt2e" else []``.
+
 ``--backend NAME`` picks it; ``--partitioner auto`` (the default) uses its partitioner, ``none`` none.
 """
 from __future__ import annotations
@@ -16,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Literal
 
 from quantviz.config import PipelineConfig
+from quantviz.recover.candidates import Recovery
 
 # How a backend's numbers are obtained here:
 # runtime: the .pte runs in ExecuTorch's runtime (portable_lib) on this machine
@@ -83,6 +87,9 @@ class Backend:
     refusals: Callable[[dict[str, list[str]]], ContextManager[Any]] | None = None
     # runtime backend ids its delegates need (portable_lib._get_registered_backend_names tells what is here)
     runtime_ids: tuple[str, ...] = ()
+    # the config changes of its own ``quantviz recover`` may try (its quantizer's options: per-channel weights,
+    # observers, a higher-precision mode such as Arm's int16 activations); None: it offers none
+    recovery: Recovery | None = None
 
     def capture_refusals(self, into: dict[str, list[str]]) -> ContextManager[Any]:
         """The backend's refusal capture, or one that captures nothing."""

@@ -7,8 +7,10 @@ runtime on this machine.
 from __future__ import annotations
 
 from quantviz.backends.base import Backend
-from quantviz.backends.xnnpack_quantizer import xnnpack_quantizer, xnnpack_quantizer_calls
+from quantviz.backends.xnnpack_quantizer import (xnnpack_quantizer, xnnpack_quantizer_calls,
+                                                  xnnpack_quantizer_recovery)
 
 BACKEND = Backend(
     "portable", "ExecuTorch's portable and quantized kernels (XNNPACKQuantizer's int8 scheme), no delegate",
-    quantizer=xnnpack_quantizer, quantizer_calls=xnnpack_quantizer_calls, quantizer_key="xnnpack-int8", partitioner=None, numbers="runtime")
+    quantizer=xnnpack_quantizer, quantizer_calls=xnnpack_quantizer_calls, quantizer_key="xnnpack-int8",
+    partitioner=None, numbers="runtime", recovery=xnnpack_quantizer_recovery)

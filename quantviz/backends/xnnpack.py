@@ -9,7 +9,8 @@ runtime's debug buffer holds each delegated op's output::
 from __future__ import annotations
 
 from quantviz.backends.base import Backend, PartitionerChoice
-from quantviz.backends.xnnpack_quantizer import xnnpack_quantizer, xnnpack_quantizer_calls
+from quantviz.backends.xnnpack_quantizer import (xnnpack_quantizer, xnnpack_quantizer_calls,
+                                                  xnnpack_quantizer_recovery)
 from quantviz.config import PipelineConfig
 
 
@@ -32,5 +33,6 @@ def xnnpack_recipes() -> dict:
 
 BACKEND = Backend(
     "xnnpack", "XNNPACK: XNNPACKQuantizer (int8) and XnnpackPartitioner, run by the runtime here",
-    quantizer=xnnpack_quantizer, quantizer_calls=xnnpack_quantizer_calls, quantizer_key="xnnpack-int8", partitioner=xnnpack_partitioner,
-    numbers="runtime", recipes=xnnpack_recipes)
+    quantizer=xnnpack_quantizer, quantizer_calls=xnnpack_quantizer_calls, quantizer_key="xnnpack-int8",
+    partitioner=xnnpack_partitioner, numbers="runtime", recipes=xnnpack_recipes,
+    recovery=xnnpack_quantizer_recovery)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from quantviz.config import PipelineConfig
+from quantviz.recover.candidates import Candidate, Scope, other_observers, per_channel
 
 
 def xnnpack_quantizer(config: PipelineConfig) -> Any:
@@ -57,3 +58,15 @@ def xnnpack_quantizer_calls(config: PipelineConfig) -> list[str]:
                   "of the activation specs' observer",
                   f"qconfig = with_activation_observer(qconfig, {config.observer!r})"]
     return lines + ["quantizer = XNNPACKQuantizer().set_global(qconfig)"]
+
+
+def xnnpack_quantizer_recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
+    """XNNPACKQuantizer's own options ``quantviz recover`` may try (pt2e, where it quantizes): per-channel weights
+    and another activation observer::
+
+        [c.id for c in xnnpack_quantizer_recovery(PipelineConfig(flow="pt2e"), Scope())]
+        # ['per_channel', 'observer:minmax', 'observer:moving_average']
+    """
+    if config.flow != "pt2e":
+        return []
+    return [*([per_channel()] if not config.per_channel else []), *other_observers(config, "histogram")]

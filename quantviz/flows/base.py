@@ -7,6 +7,9 @@ A flow is one file, ``quantviz/flows/<name>.py``, with one record, ``FLOW = Flow
                        capture.STAGE, edge.STAGE, delegate.STAGE, emit.STAGE, run.STAGE),
                 roles={"reference": "capture", "lowered": "delegate", "program": "emit"})
 
+``recovery`` declares the config changes ``quantviz recover`` may try under the flow (``quantviz.recover.candidates``;
+the fx flow: a layer kept float, per-channel weights, another observer, more calibration).
+
 A stage the flow does not have is an :class:`Absent` slot: the rail shows it as "not part of this flow", with
 its reason, and nothing runs for it.
 """
@@ -16,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal
 
 from quantviz.config import PipelineConfig
-
+from quantviz.recover.candidates import Recovery
 from quantviz.stages.base import Stage
 
 # The roles a stage can play for the analyses that run after the flow:
@@ -45,6 +48,9 @@ class Flow:
     roles: dict[str, str] = field(default_factory=dict)  # Role -> stage name
     # when the stages depend on the config (the recipe flow: the session's own stages), the flow for a config
     resolve: Callable[[PipelineConfig], "Flow"] | None = None
+    # the config changes ``quantviz recover`` may try under this flow (its own options; the backend adds its
+    # quantizer's): a function of the config and the model's weighted layers; None: this flow offers none
+    recovery: Recovery | None = None
 
     def for_config(self, config: PipelineConfig) -> "Flow":
         """This flow as it runs under ``config`` (itself, unless it resolves its stages per config)."""

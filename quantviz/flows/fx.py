@@ -1,10 +1,28 @@
 """fx: the seed's flow. ``prepare_fx`` with a QConfigMapping and ExecuTorch's BackendConfig (uint8 activations,
-int8 weights), calibration, ``_convert_to_reference_decomposed_fx``, then ``torch.export`` and lowering."""
+int8 weights), calibration, ``_convert_to_reference_decomposed_fx``, then ``torch.export`` and lowering.
+
+Recovery candidates (``quantviz recover``): the QConfigMapping is the flow's own, so the flow declares them all: a
+weighted layer kept float (``set_module_name(name, None)``), per-channel weights, another activation observer,
+every calibration batch the factory gives.
+"""
+from quantviz.config import PipelineConfig
 from quantviz.flows.base import Flow
+from quantviz.recover.candidates import (Candidate, Scope, keep_float, more_calibration, other_observers,
+                                         per_channel)
 from quantviz.stages import calibrate, capture, convert, delegate, edge, emit, fuse, prepare, run, trace
+
+
+def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
+    """``recovery(PipelineConfig(), Scope(layers=("conv1",)))`` -> keep conv1 float, per channel, minmax,
+    moving_average (histogram is the default)."""
+    return [*(keep_float(layer) for layer in scope.layers if layer not in config.skip_modules),
+            *([per_channel()] if not config.per_channel else []), *other_observers(config, "histogram"),
+            *more_calibration(config, scope)]
+
 
 FLOW = Flow(
     "fx", "prepare_fx + ExecuTorch BackendConfig, calibrate, convert to reference q/dq, export, lower",
     slots=(trace.STAGE, prepare.STAGE, calibrate.STAGE, convert.STAGE, capture.STAGE, edge.STAGE, delegate.STAGE,
            fuse.STAGE, emit.STAGE, run.STAGE),
-    roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit"})
+    roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit"},
+    recovery=recovery)

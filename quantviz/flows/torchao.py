@@ -3,9 +3,41 @@ quantized model (torchao's affine q/dq ops around the int weights), then lowerin
 
 Its rail shows the float export it starts from (trace), quantize_, and no prepare, calibrate or convert: those
 are the observer flows' steps, and they are shown as not part of this one, with the reason.
+
+Recovery candidates (``quantviz recover``): per linear layer, int8 weights instead of int4 (``int8_modules``) or
+the layer kept float (left out of ``quantize_``'s ``filter_fn``); int8 weights everywhere (8da8w); smaller int4
+groups, where every linear's width divides and the backend takes them (XNNPACK: multiples of 32).
 """
+from quantviz.config import PipelineConfig
 from quantviz.flows.base import Absent, Flow
+from quantviz.recover.candidates import Candidate, Scope, group_size, int8_everywhere, int8_weights, keep_float
 from quantviz.stages import capture, delegate, edge, emit, fuse, quantize, run, trace
+
+XNNPACK_GROUP_MULTIPLE = 32  # XNNPACK takes groupwise int4 weights in groups of a multiple of 32 (known_issues)
+
+
+def smaller_groups(config: PipelineConfig, scope: Scope) -> list[int]:
+    """Group sizes below ``config.group_size`` (halving) that divide every linear's input width; under XNNPACK
+    only multiples of 32: ``smaller_groups(PipelineConfig(flow="torchao", group_size=128), Scope(...))`` ->
+    [64, 32]."""
+    step = XNNPACK_GROUP_MULTIPLE if config.target == "xnnpack" else 8
+    sizes, g = [], config.group_size // 2
+    while config.group_size and g >= step and g % step == 0:
+        if all(width % g == 0 for width in scope.linear_inputs):
+            sizes.append(g)
+        g //= 2
+    return sizes
+
+
+def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
+    """The torchao flow's candidates under ``config`` for the model's linear layers (``scope.linears``)."""
+    linears = [name for name in scope.linears if name not in config.skip_modules]
+    int4 = config.scheme == "8da4w"
+    return [*(int8_weights(name) for name in linears if int4 and name not in config.int8_modules),
+            *(keep_float(name) for name in linears),
+            *([int8_everywhere()] if int4 else []),
+            *(group_size(g) for g in (smaller_groups(config, scope) if int4 else []))]
+
 
 FLOW = Flow(
     "torchao", "torchao quantize_ (8da4w, 8da8w, int8 weight-only), torch.export, to_edge_transform_and_lower",
@@ -15,4 +47,5 @@ FLOW = Flow(
                                "token) or not at all (weight-only), so there is nothing to calibrate"),
            Absent("convert", "quantize_ already made the quantized model; there is no observed model to convert"),
            capture.STAGE, edge.STAGE, delegate.STAGE, fuse.STAGE, emit.STAGE, run.STAGE),
-    roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit"})
+    roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit"},
+    recovery=recovery)

@@ -68,7 +68,9 @@ class Chart:
     """One chart as data: ``rows`` are tidy (one dict a point or bar); ``x``/``y``/``series`` name their fields.
 
     ``kind`` is "line" (x, y, one line per series), "histograms" (one small multiple per series, bars x → y),
-    or "bars" (horizontal bars: category x, value y, coloured by series).
+    "bars" (horizontal bars: category x, value y, coloured by series), or "scatter" (points x → y coloured by
+    series, a ``label`` each, the rows with ``front`` true joined as a step line: a Pareto front; ``threshold`` a
+    horizontal rule, e.g. a recovery's target).
     """
 
     name: str
@@ -84,6 +86,9 @@ class Chart:
     note: str = ""
     value_format: str = ".1f"  # how bar values and tooltips print ("%" for shares)
     identical_at: float | None = None  # line: the y where identical outputs (infinite SQNR) are drawn
+    threshold: float | None = None  # scatter: a horizontal rule at this y
+    threshold_label: str = ""
+    colours: dict[str, str] = field(default_factory=dict)  # series -> colour, where the chart names its own
 
     def series_names(self) -> list[str]:
         """Series in first-seen order: ``Chart(...).series_names() -> ["float → reference", ...]``."""
@@ -258,7 +263,8 @@ def pair_label(stage: str) -> str:
 
 def vega_lite(chart: Chart) -> dict[str, Any]:
     """A Vega-Lite spec (data inline) for ``st.vega_lite_chart(spec=...)``: ``vega_lite(accuracy_bars(acc))``."""
-    spec = {"line": _vl_line, "histograms": _vl_histograms, "bars": _vl_bars}[chart.kind](chart)
+    spec = {"line": _vl_line, "histograms": _vl_histograms, "bars": _vl_bars, "scatter": _vl_scatter}[chart.kind](
+        chart)
     return {"title": chart.title, **spec}
 
 
@@ -336,6 +342,30 @@ def _vl_bars(c: Chart) -> dict[str, Any]:
          "encoding": {"y": y, "x": x, "text": {"field": c.y, "format": c.value_format.lstrip("+")}}}]}
 
 
+def _vl_scatter(c: Chart) -> dict[str, Any]:
+    names = c.series_names()
+    x = {"field": c.x, "type": "quantitative", "title": c.x_title, "scale": {"zero": False, "nice": True}}
+    y = {"field": c.y, "type": "quantitative", "title": c.y_title, "scale": {"zero": False}}
+    tooltip = [{"field": k} for k in c.rows[0] if k not in ("front",)] if c.rows else []
+    layers: list[dict[str, Any]] = [
+        {"transform": [{"filter": "datum.front"}],
+         "mark": {"type": "line", "interpolate": "step-after", "color": "#0f172a", "strokeDash": [4, 3]},
+         "encoding": {"x": x, "y": y, "order": {"field": c.x}}},
+        {"mark": {"type": "point", "filled": True, "size": 90},
+         "encoding": {"x": x, "y": y, "tooltip": tooltip,
+                      "color": {"field": c.series, "type": "nominal", "title": None,
+                                "scale": {"domain": names, "range": [c.colours.get(n, "#475569") for n in names]},
+                                "legend": {"orient": "top"}}}}]
+    if c.threshold is not None:
+        layers.append({"data": {"values": [{"y": c.threshold, "label": c.threshold_label}]},
+                       "layer": [{"mark": {"type": "rule", "strokeDash": [6, 3], "color": DIVERGENCE_COLOUR},
+                                  "encoding": {"y": {"field": "y", "type": "quantitative"}}},
+                                 {"mark": {"type": "text", "align": "left", "dy": -6, "color": DIVERGENCE_COLOUR},
+                                  "encoding": {"y": {"field": "y", "type": "quantitative"}, "x": {"value": 4},
+                                               "text": {"field": "label"}}}]})
+    return {"data": {"values": c.rows}, "height": 340, "layer": layers}
+
+
 # ---------------------------------------------------------------------------------------------------- SVG
 
 FONT = "font-family='system-ui,Segoe UI,Helvetica,sans-serif'"
@@ -365,7 +395,8 @@ def nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
 
 def to_svg(chart: Chart) -> str:
     """The chart as one inline ``<svg>`` element (no script, no external reference): ``to_svg(chart)``."""
-    return {"line": _svg_line, "histograms": _svg_histograms, "bars": _svg_bars}[chart.kind](chart)
+    return {"line": _svg_line, "histograms": _svg_histograms, "bars": _svg_bars, "scatter": _svg_scatter}[
+        chart.kind](chart)
 
 
 def _svg_open(width: int, height: int, name: str, title: str) -> list[str]:
@@ -517,6 +548,60 @@ def _svg_bars(c: Chart) -> str:
                    f"{_fmt(v, c.value_format)}</text></g>")
     out.append(f"<line x1='{px(0.0):.1f}' x2='{px(0.0):.1f}' y1='{top - 4}' y2='{top + row_h * len(c.rows)}' "
                "stroke='#475569'/></svg>")
+    return "".join(out)
+
+
+def _svg_scatter(c: Chart) -> str:
+    width, height = 720, 400
+    left, right, top, bottom = 64, 24, 72, 52
+    xs = [float(r[c.x]) for r in c.rows]
+    ys = [float(r[c.y]) for r in c.rows] + ([c.threshold] if c.threshold is not None else [])
+    x_ticks, y_ticks = nice_ticks(min(xs), max(xs)), nice_ticks(min(ys), max(ys))
+    x_lo, x_hi, y_lo, y_hi = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+    x_hi, y_hi = (x_hi if x_hi > x_lo else x_lo + 1), (y_hi if y_hi > y_lo else y_lo + 1)
+
+    def px(v: float) -> float:
+        return left + (v - x_lo) / (x_hi - x_lo) * (width - left - right)
+
+    def py(v: float) -> float:
+        return height - bottom - (v - y_lo) / (y_hi - y_lo) * (height - top - bottom)
+
+    out = _svg_open(width, height, c.name, c.title)
+    for t in y_ticks:
+        out.append(f"<line x1='{left}' x2='{width - right}' y1='{py(t):.1f}' y2='{py(t):.1f}' stroke='#e2e8f0'/>"
+                   f"<text x='{left - 6}' y='{py(t) + 4:.1f}' text-anchor='end' fill='#475569'>{t:g}</text>")
+    for t in x_ticks:
+        out.append(f"<line x1='{px(t):.1f}' x2='{px(t):.1f}' y1='{height - bottom}' y2='{height - bottom + 4}' "
+                   f"stroke='#475569'/><text x='{px(t):.1f}' y='{height - bottom + 16}' text-anchor='middle' "
+                   f"fill='#475569'>{t:g}</text>")
+    out.append(f"<line x1='{left}' x2='{width - right}' y1='{height - bottom}' y2='{height - bottom}' "
+               f"stroke='#475569'/><text x='{(left + width - right) / 2}' y='{height - 10}' text-anchor='middle' "
+               f"fill='#334155'>{_e(c.x_title)}</text><text transform='translate(16 {(top + height - bottom) / 2}) "
+               f"rotate(-90)' text-anchor='middle' fill='#334155'>{_e(c.y_title)}</text>")
+    if c.threshold is not None:
+        y = py(c.threshold)
+        out.append(f"<g class='qv-threshold'><line x1='{left}' x2='{width - right}' y1='{y:.1f}' y2='{y:.1f}' "
+                   f"stroke='{DIVERGENCE_COLOUR}' stroke-dasharray='6 3'/><text x='{left + 4}' y='{y - 5:.1f}' "
+                   f"fill='{DIVERGENCE_COLOUR}'>{_e(c.threshold_label)}</text></g>")
+    front = sorted((r for r in c.rows if r.get("front")), key=lambda r: (r[c.x], -r[c.y]))
+    if len(front) > 1:
+        pts: list[str] = []
+        for a, b in zip(front, front[1:]):
+            pts += [f"{px(a[c.x]):.1f},{py(a[c.y]):.1f}", f"{px(b[c.x]):.1f},{py(a[c.y]):.1f}"]
+        pts.append(f"{px(front[-1][c.x]):.1f},{py(front[-1][c.y]):.1f}")
+        out.append(f"<polyline class='qv-front' points='{' '.join(pts)}' fill='none' stroke='#0f172a' "
+                   "stroke-dasharray='4 3'/>")
+    legend_x = left
+    for name in c.series_names():
+        colour = c.colours.get(name, "#475569")
+        out.append(f"<g class='qv-series' data-series='{_e(name)}'>" + "".join(
+            f"<circle cx='{px(r[c.x]):.1f}' cy='{py(r[c.y]):.1f}' r='5' fill='{colour}' fill-opacity='0.85'>"
+            f"<title>{_e(r.get('label', ''))}: {_fmt(r[c.y], c.value_format)} at {_e(c.x_title)} {r[c.x]:g}"
+            f"</title></circle>" for r in c.points(name)) + "</g>")
+        out.append(f"<circle cx='{legend_x + 6}' cy='40' r='5' fill='{colour}'/>"
+                   f"<text x='{legend_x + 16}' y='44' fill='#334155'>{_e(name)}</text>")
+        legend_x += 36 + 7 * len(name)
+    out.append("</svg>")
     return "".join(out)
 
 

@@ -17,8 +17,10 @@ from quantviz.config import PipelineConfig
 from quantviz.model_spec import ModelSpec
 from quantviz.passes.keep_integer_scalars import keep_integer_scalars
 from quantviz.quantizers.fx_qconfig import fx_qconfig_mapping
+from quantviz.quantizers.pattern_cache import cached_pattern_graphs
 from quantviz.quantizers.skip_modules import SkipModulesQuantizer
 from quantviz.stages.base import OTHER_FLOW, Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.trace import check_skip_names
 from quantviz.untraceable import FINDINGS_ATTR, Untraceable, leaf_functions, unmark_leaf_calls
 
 DESCRIPTION = "insert observers (fx: prepare_fx + ExecuTorch BackendConfig; pt2e: prepare_pt2e + the backend's quantizer)"
@@ -38,9 +40,12 @@ def pt2e_quantizer(config: PipelineConfig):  # -> Quantizer
 
 
 def pt2e_quantizer_calls(config: PipelineConfig) -> list[str]:
-    return [*backend_of(config).quantizer_calls(config),
-            *([f"quantizer = SkipModulesQuantizer(quantizer, skip={tuple(config.skip_modules)!r})  "
-               "# from quantviz.quantizers.skip_modules"] if config.skip_modules else [])]
+    """The quantizer as a user's script builds it; skipped modules through quantviz's wrapper, because
+    XNNPACKQuantizer refuses ``set_module_name(name, None)``."""
+    skip = [f"from quantviz.quantizers.skip_modules import SkipModulesQuantizer  # leaves these modules "
+            "unannotated (XNNPACKQuantizer refuses set_module_name(name, None))",
+            f"quantizer = SkipModulesQuantizer(quantizer, skip={tuple(config.skip_modules)!r})"]
+    return [*backend_of(config).quantizer_calls(config), *(skip if config.skip_modules else [])]
 
 
 def run(ctx: StageContext) -> StageOutput:
@@ -49,6 +54,7 @@ def run(ctx: StageContext) -> StageOutput:
         from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
         ep = ctx.previous()
+        check_skip_names(ctx.spec.model, config.skip_modules, "prepare")  # trace does not read them under pt2e
         gm = ep.module(check_guards=config.check_guards)
         module = "ep.module()" if config.check_guards else \
             "ep.module(check_guards=False)  # no _guards_fn call_module (Arm's passes cannot run it)"
@@ -61,7 +67,8 @@ def run(ctx: StageContext) -> StageOutput:
                       "gm, _ = keep_integer_scalars(gm)  # integer add/mul keep integer scalars through the quantizer"]
             notes.append(f"keep_integer_scalars: {kept} integer add/mul scalar(s) made integer constants, so the "
                          "quantizer's _convert_scalars_to_attrs does not turn them float")
-        observed = prepare_pt2e(gm, pt2e_quantizer(config))
+        with cached_pattern_graphs():  # XNNPACKQuantizer's conv-bn patterns exported once per process
+            observed = prepare_pt2e(gm, pt2e_quantizer(config))
         calls.append("observed = prepare_pt2e(gm, quantizer)")
         return StageOutput(observed, calls=calls, notes=notes)
 
@@ -83,7 +90,8 @@ def run(ctx: StageContext) -> StageOutput:
         "from torch.ao.quantization.fx.custom_config import PrepareCustomConfig",
         "from quantviz.quantizers.fx_qconfig import fx_qconfig_mapping  # qnnpack defaults, see its source",
         f"qconfig_mapping = fx_qconfig_mapping(PipelineConfig(mode={config.mode!r}, per_channel={config.per_channel}"
-        + (f", skip_modules={skip!r}))" if skip else "))"),
+        + (f", observer={config.observer!r}))" if config.observer != "default" else "))"),
+        *(f"qconfig_mapping.set_module_name({name!r}, None)  # {name} stays float" for name in skip),
         f"custom = PrepareCustomConfig().set_non_traceable_module_names({list(skip)!r})",
         *([f"with leaf_functions(leaf_entries):  # {', '.join(s.name for s in found.wrapped)} stay leaf calls "
            "(from the trace stage)", f"    {prepare_fx_call}"] if entries else [prepare_fx_call]),
@@ -117,15 +125,17 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 
 
 def key(config: PipelineConfig) -> tuple:
-    """prepare depends on the mode, per channel, and (pt2e) the backend's quantizer, not the backend's name."""
+    """prepare depends on the mode, per channel, the modules left float, and (pt2e) the backend's quantizer, not
+    the backend's name."""
     quantizer = backend_of(config).quantizer_key or config.target if config.flow == "pt2e" else None
     return (config.mode, config.per_channel, config.observer, config.activation_bits, config.check_guards,
-            config.keep_integer_scalars, quantizer)
+            config.keep_integer_scalars, quantizer, tuple(config.skip_modules))
 
 
 STAGE = Stage(
     "prepare", run, DESCRIPTION, EXPLANATION,
-    reads=("mode", "per_channel", "backend", "observer", "activation_bits", "check_guards", "keep_integer_scalars"),
+    reads=("mode", "per_channel", "backend", "observer", "activation_bits", "check_guards", "keep_integer_scalars",
+           "skip_modules"),
     key=key,
     remedy=Remedy("try --flow pt2e or --flow fx, or skip the module named in the message with --skip-module",
                   ({"flow": OTHER_FLOW},)),

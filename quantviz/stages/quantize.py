@@ -20,6 +20,7 @@ from torch import nn
 from quantviz.config import PipelineConfig
 from quantviz.model_spec import ModelSpec
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.trace import check_skip_names
 
 DESCRIPTION = "torchao quantize_: linear weights (and optionally embeddings) become int tensor subclasses"
 EXPLANATION = (
@@ -199,6 +200,7 @@ def calls(config: PipelineConfig) -> list[str]:
 
 
 def run(ctx: StageContext) -> StageOutput:
+    check_skip_names(ctx.spec.model, ctx.config.skip_modules, "quantize")  # trace does not read them here
     quantized, rows = quantize_model(ctx.spec.model, ctx.config)
     by_type: dict[str, int] = {}
     for r in rows:

@@ -156,8 +156,14 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
         state["ep"] = torch.export.export(spec.model, spec.example_inputs)
 
 
+def reads_when(config: PipelineConfig) -> tuple[str, ...]:
+    """Only fx's symbolic trace keeps skipped modules as leaves; torch.export traces the whole model whatever is
+    skipped (prepare leaves those modules unannotated), so a layer kept float re-runs from prepare, not trace."""
+    return ("skip_modules",) if config.flow == "fx" else ()
+
+
 STAGE = Stage(
-    "trace", run, DESCRIPTION, EXPLANATION, reads=("flow", "skip_modules", "skip_untraceable"),
+    "trace", run, DESCRIPTION, EXPLANATION, reads=("flow", "skip_untraceable"), reads_when=reads_when,
     remedy=Remedy("check that the model runs eagerly on its example inputs; skip untraceable modules with "
                   "--skip-module"),
     bare=bare)

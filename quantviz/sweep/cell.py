@@ -3,6 +3,11 @@
 Nothing here knows Ray: the Ray runner calls these functions inside worker processes, and the benchmark calls
 them one after another in one process.
 
+With ``warm=True`` (what a warm worker runs) the process keeps each model it loaded (``load_model`` once per
+reference) and its last pipelines (``quantviz.reuse``): a cell starts from the kept pipeline sharing the most
+stages (``Pipeline.fork``), e.g. ``--partitioner none`` and ``xnnpack`` of one model share trace to capture
+under ``--lowering to_backend``; ``reused_stages`` says which, ``reused_seconds`` what they took.
+
 Example::
 
     result = run_cell("sample:conv_add", PipelineConfig(flow="pt2e"))
@@ -25,6 +30,7 @@ from quantviz.numerics.compare import data_sets
 from quantviz.measure.metrics import accuracy, sqnr_db
 from quantviz.numerics.sensitivity import layers_of
 from quantviz.pipeline import Pipeline, StageEvent
+from quantviz.reuse import PipelineCache
 from quantviz.runtime import concat_outputs
 
 SQNR_FIELDS = ("sqnr_float_vs_reference_db", "sqnr_reference_vs_runtime_db", "sqnr_float_vs_runtime_db")
@@ -62,6 +68,8 @@ class CellResult:
     sensitivity_base_db: float | None = None  # float vs reference on the sensitivity batches, all quantized
     sensitivity_base_accuracy: float | None = None
     sensitivity: list[dict[str, Any]] = field(default_factory=list)  # SensitivityRow dicts, most sensitive first
+    reused_stages: list[str] = field(default_factory=list)  # stages taken from an earlier cell's pipeline (warm)
+    reused_seconds: float = 0.0  # what those stages took when they ran
 
     @property
     def sqnr_db(self) -> float | None:
@@ -121,12 +129,30 @@ def _finite(x: Any) -> float | None:
     return None if x is None or (isinstance(x, float) and math.isnan(x)) else float(x)
 
 
+class WarmCache:
+    """What a warm worker keeps between cells: each model it loaded, and its last pipelines to fork from."""
+
+    def __init__(self, keep: int = 2) -> None:
+        self.specs: dict[str, Any] = {}
+        self.pipelines = PipelineCache(keep)
+
+    def spec(self, model: str):
+        if model not in self.specs:
+            self.specs.clear()  # one model at a time: a zoo's models do not all stay in memory
+            self.specs[model] = load_model(model)
+        return self.specs[model]
+
+
+WARM = WarmCache()  # this process's (a warm worker's) cache
+
+
 def run_cell(model: str, config: PipelineConfig, cell: str = "", label: str = "", sensitivity: int = 0,
-             on_stage: Callable[[str], None] = lambda stage: None) -> CellResult:
+             on_stage: Callable[[str], None] = lambda stage: None, warm: bool = False) -> CellResult:
     """Load ``model``, run the pipeline under ``config`` and measure the cell. Never raises for a failing model:
     the failure is in the result. ``on_stage(name)`` is called as each stage starts (the Ray runner's
     breadcrumbs, so a crash can name the stage). With ``sensitivity`` N, the first N weighted layers are listed
-    in ``sensitivity_layers`` for :func:`run_layer` (one run each)."""
+    in ``sensitivity_layers`` for :func:`run_layer` (one run each). ``warm``: use this process's kept model and
+    pipelines (``WARM``)."""
 
     reset_peak_rss()
     result = CellResult(cell, model, config.to_dict(), label, worker=f"{socket.gethostname()}:{os.getpid()}")
@@ -140,8 +166,16 @@ def run_cell(model: str, config: PipelineConfig, cell: str = "", label: str = ""
 
     try:
         on_stage("load")
-        spec = load_model(model)
-        pipe = Pipeline(spec, config, on_event=on_event).run()
+        if warm:
+            spec = WARM.spec(model)
+            pipe, result.reused_stages, result.reused_seconds = WARM.pipelines.start(spec, model, config)
+            pipe.on_event = on_event
+            pipe.run()
+            if "trace" in pipe.results and pipe.results["trace"].ok:
+                WARM.pipelines.keep_pipeline(model, pipe)
+        else:
+            spec = load_model(model)
+            pipe = Pipeline(spec, config, on_event=on_event).run()
         _measure(pipe, result)
         if sensitivity and "convert" in pipe.results and pipe.results["convert"].ok:
             _prepare_sensitivity(pipe, result, sensitivity)
@@ -197,17 +231,18 @@ def _prepare_sensitivity(pipe, result: CellResult, limit: int) -> None:
     result.sensitivity_layers = [x for x in layers_of(pipe.spec.model) if x not in pipe.config.skip_modules][:limit]
 
 
-def run_layer(model: str, config: PipelineConfig, layer: str) -> dict[str, Any]:
+def run_layer(model: str, config: PipelineConfig, layer: str, warm: bool = False) -> dict[str, Any]:
     """One sensitivity run: ``layer`` kept float (skipped), the rest quantized up to convert; float vs reference
-    SQNR and accuracy on the sensitivity batches. What one loop pass of ``numerics.sensitivity`` computes."""
+    SQNR and accuracy on the sensitivity batches. What one loop pass of ``numerics.sensitivity`` computes.
+    ``warm``: fork from this process's kept pipeline of the model (under pt2e it shares the trace)."""
 
     t0 = time.perf_counter()
     row: dict[str, Any] = {"layer": layer, "sqnr_db": None, "accuracy": None, "error": ""}
     try:
-        spec = load_model(model)
+        spec = WARM.spec(model) if warm else load_model(model)
         batches, labels = sensitivity_data(spec)
         skipped = config.with_changes(skip_modules=tuple(config.skip_modules) + (layer,), until="convert")
-        other = Pipeline(spec, skipped).run()
+        other = WARM.pipelines.start(spec, model, skipped)[0].run() if warm else Pipeline(spec, skipped).run()
         if not other.ok:
             row["error"] = str(other.failed.error)
         else:
@@ -235,3 +270,23 @@ def finish_sensitivity(result: CellResult, rows: list[dict[str, Any]]) -> None:
                     else None, "error": r.get("error", "")})
     out.sort(key=lambda s: -(s["gain_db"] if s["gain_db"] == s["gain_db"] else float("-inf")))
     result.sensitivity = out
+
+
+def run_cell_job(model: str, ref: str, config: dict, cell: str, label: str, sensitivity: int,
+                 on_stage: Callable[[str], None] = lambda stage: None) -> dict[str, Any]:
+    """A warm worker's cell job (``quantviz.sweep.actors``): ``run_cell`` on the worker's kept model and
+    pipelines, as a dict; ``model`` is the user's reference, ``ref`` the one the worker loads."""
+    result = run_cell(ref, PipelineConfig(**config_args(config)), cell, label, sensitivity, on_stage=on_stage,
+                      warm=True)
+    result.model = model
+    return result.to_dict()
+
+
+def run_layer_job(ref: str, config: dict, layer: str) -> dict[str, Any]:
+    """A warm worker's sensitivity job: ``run_layer`` on the worker's kept model and pipelines."""
+    return run_layer(ref, PipelineConfig(**config_args(config)), layer, warm=True)
+
+
+def config_args(d: dict) -> dict:
+    """A config dict (lists for tuple fields, as JSON has them) as PipelineConfig's arguments."""
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}

@@ -1,6 +1,7 @@
-"""Run a sweep's cells as Ray tasks: one task per cell (and per sensitivity layer), each in a worker process with
-declared resources, collected in a ``ray.wait`` loop. A task whose process dies (the ExecuTorch runtime aborts
-on some programs) is reported as a crashed cell, with the stage it was in, and the others go on.
+"""Run a sweep's cells on Ray: on warm workers (one actor per CPU, ``quantviz.sweep.actors``) by default, or one
+task per cell in a fresh process (``fresh_process``), each with declared resources. A worker whose process dies
+(the ExecuTorch runtime aborts on some programs) is reported as a crashed cell, with the stage it was in, and the
+others go on.
 
 Example::
 
@@ -13,7 +14,6 @@ Ray starts embedded (this machine's CPUs, no dashboard) unless ``address`` names
 """
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -28,16 +28,12 @@ from typing import Any, Callable
 from quantviz.config import PipelineConfig
 from quantviz.sweep.cell import CellResult, finish_sensitivity, run_cell, run_layer
 from quantviz.sweep.grid import Cell
+from quantviz.sweep.ray_setup import (GIB, KV_NAMESPACE, OBJECT_STORE_BYTES, RayMissing, absolute_ref,  # noqa: F401
+                                      breadcrumb, crash_cause, import_ray, init_ray, read_breadcrumb,
+                                      stage_model_files)
 
-GIB = 2 ** 30
 CELL_MEMORY_GIB = 1.5   # a worker running one sample cell peaks at 0.53-0.73 GB (bench/sweep.py): room to spare
 LAYER_MEMORY_GIB = 1.0
-OBJECT_STORE_BYTES = 256 * 2 ** 20  # results are small dicts; keep /dev/shm use small
-KV_NAMESPACE = "quantviz_sweep"  # breadcrumbs: "<run>/<cell>" -> {"stage", "since", "started", "worker"}
-
-
-class RayMissing(RuntimeError):
-    """Ray is not installed: ``pip install 'quantviz[sweep]'``."""
 
 
 @dataclass
@@ -56,75 +52,14 @@ class Sweep:
                    {k: v for k, v in d.items() if k != "cells"})
 
 
-def import_ray():
-    try:
-        import ray
-    except ImportError:
-        raise RayMissing("sweeps run on Ray, which is not installed: pip install 'quantviz[sweep]'") from None
-    return ray
-
-
-# -- model files travel with the job ---------------------------------------------------------------------------
-def stage_model_files(models: list[str], into: Path) -> dict[str, str]:
-    """Copy each model file (``file.py:factory``, ``.pt2``) into ``into/models/<n>/``; returns the reference the
-    workers use (relative to the job's working_dir) for every model. ``sample:`` references stay as they are."""
-    refs: dict[str, str] = {}
-    for i, model in enumerate(dict.fromkeys(models)):
-        if model.startswith("sample:"):
-            refs[model] = model
-            continue
-        path, sep, factory = model.rpartition(":") if not model.endswith(".pt2") else (model, "", "")
-        src = Path(path)
-        if not src.is_file():
-            refs[model] = model  # the worker reports it as a load failure, in the loader's words
-            continue
-        dest = into / "models" / str(i)
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(src, dest / src.name)
-        refs[model] = f"models/{i}/{src.name}" + (f"{sep}{factory}" if sep else "")
-    return refs
-
-
-def absolute_ref(model: str) -> str:
-    """``model`` with its file path made absolute (for workers on this machine)."""
-    if model.startswith("sample:"):
-        return model
-    if model.endswith(".pt2"):
-        return str(Path(model).resolve())
-    path, sep, factory = model.rpartition(":")
-    return f"{Path(path).resolve()}{sep}{factory}" if sep else model
-
-
 # -- the tasks ---------------------------------------------------------------------------------------------------
-def _breadcrumb(key: str, crumb: dict) -> None:
-    """Record where a cell is, synchronously in Ray's GCS key-value store: a ``ray.get`` on an actor would do, but
-    a task blocked in ``ray.get`` lends its CPU out and Ray starts another worker (torch imported again) for the
-    next cell. Best effort: a sweep does not fail for a missing breadcrumb."""
-    try:
-        from ray.experimental.internal_kv import _internal_kv_put
-
-        _internal_kv_put(key, json.dumps(crumb), overwrite=True, namespace=KV_NAMESPACE)
-    except Exception:  # noqa: BLE001
-        pass
-
-
-def read_breadcrumb(key: str) -> dict:
-    try:
-        from ray.experimental.internal_kv import _internal_kv_get
-
-        raw = _internal_kv_get(key, namespace=KV_NAMESPACE)
-        return json.loads(raw) if raw else {}
-    except Exception:  # noqa: BLE001
-        return {}
-
-
 def _remote_functions(ray):
     """The Ray task definitions (made once per process, after ``import ray``)."""
     global _REMOTE
     if _REMOTE is not None:
         return _REMOTE
 
-    @ray.remote(num_cpus=1, max_retries=0)
+    @ray.remote(num_cpus=1, max_retries=0, max_calls=1)  # a new worker process per task (--fresh-process)
     def cell_task(model: str, ref: str, config: dict, cell: str, label: str, sensitivity: int, key: str) -> dict:
         import warnings
 
@@ -135,13 +70,13 @@ def _remote_functions(ray):
 
         def on_stage(stage: str) -> None:
             crumb.update(stage=stage, since=time.time())
-            _breadcrumb(key, crumb)
+            breadcrumb(key, crumb)
 
         result = run_cell(ref, PipelineConfig(**_config_args(config)), cell, label, sensitivity, on_stage=on_stage)
         result.model = model  # the user's reference, not the shipped copy's
         return result.to_dict()
 
-    @ray.remote(num_cpus=1, max_retries=0)
+    @ray.remote(num_cpus=1, max_retries=0, max_calls=1)  # a new worker process per task (--fresh-process)
     def layer_task(ref: str, config: dict, layer: str) -> dict:
         import warnings
 
@@ -160,57 +95,22 @@ def _config_args(d: dict) -> dict:
     return {**d, "skip_modules": tuple(d.get("skip_modules", ()))}
 
 
-def crash_cause(exc: Exception, stage: str | None) -> str:
-    """A worker that died, in words: which Ray error, and the stage it was in."""
-    import ray.exceptions as rex
-
-    where = f" during stage '{stage}'" if stage else ""
-    if isinstance(exc, rex.OutOfMemoryError):
-        return f"the worker process was killed by Ray's memory monitor (out of memory){where}"
-    if isinstance(exc, rex.WorkerCrashedError):
-        return (f"the worker process died{where} (aborted, crashed or killed: {type(exc).__name__}); "
-                "the other cells went on")
-    if isinstance(exc, rex.TaskCancelledError):
-        return f"cancelled{where}"
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}{where}: {first}"
-
-
 # -- running -----------------------------------------------------------------------------------------------------
-def init_ray(address: str | None = None, num_cpus: int | None = None, working_dir: Path | None = None) -> float:
-    """Start Ray embedded (``num_cpus``, default this machine's) or join ``address``; returns the seconds it took.
-    Does nothing (0 s) when Ray is already initialised in this process."""
-    ray = import_ray()
-    if ray.is_initialized():
-        return 0.0
-    runtime_env: dict[str, Any] = {"env_vars": {"PYTHONWARNINGS": "ignore"}}
-    if working_dir is not None:
-        runtime_env["working_dir"] = str(working_dir)
-    t0 = time.perf_counter()
-    common = {"runtime_env": runtime_env, "logging_level": logging.ERROR, "log_to_driver": False,
-              "configure_logging": True}
-    if address:
-        ray.init(address=address, **common)
-    else:
-        # address="local": a new Ray in this process even when `ray start` or RAY_ADDRESS names another one
-        ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
-                 object_store_memory=OBJECT_STORE_BYTES, **common)
-    return time.perf_counter() - t0
-
-
 def run_sweep(cells: list[Cell], sensitivity: int = 0, address: str | None = None, num_cpus: int | None = None,
               cell_memory_gib: float = CELL_MEMORY_GIB, on_cell: Callable[[CellResult, int, int], None] | None = None,
               on_layers: Callable[[CellResult], None] | None = None, shutdown: bool = True,
-              fresh_process: bool = False) -> Sweep:
-    """Run every cell as a Ray task and return the results in grid order.
+              fresh_process: bool = False, workers: int | None = None) -> Sweep:
+    """Run every cell on Ray and return the results in grid order.
 
-    ``on_cell(result, done, total)`` is called as each cell's task finishes (crashed ones included);
-    ``on_layers(result)`` when a cell's sensitivity layers are all back. Ray is shut down at the end when this
-    call started it and ``shutdown`` is true.
+    ``on_cell(result, done, total)`` is called as each cell finishes (crashed ones included); ``on_layers(result)``
+    when a cell's sensitivity layers are all back. Ray is shut down at the end when this call started it and
+    ``shutdown`` is true.
 
-    Workers are reused from cell to cell (torch and executorch are imported once per worker; a worker that dies
-    takes only its own cell with it); ``fresh_process`` gives every cell a new worker process instead
-    (``max_calls=1``), which pays those imports for every cell.
+    By default the cells go to warm workers (``quantviz.sweep.actors``: one Ray actor per CPU, or ``workers``,
+    each with the libraries imported and export warmed up before the first cell; a worker keeps the model it
+    loaded and its last pipelines, so a cell of the same model forks the stages it shares); a worker that dies
+    takes only its own cell with it and is replaced. ``fresh_process`` runs every cell as a Ray task in a new
+    worker process instead (``max_calls=1``), which pays the imports and the warm-up for every cell.
     """
     ray = import_ray()
     started_here = not ray.is_initialized()
@@ -223,62 +123,124 @@ def run_sweep(cells: list[Cell], sensitivity: int = 0, address: str | None = Non
             init_seconds = init_ray(address, num_cpus, staging if shipped else None)
         else:  # the caller's Ray: its job's working_dir is set already; files by absolute path (same machine)
             refs, init_seconds = {c.model: absolute_ref(c.model) for c in cells}, 0.0
-        cell_task, layer_task = _remote_functions(ray)
-        run_id = uuid.uuid4().hex[:12]
         engine = _engine_info(ray, address, init_seconds)
-        results: dict[str, CellResult] = {}
-        layer_rows: dict[str, list[dict]] = {}
-        pending: dict[Any, tuple[str, Cell, str | None]] = {}  # ObjectRef -> (kind, cell, layer)
-        memory = int(cell_memory_gib * GIB)
-        for c in cells:
-            options: dict[str, Any] = {"memory": memory, "name": f"cell {c.id} {c.model}"}
-            if fresh_process:
-                options["max_calls"] = 1
-            ref = cell_task.options(**options).remote(
-                c.model, refs[c.model], c.config.to_dict(), c.id, c.label, sensitivity, f"{run_id}/{c.id}")
-            pending[ref] = ("cell", c, None)
-        done = 0
+        engine["workers"] = "fresh process per cell" if fresh_process else "warm actors"
+        progress = _Progress(cells, on_cell, on_layers)
         try:
-            while pending:
-                ready, _ = ray.wait(list(pending), num_returns=1)
-                for ref in ready:
-                    kind, c, layer = pending.pop(ref)
-                    if kind == "cell":
-                        result = _collect_cell(ray, ref, c, f"{run_id}/{c.id}")
-                        results[c.id] = result
-                        done += 1
-                        if on_cell:
-                            on_cell(result, done, len(cells))
-                        layer_rows[c.id] = []
-                        for name in result.sensitivity_layers:
-                            lref = layer_task.options(memory=int(LAYER_MEMORY_GIB * GIB),
-                                                      name=f"sensitivity {c.id} {name}").remote(
-                                refs[c.model], c.config.to_dict(), name)
-                            pending[lref] = ("layer", c, name)
-                    else:
-                        layer_rows[c.id].append(_collect_layer(ray, ref, layer))
-                        if len(layer_rows[c.id]) == len(results[c.id].sensitivity_layers):
-                            finish_sensitivity(results[c.id], layer_rows[c.id])
-                            if on_layers:
-                                on_layers(results[c.id])
-        except KeyboardInterrupt:
-            for ref in pending:
-                ray.cancel(ref, force=True)
-            raise
+            if fresh_process:
+                _run_tasks(ray, cells, refs, sensitivity, cell_memory_gib, progress)
+            else:
+                engine.update(_run_actors(cells, refs, sensitivity, cell_memory_gib, progress, workers))
         finally:
             engine["wall_seconds"] = round(time.perf_counter() - t_start, 3)
-            try:  # a cluster outlives the sweep: leave no breadcrumbs behind
-                from ray.experimental.internal_kv import _internal_kv_del
-
-                _internal_kv_del(f"{run_id}/", del_by_prefix=True, namespace=KV_NAMESPACE)
-            except Exception:  # noqa: BLE001
-                pass
-        ordered = [results[c.id] for c in cells if c.id in results]
+        ordered = [progress.results[c.id] for c in cells if c.id in progress.results]
         return Sweep(ordered, engine)
     finally:
         if started_here and shutdown and ray.is_initialized():
             ray.shutdown()
         shutil.rmtree(staging, ignore_errors=True)
+
+
+class _Progress:
+    """The cells' results as they come back, and the sensitivity rows per cell."""
+
+    def __init__(self, cells: list[Cell], on_cell, on_layers) -> None:
+        self.total, self.on_cell, self.on_layers = len(cells), on_cell, on_layers
+        self.results: dict[str, CellResult] = {}
+        self.layer_rows: dict[str, list[dict]] = {}
+
+    def cell(self, c: Cell, result: CellResult) -> list[str]:
+        """Record a cell's result; the sensitivity layers to run for it."""
+        self.results[c.id] = result
+        self.layer_rows[c.id] = []
+        if self.on_cell:
+            self.on_cell(result, len(self.results), self.total)
+        if not result.sensitivity_layers:
+            return []
+        return list(result.sensitivity_layers)
+
+    def layer(self, c: Cell, row: dict) -> None:
+        rows = self.layer_rows[c.id]
+        rows.append(row)
+        if len(rows) == len(self.results[c.id].sensitivity_layers):
+            finish_sensitivity(self.results[c.id], rows)
+            if self.on_layers:
+                self.on_layers(self.results[c.id])
+
+
+def _run_actors(cells: list[Cell], refs: dict[str, str], sensitivity: int, cell_memory_gib: float,
+                progress: _Progress, workers: int | None) -> dict[str, Any]:
+    """The cells (and their sensitivity layers) on warm actors; the pool's facts for the engine record."""
+    from quantviz.sweep.actors import Crash, Job, WarmPool
+
+    pool = WarmPool(workers, memory_gib=cell_memory_gib)
+    by_id = {c.id: c for c in cells}
+    for c in cells:  # one worker keeps a model's pipelines of one flow: cells of both share their stages
+        pool.submit(Job(f"cell/{c.id}", "quantviz.sweep.cell:run_cell_job", (
+            c.model, refs[c.model], c.config.to_dict(), c.id, c.label, sensitivity),
+            affinity=f"{refs[c.model]} {c.config.flow}", label=c.id))
+    try:
+        for job, value in pool.results():
+            kind, cid, *layer = job.key.split("/", 2)
+            c = by_id[cid]
+            if kind == "cell":
+                result = CellResult.from_dict(value) if not isinstance(value, Crash) else _crashed_cell(c, value)
+                for name in progress.cell(c, result):
+                    pool.submit(Job(f"layer/{c.id}/{name}", "quantviz.sweep.cell:run_layer_job",
+                                    (refs[c.model], c.config.to_dict(), name),
+                                    affinity=f"{refs[c.model]} {c.config.flow}", crumbs=False))
+            else:
+                progress.layer(c, value if not isinstance(value, Crash) else
+                               {"layer": layer[0], "sqnr_db": None, "accuracy": None, "error": value.cause})
+        info = pool.info()
+        return {"workers_started": pool.size + pool.replaced + pool.warm_deaths, "workers_replaced": pool.replaced,
+                "warm_seconds": [w["warm_seconds"] for w in info],
+                "worker_cpu_seconds": {w["worker"]: w["cpu_seconds"] for w in info}}
+    finally:
+        pool.shutdown()
+
+
+def _crashed_cell(c: Cell, crash) -> CellResult:
+    return CellResult(c.id, c.model, c.config.to_dict(), c.label, ok=False, failed_stage=crash.stage,
+                      cause=crash.cause, crashed=crash.crashed, worker=crash.worker, seconds=crash.seconds,
+                      hint="run this cell alone with `quantviz run` to see the process's own last words")
+
+
+def _run_tasks(ray, cells: list[Cell], refs: dict[str, str], sensitivity: int, cell_memory_gib: float,
+               progress: _Progress) -> None:
+    """``--fresh-process``: every cell (and sensitivity layer) a Ray task in a new worker process."""
+    cell_task, layer_task = _remote_functions(ray)
+    run_id = uuid.uuid4().hex[:12]
+    pending: dict[Any, tuple[str, Cell, str | None]] = {}  # ObjectRef -> (kind, cell, layer)
+    memory = int(cell_memory_gib * GIB)
+    for c in cells:
+        ref = cell_task.options(memory=memory, name=f"cell {c.id} {c.model}").remote(
+            c.model, refs[c.model], c.config.to_dict(), c.id, c.label, sensitivity, f"{run_id}/{c.id}")
+        pending[ref] = ("cell", c, None)
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                kind, c, layer = pending.pop(ref)
+                if kind == "cell":
+                    for name in progress.cell(c, _collect_cell(ray, ref, c, f"{run_id}/{c.id}")):
+                        lref = layer_task.options(memory=int(LAYER_MEMORY_GIB * GIB),
+                                                  name=f"sensitivity {c.id} {name}").remote(
+                            refs[c.model], c.config.to_dict(), name)
+                        pending[lref] = ("layer", c, name)
+                else:
+                    progress.layer(c, _collect_layer(ray, ref, layer))
+    except KeyboardInterrupt:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        try:  # a cluster outlives the sweep: leave no breadcrumbs behind
+            from ray.experimental.internal_kv import _internal_kv_del
+
+            _internal_kv_del(f"{run_id}/", del_by_prefix=True, namespace=KV_NAMESPACE)
+        except Exception:  # noqa: BLE001
+            pass
 
 
 def _collect_cell(ray, ref, c: Cell, key: str) -> CellResult:

@@ -1,0 +1,207 @@
+"""The Recover page: from "where is accuracy lost" to "this configuration gets it back".
+
+It runs ``quantviz recover`` for the sidebar's model and config (the same sidebar as the main page) in a
+subprocess, so its workers (warm Ray actors, or ``--in-process``) never share this process's torch with the
+main page's running stages; it follows ``DIR/progress.jsonl`` (one line per finished trial) while it runs, then
+shows the Pareto charts (``DIR/pareto.vl.json``) and the found configuration, which "Apply" puts into the sidebar
+(``ui.sidebar.apply_changes``): the main page's stages re-run from the first one the change affects.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from quantviz.config import PipelineConfig, config_flags
+from ui.sidebar import NOT_IN_SIDEBAR, apply_changes, flow_config, model_choice
+
+# Every session_state key this page uses, with its default (to move into ui/state.py with the others).
+KEYS: dict[str, Any] = {
+    "recover_target_kind": "SQNR",     # "SQNR" (--target-sqnr) or "accuracy drop" (--max-accuracy-drop)
+    "recover_target_sqnr": 40.0,       # dB, float vs runtime
+    "recover_max_drop": 1.0,           # percentage points
+    "recover_budget": 12,              # trials besides the base run
+    "recover_in_process": False,       # --in-process instead of warm Ray workers
+    "recover_dir": "out/recover",      # the output folder (QUANTVIZ_RECOVER_DIR sets the first value)
+    "recover_applied": "",             # the flags last applied, shown once
+}
+POLL_SECONDS = 1.0
+
+
+def init_state() -> None:
+    for key, default in KEYS.items():
+        st.session_state.setdefault(key, os.environ.get("QUANTVIZ_RECOVER_DIR", default) if key == "recover_dir"
+                                    else default)
+
+
+@st.cache_resource
+def processes() -> dict[str, subprocess.Popen]:
+    """Output folder -> the recovery subprocess writing it (shared by the app's sessions)."""
+    return {}
+
+
+def running(folder: str) -> bool:
+    proc = processes().get(str(Path(folder).resolve()))
+    return proc is not None and proc.poll() is None
+
+
+def command(model_ref: str, config: PipelineConfig, folder: str) -> list[str]:
+    """The ``quantviz recover`` command for the page's settings."""
+    s = st.session_state
+    goal = ["--target-sqnr", str(s.recover_target_sqnr)] if s.recover_target_kind == "SQNR" else \
+        ["--max-accuracy-drop", str(s.recover_max_drop)]
+    return [sys.executable, "-m", "quantviz.cli", "recover", model_ref, *shlex.split(config_flags(config)), *goal,
+            "--budget", str(int(s.recover_budget)), "--out", folder,
+            *(["--in-process"] if s.recover_in_process else [])]
+
+
+def start(model_ref: str, config: PipelineConfig, folder: str) -> None:
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("progress.jsonl", "recover.json"):
+        (out / name).unlink(missing_ok=True)
+    log = (out / "recover.log").open("w")
+    processes()[str(out.resolve())] = subprocess.Popen(command(model_ref, config, folder), stdout=log,
+                                                       stderr=subprocess.STDOUT, cwd=os.getcwd())
+
+
+def read_progress(folder: str) -> list[dict[str, Any]]:
+    path = Path(folder) / "progress.jsonl"
+    if not path.is_file():
+        return []
+    out = []
+    for line in path.read_text().splitlines():
+        try:
+            out.append(json.loads(line))
+        except ValueError:  # a line being written
+            break
+    return out
+
+
+def trial_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows = []
+    for r in records:
+        if r.get("event") != "trial":
+            continue
+        t = r["trial"]
+        rows.append({"#": r["done"], "phase": t["phase"], "change set": t["key"], "meets": r["meets"],
+                     "SQNR dB": t.get("sqnr_db"), "runtime accuracy": t.get("runtime_accuracy"),
+                     ".pte bytes": t.get("pte_bytes"), "float layers": t.get("float_layers"),
+                     "seconds": round(t.get("seconds", 0.0), 1), "reused": ", ".join(t.get("reused", [])),
+                     "error": t.get("error", "")})
+    return rows
+
+
+def progress_panel(folder: str) -> None:
+    """Each trial as it finishes; redraws the whole page when the recovery ends."""
+    records = read_progress(folder)
+    head = next((r for r in records if r.get("event") == "start"), None)
+    rows = trial_rows(records)
+    if head is not None:
+        total = head["budget"] + 1
+        st.progress(min(1.0, len(rows) / total), text=f"{len(rows)} of at most {total} trial(s) · target "
+                                                        f"{head['target']['description']} · measured on {head['data']}")
+    elif running(folder):
+        st.caption("starting the workers (each builds the model and traces it once) …")
+    if rows:
+        st.dataframe(pd.DataFrame(rows), hide_index=True)
+    if st.session_state.get("recover_was_running") and not running(folder):
+        st.session_state.recover_was_running = False
+        st.rerun()
+
+
+def changes_to(found: PipelineConfig, current: PipelineConfig) -> dict[str, Any]:
+    """The sidebar changes that turn ``current`` into ``found`` (only fields the sidebar shows)."""
+    return {f.name: getattr(found, f.name) for f in fields(PipelineConfig)
+            if f.name not in NOT_IN_SIDEBAR and getattr(found, f.name) != getattr(current, f.name)}
+
+
+def result_panel(folder: str, model_ref: str | None, current: PipelineConfig | None) -> None:
+    path = Path(folder) / "recover.json"
+    if not path.is_file():
+        return
+    data = json.loads(path.read_text())
+    trials = {t["key"]: t for t in data["trials"]}
+    base, chosen = trials[data["base"]], trials[data["winner"] or data["best"]]
+    kind = data["target"]["kind"]
+    cols = st.columns(5)
+    cols[0].metric("target", "met" if data["met"] else "not met", help=data["target"]["description"])
+    value = (lambda t: f"{t['sqnr_db']:.2f} dB") if kind == "sqnr" else \
+        (lambda t: f"{t['runtime_accuracy']:.2%}" if t.get("runtime_accuracy") is not None else "–")
+    cols[1].metric("before", value(base))
+    cols[2].metric("winner" if data["met"] else "best found", value(chosen),
+                   delta=f"{chosen['sqnr_db'] - base['sqnr_db']:+.2f} dB" if kind == "sqnr" else None)
+    cols[3].metric("layers kept float", chosen["float_layers"])
+    cols[4].metric(".pte bytes", f"{chosen['pte_bytes']:,}" if chosen.get("pte_bytes") else "–")
+    e = data.get("engine", {})
+    st.caption(f"measured on {data['data']} · {len(data['trials']) - 1} trial(s) of {data['budget']} · "
+               f"{e.get('engine', '?')}, {e.get('workers', '?')} worker(s), {e.get('wall_seconds', 0):.0f} s · "
+               f"stage reuse saved {e.get('reuse_share', 0):.0%} of the stage work")
+    st.code(f"quantviz run {data['model']} {data['chosen_flags']}".rstrip(), language="bash")
+    charts = Path(folder) / "pareto.vl.json"
+    if charts.is_file():
+        for spec in json.loads(charts.read_text()):
+            st.vega_lite_chart(spec=spec, width="stretch")
+    if not data["met"]:
+        st.warning(f"The target was not met within the budget: the best found is {chosen['key']}.", icon="⚠️")
+    if current is None or not chosen["changes"]:
+        return
+    found = PipelineConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["chosen_config"].items()})
+    changes = changes_to(found, current)
+    if model_ref is not None and model_ref != data["model"]:
+        st.info(f"This recovery is of {data['model']}; the sidebar has {model_ref}.")
+    if changes:
+        flags = config_flags(found, current)
+        if st.button(f"Apply: {flags}", type="primary", key="recover_apply", on_click=_apply, args=(changes, flags),
+                     help="set the sidebar to the found configuration; the main page re-runs its stages from "
+                          "the first one the change affects"):
+            try:
+                st.switch_page("app.py")
+            except Exception:  # noqa: BLE001 - not run as the app's page (tests): the sidebar is set all the same
+                pass
+    if st.session_state.recover_applied:
+        st.success(f"Applied to the sidebar: {st.session_state.recover_applied}")
+
+
+def _apply(changes: dict[str, Any], flags: str) -> None:
+    apply_changes(changes)
+    st.session_state.recover_applied = flags
+
+
+def recover_page() -> None:
+    init_state()
+    st.title("Recover")
+    st.caption("The smallest config change (layers kept float, per-channel weights, another observer, ...) that "
+               "gets the accuracy back, each candidate run to the runtime: `quantviz recover MODEL --target-sqnr DB`")
+    with st.sidebar:
+        choice = model_choice()
+        config = flow_config()
+    s = st.session_state
+    c = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
+    c[0].radio("Target", ("SQNR", "accuracy drop"), key="recover_target_kind", horizontal=True)
+    if s.recover_target_kind == "SQNR":
+        c[1].number_input("float vs runtime SQNR (dB) at least", 0.0, 200.0, step=1.0, key="recover_target_sqnr")
+    else:
+        c[1].number_input("accuracy drop (points) at most", 0.0, 100.0, step=0.1, key="recover_max_drop")
+    c[2].number_input("Budget (trials)", 1, 200, key="recover_budget")
+    c[3].toggle("In this process", key="recover_in_process", help="no Ray: the trials one after another")
+    folder = st.text_input("Output folder", key="recover_dir")
+    busy = running(folder)
+    if st.button("Start", type="primary", disabled=busy or choice is None, key="recover_start"):
+        start(choice.ref, config, folder)
+        s.recover_was_running = True
+        busy = True
+    if busy:
+        s.recover_was_running = True
+        st.fragment(progress_panel, run_every=POLL_SECONDS)(folder)
+    else:
+        progress_panel(folder)
+        result_panel(folder, choice.ref if choice else None, config)
