@@ -50,6 +50,12 @@ def test_each_flow_and_backend_declare_their_candidates():
     assert ids(PipelineConfig(flow="pt2e", per_channel=True, observer="minmax", skip_modules=("fc",),
                               calibration_batches=16)) == layers[:2] + ["observer:moving_average",
                                                                         "observer:histogram"]
+    # Arm's quantizer: per-channel weights and int16 activations (a16w8), declared in quantviz/backends/arm_tosa.py
+    for arm in ("arm-tosa", "ethos-u"):
+        assert ids(PipelineConfig(flow="pt2e", backend=arm)) == [*layers, "calibration:16", "per_channel",
+                                                                 "int16_activations:16"]
+    assert ids(PipelineConfig(flow="pt2e", backend="arm-tosa", per_channel=True, activation_bits=16)) == \
+        [*layers, "calibration:16"]
     # dynamic activations have no observer to change
     assert "observer:minmax" not in ids(PipelineConfig(flow="pt2e", mode="dynamic"))
     # torchao: per linear int8 weights or float, int8 everywhere, smaller groups XNNPACK takes (multiples of 32)

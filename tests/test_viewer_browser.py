@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from quantviz_devtools.browser import (ARTIFACTS, chrome_driver, choose, choose_source, click, go_to_stage, page_text, running_app,
+from quantviz_devtools.browser import (ARTIFACTS, chrome_driver, choose, choose_source, click, click_until, go_to_stage, page_text, running_app,
                      wait_for)
 from quantviz_devtools.tools import require_tool
 
@@ -52,25 +52,32 @@ def test_a_click_in_one_linked_pane_selects_its_counterparts_in_the_other(driver
     wait_for(driver, lambda d: len(roots(d)) == 2 and ids(roots(d)[0], "g.node.qv-removed")
              and roots(d)[1].find_elements("css selector", "svg g.node"))
     settle(driver)
-    before, after = roots(driver)  # stage order: convert left, fuse right
-    assert ids(before, "g.node.qv-removed") and not ids(after, "g.node.qv-removed")  # the diff drawn in place
-    assert ids(after, "g.node.qv-added") or not ids(before, "g.node.qv-removed")
-    fused = after.find_elements("css selector", "g.node.qv-quantized_op") or \
-        after.find_elements("css selector", "g.node.qv-float_op")
-    clicked = fused[0].get_attribute("id").removeprefix("qv_")
-    click(driver, fused[0])
-    # the marks are drawn by the component after the rerun: wait until both panes carry them
-    wait_for(driver, lambda d: ids(roots(d)[0], "g.node.qv-linked")
-             and ids(roots(d)[1], "g.node.qv-selected") == {clicked}, 60)
-    before, after = roots(driver)
-    linked = ids(before, "g.node.qv-linked")
-    assert linked and not ids(before, "g.node.qv-selected")
+
+    def drawn(d):  # read from fresh elements: a rerun may replace the panes between two reads (retried if so)
+        before, after = roots(d)
+        fused = after.find_elements("css selector", "g.node.qv-quantized_op") or \
+            after.find_elements("css selector", "g.node.qv-float_op")
+        return (ids(before, "g.node.qv-removed"), ids(after, "g.node.qv-removed"), ids(after, "g.node.qv-added"),
+                fused[0].get_attribute("id").removeprefix("qv_") if fused else None)
+
+    removed_before, removed_after, added_after, clicked = wait_for(driver, drawn, 60)  # stage order: convert, fuse
+    assert removed_before and not removed_after  # the diff drawn in place
+    assert added_after or not removed_before
+    assert clicked
+    # the marks are drawn by the component after the rerun: click until both panes carry them
+    click_until(driver, lambda d: roots(d)[1].find_element("css selector", f'g.node[id="qv_{clicked}"]'),
+                lambda d: ids(roots(d)[0], "g.node.qv-linked") and ids(roots(d)[1], "g.node.qv-selected") == {clicked},
+                tries=3, each=40, svg=True)
+    linked = wait_for(driver, lambda d: (ids(roots(d)[0], "g.node.qv-linked"),
+                                         ids(roots(d)[0], "g.node.qv-selected")))
+    linked, selected_before = linked
+    assert linked and not selected_before
     driver.save_screenshot(str(ARTIFACTS / "viewer_linked.png"))
     # and back: a node of the convert pane selects what it became in the fuse pane
     source = next(iter(sorted(linked)))
-    click(driver, before.find_element("css selector", f'g.node[id="qv_{source}"]'))
-    wait_for(driver, lambda d: ids(roots(d)[0], "g.node.qv-selected") == {source}
-             and clicked in ids(roots(d)[1], "g.node.qv-linked"), 60)
+    click_until(driver, lambda d: roots(d)[0].find_element("css selector", f'g.node[id="qv_{source}"]'),
+                lambda d: ids(roots(d)[0], "g.node.qv-selected") == {source}
+                and clicked in ids(roots(d)[1], "g.node.qv-linked"), tries=3, each=40, svg=True)
     choose(driver, "Compare with stage", "—")
     wait_for(driver, lambda d: len(roots(d)) == 1)
 

@@ -21,25 +21,20 @@ import pandas as pd
 import streamlit as st
 
 from quantviz.config import PipelineConfig, config_flags
-from ui.sidebar import NOT_IN_SIDEBAR, apply_changes, flow_config, model_choice
+from ui.sidebar import apply_changes, flow_config, model_choice
+from ui.state import (
+    NOT_IN_SIDEBAR,
+    RECOVER_APPLIED,
+    RECOVER_BUDGET,
+    RECOVER_DIR,
+    RECOVER_IN_PROCESS,
+    RECOVER_MAX_DROP,
+    RECOVER_TARGET_KIND,
+    RECOVER_TARGET_SQNR,
+    RECOVER_WAS_RUNNING,
+)
 
-# Every session_state key this page uses, with its default (to move into ui/state.py with the others).
-KEYS: dict[str, Any] = {
-    "recover_target_kind": "SQNR",     # "SQNR" (--target-sqnr) or "accuracy drop" (--max-accuracy-drop)
-    "recover_target_sqnr": 40.0,       # dB, float vs runtime
-    "recover_max_drop": 1.0,           # percentage points
-    "recover_budget": 12,              # trials besides the base run
-    "recover_in_process": False,       # --in-process instead of warm Ray workers
-    "recover_dir": "out/recover",      # the output folder (QUANTVIZ_RECOVER_DIR sets the first value)
-    "recover_applied": "",             # the flags last applied, shown once
-}
 POLL_SECONDS = 1.0
-
-
-def init_state() -> None:
-    for key, default in KEYS.items():
-        st.session_state.setdefault(key, os.environ.get("QUANTVIZ_RECOVER_DIR", default) if key == "recover_dir"
-                                    else default)
 
 
 @st.cache_resource
@@ -56,11 +51,11 @@ def running(folder: str) -> bool:
 def command(model_ref: str, config: PipelineConfig, folder: str) -> list[str]:
     """The ``quantviz recover`` command for the page's settings."""
     s = st.session_state
-    goal = ["--target-sqnr", str(s.recover_target_sqnr)] if s.recover_target_kind == "SQNR" else \
-        ["--max-accuracy-drop", str(s.recover_max_drop)]
+    goal = ["--target-sqnr", str(s[RECOVER_TARGET_SQNR])] if s[RECOVER_TARGET_KIND] == "SQNR" else \
+        ["--max-accuracy-drop", str(s[RECOVER_MAX_DROP])]
     return [sys.executable, "-m", "quantviz.cli", "recover", model_ref, *shlex.split(config_flags(config)), *goal,
-            "--budget", str(int(s.recover_budget)), "--out", folder,
-            *(["--in-process"] if s.recover_in_process else [])]
+            "--budget", str(int(s[RECOVER_BUDGET])), "--out", folder,
+            *(["--in-process"] if s[RECOVER_IN_PROCESS] else [])]
 
 
 def start(model_ref: str, config: PipelineConfig, folder: str) -> None:
@@ -113,8 +108,8 @@ def progress_panel(folder: str) -> None:
         st.caption("starting the workers (each builds the model and traces it once) …")
     if rows:
         st.dataframe(pd.DataFrame(rows), hide_index=True)
-    if st.session_state.get("recover_was_running") and not running(folder):
-        st.session_state.recover_was_running = False
+    if st.session_state[RECOVER_WAS_RUNNING] and not running(folder):
+        st.session_state[RECOVER_WAS_RUNNING] = False
         st.rerun()
 
 
@@ -167,17 +162,16 @@ def result_panel(folder: str, model_ref: str | None, current: PipelineConfig | N
                 st.switch_page("app.py")
             except Exception:  # noqa: BLE001 - not run as the app's page (tests): the sidebar is set all the same
                 pass
-    if st.session_state.recover_applied:
-        st.success(f"Applied to the sidebar: {st.session_state.recover_applied}")
+    if st.session_state[RECOVER_APPLIED]:
+        st.success(f"Applied to the sidebar: {st.session_state[RECOVER_APPLIED]}")
 
 
 def _apply(changes: dict[str, Any], flags: str) -> None:
     apply_changes(changes)
-    st.session_state.recover_applied = flags
+    st.session_state[RECOVER_APPLIED] = flags
 
 
 def recover_page() -> None:
-    init_state()
     st.title("Recover")
     st.caption("The smallest config change (layers kept float, per-channel weights, another observer, ...) that "
                "gets the accuracy back, each candidate run to the runtime: `quantviz recover MODEL --target-sqnr DB`")
@@ -186,21 +180,21 @@ def recover_page() -> None:
         config = flow_config()
     s = st.session_state
     c = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
-    c[0].radio("Target", ("SQNR", "accuracy drop"), key="recover_target_kind", horizontal=True)
-    if s.recover_target_kind == "SQNR":
-        c[1].number_input("float vs runtime SQNR (dB) at least", 0.0, 200.0, step=1.0, key="recover_target_sqnr")
+    c[0].radio("Target", ("SQNR", "accuracy drop"), key=RECOVER_TARGET_KIND, horizontal=True)
+    if s[RECOVER_TARGET_KIND] == "SQNR":
+        c[1].number_input("float vs runtime SQNR (dB) at least", 0.0, 200.0, step=1.0, key=RECOVER_TARGET_SQNR)
     else:
-        c[1].number_input("accuracy drop (points) at most", 0.0, 100.0, step=0.1, key="recover_max_drop")
-    c[2].number_input("Budget (trials)", 1, 200, key="recover_budget")
-    c[3].toggle("In this process", key="recover_in_process", help="no Ray: the trials one after another")
-    folder = st.text_input("Output folder", key="recover_dir")
+        c[1].number_input("accuracy drop (points) at most", 0.0, 100.0, step=0.1, key=RECOVER_MAX_DROP)
+    c[2].number_input("Budget (trials)", 1, 200, key=RECOVER_BUDGET)
+    c[3].toggle("In this process", key=RECOVER_IN_PROCESS, help="no Ray: the trials one after another")
+    folder = st.text_input("Output folder", key=RECOVER_DIR)
     busy = running(folder)
     if st.button("Start", type="primary", disabled=busy or choice is None, key="recover_start"):
         start(choice.ref, config, folder)
-        s.recover_was_running = True
+        s[RECOVER_WAS_RUNNING] = True
         busy = True
     if busy:
-        s.recover_was_running = True
+        s[RECOVER_WAS_RUNNING] = True
         st.fragment(progress_panel, run_every=POLL_SECONDS)(folder)
     else:
         progress_panel(folder)

@@ -21,6 +21,7 @@ and the configuration), so a configuration change never offers another configura
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
@@ -64,6 +65,19 @@ REPORT_HTML = _declare("report_html", dict, "run key -> the HTML report built on
 
 # -- the Backends page -------------------------------------------------------------------------------------------
 BACKEND_ROWS = _declare("backend_rows", dict, "(model ref, backends, per channel) -> the comparison's BackendRows")
+
+# -- the Recover page: its widgets have no value of their own, so these defaults are their first values -----------
+RECOVER_TARGET_KIND = _declare("recover_target_kind", lambda: "SQNR",
+                               '"SQNR" (--target-sqnr) or "accuracy drop" (--max-accuracy-drop)')
+RECOVER_TARGET_SQNR = _declare("recover_target_sqnr", lambda: 40.0, "dB, float vs runtime, at least")
+RECOVER_MAX_DROP = _declare("recover_max_drop", lambda: 1.0, "accuracy drop in percentage points, at most")
+RECOVER_BUDGET = _declare("recover_budget", lambda: 12, "trials besides the base run")
+RECOVER_IN_PROCESS = _declare("recover_in_process", lambda: False, "--in-process instead of warm Ray workers")
+RECOVER_DIR = _declare("recover_dir", lambda: os.environ.get("QUANTVIZ_RECOVER_DIR", "out/recover"),
+                       "the recovery's output folder (QUANTVIZ_RECOVER_DIR sets the first value)")
+RECOVER_APPLIED = _declare("recover_applied", lambda: "", "the flags last applied to the sidebar, shown once")
+RECOVER_WAS_RUNNING = _declare("recover_was_running", lambda: False,
+                               "a recovery was running at the last draw (its end redraws the whole page)")
 
 # -- widget keys read or written through st.session_state (not initialised) -------------------------------------
 RAIL = "rail"  # the stage rail's segmented control (kept in step with STAGE)

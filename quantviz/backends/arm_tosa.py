@@ -16,6 +16,7 @@ from typing import Any, Iterator
 
 from quantviz.backends.base import Backend, PartitionerChoice, Requirement
 from quantviz.config import PipelineConfig
+from quantviz.recover.candidates import Candidate, Scope, int16_activations, per_channel
 
 ARM_EXTRA = "pip install 'quantviz[arm]'  # tosa-tools, ethos-u-vela, ml_dtypes, semver as executorch pins them"
 
@@ -48,6 +49,19 @@ def compile_spec(config: PipelineConfig) -> Any:
     from executorch.backends.arm.tosa.compile_spec import TosaCompileSpec
 
     return TosaCompileSpec(tosa_spec(config))
+
+
+def arm_recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
+    """Arm's quantizer options ``quantviz recover`` may try (pt2e): per-channel weights and int16 activations
+    (a16w8, ``TOSA-1.0+INT+int16``)::
+
+        [c.id for c in arm_recovery(PipelineConfig(flow="pt2e", backend="arm-tosa"), Scope())]
+        # ['per_channel', 'int16_activations:16']
+    """
+    if config.flow != "pt2e":
+        return []
+    return [*([per_channel()] if not config.per_channel else []),
+            *([int16_activations()] if config.activation_bits == 8 else [])]
 
 
 def tosa_quantizer(config: PipelineConfig) -> Any:
@@ -126,4 +140,5 @@ BACKEND = Backend(
     numbers_note="the TOSA reference model runs every delegate (the ExecuTorch runtime here has no TOSABackend); "
                  "the q/dq ops outside delegates run in PyTorch",
     requires=REQUIRES, reference_dispatch=tosa_reference_dispatch, reference_name="TOSA reference model",
-    refusals=arm_refusals, runtime_ids=("TOSABackend",), recipes=arm_recipes("arm_tosa_"))
+    refusals=arm_refusals, runtime_ids=("TOSABackend",), recipes=arm_recipes("arm_tosa_"),
+    recovery=arm_recovery)

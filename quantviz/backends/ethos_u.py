@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
-from quantviz.backends.arm_tosa import REQUIRES, arm_qconfig, arm_qconfig_call, arm_recipes, arm_refusals
+from quantviz.backends.arm_tosa import REQUIRES, arm_qconfig, arm_qconfig_call, arm_recipes, arm_recovery, arm_refusals
 from quantviz.backends.base import Backend, PartitionerChoice, Requirement
 from quantviz.config import PipelineConfig
 
@@ -136,4 +136,5 @@ BACKEND = Backend(
                  "reference model, and Vela's report gives the NPU placement, cycles and memory",
     requires=REQUIRES + (Requirement("ethosu.vela", "pip install 'quantviz[arm]'  # ethos-u-vela==5.1.0"),),
     reference_dispatch=EthosUOnTosaReference, reference_name="TOSA reference model (the graph Vela compiled)",
-    report=vela_report, refusals=arm_refusals, runtime_ids=("EthosUBackend",), recipes=arm_recipes("arm_ethos_"))
+    report=vela_report, refusals=arm_refusals, runtime_ids=("EthosUBackend",), recipes=arm_recipes("arm_ethos_"),
+    recovery=arm_recovery)

@@ -203,9 +203,9 @@ def run(ctx: StageContext) -> StageOutput:
     check_skip_names(ctx.spec.model, ctx.config.skip_modules, "quantize")  # trace does not read them here
     quantized, rows = quantize_model(ctx.spec.model, ctx.config)
     by_type: dict[str, int] = {}
-    for r in rows:
-        by_type[f"{r.module_type} {r.dtype} {r.granularity}"] = by_type.get(f"{r.module_type} {r.dtype} "
-                                                                           f"{r.granularity}", 0) + 1
+    for r in rows:  # e.g. "Linear int4 per group 32 (IntxUnpackedToInt8Tensor)"
+        kind = f"{r.module_type} {r.dtype} {r.granularity} ({r.weight_type})"
+        by_type[kind] = by_type.get(kind, 0) + 1
     notes = [f"{len(rows)} weight(s) quantized: " + ", ".join(f"{n} {k}" for k, n in by_type.items())]
     linears = sum(isinstance(m, nn.Linear) for m in ctx.spec.model.modules())
     left = linears - sum(r.module_type == "Linear" for r in rows)
