@@ -3,6 +3,8 @@ process.
 
     .venv/bin/python bench/backends.py                                   # the default models, every backend
     .venv/bin/python bench/backends.py --models sample:conv_add --backends arm-tosa,openvino
+    .venv/bin/python bench/backends.py --update --models sample:zoo_vit --backends openvino   # re-run some pairs,
+                                                                    # keep the other rows of bench/results/backends.json
 
 Prints the zoo x backend table of docs/backends.md (bare ok?, quantviz ok?, delegated share, SQNR where this machine
 gives numbers, the cause where not ok) and every case where the bare calls succeed and quantviz does not; writes
@@ -13,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import subprocess
 import sys
 import time
@@ -24,7 +27,7 @@ warnings.filterwarnings("ignore")
 from quantviz import load_model  # noqa: E402
 from quantviz.backend_table import backend_config, installed_backends, row_of  # noqa: E402
 from quantviz.bare_flow import run_bare  # noqa: E402
-from quantviz.config import PipelineConfig  # noqa: E402
+from quantviz.config import PipelineConfig, config_flags  # noqa: E402
 from quantviz.pipeline import Pipeline  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,10 +71,31 @@ def crashed(model: str, backend: str, code: int) -> dict:
             "bare_seconds": 0.0, "quantviz": row, "remedy": None, "with_remedy": None}
 
 
+def remedy_flags(entry: dict) -> str:
+    """The flags the offered fix adds to the pair's configuration (long lists shortened)."""
+    base = backend_config(PipelineConfig(flow="pt2e", per_channel=True), entry["backend"])
+    fixed = PipelineConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in entry["remedy"].items()})
+    flags = config_flags(fixed, base)
+    skipped = flags.count("--skip-module")
+    return flags if skipped < 3 else f"--skip-module ×{skipped} ({len(fixed.skip_modules)} modules)"
+
+
+def short(cause: str) -> str:
+    """A failure's cause in a table cell: the backend pass that failed, by name, where a pass failed."""
+    passed = re.search(r"running the '(\w+)' pass", cause)
+    if passed:
+        inner = ": call_module is not supported (the _guards_fn submodule)" if "call_module" in cause or \
+            "_guards_fn" in cause else " failed"
+        return f"{cause.split(':', 1)[0]}: {passed.group(1)}{inner}"
+    return cause[:90]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="*", default=MODELS)
     parser.add_argument("--backends", default=",".join(b for b in installed_backends() if b != "portable"))
+    parser.add_argument("--update", action="store_true",
+                        help="keep the rows of bench/results/backends.json for the pairs not run now")
     parser.add_argument("--pair", nargs=2, metavar=("MODEL", "BACKEND"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.pair:  # one pair, in this (fresh) process
@@ -79,6 +103,8 @@ def main() -> int:
         return 0
     backends = [b for b in args.backends.split(",") if b]
     rows, regressions = [], []
+    path = ROOT / "bench" / "results" / "backends.json"
+    kept = json.loads(path.read_text()) if args.update and path.is_file() else []
     for model in args.models:
         for backend in backends:  # each pair in its own process: a runtime abort loses only that pair
             proc = subprocess.run([sys.executable, __file__, "--pair", model, backend], capture_output=True, text=True)
@@ -95,18 +121,23 @@ def main() -> int:
                                                      if fixed_row else ""), flush=True)
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
+    now = {(e["model"], e["backend"]) for e in rows}
+    rows = [next((e for e in rows if (e["model"], e["backend"]) == (k["model"], k["backend"])), k) for k in kept] \
+        + [e for e in rows if (e["model"], e["backend"]) not in {(k["model"], k["backend"]) for k in kept}]
     (out / "backends.json").write_text(json.dumps(rows, indent=1, default=str))
+    if kept:
+        print(f"\n{len(now)} pair(s) run now, {len(rows) - len(now)} kept from the last run")
     print()
     print("| model | backend | bare | quantviz | delegated | SQNR vs float | vs own reference | numbers from |")
     print("|---|---|---|---|---|---|---|---|")
     for e in rows:
         q = e["with_remedy"] if e["with_remedy"] and e["with_remedy"]["ok"] else e["quantviz"]
-        fixed = " (with the offered fix)" if q is e["with_remedy"] else ""
-        quantviz = ("ok" + fixed) if q["ok"] else f"✗ {q['failed_stage']}: {q['cause'][:90]}"
-        bare = "ok" if e["bare_ok"] else f"✗ {e['bare_failure'][:70]}"
+        fixed = f" with the offered `{remedy_flags(e)}`" if q is e["with_remedy"] else ""
+        quantviz = ("ok" + fixed) if q["ok"] else f"✗ {q['failed_stage']}: {short(q['cause'])}"
+        bare = "ok" if e["bare_ok"] else f"✗ {short(e['bare_failure'])}"
         print(f"| {e['model'].removeprefix('sample:')} | {e['backend']} | {bare} | {quantviz} | "
               f"{q['delegates']} ({q['delegated_share']:.0%}) | {db(q['float_vs_backend_sqnr_db'])} | "
-              f"{db(q['reference_vs_backend_sqnr_db'])} | {q['numbers'].split(' (')[0][:40]} |")
+              f"{db(q['reference_vs_backend_sqnr_db'])} | {q['numbers'].split(' (')[0].split(':')[0][:60]} |")
     print()
     print(f"bare calls succeed and quantviz does not: {len(regressions)} case(s)")
     for e in regressions:

@@ -187,3 +187,35 @@ def test_quantviz_backends_writes_the_comparison(tmp_path):
     assert (tmp_path / "backends.csv").read_text().startswith("backend,ok,quantizer")
     assert "<table>" in (tmp_path / "backends.html").read_text()
     assert "| arm-tosa | ok |" in out.stdout
+
+
+def layer_norm_spec() -> ModelSpec:
+    """Two blocks of LayerNorm -> Linear on tokens: OpenVINOQuantizer observes each LayerNorm's 1-D bias per channel."""
+    torch.manual_seed(0)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm, self.fc = nn.LayerNorm(16), nn.Linear(16, 16)
+
+        def forward(self, x):
+            return x + self.fc(self.norm(x))
+
+    model = nn.Sequential(Block(), Block()).eval()
+    batches = [(torch.randn(1, 8, 16),) for _ in range(3)]
+    return ModelSpec("layer_norms", model, batches[0], calibration_batches=batches[:2],
+                     eval_batches=[(batches[2], None)])
+
+
+@pytest.mark.e2e
+def test_openvinos_observer_on_every_layer_norm_is_named_and_skipping_them_all_reaches_the_runtime():
+    pytest.importorskip("openvino")
+    config = PipelineConfig(flow="pt2e", backend="openvino")
+    pipe = Pipeline(layer_norm_spec(), config).run()
+    err = pipe.results["calibrate"].error
+    assert err is not None and "Dimension out of range" in err.message and "'0.norm'" in err.message
+    assert "all 2 LayerNorm modules" in err.hint and err.fix == {"skip_modules": ("0.norm", "1.norm")}
+    assert not run_bare(layer_norm_spec(), config).ok  # the bare calls fail the same way
+    fixed = Pipeline(layer_norm_spec(), config.with_changes(**err.fix)).run()
+    assert fixed.ok, fixed.failed and fixed.failed.error
+    assert fixed.results["run"].metrics["float_vs_runtime_sqnr_db"] > 20

@@ -284,18 +284,17 @@ def test_the_app_page_shows_a_recovery_and_applies_the_found_config_to_the_sideb
     assert "recover_budget" in at.session_state and at.session_state["recover_applied"]
 
 
-def test_the_page_builds_the_cli_command_from_its_settings():
+def test_the_page_builds_the_cli_command_from_its_settings(monkeypatch):
     from ui import recover_page
 
     class State(dict):
         __getattr__ = dict.__getitem__
 
-    recover_page.st.session_state = State(recover_target_kind="accuracy drop", recover_max_drop=0.5,
-                                          recover_target_sqnr=40.0, recover_budget=7, recover_in_process=True)
-    try:
-        cmd = recover_page.command("sample:digits_cnn", PipelineConfig(flow="pt2e", per_channel=True), "out/r")
-    finally:
-        del recover_page.st.session_state
+    # monkeypatch puts streamlit's own session_state back (a del would leave the module without one)
+    monkeypatch.setattr(recover_page.st, "session_state", State(
+        recover_target_kind="accuracy drop", recover_max_drop=0.5, recover_target_sqnr=40.0, recover_budget=7,
+        recover_in_process=True))
+    cmd = recover_page.command("sample:digits_cnn", PipelineConfig(flow="pt2e", per_channel=True), "out/r")
     assert cmd[1:] == ["-m", "quantviz.cli", "recover", "sample:digits_cnn", "--flow", "pt2e", "--per-channel",
                        "--max-accuracy-drop", "0.5", "--budget", "7", "--out", "out/r", "--in-process"]
 

@@ -130,11 +130,15 @@ def explain_batch_failure(exc: Exception, index: int, model: torch.nn.Module, ba
             message += f" ({site.during})"
         if site.dtype_drift:
             message += f"; {site.dtype_drift}"
-    hint, fix = _hint(site, config, spec_model)
+    structural = bool(re.search(r"Dimension out of range|IndexError|shape|size mismatch", cause))
+    hint, fix = _hint(site, config, spec_model, structural)
     return StageError("calibrate", message, hint, site=site, fix=fix)
 
 
-def _hint(site: FailureSite | None, config: PipelineConfig, spec_model: torch.nn.Module) -> tuple[str, dict]:
+def _hint(site: FailureSite | None, config: PipelineConfig, spec_model: torch.nn.Module,
+          structural: bool = False) -> tuple[str, dict]:
+    """The hint and the config change for a calibration failure at ``site``; ``structural``: the failure is about
+    shapes (an observer's channel axis a tensor does not have), so every module of the same type fails alike."""
     other = "pt2e" if config.flow == "fx" else "fx"
     module = _skippable(site.module if site else "", spec_model)
     skip = {"skip_modules": (*config.skip_modules, module)} if module else {}
@@ -153,6 +157,15 @@ def _hint(site: FailureSite | None, config: PipelineConfig, spec_model: torch.nn
                 "buffer, or skip the module (--skip-module)", skip)
     if site is not None and site.during.startswith(("observer", "fake-quantize")):
         what = f"the {site.during} fails on the values it observes"
+        if structural:
+            what = f"the {site.during} fails on the shape of what it observes (an axis the tensor does not have)"
+        kin = _same_type(module, spec_model) if structural else []
+        if len(kin) > 1:  # a shape the quantizer annotates every module of that type with: each fails alike
+            kind = type(spec_model.get_submodule(module)).__name__
+            shown = ", ".join(kin[:4]) + (", ..." if len(kin) > 4 else "")
+            return (data_ok + f"{what}, and the quantizer annotates all {len(kin)} {kind} modules alike: skip every "
+                    f"{kind} ({shown}) so they stay float (--skip-module for each), or use --flow {other}",
+                    {"skip_modules": tuple(dict.fromkeys((*config.skip_modules, *kin)))})
         if module:
             return (data_ok + f"{what}: skip module '{module}' (--skip-module {module}) so it stays float, or use "
                     f"--flow {other}", skip)
@@ -169,6 +182,15 @@ def _skippable(module: str, model: torch.nn.Module) -> str:
     while module and module not in names:
         module = module.rpartition(".")[0]
     return module
+
+
+def _same_type(module: str, model: torch.nn.Module) -> list[str]:
+    """Every submodule of ``model`` whose class has the name of ``module``'s (``module`` first; a model's own
+    ``LayerNorm`` and ``nn.LayerNorm`` alike), or [] for none."""
+    if not module:
+        return []
+    kind = type(model.get_submodule(module)).__name__
+    return [module, *(n for n, m in model.named_modules() if n and n != module and type(m).__name__ == kind)]
 
 
 def _is_observer(module: torch.nn.Module) -> bool:
