@@ -149,6 +149,7 @@ def test_an_aborting_cell_is_reported_the_others_finish_and_the_gate_exits_3(tmp
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # CI: the gate is covered by test_gate_lists_drops_and_new_failures_only and the aborting-cell sweep
 def test_an_equal_sweep_passes_the_gate_and_sensitivity_fans_out(four_cells, tmp_path):
     _, baseline = four_cells
     run = quantviz("sweep", "sample:conv_add", "--flow", "fx", "--until", "convert", "--sensitivity", "2",
