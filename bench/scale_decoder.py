@@ -100,11 +100,13 @@ def main() -> int:
                 first = result
             print(f"# round {i + 1} {side:<8} {result['seconds']:7.1f} s", flush=True)
     ratios = [x / y for x, y in zip(a, b)]
-    print(f"{args.model}, {args.rounds} round(s), seconds min / median / max:")
-    print(f"  quantviz torchao flow (trace .. run)  {spread(a)}")
-    print(f"  bare recipe call + runtime            {spread(b)}")
-    print(f"  ratio quantviz / bare, pair by pair   {min(ratios):.2f} / {statistics.median(ratios):.2f} / "
-          f"{max(ratios):.2f}")
+    print(f"{args.model}, {args.rounds} round(s):\n")
+    print("| side | seconds min / median / max |")
+    print("|---|---|")
+    print(f"| quantviz torchao flow (trace .. run) | {spread(a)} |")
+    print(f"| bare recipe call + runtime | {spread(b)} |")
+    print(f"| ratio quantviz / bare, pair by pair | {min(ratios):.2f} / {statistics.median(ratios):.2f} / "
+          f"{max(ratios):.2f} |\n")
     print(f"  quantviz stages (last round): {first['stages']}; float vs runtime {first['sqnr']:.1f} dB")
     g = first["first_graph"]
     print(f"  first graph (capture, {g['nodes']} nodes): snapshot {g['snapshot_s']:.2f} s + overview plan and DOT "

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="exit 3 when the runtime-vs-float SQNR (evaluation data) is below DB")
     compare.add_argument("--sensitivity", type=int, default=0, metavar="N",
                          help="also keep each of the first N weighted layers float in turn (default: 0, off)")
+    compare.add_argument("--no-taps", action="store_true",
+                         help="do not tap the values inside delegates of several ops (taps lower the program once "
+                              "more; the blame table then has only each delegate's outputs)")
     report = sub.add_parser("report", help="run the flow and write one standalone HTML report")
     add_run_options(report)
     report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
@@ -343,7 +346,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     def progress(fraction: float, text: str) -> None:
         print(f"  numerics {fraction:4.0%}  {text}", flush=True)
 
-    report = compare(pipe, sensitivity_layers=args.sensitivity, progress=progress)
+    report = compare(pipe, sensitivity_layers=args.sensitivity, progress=progress, taps=not args.no_taps)
     written = report.write(args.out)
     for line in report.summary_lines():
         print(f"  {line}")

@@ -140,6 +140,8 @@ def show_report(report: NumericsReport, order: dict[str, int] | None = None) -> 
         st.markdown(f"**Blame: each level's error at each quantized pattern** — {report.blame_note} "
                     "*Colour by SQNR* in a stage's View options colours its graph by the level pair that stage "
                     "computes.")
+        if report.taps is not None:
+            st.caption("Inside delegates (intermediate-output taps): " + report.taps.summary())
         st.dataframe(frames["blame"], hide_index=True)
     st.markdown("**Per node: float vs reference, worst first** — without the blame table, *Colour by SQNR* "
                 "colours the convert graph by this SQNR.")

@@ -53,8 +53,9 @@ NAN = float("nan")
 # A runtime op whose local error exceeds this many LSB computes something other than its reference op.
 DIVERGENCE_LSB = 1.0
 # Where a pattern's runtime value comes from: a kernel's output in the debug buffer; the output of a delegate of
-# this pattern alone; the output of a delegate of several patterns; "" when the runtime does not expose it.
-RuntimeSource = Literal["intermediate", "delegate-op", "delegate-output", ""]
+# this pattern alone; the output of a delegate of several patterns; an intermediate-output tap of the same program
+# (``taps.py``: a value inside a delegate of several patterns); "" when the runtime does not expose it.
+RuntimeSource = Literal["intermediate", "delegate-op", "delegate-output", "tap", ""]
 
 
 @dataclass
@@ -191,7 +192,7 @@ def runtime_values(pipe: PipelineView, events: list[RuntimeEvent],
     """
     emit_ep = pipe.results[pipe.role("program")].artifact.exported_program()
     emit_carry = {b: a for a, b in carriers(convert_view, pipe.results[pipe.role("program")].graph).items()}
-    per_call = _patterns_per_call(convert_view, pipe.results[pipe.role("lowered")].graph)
+    per_call = patterns_per_call(convert_view, pipe.results[pipe.role("lowered")].graph)
     out: dict[str, tuple[torch.Tensor, RuntimeSource, str]] = {}
     calls = [n for n in emit_ep.graph.nodes if n.op == "call_function" and "call_delegate" in str(n.target)]
     delegate_events = [e for e in events if e.delegate_call]
@@ -215,7 +216,7 @@ def runtime_values(pipe: PipelineView, events: list[RuntimeEvent],
     return out
 
 
-def _patterns_per_call(convert_view: GraphView, fuse_view: GraphView) -> dict[str, int]:
+def patterns_per_call(convert_view: GraphView, fuse_view: GraphView) -> dict[str, int]:
     """Delegate call id -> how many convert-graph patterns were lowered into it."""
     delegated = diff_graphs(convert_view, fuse_view).delegated
     counts: dict[str, int] = {}
@@ -346,8 +347,9 @@ def _local(setup: _Setup, batch: tuple, level: dict[str, torch.Tensor],
 
 def _one_batch(pipe: PipelineView, setup: _Setup, batch: tuple, events: list[RuntimeEvent] | None,
                series: dict[str, _Series], qparams: dict[str, tuple[float, float]],
-               sources: dict[str, RuntimeSource]) -> None:
-    """Every level's value of every pattern output on ``batch``, appended to ``series``."""
+               sources: dict[str, RuntimeSource], tapped: dict[str, torch.Tensor] | None = None) -> None:
+    """Every level's value of every pattern output on ``batch``, appended to ``series`` (``tapped``: the tapped
+    program's values, for the quantizes the program's own run does not expose)."""
     nodes = {n.name: n for n in setup.ref_gm.graph.nodes}
     ref = capture_values(setup.ref_gm, tuple(batch))
     qparams.update({q: _qparams(nodes[q], ref) for q in setup.all_q})
@@ -366,6 +368,8 @@ def _one_batch(pipe: PipelineView, setup: _Setup, batch: tuple, events: list[Run
         emit = pipe.results[pipe.role("program")].artifact
         evs = events if events is not None else runtime_events(emit.buffer, batch, debug_buffer_size(emit))
         found = runtime_values(pipe, evs, setup.cview)
+        for q, value in (tapped or {}).items():
+            found.setdefault(q, (value, "tap", ""))
         runtime = {q: v for q, (v, _, _) in found.items()}
         sources.update({q: src for q, (_, src, _) in found.items()})
         runtime_local = _local(setup, batch, runtime, qparams)
@@ -427,8 +431,11 @@ def _row(p, order: int, setup: _Setup, s: _Series, qparams: dict[str, tuple[floa
 
 
 def blame_table(pipe: PipelineView, batches: list[tuple], events: list[list[RuntimeEvent]] | None = None,
-                runtime_unavailable: str = "") -> list[BlameRow]:
+                runtime_unavailable: str = "", tapped: list[dict[str, torch.Tensor]] | None = None) -> list[BlameRow]:
     """One row per quantized pattern of the convert stage, in execution order, on ``batches``.
+
+    ``tapped`` (one dict per batch, ``taps.tap_runtime``'s ``values``) gives the runtime's value of quantizes
+    inside delegates of several patterns, where the program's own run exposes none.
 
     ``events`` (one list per batch) are the runtime's, when already read (``runtime_events``); tests plant a wrong
     delegate output through them. Without them the runtime runs once per batch with an ETDump.
@@ -439,7 +446,8 @@ def blame_table(pipe: PipelineView, batches: list[tuple], events: list[list[Runt
     qparams: dict[str, tuple[float, float]] = {}
     sources: dict[str, RuntimeSource] = {}
     for b, batch in enumerate(batches):
-        _one_batch(pipe, setup, batch, events[b] if events is not None else None, series, qparams, sources)
+        _one_batch(pipe, setup, batch, events[b] if events is not None else None, series, qparams, sources,
+                   tapped[b] if tapped is not None and b < len(tapped) else None)
     calls = _call_of(setup.cview, pipe.results[pipe.role("lowered")].graph if setup.fused_gm is not None else None)
     rows = [_row(p, i, setup, series[p.id], qparams, sources.get(p.output_q or "", ""), calls.get(p.anchor, ""))
             for i, p in enumerate(setup.patterns)]

@@ -32,6 +32,7 @@ from quantviz.numerics.per_node import PerNodeRow, per_node_table
 from quantviz.numerics.runtime_intermediates import (RuntimeIntermediates, debug_buffer_size, runtime_events,
                                                      runtime_intermediates)
 from quantviz.numerics.sensitivity import SensitivityRow, sensitivity
+from quantviz.numerics.taps import TapRun, tap_runtime
 from quantviz.config import PipelineConfig
 from quantviz.data import evaluation_data
 from quantviz.backends import backend_of
@@ -215,6 +216,7 @@ class NumericsReport:
     blame_summary: BlameSummary | None = None                         # None when there is no blame table
     outputs: list[OutputRow] = field(default_factory=list)           # every leaf of the model's output: compared?
     granularity_check: GranularityCheck | None = None                 # per-op delegates vs graph ones (when run)
+    taps: TapRun | None = None                                        # values inside delegates, by taps (when run)
     runtime_reused: bool = False                                      # the run stage's runtime outputs were reused
     data: dict[str, str] = field(default_factory=dict)                # data set -> what it is (evaluation, ...)
 
@@ -255,6 +257,7 @@ class NumericsReport:
             "blame_summary": self.blame_summary.to_dict() if self.blame_summary is not None else {},
             "outputs": [r.to_dict() for r in self.outputs],
             "granularity_check": self.granularity_check.to_dict() if self.granularity_check is not None else {},
+            "taps": self.taps.to_dict() if self.taps is not None else {},
             "runtime_reused": self.runtime_reused})
 
     def frames(self) -> dict[str, pd.DataFrame]:
@@ -312,6 +315,8 @@ class NumericsReport:
             lines.append(f"runtime intermediates: unavailable ({ri.reason})")
         if self.blame_note:
             lines.append(f"blame: {self.blame_note}")
+        if self.taps is not None:
+            lines.append("inside delegates: " + self.taps.summary())
         if self.granularity_check is not None:
             lines.append("per-op delegates vs whole-graph ones: " + self.granularity_check.summary())
         not_compared = [o.path for o in self.outputs if not o.compared]
@@ -357,12 +362,14 @@ def _describe_set(name: str, pipe: "Pipeline", n: int) -> str:
 
 def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16, progress: Progress = lambda f, t: None,
             kernels: dict[str, Callable[..., torch.Tensor]] | None = None, blame_batches: int = 1,
-            check_granularity: bool = True) -> NumericsReport:
+            check_granularity: bool = True, taps: bool = True) -> NumericsReport:
     """Compute every numerics table for a pipeline that has run (as far as it got).
 
     ``blame_batches``: how many comparison batches the blame table runs on (each is one runtime run with an
     ETDump); ``check_granularity``: with ``delegate_granularity="op"``, also lower with whole-graph delegates and
-    compare the two programs' outputs (``NumericsReport.granularity_check``).
+    compare the two programs' outputs (``NumericsReport.granularity_check``); ``taps``: where delegates hold several
+    patterns, also run the program with every quantize tapped (``taps.tap_runtime``) so the blame table has the
+    runtime's value inside them (``NumericsReport.taps``).
     """
     report = NumericsReport(pipe.spec.name, pipe.config.to_dict())
     sets = data_sets(pipe.spec, max_batches, pipe.config)
@@ -426,7 +433,12 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
     if has_reference:
         progress(0.68, "blame: where accuracy is lost, node by node")
         try:
-            blame_into(report, pipe, comparison[:max(blame_batches, 1)], events)
+            tapped = None
+            if taps and events is not None and pipe.config.delegate_granularity != "op":
+                progress(0.67, "intermediate-output taps inside delegates")
+                report.taps = tap_runtime(pipe, comparison[:max(blame_batches, 1)])
+                tapped = report.taps.values if report.taps.available else None
+            blame_into(report, pipe, comparison[:max(blame_batches, 1)], events, tapped)
         except Exception as exc:  # noqa: BLE001 - a model the blame table cannot follow keeps the other tables
             report.blame_note = f"the blame table could not be made: {type(exc).__name__}: {exc}"
     if check_granularity and pipe.config.delegate_granularity == "op" and delegates(pipe.config) \
@@ -441,13 +453,14 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
     return report
 
 
-def blame_into(report: NumericsReport, pipe: PipelineView, batches: list[tuple], events: list | None) -> None:
+def blame_into(report: NumericsReport, pipe: PipelineView, batches: list[tuple], events: list | None,
+               tapped: list[dict[str, torch.Tensor]] | None = None) -> None:
     """Fill ``report.blame``, ``blame_summary`` and ``blame_note`` (runtime columns from ``events``, one list per
-    batch, when the runtime ran and its ETDump was read)."""
+    batch, when the runtime ran and its ETDump was read; ``tapped``: values inside delegates, by taps)."""
     runtime = report.level("runtime")
     why = "" if events is not None else (
         runtime.text if not runtime.ok else report.runtime_intermediates.reason or "the ETDump could not be read")
-    rows = blame_table(pipe, batches, events, runtime_unavailable=why)
+    rows = blame_table(pipe, batches, events, runtime_unavailable=why, tapped=tapped)
     report.blame = rows
     report.blame_summary = s = blame_summary(rows)
     first = s.first_divergence
@@ -466,7 +479,7 @@ def blame_summary(rows: list[BlameRow]) -> BlameSummary:
     (one delegate each) whose runtime local error exceeds 1 LSB."""
     delegated = [r for r in rows if r.delegate]
     over = [OverLsb(r.node, r.op, r.runtime_local_max_lsb)
-            for r in rows if r.runtime_source == "delegate-op" and r.runtime_local_max_lsb > 1]
+            for r in rows if r.runtime_source in ("delegate-op", "tap") and r.runtime_local_max_lsb > 1]
     return BlameSummary(len(rows), sum(bool(r.runtime_source) for r in rows), len(delegated),
                         sum(bool(r.runtime_source) for r in delegated),
                         next((r.node for r in rows if r.first_divergence), ""), over)
