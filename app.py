@@ -13,7 +13,7 @@ from quantviz.data import evaluation_data
 from quantviz.flows import describe_config
 from ui.runner import get_run, pick_stage, progress_text, torch_turn, wait_for_stage
 from ui.sidebar import flow_config, model_choice
-from ui.stage_page import absent_page, stage_page
+from ui.stage_page import absent_page, stage_page, stage_title
 from ui.state import RAIL, SELECTED_NODE, SHOWN, STAGE, init_state
 
 POLL_SECONDS = 1.0  # how often the rail asks a running pipeline for news
@@ -104,9 +104,11 @@ def main() -> None:
     stage = pick_stage(run)
     running = run.alive
     st.session_state[SHOWN] = (stage, running)
-    st.fragment(stage_rail, run_every=POLL_SECONDS if running else None)(run)
+    with st.container():  # one element for the rail: its own reruns (a fragment) never shift the page below it
+        st.fragment(stage_rail, run_every=POLL_SECONDS if running else None)(run)
     if run.error is not None:
         st.error(f"The run stopped on an unexpected error: {run.error!r}", icon="🛑")
+    stage_title(run.pipe.flow, stage)
     if stage in run.pipe.flow.absent:
         absent_page(run.pipe.flow, stage)
         return

@@ -1,5 +1,6 @@
 """Stages stream in, in a real browser: the trace page of a 1,000+-node model is usable while later stages run,
-and Stop ends the run after the current stage, keeping the pages of what finished.
+and Stop ends the run after the current stage, keeping the pages of what finished; a stage chosen before it ran
+keeps its title when the run ends.
 
 The model is tests/fixtures/slow_models.py:make_deep_mlp (256 residual blocks, 1,026 nodes after trace; its
 calibration is slow by design), chosen through the sidebar's "Python file" source. Each test starts its own app,
@@ -120,3 +121,27 @@ def test_stop_ends_the_run_after_the_current_stage_and_keeps_what_finished(drive
     assert rail_buttons(driver) == rail and "Stopped. Not run:" in page_text(driver)
     driver.save_screenshot(str(ARTIFACTS / "streaming_stopped.png"))
 
+
+
+
+def test_a_stage_chosen_before_it_ran_keeps_its_page_title_when_the_run_ends():
+    """A regression: the run stage clicked while its run was still going (here: right after a config change) drew
+    its page without the "10. run" title once the run ended (the rail's fragment lost its status line and the page
+    below it lost an element). digits_cnn, fusion changed to quantviz's kernels: the flow runs again from fuse."""
+    from quantviz_devtools.browser import choose
+
+    driver = chrome_driver(1500, 1900, offline=True)  # the whole run page on one screen
+    try:
+        with running_app({"QUANTVIZ_DEFAULT_MODEL": "sample:digits_cnn"}) as url:
+            driver.get(url)
+            wait_for(driver, lambda d: d.find_elements("css selector", GRAPH))
+            choose(driver, "Fusion", "quantviz")
+            time.sleep(2)
+            click_button(driver, "10 run", prefix=True)  # while the flow runs again
+            wait_for(driver, lambda d: find_button(d, "Compare node by node") is not None, timeout=300)
+            wait_for(driver, lambda d: "running:" not in page_text(d), timeout=60)  # the run ended, the rail redrawn
+            time.sleep(3)
+            text = page_text(driver)
+    finally:
+        driver.quit()
+    assert "10. run" in text and "Loads the .pte" in text, text[:1500]
