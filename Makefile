@@ -29,7 +29,7 @@ run: kernels
 	QUANTVIZ_DEFAULT_MODEL=$(SAMPLE) $(VENV)/bin/streamlit run app.py --server.address 127.0.0.1 --server.port $(PORT)
 
 test: kernels
-	$(PY) -m pytest -q -m "not slow" --durations=20
+	$(PY) -m pytest -q -m "not slow" --durations=40
 
 test-all: kernels
 	$(PY) -m pytest -q

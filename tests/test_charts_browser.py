@@ -59,7 +59,7 @@ def test_app_run_page_shows_the_charts(charts_driver, charts_app):
     wait_for(d, lambda d: d.find_elements("css selector", "[data-testid=qv-graph] svg"))
     choose(d, "Fusion", "quantviz")  # the project's kernels: the LSB histograms have instances to show
     time.sleep(2)
-    wait_for(d, open_run_page, timeout=600)  # the flow runs again with the new fusion first
+    wait_for(d, open_run_page, timeout=300)  # the flow runs again with the new fusion first
 
     def two_layers(d) -> bool:  # typed again if a rerun replaced the box before it took the value
         box = d.find_element("css selector", "input[aria-label^='Sensitivity']")
