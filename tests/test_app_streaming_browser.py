@@ -122,8 +122,6 @@ def test_stop_ends_the_run_after_the_current_stage_and_keeps_what_finished(drive
     driver.save_screenshot(str(ARTIFACTS / "streaming_stopped.png"))
 
 
-
-
 def test_a_stage_chosen_before_it_ran_keeps_its_page_title_when_the_run_ends():
     """A regression: the run stage clicked while its run was still going (here: right after a config change) drew
     its page without the "10. run" title once the run ended (the rail's fragment lost its status line and the page

@@ -315,8 +315,7 @@ def table_panel(pipe: Pipeline, stage: str, rows: list) -> None:
 
 
 def stage_title(flow, stage: str) -> None:
-    """The page's title, ``10. run``: drawn first, before the page waits for its stage (an element written after a
-    waiting placeholder went missing from the page once the wait ended)."""
+    """The page's title, ``10. run``: drawn first, so the page names its stage while it waits for it."""
     st.subheader(f"{flow.number(stage)}. {stage}")
 
 
