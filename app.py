@@ -13,7 +13,7 @@ from quantviz.data import evaluation_data
 from quantviz.flows import describe_config
 from ui.runner import get_run, pick_stage, progress_text, torch_turn, wait_for_stage
 from ui.sidebar import flow_config, model_choice
-from ui.stage_page import absent_page, stage_page, stage_title
+from ui.stage_page import absent_page, stage_page
 from ui.state import RAIL, SELECTED_NODE, SHOWN, STAGE, init_state
 
 POLL_SECONDS = 1.0  # how often the rail asks a running pipeline for news
@@ -108,16 +108,17 @@ def main() -> None:
         st.fragment(stage_rail, run_every=POLL_SECONDS if running else None)(run)
     if run.error is not None:
         st.error(f"The run stopped on an unexpected error: {run.error!r}", icon="🛑")
-    stage_title(run.pipe.flow, stage)
-    if stage in run.pipe.flow.absent:
-        absent_page(run.pipe.flow, stage)
-        return
-    if not wait_for_stage(run, stage):
-        if run.state().ready:
-            st.rerun()  # the run ended without this stage (Stop, or an earlier stage failed): show another
-        return
-    with torch_turn(run.pipe, stage):
-        stage_page(run.view(), stage, choice.ref)
+    page = st.container()  # the page is one element whatever it holds (waiting, or the stage), so reruns never shift
+    with page:
+        if stage in run.pipe.flow.absent:
+            absent_page(run.pipe.flow, stage)
+            return
+        if not wait_for_stage(run, stage):
+            if run.state().ready:
+                st.rerun()  # the run ended without this stage (Stop, or an earlier stage failed): show another
+            return
+        with torch_turn(run.pipe, stage):
+            stage_page(run.view(), stage, choice.ref)
 
 
 main()

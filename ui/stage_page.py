@@ -314,19 +314,17 @@ def table_panel(pipe: Pipeline, stage: str, rows: list) -> None:
                        key=f"dl_table_{stage}")
 
 
-def stage_title(flow, stage: str) -> None:
-    """The page's title, ``10. run``: drawn first, so the page names its stage while it waits for it."""
-    st.subheader(f"{flow.number(stage)}. {stage}")
-
-
 def absent_page(flow, stage: str) -> None:
-    """A stage the flow does not have (under its title): said so, with the reason, nothing faked."""
+    """A stage the flow does not have: said so, with the reason, nothing faked."""
+    st.subheader(f"{flow.number(stage)}. {stage}")
     st.info(f"**Not part of the {flow.name} flow.** {flow.absent[stage]}", icon="➖")
 
 
 def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
-    """A stage's page under its title (``stage_title``): explanation, notes, API calls, table, graph, numerics."""
+    """A stage's page, drawn once the run reached it: title, explanation, notes, API calls, table, graph, numerics
+    (the title comes with the page, so a test or a reader that sees it sees the page)."""
     info = pipe.stage(stage)
+    st.subheader(f"{pipe.flow.number(stage)}. {stage}")
     st.write(info.explanation)
     result = pipe.results.get(stage)
     if result is None:
