@@ -15,6 +15,7 @@ from quantviz.config import ConfigError, PipelineConfig
 from quantviz.sweep.cell import CellResult, finish_sensitivity
 from quantviz.sweep.grid import build_grid, parse_values
 from quantviz.sweep.ray_runner import Sweep, stage_model_files
+from quantviz.sweep.ray_setup import absolute_ref, model_refs
 from quantviz.sweep.results import CSV_COLUMNS, gate, heatmap_page, load_sweep, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,6 +60,15 @@ def test_model_files_are_staged_for_the_workers(tmp_path):
     assert refs["sample:conv_add"] == "sample:conv_add"
     assert refs[f"{FIXTURE}:make_ok"] == "models/1/sweep_models.py:make_ok"
     assert (tmp_path / "models" / "1" / "sweep_models.py").read_text() == FIXTURE.read_text()
+
+
+def test_only_a_cluster_gets_the_model_files_shipped(tmp_path):
+    models = ["sample:conv_add", f"{FIXTURE}:make_ok"]
+    embedded = model_refs(models, None, tmp_path / "embedded")  # workers on this machine read the files in place
+    assert embedded == {m: absolute_ref(m) for m in models} and not (tmp_path / "embedded").exists()
+    cluster = model_refs(models, "ray://head:10001", tmp_path / "cluster")
+    assert cluster[f"{FIXTURE}:make_ok"] == "models/1/sweep_models.py:make_ok"
+    assert (tmp_path / "cluster" / "models" / "1" / "sweep_models.py").is_file()
 
 
 # -- results and the gate (no Ray) ---------------------------------------------------------------------------------

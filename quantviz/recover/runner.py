@@ -80,14 +80,14 @@ class RayEvaluator:
                  num_cpus: int | None = None, job: Callable[..., dict] | str = JOB,
                  warm: Callable[..., Any] | str | None = WARM, memory_gib: float | None = 1.5) -> None:
         from quantviz.sweep.actors import WarmPool
-        from quantviz.sweep.ray_setup import absolute_ref, import_ray, init_ray, stage_model_files
+        from quantviz.sweep.ray_setup import absolute_ref, import_ray, init_ray, model_refs
 
         ray = import_ray()
         self.started_ray = not ray.is_initialized()
         self.staging = Path(tempfile.mkdtemp(prefix="quantviz_recover_"))
         if self.started_ray:
-            ref = stage_model_files([model_ref], self.staging)[model_ref]
-            self.init_seconds = init_ray(address, num_cpus, self.staging if ref != model_ref else None)
+            ref = model_refs([model_ref], address, self.staging)[model_ref]
+            self.init_seconds = init_ray(address, num_cpus, self.staging if ref != absolute_ref(model_ref) else None)
         else:
             ref, self.init_seconds = absolute_ref(model_ref), 0.0
         self.ray, self.ref, self.address = ray, ref, address

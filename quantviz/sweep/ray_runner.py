@@ -9,8 +9,9 @@ Example::
     sweep.cells[0].ok
 
 Ray starts embedded (this machine's CPUs, no dashboard) unless ``address`` names a running cluster
-(``ray start --head`` on one machine). Model files are shipped to the workers in the job's ``working_dir``;
-``sample:NAME`` models come with quantviz, which every node must have installed.
+(``ray start --head`` on one machine). On a cluster, model files are shipped to the workers in the job's
+``working_dir``; embedded workers read them where they are. ``sample:NAME`` models come with quantviz, which every
+node must have installed.
 """
 from __future__ import annotations
 
@@ -29,8 +30,8 @@ from quantviz.config import PipelineConfig
 from quantviz.sweep.cell import CellResult, finish_sensitivity, run_cell, run_layer
 from quantviz.sweep.grid import Cell
 from quantviz.sweep.ray_setup import (GIB, KV_NAMESPACE, OBJECT_STORE_BYTES, RayMissing, absolute_ref,  # noqa: F401
-                                      breadcrumb, crash_cause, import_ray, init_ray, read_breadcrumb,
-                                      stage_model_files)
+                                      breadcrumb, crash_cause, import_ray, init_ray, model_refs,
+                                      read_breadcrumb, stage_model_files)
 
 CELL_MEMORY_GIB = 1.5   # a worker running one sample cell peaks at 0.53-0.73 GB (bench/sweep.py): room to spare
 LAYER_MEMORY_GIB = 1.0
@@ -117,9 +118,9 @@ def run_sweep(cells: list[Cell], sensitivity: int = 0, address: str | None = Non
     t_start = time.perf_counter()
     staging = Path(tempfile.mkdtemp(prefix="quantviz_sweep_"))
     try:
-        if started_here:
-            refs = stage_model_files([c.model for c in cells], staging)
-            shipped = any(r != m for m, r in refs.items())
+        if started_here:  # a cluster gets the model files shipped; an embedded Ray reads them where they are
+            refs = model_refs([c.model for c in cells], address, staging)
+            shipped = any(r != absolute_ref(m) for m, r in refs.items())
             init_seconds = init_ray(address, num_cpus, staging if shipped else None)
         else:  # the caller's Ray: its job's working_dir is set already; files by absolute path (same machine)
             refs, init_seconds = {c.model: absolute_ref(c.model) for c in cells}, 0.0

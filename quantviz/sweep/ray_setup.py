@@ -4,7 +4,7 @@ breadcrumbs a job leaves in Ray's key-value store (so a crash can name its stage
 Example::
 
     init_ray()                         # embedded, this machine's CPUs
-    refs = stage_model_files(["net.py:make"], staging)   # {"net.py:make": "models/0/net.py:make"}
+    refs = stage_model_files(["net.py:make"], staging)   # {"net.py:make": "models/0/net.py:make"}, for a cluster
 """
 from __future__ import annotations
 
@@ -104,25 +104,54 @@ def crash_cause(exc: Exception, stage: str | None) -> str:
 
 
 # -- starting Ray ------------------------------------------------------------------------------------------------
+def model_refs(models: list[str], address: str | None, into: Path) -> dict[str, str]:
+    """How the workers name each model: a cluster (``address``) gets the files shipped in the job's working_dir
+    (:func:`stage_model_files`); an embedded Ray runs on this machine and reads them where they are
+    (:func:`absolute_ref`), so it needs no working_dir."""
+    if address:
+        return stage_model_files(models, into)
+    return {m: absolute_ref(m) for m in models}
+
+
+def _worker_env() -> dict[str, str]:
+    """What the workers' environment must add to this process's: no warnings at import, and this process's
+    PYTHONPATH with absolute entries (a job's working_dir is the workers' cwd)."""
+    env = {"PYTHONWARNINGS": "ignore"}
+    if os.environ.get("PYTHONPATH"):
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(Path(p).resolve()) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p)
+    return env
+
+
 def init_ray(address: str | None = None, num_cpus: int | None = None, working_dir: Path | None = None) -> float:
     """Start Ray embedded (``num_cpus``, default this machine's) or join ``address``; returns the seconds it took.
-    Does nothing (0 s) when Ray is already initialised in this process."""
+    Does nothing (0 s) when Ray is already initialised in this process.
+
+    An embedded Ray inherits its environment from this process (set for the length of ``ray.init``), not from a
+    runtime_env: the worker processes Ray starts with it then match the actors' environment and become the warm
+    workers (a runtime_env makes Ray start new processes for them, 1.2 s later and a Python start-up more each).
+    A cluster gets the environment and ``working_dir`` as the job's runtime_env."""
     ray = import_ray()
     if ray.is_initialized():
         return 0.0
-    runtime_env: dict[str, Any] = {"env_vars": {"PYTHONWARNINGS": "ignore"}}
-    if os.environ.get("PYTHONPATH"):  # a job's working_dir replaces it otherwise: workers import what we import
-        runtime_env["env_vars"]["PYTHONPATH"] = os.pathsep.join(
-            str(Path(p).resolve()) for p in os.environ["PYTHONPATH"].split(os.pathsep) if p)
-    if working_dir is not None:
-        runtime_env["working_dir"] = str(working_dir)
+    common = {"logging_level": logging.ERROR, "log_to_driver": False, "configure_logging": True}
     t0 = time.perf_counter()
-    common = {"runtime_env": runtime_env, "logging_level": logging.ERROR, "log_to_driver": False,
-              "configure_logging": True}
     if address:
-        ray.init(address=address, **common)
-    else:
+        runtime_env: dict[str, Any] = {"env_vars": _worker_env()}
+        if working_dir is not None:
+            runtime_env["working_dir"] = str(working_dir)
+        ray.init(address=address, runtime_env=runtime_env, **common)
+        return time.perf_counter() - t0
+    saved = {k: os.environ.get(k) for k in _worker_env()}
+    os.environ.update(_worker_env())
+    try:
         # address="local": a new Ray in this process even when `ray start` or RAY_ADDRESS names another one
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
                  object_store_memory=OBJECT_STORE_BYTES, **common)
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return time.perf_counter() - t0
