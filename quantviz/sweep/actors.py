@@ -43,8 +43,10 @@ def warm_libraries(flows: tuple[str, ...] = ("pt2e", "fx")) -> float:
     """Pay once what a process otherwise pays in its first job, and nothing more: import torch, torchao,
     executorch (the edge, emit and runtime modules included) and quantviz's stages, and run the one-time parts of
     ``flows`` on a tiny model (pt2e: ``torch.export``'s first call and XNNPACKQuantizer's pattern graphs,
-    ``quantviz.quantizers.pattern_cache``; fx has none beyond its imports). Every later stage costs the same on
-    each call, so a whole tiny run to the runtime would be work thrown away. Returns the seconds it took."""
+    ``quantviz.quantizers.pattern_cache``; fx has none beyond its imports). A process's first cell still costs
+    more than its later ones (measured on this 2-core machine: 3.8 s against 1.7 s for a cell without a delegate,
+    8.0 s against 3.3 s with XNNPACK, whose lowering passes build their pattern graphs on first use, about 3.6 s);
+    warming those here would only move that time, not save it. Returns the seconds it took."""
     t0 = time.perf_counter()
     quiet_worker()
     import executorch.exir  # noqa: F401  to_edge, to_executorch
