@@ -34,6 +34,8 @@ def test_the_decoders_quantize_and_capture_stages(weight_dequantize):
             choose(driver, "Flow", "torchao")
             wait_for(driver, lambda d: "Scheme" in page_text(d) and "2 quantize" in page_text(d))
             go_to_stage(driver, "calibrate", "torchao", graph=False)
+            # the stage's title can be on screen a rerun before its body: wait for the body, then check it
+            wait_for(driver, lambda d: "Not part of the torchao flow" in page_text(d))
             assert "Not part of the torchao flow" in page_text(driver) and "nothing to calibrate" in page_text(driver)
             go_to_stage(driver, "quantize", "torchao", graph=False)
             # the notes sum the table up (the table itself is a canvas grid, its CSV a download)
