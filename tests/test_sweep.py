@@ -64,10 +64,12 @@ def test_model_files_are_staged_for_the_workers(tmp_path):
 
 def test_only_a_cluster_gets_the_model_files_shipped(tmp_path):
     models = ["sample:conv_add", f"{FIXTURE}:make_ok"]
-    embedded = model_refs(models, None, tmp_path / "embedded")  # workers on this machine read the files in place
+    embedded, working_dir = model_refs(models, None, tmp_path / "embedded")  # on this machine: read in place
     assert embedded == {m: absolute_ref(m) for m in models} and not (tmp_path / "embedded").exists()
-    cluster = model_refs(models, "ray://head:10001", tmp_path / "cluster")
-    assert cluster[f"{FIXTURE}:make_ok"] == "models/1/sweep_models.py:make_ok"
+    assert working_dir is None
+    cluster, working_dir = model_refs(models, "ray://head:10001", tmp_path / "cluster")
+    assert cluster[f"{FIXTURE}:make_ok"] == "models/1/sweep_models.py:make_ok" and working_dir == tmp_path / "cluster"
+    assert model_refs(["sample:conv_add"], "ray://head:10001", tmp_path / "none")[1] is None  # nothing to ship
     assert (tmp_path / "cluster" / "models" / "1" / "sweep_models.py").is_file()
 
 

@@ -86,8 +86,8 @@ class RayEvaluator:
         self.started_ray = not ray.is_initialized()
         self.staging = Path(tempfile.mkdtemp(prefix="quantviz_recover_"))
         if self.started_ray:
-            ref = model_refs([model_ref], address, self.staging)[model_ref]
-            self.init_seconds = init_ray(address, num_cpus, self.staging if ref != absolute_ref(model_ref) else None)
+            refs, working_dir = model_refs([model_ref], address, self.staging)
+            ref, self.init_seconds = refs[model_ref], init_ray(address, num_cpus, working_dir)
         else:
             ref, self.init_seconds = absolute_ref(model_ref), 0.0
         self.ray, self.ref, self.address = ray, ref, address

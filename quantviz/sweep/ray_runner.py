@@ -119,9 +119,8 @@ def run_sweep(cells: list[Cell], sensitivity: int = 0, address: str | None = Non
     staging = Path(tempfile.mkdtemp(prefix="quantviz_sweep_"))
     try:
         if started_here:  # a cluster gets the model files shipped; an embedded Ray reads them where they are
-            refs = model_refs([c.model for c in cells], address, staging)
-            shipped = any(r != absolute_ref(m) for m, r in refs.items())
-            init_seconds = init_ray(address, num_cpus, staging if shipped else None)
+            refs, working_dir = model_refs([c.model for c in cells], address, staging)
+            init_seconds = init_ray(address, num_cpus, working_dir)
         else:  # the caller's Ray: its job's working_dir is set already; files by absolute path (same machine)
             refs, init_seconds = {c.model: absolute_ref(c.model) for c in cells}, 0.0
         engine = _engine_info(ray, address, init_seconds)

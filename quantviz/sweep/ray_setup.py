@@ -104,13 +104,14 @@ def crash_cause(exc: Exception, stage: str | None) -> str:
 
 
 # -- starting Ray ------------------------------------------------------------------------------------------------
-def model_refs(models: list[str], address: str | None, into: Path) -> dict[str, str]:
-    """How the workers name each model: a cluster (``address``) gets the files shipped in the job's working_dir
-    (:func:`stage_model_files`); an embedded Ray runs on this machine and reads them where they are
-    (:func:`absolute_ref`), so it needs no working_dir."""
-    if address:
-        return stage_model_files(models, into)
-    return {m: absolute_ref(m) for m in models}
+def model_refs(models: list[str], address: str | None, into: Path) -> tuple[dict[str, str], Path | None]:
+    """How the workers name each model, and the job's working_dir (None: nothing shipped). A cluster
+    (``address``) gets the files shipped in ``into`` (:func:`stage_model_files`); an embedded Ray runs on this
+    machine and reads them where they are (:func:`absolute_ref`), so it needs no working_dir."""
+    if not address:
+        return {m: absolute_ref(m) for m in models}, None
+    refs = stage_model_files(models, into)
+    return refs, into if any(r != absolute_ref(m) for m, r in refs.items()) else None
 
 
 def _worker_env() -> dict[str, str]:
@@ -142,8 +143,9 @@ def init_ray(address: str | None = None, num_cpus: int | None = None, working_di
             runtime_env["working_dir"] = str(working_dir)
         ray.init(address=address, runtime_env=runtime_env, **common)
         return time.perf_counter() - t0
-    saved = {k: os.environ.get(k) for k in _worker_env()}
-    os.environ.update(_worker_env())
+    env = _worker_env()
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         # address="local": a new Ray in this process even when `ray start` or RAY_ADDRESS names another one
         ray.init(address="local", num_cpus=num_cpus or os.cpu_count() or 1, include_dashboard=False,
