@@ -1,7 +1,7 @@
 """The README and docs/: a short front door, every figure table naming the script that prints it, no dead link.
 
 - README.md stays under 10 KB and shows the two commands (`make run`, `make test`) in its first screen;
-- every table of figures in docs/ (a table with a cell that is a number) is preceded by "printed by `SCRIPT`",
+- every table of figures in README.md and docs/ (a table with a cell that is a number) is preceded by "printed by `SCRIPT`",
   SCRIPT exists and prints a table with the same first column;
 - every relative link (and image) in README.md and docs/ resolves, down to the heading it points at, and every
   repository file named in backticks exists;
@@ -108,7 +108,7 @@ def test_the_readme_shows_the_app():
     assert (ROOT / "docs" / "img" / "app.png").stat().st_size > 10_000
 
 
-FIGURE_TABLES = [t for page in DOCS for t in tables(page) if t.has_figures]
+FIGURE_TABLES = [t for page in PAGES for t in tables(page) if t.has_figures]
 
 
 def test_the_pages_have_figure_tables():

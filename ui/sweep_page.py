@@ -29,7 +29,7 @@ def find_sweeps(root: Path, depth: int = 3) -> list[Path]:
 
 def sweep_page() -> None:
     st.title("Sweeps")
-    st.caption("Models × configurations, one Ray task per cell: "
+    st.caption("Models × configurations, the cells on warm Ray workers (one per CPU): "
                "`quantviz sweep sample:conv_add sample:digits_cnn --flow fx,pt2e --out out/sweep`")
     known = [str(p) for p in find_sweeps(Path.cwd())]
     seed_widget(SWEEP_DIR, os.environ.get("QUANTVIZ_SWEEP_DIR") or (known[0] if known else "out/sweep"))

@@ -1,8 +1,10 @@
-"""Sweeps: many models under many configurations, one Ray task per cell.
+"""Sweeps: many models under many configurations, the cells on warm Ray workers.
 
 - ``grid``: the cross product of the flag values -> cells (model, PipelineConfig)
 - ``cell``: run one cell in this process -> ``CellResult`` (no Ray)
-- ``ray_runner``: the cells as Ray tasks, the ``ray.wait`` loop, crashed workers
+- ``actors``: warm workers (one Ray actor per CPU, libraries loaded once), the job queue, dead workers replaced
+- ``ray_setup``: starting or joining Ray, model files for a cluster, breadcrumbs, a crash in words
+- ``ray_runner``: the cells on the warm workers (or one task per cell, ``fresh_process``), crashed cells
 - ``results``: sweep.json, sweep.csv, sweep.html (heatmap), the baseline gate
 
 Example::
