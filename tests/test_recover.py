@@ -20,7 +20,7 @@ from quantviz.config import PipelineConfig
 from quantviz.recover.candidates import (ConflictError, Scope, combined_changes, compose, keep_float, observer,
                                          per_channel)
 from quantviz.recover.generate import candidates_for
-from quantviz.recover.results import pareto_charts, pareto_front
+from quantviz.recover.results import pareto_charts, pareto_front, startup_hint
 from quantviz.recover.search import rank, search
 from quantviz.recover.trial import Request, Target, Trial
 
@@ -168,6 +168,16 @@ def test_accuracy_targets_and_the_pareto_front():
     assert pte.x == "pte_kb" and {r["series"] for r in pte.rows} >= {"winner", "base (as given)"}
 
 
+def test_a_search_mostly_spent_starting_ray_is_told_in_process_is_as_fast():
+    short = {"engine": "ray", "address": "embedded", "ray_init_seconds": 2.0, "warm_seconds": [7.1, 6.9],
+             "wall_seconds": 12.6}  # bench/recover.py's digits_cnn search on this 2-core machine
+    assert startup_hint(short) == ("Ray's start-up took 9.1 of the 12.6 s (ray.init 2.0 s, workers warming 7.1 s, "
+                                   "once per worker): a search this short is as fast with --in-process")
+    assert startup_hint({**short, "wall_seconds": 50.9}) is None  # zoo_tf_mobilenet: the trials dominate
+    assert startup_hint({**short, "address": "10.0.0.1:6379"}) is None  # a cluster: its start-up is not ours
+    assert startup_hint({"engine": "in-process", "wall_seconds": 3.0}) is None
+
+
 # -- a worker that aborts --------------------------------------------------------------------------------------------
 @pytest.mark.e2e
 def test_a_worker_that_aborts_loses_only_its_trial_and_is_replaced():
@@ -264,6 +274,8 @@ def test_the_app_page_shows_a_recovery_and_applies_the_found_config_to_the_sideb
 
     found = search(PipelineConfig(flow="pt2e"), _stub_candidates(), Target("sqnr", 38.5), _stub_evaluator([]),
                    budget=12, width=1)
+    found.engine = {"engine": "ray", "address": "embedded", "workers": 2, "ray_init_seconds": 2.0,
+                    "warm_seconds": [7.1, 6.9], "wall_seconds": 12.6}  # mostly Ray's start-up
     write_results(found, tmp_path, "sample:digits_cnn")
     (tmp_path / "progress.jsonl").write_text("\n".join(json.dumps(r) for r in [
         {"event": "start", "budget": 12, "data": "stub data", "target": found.target.to_dict()},
@@ -277,6 +289,9 @@ def test_the_app_page_shows_a_recovery_and_applies_the_found_config_to_the_sideb
     assert metrics["target"] == "met" and metrics["winner"] == "39.00 dB" and metrics["layers kept float"] == "2"
     assert at.dataframe[0].value.shape[0] == len(found.trials)  # one row per trial, as they finished
     assert len(at.get("vega_lite_chart")) == 2  # SQNR against float layers, and against .pte size
+    assert [i.value for i in at.info if "start-up" in i.value] == [
+        "Ray's start-up took 9.1 of the 12.6 s (ray.init 2.0 s, workers warming 7.1 s, once per worker): a search "
+        "this short is as fast with 'In this process'"]
     apply = next(b for b in at.button if b.label.startswith("Apply:"))
     assert apply.label == "Apply: --flow pt2e --skip-module c --skip-module b"  # the order the search added them
     apply.click().run()

@@ -21,6 +21,7 @@ import pandas as pd
 import streamlit as st
 
 from quantviz.config import PipelineConfig, config_flags
+from quantviz.recover.results import startup_hint
 from ui.sidebar import apply_changes, flow_config, model_choice
 from ui.state import (
     NOT_IN_SIDEBAR,
@@ -140,6 +141,9 @@ def result_panel(folder: str, model_ref: str | None, current: PipelineConfig | N
     st.caption(f"measured on {data['data']} · {len(data['trials']) - 1} trial(s) of {data['budget']} · "
                f"{e.get('engine', '?')}, {e.get('workers', '?')} worker(s), {e.get('wall_seconds', 0):.0f} s · "
                f"stage reuse saved {e.get('reuse_share', 0):.0%} of the stage work")
+    hint = startup_hint(e, remedy="'In this process'")
+    if hint:
+        st.info(hint, icon="⏱️")
     st.code(f"quantviz run {data['model']} {data['chosen_flags']}".rstrip(), language="bash")
     charts = Path(folder) / "pareto.vl.json"
     if charts.is_file():

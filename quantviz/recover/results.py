@@ -174,7 +174,24 @@ def summary_lines(found: Recovery, model_ref: str) -> list[str]:
                      f"{e.get('wall_seconds', 0):.1f} s; stage reuse saved {e.get('reuse_share', 0):.0%} of the "
                      f"stage work ({e.get('stage_seconds_reused', 0):.1f} of "
                      f"{e.get('stage_seconds_reused', 0) + e.get('stage_seconds_run', 0):.1f} stage-seconds)")
+        hint = startup_hint(e)
+        if hint:
+            lines.append(hint)
     return lines
+
+
+def startup_hint(engine: dict[str, Any], remedy: str = "--in-process") -> str | None:
+    """When Ray's start-up (``ray.init`` and the slowest worker's warm-up, paid once per worker) took half the
+    recovery's wall time or more, say so: a search that short is as fast in one process (``remedy``: the CLI's
+    flag, or the app's toggle)."""
+    if engine.get("engine") != "ray" or engine.get("address", "embedded") != "embedded":
+        return None
+    init, warm = float(engine.get("ray_init_seconds", 0.0)), max(engine.get("warm_seconds") or [0.0])
+    wall = float(engine.get("wall_seconds", 0.0))
+    if not wall or init + warm < wall / 2:
+        return None
+    return (f"Ray's start-up took {init + warm:.1f} of the {wall:.1f} s (ray.init {init:.1f} s, workers warming "
+            f"{warm:.1f} s, once per worker): a search this short is as fast with {remedy}")
 
 
 def markdown_table(found: Recovery, model_ref: str) -> str:

@@ -43,6 +43,7 @@ class LocalEvaluator:
                  total: int = 0) -> None:
         from quantviz.recover.evaluate import Session
 
+        self.started = time.perf_counter()  # a recovery's wall time counts from here (the warm-up included)
         self.session = Session(model_ref, base_config)
         self.on_trial, self.total, self.done = on_trial, total, 0
         self.warm_seconds = self.session.warm()
@@ -82,6 +83,7 @@ class RayEvaluator:
         from quantviz.sweep.actors import WarmPool
         from quantviz.sweep.ray_setup import absolute_ref, import_ray, init_ray, model_refs
 
+        self.started = time.perf_counter()  # a recovery's wall time counts from here (ray.init included)
         ray = import_ray()
         self.started_ray = not ray.is_initialized()
         self.staging = Path(tempfile.mkdtemp(prefix="quantviz_recover_"))
@@ -172,12 +174,15 @@ def recover(model_ref: str, config: PipelineConfig, target: Target, budget: int 
     """Search the candidates ``config``'s flow and backend declare for ``model_ref`` (or ``candidates``) for the
     smallest change set meeting ``target``, on an evaluator (``make_evaluator``'s unless one is given: it is then
     the caller's to close). ``width``: change sets tried at once in the greedy phase (default: the evaluator's
-    workers; the same width gives the same trials anywhere). Raises ValueError when the model cannot be built."""
+    workers; the same width gives the same trials anywhere). Raises ValueError when the model cannot be built.
+    ``engine["wall_seconds"]`` counts from the evaluator's start (``started``: Ray's start-up and the workers'
+    warm-up included), a given evaluator's too."""
     t0 = time.perf_counter()
     own = evaluator is None
     if evaluator is None:
         evaluator = make_evaluator(model_ref, config, budget, in_process=in_process, workers=workers,
                                    address=address, num_cpus=num_cpus, on_trial=on_trial)
+    t0 = min(t0, getattr(evaluator, "started", t0))
     try:
         if candidates is None:
             probe = evaluator.probe()
