@@ -97,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     backends.add_argument("--address", default=None, help="with --ray: join this Ray cluster")
     from quantviz.sweep.grid import add_sweep_options
 
-    sweep = sub.add_parser("sweep", help="many models x the cross product of comma-separated option values, the cells on "
-                                         "warm Ray workers (one per CPU): sweep.json, sweep.csv, sweep.html")
+    sweep = sub.add_parser("sweep", help="many models x the cross product of comma-separated option values, the "
+                                         "cells on warm Ray workers (one per CPU): sweep.json, sweep.csv, sweep.html")
     add_sweep_options(sweep)
     sweep.add_argument("--sensitivity", type=int, default=0, metavar="N",
                        help="per cell, keep each of the first N weighted layers float in turn, one task per layer "

@@ -1,8 +1,8 @@
 """The README and docs/: a short front door, every figure table naming the script that prints it, no dead link.
 
 - README.md stays under 10 KB and shows the two commands (`make run`, `make test`) in its first screen;
-- every table of figures in README.md and docs/ (a table with a cell that is a number) is preceded by "printed by `SCRIPT`",
-  SCRIPT exists and prints a table with the same first column;
+- every table of figures in README.md and docs/ (a table with a cell that is a number) is preceded by
+  "printed by `SCRIPT`", SCRIPT exists and prints a table with the same first column;
 - every relative link (and image) in README.md and docs/ resolves, down to the heading it points at, and every
   repository file named in backticks exists;
 - docs/cli.md is what `scripts/cli_reference.py` prints from the CLI's parser.

@@ -170,7 +170,7 @@ def test_accuracy_targets_and_the_pareto_front():
 
 def test_a_search_mostly_spent_starting_ray_is_told_in_process_is_as_fast():
     short = {"engine": "ray", "address": "embedded", "ray_init_seconds": 2.0, "warm_seconds": [7.1, 6.9],
-             "wall_seconds": 12.6}  # bench/recover.py's digits_cnn search on this 2-core machine
+             "wall_seconds": 12.6}  # a digits_cnn-sized search: 9 trials of ~1 s
     assert startup_hint(short) == ("Ray's start-up took 9.1 of the 12.6 s (ray.init 2.0 s, workers warming 7.1 s, "
                                    "once per worker): a search this short is as fast with --in-process")
     assert startup_hint({**short, "wall_seconds": 50.9}) is None  # zoo_tf_mobilenet: the trials dominate
