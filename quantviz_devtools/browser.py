@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -117,6 +118,14 @@ def wait_for(driver: Any, condition: Callable, timeout: float = 300) -> Any:
 
 def page_text(driver: Any) -> str:
     return driver.find_element("tag name", "body").text
+
+
+def run_ended(driver: Any) -> bool:
+    """The rail says the run is over: its last stage done or failed (or some not run), nothing running or waiting,
+    no Stop button. The end of a run redraws the whole page once, replacing every element."""
+    text = page_text(driver)
+    over = re.search(r"\d+ run [✓✗]", text) or "Not run:" in text
+    return bool(over) and "running:" not in text and "waiting:" not in text and find_button(driver, "Stop") is None
 
 
 def find_button(driver: Any, text: str, prefix: bool = False) -> Any:

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from quantviz_devtools.browser import (ARTIFACTS, choose_python_file, chrome_driver, click_button, click_until,
-                                       find_button, page_text, running_app, wait_for)
+                                       find_button, page_text, run_ended, running_app, wait_for)
 
 pytestmark = pytest.mark.e2e
 MODEL_FILE = "tests/fixtures/slow_models.py"
@@ -137,7 +137,7 @@ def test_a_stage_chosen_before_it_ran_keeps_its_page_title_when_the_run_ends():
             time.sleep(2)
             click_button(driver, "10 run", prefix=True)  # while the flow runs again
             wait_for(driver, lambda d: find_button(d, "Compare node by node") is not None, timeout=300)
-            wait_for(driver, lambda d: "running:" not in page_text(d), timeout=60)  # the run ended, the rail redrawn
+            wait_for(driver, run_ended, timeout=60)  # the rail redrawn
             time.sleep(3)
             text = page_text(driver)
     finally:

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from quantviz_devtools.browser import (ARTIFACTS, chrome_driver, choose, choose_source, click, click_until, go_to_stage, page_text, running_app,
-                     wait_for)
+from quantviz_devtools.browser import (ARTIFACTS, chrome_driver, choose, choose_source, click, click_until, go_to_stage,
+                                       page_text, run_ended, running_app, wait_for)
 from quantviz_devtools.tools import require_tool
 
 pytestmark = pytest.mark.e2e
@@ -95,7 +95,12 @@ def large_model(driver):
     wait_for(driver, lambda d: "vit_14_blocks" in page_text(d) and roots(d), 900)
     go_to_stage(driver, "convert")
     wait_for(driver, lambda d: roots(d)[0].find_elements("css selector", "g.node.qv-group"), 300)
-    return roots(driver)[0]
+    # the ViT's later stages finish first: the end of a run redraws the whole page once, a rerun the pan/zoom test
+    # would otherwise take for one of its own (seen in CI: the run ended between its two reads of the element)
+    wait_for(driver, run_ended, 900)
+    settle(driver)
+    return wait_for(driver, lambda d: roots(d)[0] if roots(d)[0].find_elements("css selector", "g.node.qv-group")
+                    else None)
 
 
 def test_a_large_model_opens_at_its_overview_and_pans_and_zooms_without_a_rerun(driver, large_model):
