@@ -83,11 +83,11 @@ def choose_model_seconds(d, wait_for, name: str) -> float:
     its first graph (any stage's) on screen."""
     import time
 
-    from quantviz_devtools.browser import choose_source
+    from quantviz_devtools.browser import choose_source, run_ended
 
     wait_for(d, lambda d: d.find_elements("css selector", f"{GRAPH} svg g.node"), 900)  # the page is drawn
     # the current model's pipeline finished, so its worker does not compete for the 2 cores during the timing
-    wait_for(d, lambda d: "10 run ✓" in _text(d), 1800)
+    wait_for(d, run_ended, 1800)
     before = _key(d)
 
     def shown(d) -> bool:
@@ -181,7 +181,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=BLOCKS, help="ViT blocks (26: 1,437 nodes after the fx convert)")
     args = parser.parse_args()
     root = _setup()
-    from quantviz_devtools.browser import chrome_driver, go_to_stage, start_app, wait_for
+    from quantviz_devtools.browser import chrome_driver, go_to_stage, run_ended, start_app, wait_for
 
     from quantviz import Pipeline, PipelineConfig
     from quantviz.render import dot_available
@@ -204,7 +204,7 @@ def main() -> None:
             warm.append(choose_model_seconds(d, wait_for, name))
             _log(f"first graph (cached): {warm[-1]:.2f} s")
         # the view changes are timed with the pipeline finished (a page waits for the worker's current stage)
-        wait_for(d, lambda d: "10 run ✓" in _text(d), 1800)
+        wait_for(d, run_ended, 1800)  # ended, ✓ or ✗: the ViT's run ends ✗ under the defaults (runtime preflight)
         go_to_stage(d, "convert")
         wait_for(d, lambda d: _roots(d)[0].find_elements("css selector", "g.node.qv-group"), 900)
         nodes = int(d.execute_script(
