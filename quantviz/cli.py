@@ -50,6 +50,19 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
         p.add_argument(flag, **kwargs)
 
 
+def add_timing_options(p: argparse.ArgumentParser) -> None:
+    """``--repeat``, ``--threads``, ``--no-float-timing``: how the program is timed with an ETDump."""
+    from quantviz.timing.measure import DEFAULT_REPEAT
+
+    p.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, metavar="N",
+                   help="time the .pte over N warm runs with an ETDump (2 more are run first and dropped), and the "
+                        f"float model lowered the same way; 0: no timing (default: {DEFAULT_REPEAT})")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="the runtime's thread pool for the timed runs (default: as the runtime sets it)")
+    p.add_argument("--no-float-timing", action="store_true",
+                   help="time only the quantized program, not the float model lowered the same way")
+
+
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
     try:
         return PipelineConfig(**{f.name: getattr(args, f.name) for f in fields(PipelineConfig)})
@@ -68,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(run)
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     run.add_argument("--no-svg", action="store_true", help="write DOT only, skip `dot` layout to SVG")
+    add_timing_options(run)
     why = sub.add_parser("why", help="the pattern ledger: what became of every quantized pattern, and why")
     add_run_options(why)
     why.add_argument("--out", type=Path, default=Path("why.json"), help="JSON file (default: why.json)")
@@ -82,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--no-taps", action="store_true",
                          help="do not tap the values inside delegates of several ops (taps lower the program once "
                               "more; the blame table then has only each delegate's outputs)")
+    add_timing_options(compare)
     report = sub.add_parser("report", help="run the flow and write one standalone HTML report")
     add_run_options(report)
     report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
@@ -299,9 +314,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         write_outputs(pipe, args.out, svg=False, model_explorer=False)  # keep what finished, fast
         raise
-    data = write_outputs(pipe, args.out, svg=not args.no_svg)
+    timing, latency = _time(pipe, args)
+    data = write_outputs(pipe, args.out, svg=not args.no_svg, extra={"latency": latency})
     print(f"  wrote {args.out}/summary.json" + (f", {args.out}/model.pte" if "pte" in data["artifacts"] else ""))
+    if "pte" in data["artifacts"]:
+        from quantviz.timing.outputs import write_device_files, write_latency
+
+        written = write_device_files(pipe, args.out) + ([write_latency(timing, args.out).name] if timing else [])
+        print(f"  wrote {', '.join(f'{args.out}/{w}' for w in written)}")
     return _finish(pipe, args.model)
+
+
+def _time(pipe, args: argparse.Namespace):
+    """Time the finished pipeline's program (``--repeat``); print its lines; (timing or None, summary's latency)."""
+    from quantviz.timing.outputs import measure_for_summary
+
+    timing, latency = measure_for_summary(pipe, args.repeat, args.threads, with_float=not args.no_float_timing)
+    if timing is not None:
+        for line in timing.report.lines():
+            print(f"  {line}")
+        if timing.float_error:
+            print(f"  {timing.float_error}")
+    elif args.repeat > 0 and pipe.results.get("run") is not None and pipe.results["run"].ok:
+        print(f"  latency: {latency['reason']}")
+    return timing, latency
 
 
 def cmd_why(args: argparse.Namespace) -> int:
@@ -348,6 +384,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     report = compare(pipe, sensitivity_layers=args.sensitivity, progress=progress, taps=not args.no_taps)
     written = report.write(args.out)
+    timing, _ = _time(pipe, args)
+    if timing is not None:
+        from quantviz.timing.outputs import write_latency
+
+        written.append(write_latency(timing, args.out))
     for line in report.summary_lines():
         print(f"  {line}")
     print(f"  wrote {', '.join(str(p) for p in written)}")
