@@ -6,6 +6,7 @@
     quantviz report sample:digits_cnn --out report.html
     quantviz why sample:conv_add --flow pt2e
     quantviz compare sample:mobilenet_v2 --flow pt2e --partitioner xnnpack --out out/num
+    quantviz device out/pt2e --etdump device.etdp --debug-buffer debug.bin
     quantviz sweep sample:conv_add sample:digits_cnn --flow fx,pt2e --partitioner none,xnnpack --out out/sweep
     quantviz recover sample:digits_cnn --flow pt2e --target-sqnr 40 --budget 12 --out out/recover
 
@@ -110,6 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     backends.add_argument("--out", type=Path, default=Path("out/backends"), help="output folder")
     backends.add_argument("--ray", action="store_true", help="one Ray task a backend (the local machine by default)")
     backends.add_argument("--address", default=None, help="with --ray: join this Ray cluster")
+    device = sub.add_parser("device", help="a device's ETDump (and debug buffer) placed on the stages of a `run --out "
+                                           "DIR`: its times per pattern beside this machine's, its values against "
+                                           "this machine's runtime and the first node that diverges")
+    device.add_argument("dir", type=Path, help="the folder `quantviz run ... --out DIR` wrote (model.pte, "
+                                               "etrecord.bin, inputs.pt, latency.json)")
+    device.add_argument("--etdump", type=Path, required=True, metavar="FILE", help="the .etdp the device wrote")
+    device.add_argument("--debug-buffer", type=Path, default=None, metavar="FILE",
+                        help="the debug buffer the device wrote with it (intermediate values)")
+    device.add_argument("--out", type=Path, default=None, help="JSON file (default: DIR/device.json)")
     from quantviz.sweep.grid import add_sweep_options
 
     sweep = sub.add_parser("sweep", help="many models x the cross product of comma-separated option values, the "
@@ -405,6 +415,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_device(args: argparse.Namespace) -> int:
+    """Place a device's ETDump on a run's stages; exit 0, or 1 with the cause in one line."""
+    import json
+
+    from quantviz.timing.device import DeviceInputError, read_device_run
+
+    try:
+        found = read_device_run(args.dir, args.etdump, args.debug_buffer)
+    except DeviceInputError as exc:
+        raise UsageError(str(exc)) from None
+    for line in found.lines():
+        print(f"  {line}")
+    out = args.out or args.dir / "device.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(found.to_dict(), indent=1))
+    print(f"  wrote {out}")
+    return 0
+
+
 def cmd_backends(args: argparse.Namespace) -> int:
     """Every installed backend on one model; a table on stdout, CSV/JSON/HTML in --out. Exit 0 (a backend that fails is
     a row too), 1 bad arguments."""
@@ -630,6 +659,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "backends":
             return cmd_backends(args)
+        if args.command == "device":
+            return cmd_device(args)
         if args.command == "recover":
             return cmd_recover(args)
         return cmd_run(args)

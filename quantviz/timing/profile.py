@@ -182,10 +182,13 @@ def read_profile(etdump: bytes, drop: int = 0, debug_buffer: bytes | None = None
 
     from executorch.devtools import Inspector
 
+    from quantviz.native_stderr import capture_native_stderr
+
     if not etdump:
         raise EtdumpError("the ETDump file is empty")
+    flatc: list[str] = []  # Inspector decodes with the flatc binary, which prints its usage on a bad file
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), capture_native_stderr(flatc):
             warnings.simplefilter("ignore")
             if debug_buffer is not None:
                 with tempfile.NamedTemporaryFile(suffix=".bin") as fh:
