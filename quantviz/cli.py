@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     why = sub.add_parser("why", help="the pattern ledger: what became of every quantized pattern, and why")
     add_run_options(why)
     why.add_argument("--out", type=Path, default=Path("why.json"), help="JSON file (default: why.json)")
+    why.add_argument("--repeat", type=int, default=0, metavar="N",
+                     help="also run the program N warm times with an ETDump and give every row its measured cost "
+                          "and share of the run (runs the flow to the end; default: 0, off)")
+    why.add_argument("--threads", type=int, default=None, metavar="N", help="with --repeat: the runtime's threads")
     compare = sub.add_parser("compare", help="run the flow and compare float, reference, fused and runtime numerics "
                                              "(numerics.json and CSV tables)")
     add_run_options(compare)
@@ -356,11 +360,22 @@ def cmd_why(args: argparse.Namespace) -> int:
     from quantviz.why.ledger import build_ledger
 
     pipe = run_pipeline(args)
-    pipe.run(until="fuse")  # the ledger needs convert, delegate and fuse; emit and run add nothing to it
+    # the ledger needs convert, delegate and fuse; emit and run add only the measured costs (--repeat)
+    pipe.run(until=None if args.repeat > 0 else "fuse")
     failed = pipe.failed
     if failed is not None:
         return _finish(pipe, args.model)
     ledger = build_ledger(pipe)
+    if args.repeat > 0:
+        from quantviz.timing.ledger_costs import attach_costs
+        from quantviz.timing.outputs import measure_for_summary
+
+        timing, latency = measure_for_summary(pipe, args.repeat, args.threads, with_float=False)
+        if timing is None:
+            print(f"  costs: {latency['reason']}")
+        else:
+            attach_costs(ledger, timing)
+            print(f"  costs measured over {timing.report.profile.describe()}; run {timing.report.total.text()}")
     print(ledger.table())
     print("  " + ", ".join(f"{n} {fate}" for fate, n in ledger.counts().items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)

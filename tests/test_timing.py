@@ -125,3 +125,22 @@ def test_run_writes_latency_and_etrecord(tmp_path):
     assert len(latency["top"]) <= 10
     assert (tmp_path / "etrecord.bin").stat().st_size > 0 and (tmp_path / "inputs.pt").is_file()
     assert json.loads((tmp_path / "latency.json").read_text())["total"]["runs"] == 3
+
+
+def test_ledger_row_of_a_refused_pattern_shows_its_measured_cost(flow):
+    """XNNPACK has no config for layer_norm: its pattern stays in the portable runtime as dq -> layer_norm -> q, and
+    its ledger row carries what those kernels took and their share of the run."""
+    from quantviz.timing.ledger_costs import attach_costs
+    from quantviz.why.ledger import build_ledger
+
+    pipe = flow("sample:tiny_transformer", flow="pt2e", backend="xnnpack")
+    timing = time_pipeline(pipe, repeat=5, with_float=False)
+    ledger = build_ledger(pipe)
+    assert attach_costs(ledger, timing) > 0
+    refused = next(r for r in ledger.rows if r.op == "layer_norm")
+    assert refused.fate == "unfused" and "no config for native_layer_norm" in refused.reason
+    place = next(p for p in timing.report.places if refused.node in p.nodes)  # the kernel run on its anchor
+    assert refused.cost_ms == pytest.approx(place.time.median_ms, abs=1e-5) and refused.cost_ms > 0
+    assert 0 < refused.cost_share < 1
+    assert any(e.startswith("native_call_native_layer_norm") for e in place.events)
+    assert f"{refused.cost_share:.1%} of the run" in ledger.table()
