@@ -332,9 +332,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     data = write_outputs(pipe, args.out, svg=not args.no_svg, extra={"latency": latency})
     print(f"  wrote {args.out}/summary.json" + (f", {args.out}/model.pte" if "pte" in data["artifacts"] else ""))
     if "pte" in data["artifacts"]:
-        from quantviz.timing.outputs import write_device_files, write_latency
+        from quantviz.timing.outputs import write_device_files, write_latency, write_latency_graph
 
-        written = write_device_files(pipe, args.out) + ([write_latency(timing, args.out).name] if timing else [])
+        written = write_device_files(pipe, args.out)
+        if timing is not None:
+            written += [write_latency(timing, args.out).name,
+                        *write_latency_graph(pipe, timing, args.out, svg=not args.no_svg)]
         print(f"  wrote {', '.join(f'{args.out}/{w}' for w in written)}")
     return _finish(pipe, args.model)
 

@@ -125,6 +125,7 @@ def test_run_writes_latency_and_etrecord(tmp_path):
     assert len(latency["top"]) <= 10
     assert (tmp_path / "etrecord.bin").stat().st_size > 0 and (tmp_path / "inputs.pt").is_file()
     assert json.loads((tmp_path / "latency.json").read_text())["total"]["runs"] == 3
+    assert "ms 0." in (tmp_path / "stages" / "08_fuse.latency.dot").read_text()  # the overlay's labels
 
 
 def test_ledger_row_of_a_refused_pattern_shows_its_measured_cost(flow):
@@ -144,3 +145,36 @@ def test_ledger_row_of_a_refused_pattern_shows_its_measured_cost(flow):
     assert 0 < refused.cost_share < 1
     assert any(e.startswith("native_call_native_layer_norm") for e in place.events)
     assert f"{refused.cost_share:.1%} of the run" in ledger.table()
+
+
+def test_latency_overlay_colours_the_lowered_graph_and_renders(flow):
+    """The portable conv_add program: each kernel's node carries its ms; the slowest (a convolution) is red; the
+    drawing is kept as tests/artifacts/latency_overlay.png."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from quantviz.render.dot import to_dot
+    from quantviz.render.palette import overlay_colour
+    from quantviz.timing.overlay import latency_overlay, latency_view
+
+    pipe = flow("sample:conv_add", flow="pt2e")
+    timing = time_pipeline(pipe, repeat=3, with_float=False)
+    graph = pipe.results[pipe.role("lowered")].graph
+    values = latency_overlay(timing)
+    assert values and set(values) <= {n.id for n in graph.nodes}
+    slowest = max(values, key=values.get)
+    assert graph.node(slowest).target == "aten.convolution.default"
+    dot = to_dot(graph, latency_view(timing))
+    lo, hi = min(values.values()), max(values.values())
+    assert overlay_colour(lo, lo, hi) in dot  # the slowest node gets the low (red) end
+    assert f"ms {values[slowest]:.3f}" in dot
+    if shutil.which("dot") is None:
+        import os
+        if os.environ.get("CI") == "true":
+            pytest.fail("graphviz `dot` is missing")
+        pytest.skip("graphviz `dot` is not installed")
+    png = Path(__file__).parent / "artifacts" / "latency_overlay.png"
+    png.parent.mkdir(exist_ok=True)
+    subprocess.run(["dot", "-Tpng", "-o", str(png)], input=dot.encode(), check=True, timeout=60)
+    assert png.stat().st_size > 5_000

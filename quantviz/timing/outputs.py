@@ -47,6 +47,29 @@ def write_latency(timing: PipelineTiming, out: Path) -> Path:
     return path
 
 
+def write_latency_graph(pipe: PipelineView, timing: PipelineTiming, out: Path, svg: bool = True) -> list[str]:
+    """``stages/NN_<lowered>.latency.dot`` (and ``.svg`` with `dot`): the lowered stage's graph with the latency
+    overlay; the names written."""
+    from quantviz.outputs import stage_file_stem
+    from quantviz.render.dot import to_dot
+    from quantviz.render.svg import dot_available, dot_to_svg
+    from quantviz.stage_views import stage_view
+    from quantviz.timing.overlay import latency_view
+
+    stage = pipe.role("lowered")
+    graph = pipe.graph(stage) if stage else None
+    if graph is None:
+        return []
+    stem = f"stages/{stage_file_stem(pipe, stage)}.latency"
+    dot = to_dot(graph, latency_view(timing, stage_view(pipe, stage)))
+    (out / f"{stem}.dot").write_text(dot)
+    written = [f"{stem}.dot"]
+    if svg and dot_available():
+        (out / f"{stem}.svg").write_text(dot_to_svg(dot) or "")
+        written.append(f"{stem}.svg")
+    return written
+
+
 def write_device_files(pipe: PipelineView, out: Path) -> list[str]:
     """``etrecord.bin`` (the lowered program and the .pte's debug-handle and delegate maps) and ``inputs.pt`` (the
     example inputs, to replay the program on a device); the names written (none before the emit stage)."""
