@@ -157,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     goal.add_argument("--max-accuracy-drop", type=float, default=None, metavar="PCT",
                       help="largest float-minus-runtime accuracy drop allowed, in percentage points (needs "
                            "labelled evaluation data)")
+    recover.add_argument("--max-latency-ms", type=float, default=None, metavar="MS",
+                         help="also require the runtime's median run time here (ETDump, 10 warm runs) to be at "
+                              "most MS milliseconds")
     recover.add_argument("--budget", type=int, default=16, metavar="N",
                          help="at most N trials besides the base run, each a whole run to the runtime (default: 16)")
     recover.add_argument("--out", type=Path, default=Path("out/recover"), help="output folder (default: out/recover)")
@@ -575,8 +578,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
         raise UsageError("recover measures every trial in the runtime: leave --until at run")
     if args.budget < 1:
         raise UsageError("--budget must be at least 1")
-    target = Target("sqnr", args.target_sqnr) if args.target_sqnr is not None else \
-        Target("accuracy_drop", args.max_accuracy_drop)
+    target = Target("sqnr", args.target_sqnr, args.max_latency_ms) if args.target_sqnr is not None else \
+        Target("accuracy_drop", args.max_accuracy_drop, args.max_latency_ms)
     print(f"quantviz recover: {args.model} {config_flags(config) or '(defaults)'}; target {target.describe()}; "
           + ("trials in this process" if args.in_process else "trials on warm Ray workers"), flush=True)
     try:
@@ -606,6 +609,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
                             "trial": t.to_dict()})
             if t.ok:
                 what = f"{target.reached(t):>14}  {'meets' if target.met(t) else '     '}  .pte {t.pte_bytes:>9,} B"
+                if t.latency_ms is not None:
+                    what += f"  {t.latency_ms:8.3f} ms"
             else:
                 what = f"{'CRASHED' if t.crashed else 'FAILED'}: " + " ".join(t.error.split())[:100]
             reused = f"  (reused {', '.join(t.reused)})" if t.reused else ""
