@@ -137,9 +137,9 @@ def main() -> int:
     print("\n".join(slower) or "| – | none | | | | |")
     if overhead is not None:
         name, plain, dumped = overhead
-        print(f"\n| ETDump overhead ({name}, int8) | without ETDump | with ETDump | cost |")
-        print("|---|---|---|---|")
-        print(f"| wall time per forward() from Python | {ms(plain)} | {ms(dumped)} | "
+        print("\n| ETDump overhead | model | without ETDump | with ETDump | cost |")
+        print("|---|---|---|---|---|")
+        print(f"| wall ms per forward() from Python | {name} (int8) | {ms(plain)} | {ms(dumped)} | "
               f"{dumped.median_ms - plain.median_ms:+.3f} ms ({dumped.median_ms / plain.median_ms - 1:+.1%}) |")
     return 0
 

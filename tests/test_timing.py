@@ -178,3 +178,20 @@ def test_latency_overlay_colours_the_lowered_graph_and_renders(flow):
     png.parent.mkdir(exist_ok=True)
     subprocess.run(["dot", "-Tpng", "-o", str(png)], input=dot.encode(), check=True, timeout=60)
     assert png.stat().st_size > 5_000
+
+
+def test_backends_row_and_sweep_cell_carry_the_latency(flow):
+    """`quantviz backends` and `quantviz sweep` give each row/cell the .pte's median ms where a runtime runs it."""
+    from quantviz.backend_table import row_of, table_lines
+    from quantviz.sweep.cell import CellResult, _measure
+    from quantviz.sweep.results import heatmap_html
+    from quantviz.sweep.ray_runner import Sweep
+
+    pipe = flow("sample:digits_cnn", flow="pt2e", backend="xnnpack")
+    row = row_of(pipe, "sample:digits_cnn", 1.0)
+    assert row.latency_ms is not None and row.latency_ms > 0 and "warm runs" in row.latency_spread
+    assert table_lines([row])[2].endswith(f"| {row.latency_ms:.3f} |")
+    cell = CellResult("c000", "sample:digits_cnn", pipe.config.to_dict(), "pt2e")
+    _measure(pipe, cell)
+    assert cell.ok and cell.latency_ms > 0
+    assert f"{cell.latency_ms:.3f} ms" in heatmap_html(Sweep([cell], {"engine": "ray"}))

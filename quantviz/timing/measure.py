@@ -99,3 +99,16 @@ def time_pipeline(pipe: PipelineView, repeat: int = DEFAULT_REPEAT, warmup: int 
             error = f"the float model could not be lowered and timed the same way: {type(exc).__name__}: " + \
                 (str(exc).splitlines() or [""])[0][:200]
     return PipelineTiming(latency_report(profile, placement, side), placement, float_profile, error)
+
+
+def quick_latency(pipe: PipelineView, repeat: int = 10) -> tuple[float | None, str]:
+    """The pipeline's .pte median run time here (ETDump, no float side) and its spread in words; (None, why) when
+    nothing runs it here. For tables with one number a row (``backends``, ``sweep``)."""
+    run = pipe.results.get("run")
+    if run is None or not run.ok:
+        return None, "not run"
+    try:
+        report = time_pipeline(pipe, repeat=repeat, with_float=False).report
+    except NotTimed as why:
+        return None, str(why)
+    return round(report.total.median_ms, 5), f"{report.total.text()}, {report.profile.describe()}"
