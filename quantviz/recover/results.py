@@ -25,8 +25,8 @@ from quantviz.script import script_from_calls
 
 CSV_COLUMNS = ["key", "phase", "candidates", "changes", "flags", "ok", "meets_target", "crashed", "error",
                "sqnr_db", "float_vs_reference_db", "reference_vs_runtime_db", "float_accuracy", "runtime_accuracy",
-               "accuracy_drop_points", "float_layers", "pte_bytes", "pte_sha256", "seconds", "reused_stages",
-               "saved_seconds", "worker", "data"]
+               "accuracy_drop_points", "float_layers", "pte_bytes", "pte_sha256", "latency_ms", "latency_spread",
+               "seconds", "reused_stages", "saved_seconds", "worker", "data"]
 COLOURS = {"winner": "#16a34a", "meets the target": "#2563eb", "below the target": "#94a3b8",
            "base (as given)": "#dc2626"}
 
@@ -75,7 +75,7 @@ def csv_row(found: Recovery, t: Trial) -> dict[str, Any]:
             "reference_vs_runtime_db": t.reference_vs_runtime_db, "float_accuracy": t.float_accuracy,
             "runtime_accuracy": t.runtime_accuracy, "accuracy_drop_points": t.accuracy_drop_points,
             "float_layers": t.float_layers, "pte_bytes": t.pte_bytes, "pte_sha256": t.pte_sha256,
-            "seconds": round(t.seconds, 3), "reused_stages": ";".join(t.reused),
+            "latency_ms": t.latency_ms, "latency_spread": t.latency_spread, "seconds": round(t.seconds, 3), "reused_stages": ";".join(t.reused),
             "saved_seconds": round(t.saved_seconds, 3), "worker": t.worker, "data": t.data}
 
 
@@ -145,6 +145,8 @@ def figures(t: Trial) -> str:
         parts.append(f"runtime accuracy {t.runtime_accuracy:.2%} (float {t.float_accuracy:.2%})")
     if t.pte_bytes:
         parts.append(f".pte {t.pte_bytes:,} B")
+    if t.latency_ms is not None:
+        parts.append(f"latency {t.latency_ms:.3f} ms")
     return ", ".join(parts)
 
 
@@ -159,6 +161,9 @@ def summary_lines(found: Recovery, model_ref: str) -> list[str]:
              f"before (as given): {figures(found.base)}"]
     what = "winner" if found.met else "best found"
     lines.append(f"{what}: {chosen.key} -> {target.reached(chosen)}; {figures(chosen)}")
+    if chosen.latency_ms is not None and found.base.latency_ms is not None:
+        lines.append(f"latency: {chosen.latency_spread or f'{chosen.latency_ms:.3f} ms'} against "
+                     f"{found.base.latency_ms:.3f} ms as given ({chosen.latency_ms / found.base.latency_ms:.2f}x)")
     if not found.met:
         lines.append(f"the target was not met within --budget {found.budget}: the best found reaches "
                      f"{target.reached(chosen)}; raise --budget, or relax the target")
