@@ -34,6 +34,8 @@ class UsageError(Exception):
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The flags shared by every command that runs the pipeline: one per PipelineConfig field, generated from the
     field's metadata (see ``quantviz.config.option``)."""
+    from quantviz.flows import choices_of
+
     p.add_argument("model", help="sample:NAME, path/to/file.py:factory, or path/to/program.pt2")
     for f in fields(PipelineConfig):
         meta, default = f.metadata, f.default
@@ -45,7 +47,7 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
             kwargs.update(action="append", default=[], metavar=meta.get("metavar"))
             kwargs["help"] += " (repeatable)"
         else:
-            kwargs.update(type=type(default), default=default, choices=meta.get("choices"),
+            kwargs.update(type=type(default), default=default, choices=choices_of(f),
                           metavar=meta.get("metavar"))
             kwargs["help"] += f" (default: {default})"
         p.add_argument(flag, **kwargs)
