@@ -33,7 +33,8 @@ class UsageError(Exception):
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The flags shared by every command that runs the pipeline: one per PipelineConfig field, generated from the
     field's metadata (see ``quantviz.config.option``)."""
-    p.add_argument("model", help="sample:NAME, path/to/file.py:factory, or path/to/program.pt2")
+    p.add_argument("model", help="sample:NAME, path/to/file.py:factory, or path/to/program.pt2; export_llm with "
+                                 "--llm-config (the model is the one the configuration names)")
     for f in fields(PipelineConfig):
         meta, default = f.metadata, f.default
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
@@ -239,7 +240,15 @@ def run_pipeline(args: argparse.Namespace):
         require_backend(config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    spec = load_model(args.model)
+    if config.flow == "export_llm" or args.model == "export_llm":
+        if config.flow != "export_llm" or args.model != "export_llm":
+            raise UsageError("an export_llm configuration names its own model: quantviz run export_llm --llm-config "
+                             "FILE.yaml [--llm-set KEY=VALUE ...]")
+        from quantviz.llm_config import llm_spec
+
+        spec = llm_spec(config)
+    else:
+        spec = load_model(args.model)
     data = evaluation_data(spec, config)
     print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {data.describe()}", flush=True)
     total = flow.index(config.until) + 1

@@ -9,11 +9,11 @@ Example::
 from __future__ import annotations
 
 from quantviz.config import ConfigError, PipelineConfig
-from quantviz.flows import fx, pt2e, recipe, torchao
+from quantviz.flows import export_llm, fx, pt2e, recipe, torchao
 from quantviz.flows.base import Absent, Flow
 from quantviz.lowering import partitioner_name
 
-FLOWS: dict[str, Flow] = {m.FLOW.name: m.FLOW for m in (fx, pt2e, torchao, recipe)}
+FLOWS: dict[str, Flow] = {m.FLOW.name: m.FLOW for m in (fx, pt2e, torchao, recipe, export_llm)}
 
 
 def flow_of(config: PipelineConfig) -> Flow:
@@ -33,6 +33,8 @@ def describe_config(config: PipelineConfig) -> str:
     """One line: the flow and the options it uses, e.g. "flow pt2e, mode static, backend xnnpack, fusion executorch"."""
     if config.flow == "recipe":
         return f"recipe {config.recipe}"
+    if config.flow == "export_llm":
+        return f"export_llm {config.llm_config} {' '.join(config.llm_overrides)}".rstrip()
     parts = [f"flow {config.flow}"]
     if config.flow == "torchao":
         parts.append(f"scheme {config.scheme}" + (f", group size {config.group_size}" if config.scheme == "8da4w"
