@@ -13,7 +13,7 @@ import streamlit as st
 from quantviz import ModelSpec, PipelineConfig, load_model
 from quantviz.backends import all_recipes
 from quantviz.catalog import catalog
-from quantviz.config import applies_to
+from quantviz.flows import applies_to, choices_of
 from ui.state import config_widget_keys
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
@@ -108,7 +108,7 @@ def apply_changes(changes: dict[str, Any]) -> None:
 def _widget(f: Field) -> Any:
     meta, default, key = f.metadata, f.default, f.name
     label = meta.get("label", f.name.replace("_", " ").capitalize())
-    choices = meta.get("choices")
+    choices = choices_of(f)
     if isinstance(default, bool):
         return st.toggle(label, value=default, key=key, help=meta["help"])
     if choices and len(choices) <= 2:

@@ -8,6 +8,7 @@ key=value ...``) run step by step: export_llm's ``LLMEdgeManager`` stages, each 
 The XNNPACK lowering path (``_to_edge_and_lower_llama_xnnpack``) only: other backends' configurations stop at
 pt2e_quantize, naming it. Multimethod configurations (prefill and decode) are not run.
 """
+from quantviz.config import PipelineConfig
 from quantviz.flows.base import Absent, Flow
 from quantviz.stages import llm_emit, llm_export, llm_lower, llm_quantize, llm_run, llm_source
 
@@ -17,4 +18,5 @@ FLOW = Flow(
            Absent("calibrate", "export_llm calibrates inside pt2e_quantize (on the example inputs, or lm-eval tasks "
                                "when quantization.calibration_tasks is set)"),
            llm_lower.STAGE, llm_emit.STAGE, llm_run.STAGE),
-    roles={"float_graph": "export", "reference": "pt2e_quantize", "lowered": "lower", "program": "to_executorch"})
+    roles={"float_graph": "export", "reference": "pt2e_quantize", "lowered": "lower", "program": "to_executorch"},
+    example=PipelineConfig(llm_config="llm.yaml"), rank=4)

@@ -111,6 +111,25 @@ class Session:
         if pte is not None:
             trial.pte_bytes, trial.pte_sha256 = len(pte), hashlib.sha256(pte).hexdigest()
         trial.ok = pipe.ok and trial.sqnr_db is not None
+        if trial.ok:
+            _time(pipe, trial)
+
+
+LATENCY_REPEAT = 10  # warm runs each trial's .pte is timed over (quantviz.timing; float side not timed)
+
+
+def _time(pipe: Pipeline, trial: Trial) -> None:
+    """The trial's .pte timed here with an ETDump: ``latency_ms`` (median) and its spread; untouched when nothing
+    can run the program here (a backend's reference model computed the numbers)."""
+    from quantviz.timing.measure import NotTimed, time_pipeline
+
+    try:
+        report = time_pipeline(pipe, repeat=LATENCY_REPEAT, with_float=False).report
+    except NotTimed as why:
+        trial.notes.append(f"latency: {why}")
+        return
+    trial.latency_ms = round(report.total.median_ms, 5)
+    trial.latency_spread = f"{report.total.text()}, {report.profile.describe()}"
 
 
 def layer_scores(pipe: Pipeline, layers: tuple[str, ...]) -> tuple[dict[str, float], str]:

@@ -25,8 +25,9 @@ from quantviz.script import script_from_calls
 
 CSV_COLUMNS = ["key", "phase", "candidates", "changes", "flags", "ok", "meets_target", "crashed", "error",
                "sqnr_db", "float_vs_reference_db", "reference_vs_runtime_db", "float_accuracy", "runtime_accuracy",
-               "accuracy_drop_points", "float_perplexity", "runtime_perplexity", "float_layers", "pte_bytes", "pte_sha256", "seconds", "reused_stages",
-               "saved_seconds", "worker", "data"]
+               "accuracy_drop_points", "float_perplexity", "runtime_perplexity", "float_layers", "pte_bytes",
+               "pte_sha256", "latency_ms", "latency_spread", "seconds", "reused_stages", "saved_seconds", "worker",
+               "data"]
 COLOURS = {"winner": "#16a34a", "meets the target": "#2563eb", "below the target": "#94a3b8",
            "base (as given)": "#dc2626"}
 
@@ -76,7 +77,7 @@ def csv_row(found: Recovery, t: Trial) -> dict[str, Any]:
             "runtime_accuracy": t.runtime_accuracy, "accuracy_drop_points": t.accuracy_drop_points,
             "float_perplexity": t.float_perplexity, "runtime_perplexity": t.runtime_perplexity,
             "float_layers": t.float_layers, "pte_bytes": t.pte_bytes, "pte_sha256": t.pte_sha256,
-            "seconds": round(t.seconds, 3), "reused_stages": ";".join(t.reused),
+            "latency_ms": t.latency_ms, "latency_spread": t.latency_spread, "seconds": round(t.seconds, 3), "reused_stages": ";".join(t.reused),
             "saved_seconds": round(t.saved_seconds, 3), "worker": t.worker, "data": t.data}
 
 
@@ -155,6 +156,8 @@ def figures(t: Trial) -> str:
         parts.append(f"runtime perplexity {t.runtime_perplexity:.3f} (float {t.float_perplexity:.3f})")
     if t.pte_bytes:
         parts.append(f".pte {t.pte_bytes:,} B")
+    if t.latency_ms is not None:
+        parts.append(f"latency {t.latency_ms:.3f} ms")
     return ", ".join(parts)
 
 
@@ -169,6 +172,9 @@ def summary_lines(found: Recovery, model_ref: str) -> list[str]:
              f"before (as given): {figures(found.base)}"]
     what = "winner" if found.met else "best found"
     lines.append(f"{what}: {chosen.key} -> {target.reached(chosen)}; {figures(chosen)}")
+    if chosen.latency_ms is not None and found.base.latency_ms is not None:
+        lines.append(f"latency: {chosen.latency_spread or f'{chosen.latency_ms:.3f} ms'} against "
+                     f"{found.base.latency_ms:.3f} ms as given ({chosen.latency_ms / found.base.latency_ms:.2f}x)")
     if not found.met:
         lines.append(f"the target was not met within --budget {found.budget}: the best found reaches "
                      f"{target.reached(chosen)}; raise --budget, or relax the target")

@@ -29,9 +29,12 @@ class Target:
 
     kind: TargetKind
     value: float
+    max_latency_ms: float | None = None  # also: the runtime's median run time here at most this (--max-latency-ms)
 
     def met(self, trial: "Trial") -> bool:
         if not trial.ok:
+            return False
+        if self.max_latency_ms is not None and (trial.latency_ms is None or trial.latency_ms > self.max_latency_ms):
             return False
         if self.kind == "sqnr":
             return trial.sqnr_db is not None and trial.sqnr_db >= self.value
@@ -56,11 +59,12 @@ class Target:
         return (-drop if drop is not None else -math.inf) + 1e-6 * max(min(db, 1e3), -1e3)
 
     def describe(self) -> str:
+        budget = f" and runtime latency <= {self.max_latency_ms:g} ms" if self.max_latency_ms is not None else ""
         if self.kind == "sqnr":
-            return f"float-vs-runtime SQNR >= {self.value:g} dB"
+            return f"float-vs-runtime SQNR >= {self.value:g} dB{budget}"
         if self.kind == "ppl_increase":
-            return f"runtime perplexity at most {self.value:g}% above float"
-        return f"accuracy drop (float - runtime) <= {self.value:g} points"
+            return f"runtime perplexity at most {self.value:g}% above float{budget}"
+        return f"accuracy drop (float - runtime) <= {self.value:g} points{budget}"
 
     def reached(self, trial: "Trial") -> str:
         """What ``trial`` reaches, in the target's terms: "36.2 dB" or "drop 1.3 points (97.4% -> 96.1%)"."""
@@ -79,7 +83,8 @@ class Target:
                 f"{trial.runtime_accuracy:.2%})")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "value": self.value, "description": self.describe()}
+        return {"kind": self.kind, "value": self.value, "max_latency_ms": self.max_latency_ms,
+                "description": self.describe()}
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,8 @@ class Trial:
     runtime_perplexity: float | None = None
     pte_bytes: int | None = None
     pte_sha256: str = ""
+    latency_ms: float | None = None  # the .pte's median run time here (ETDump, quantviz.timing); None: not timed
+    latency_spread: str = ""  # "0.084 ms (0.078-0.091), 10 warm runs (2 dropped), 2 threads, <machine>"
     float_layers: int = 0  # layers left float beyond the base config's
     seconds: float = 0.0  # wall time of the evaluation (the stages it ran)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # stages this trial ran, and their seconds

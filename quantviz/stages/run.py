@@ -1,4 +1,5 @@
-"""run: load the .pte in ExecuTorch's runtime (portable_lib), run it, compare with float and reference."""
+"""run: load the .pte in ExecuTorch's runtime (portable_lib), run it, compare with float and reference
+(``run_fx.py``: the variant whose failure hints know the fx flow's uint8 activations)."""
 from __future__ import annotations
 
 import re
@@ -77,7 +78,9 @@ class RuntimeRun:
         return line if self.verdict.excess_db == -float("inf") else line + "; `quantviz compare` shows where"
 
 
-def run(ctx: StageContext) -> StageOutput:
+def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
+    """``uint8_activations``: the flow makes uint8 asymmetric activations with int8 weights (``run_fx.py``), a mix
+    the XNNPACK delegate does not compute correctly, which the failure hints say."""
     program = ctx.previous()
     data = evaluation_data(ctx.spec, ctx.config)
     batches = data.batches
@@ -92,7 +95,7 @@ def run(ctx: StageContext) -> StageOutput:
     blocked = runtime_preflight(lowered)
     if blocked is not None:
         raise blocked
-    if ctx.config.uses_quantviz_kernels:
+    if ctx.flow is not None and ctx.flow.uses_quantviz_kernels(ctx.config):
         from quantviz_kernels import load
 
         load()  # registers quantviz::*.out in the runtime (a no-op when the fuse stage already did)
@@ -102,7 +105,7 @@ def run(ctx: StageContext) -> StageOutput:
     except NoRuntimeHere as why:
         return _not_run_here(ctx, data, str(why))
     except RuntimeError as exc:
-        message, hint, fix = explain_runtime_failure(exc, log, ctx)
+        message, hint, fix = explain_runtime_failure(exc, log, ctx, uint8_activations)
         raise StageError("run", message, hint, details="\n".join(log), fix=fix) from exc
     runtime_leaves = done.leaves
     runtime_outputs = [first_output(leaves) for leaves in runtime_leaves]
@@ -133,7 +136,7 @@ def run(ctx: StageContext) -> StageOutput:
     verdict = judge(f, r, rt, scale)
     numerics["runtime_error_over_quantization_error_db"] = verdict.excess_db
     if verdict.wrong:
-        hint, fix = _mismatch_hint(ctx)
+        hint, fix = _mismatch_hint(ctx, uint8_activations)
         raise StageError(
             "run", f"the runtime's output does not match the reference quantized model: it {verdict.summary()}, "
                    f"and {verdict.reason}", hint, details="\n".join(log), metrics=numerics, fix=fix)
@@ -203,9 +206,9 @@ def _not_run_here(ctx: StageContext, data: EvaluationData, why: str) -> StageOut
                        notes=[why, f"float vs reference measured on {data.describe()}"])
 
 
-def _mismatch_hint(ctx: StageContext) -> tuple[str, dict]:
+def _mismatch_hint(ctx: StageContext, uint8_activations: bool) -> tuple[str, dict]:
     """(hint, fix) for a runtime that computes something else than the reference model."""
-    if delegates(ctx.config) and ctx.config.flow == "fx":
+    if delegates(ctx.config) and uint8_activations:
         return ("the fx flow makes uint8 asymmetric activations with int8 weights; the XNNPACK delegate does not "
                 "compute that mix correctly. Use --flow pt2e (int8, as XNNPACKQuantizer makes it) or --partitioner "
                 "none", {"flow": "pt2e"})
@@ -216,7 +219,8 @@ def _mismatch_hint(ctx: StageContext) -> tuple[str, dict]:
             {"fusion": "none"})
 
 
-def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext) -> tuple[str, str, dict]:
+def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext,
+                            uint8_activations: bool = False) -> tuple[str, str, dict]:
     """(message, hint, fix) for a runtime failure, read from what the runtime printed."""
     xnn = [line for line in log if "XNN" in line or "xnn_" in line]
     if not xnn:
@@ -229,7 +233,7 @@ def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext) -
                                                     line)] if m]
     what = f"could not build {found[0].group(1)!r} ({found[0].group(2)})" if found else "rejected the graph"
     message = f"the XNNPACK delegate {what} when the program was loaded, so the method cannot run ({exc})"
-    if ctx.config.flow == "fx":
+    if uint8_activations:
         return message, ("XNNPACK wants int8 activations with symmetric int8 weights, as XNNPACKQuantizer makes them; "
                          "the fx flow makes uint8 asymmetric ones: use --flow pt2e, or --partitioner none"), \
             {"flow": "pt2e"}
