@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterator
 
 from quantviz.backends import backend_of, require_backend
-from quantviz.config import PipelineConfig
+from quantviz.config import ConfigChanges, PipelineConfig
 from quantviz.errors import StageError
 from quantviz.flows import Flow, check, flow_of, with_backend_defaults
 from quantviz.graph import GraphView, snapshot
@@ -266,7 +266,7 @@ class Pipeline:
         except ValueError:  # a config this flow cannot run: it is a change
             return True
 
-    def _with_defaults(self, config: PipelineConfig) -> tuple[PipelineConfig, dict[str, Any]]:
+    def _with_defaults(self, config: PipelineConfig) -> tuple[PipelineConfig, ConfigChanges]:
         return with_backend_defaults(config) if self.apply_backend_defaults else (config, {})
 
     def _defaults_notes(self, stage: Stage) -> list[str]:

@@ -5,6 +5,7 @@ import dataclasses
 import importlib
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -41,7 +42,10 @@ def toy(tmp_path, monkeypatch):
 
 
 def test_the_flow_registry_is_the_flow_files():
-    assert list(flows.FLOWS) == ["fx", "pt2e", "torchao", "recipe"]
+    modules = [m for m in sorted(Path(flows.__file__).parent.glob("*.py")) if m.stem not in ("__init__", "base")]
+    declared = {importlib.import_module(f"quantviz.flows.{m.stem}").FLOW.name for m in modules}
+    assert set(flows.FLOWS) == declared  # every flow file is registered, nothing else is
+    assert list(flows.FLOWS)[:4] == ["fx", "pt2e", "torchao", "recipe"]  # in rank order
     # each flow lists its own variants of the shared slots
     assert [s.variant for s in flows.FLOWS["fx"].stages][:4] == ["trace_fx", "prepare_fx", "calibrate_fx",
                                                                   "convert_fx"]

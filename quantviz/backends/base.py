@@ -19,7 +19,7 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Literal
 
-from quantviz.config import PipelineConfig
+from quantviz.config import ConfigChanges, PipelineConfig
 from quantviz.candidates import Recovery
 
 # How a backend's numbers are obtained here:
@@ -94,7 +94,7 @@ class Backend:
     # -- capabilities, checked by one validation (``quantviz.backends.check``) --
     # config values it needs where the config keeps PipelineConfig's default (Arm: check_guards=False, Vulkan:
     # per-channel weights): the pipeline applies them and says so (``quantviz.flows.with_backend_defaults``)
-    defaults: dict[str, Any] = field(default_factory=dict)
+    defaults: ConfigChanges = field(default_factory=dict)
     activation_bits: tuple[int, ...] = (8,)  # the activation widths its quantizer has (Arm: 16 too, a16w8)
     # its programs may hold XNNPACK delegates: the torchao flow's configurations and the demo partitioner lower
     # to XNNPACK, so they run only on the backends that take them (portable, xnnpack)

@@ -16,7 +16,7 @@ from dataclasses import Field, fields
 from types import ModuleType
 from typing import Any
 
-from quantviz.config import ConfigError, PipelineConfig
+from quantviz.config import ConfigChanges, ConfigError, PipelineConfig
 from quantviz.backends import BACKENDS, backend_of
 from quantviz.backends import check as check_backend
 from quantviz.flows.base import Absent, Flow
@@ -84,7 +84,7 @@ def applies_to(field_name: str, flow: str) -> bool:
 _OPTIONS: dict[int, tuple[Flow, frozenset[str]]] = {}  # a cache: id(flow) -> (the flow, kept alive; its options)
 
 
-def with_backend_defaults(config: PipelineConfig) -> tuple[PipelineConfig, dict[str, Any]]:
+def with_backend_defaults(config: PipelineConfig) -> tuple[PipelineConfig, ConfigChanges]:
     """``config`` with the values its backend needs (``Backend.defaults``) where it keeps PipelineConfig's default
     and its flow reads the field, and those changes (shown to the user: the pipeline notes them on the stage that
     reads them, and they are in its calls and reproduce.py)::
@@ -92,7 +92,7 @@ def with_backend_defaults(config: PipelineConfig) -> tuple[PipelineConfig, dict[
         with_backend_defaults(PipelineConfig(flow="pt2e", backend="vulkan"))[1]   # {"per_channel": True}
     """
     defaults = {f.name: f.default for f in fields(PipelineConfig)}
-    changes: dict[str, Any] = {}
+    changes: ConfigChanges = {}
     while not config.recipe:  # the recipe is the backend's own configuration
         reads = flow_of(config).reads(config)  # a default may change the flow (Vulkan: pt2e), and so the reads
         more = {name: value for name, value in backend_of(config).defaults.items()
@@ -109,6 +109,8 @@ def describe_config(config: PipelineConfig) -> str:
     """One line: the flow and the options it uses, e.g. "flow pt2e, mode static, backend xnnpack, fusion executorch"."""
     if config.flow == "recipe":
         return f"recipe {config.recipe}"
+    if config.flow == "export_llm":
+        return f"export_llm {config.llm_config} {' '.join(config.llm_overrides)}".rstrip()
     parts = [f"flow {config.flow}"]
     if config.flow == "torchao":
         parts.append(f"scheme {config.scheme}" + (f", group size {config.group_size}" if config.scheme == "8da4w"
