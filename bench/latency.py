@@ -109,8 +109,8 @@ def main() -> int:
         fc, qc = (counts(fp) if fp else {}), counts(r.profile)
         for kind in sorted(set(fk) | set(qk), key=lambda k: -(qk.get(k, Stat([0])).median_ms)):
             f, q = fk.get(kind), qk.get(kind)
-            kinds.append(f"| {name} | {kind} | {fc.get(kind, '–')} | {ms(f) if f else '–'} | {qc.get(kind, '–')} | "
-                         f"{ms(q) if q else '–'} |")
+            kinds.append(f"| {name} | {kind} | {fc.get(kind, '–')} | {ms(f) if f else '–'} | "
+                         f"{qc.get(kind, '–')} | {ms(q) if q else '–'} |")
         for row in r.slower():
             slower.append(f"| {name} | {row.label} | {ms(row.float)} | {ms(row.quantized)} | {row.speedup:.2f}x | "
                           f"{'yes' if row.slower_beyond_spread else 'no'} |")

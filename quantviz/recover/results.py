@@ -75,7 +75,8 @@ def csv_row(found: Recovery, t: Trial) -> dict[str, Any]:
             "reference_vs_runtime_db": t.reference_vs_runtime_db, "float_accuracy": t.float_accuracy,
             "runtime_accuracy": t.runtime_accuracy, "accuracy_drop_points": t.accuracy_drop_points,
             "float_layers": t.float_layers, "pte_bytes": t.pte_bytes, "pte_sha256": t.pte_sha256,
-            "latency_ms": t.latency_ms, "latency_spread": t.latency_spread, "seconds": round(t.seconds, 3), "reused_stages": ";".join(t.reused),
+            "latency_ms": t.latency_ms, "latency_spread": t.latency_spread, "seconds": round(t.seconds, 3),
+            "reused_stages": ";".join(t.reused),
             "saved_seconds": round(t.saved_seconds, 3), "worker": t.worker, "data": t.data}
 
 
