@@ -81,8 +81,13 @@ def write_device_files(pipe: PipelineView, out: Path) -> list[str]:
     lowered = pipe.artifact(lowered_stage) if lowered_stage else None
     written = []
     if program is not None and lowered is not None and hasattr(program, "buffer"):
-        generate_etrecord(str(out / ETRECORD), copy.deepcopy(lowered), program)
-        written.append(ETRECORD)
+        try:
+            generate_etrecord(str(out / ETRECORD), copy.deepcopy(lowered), program)
+            written.append(ETRECORD)
+        except Exception as exc:  # noqa: BLE001 - the run's outputs stand without it; say why it is missing
+            (out / ETRECORD).unlink(missing_ok=True)
+            written.append(f"(no {ETRECORD}: generate_etrecord failed: {type(exc).__name__}: "
+                           f"{(str(exc).splitlines() or [''])[0][:160]})")
     torch.save(tuple(pipe.spec.example_inputs), out / INPUTS)
     written.append(INPUTS)
     return written
