@@ -36,7 +36,8 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     field's metadata (see ``quantviz.config.option``)."""
     from quantviz.flows import choices_of
 
-    p.add_argument("model", help="sample:NAME, path/to/file.py:factory, or path/to/program.pt2")
+    p.add_argument("model", help="sample:NAME, path/to/file.py:factory, or path/to/program.pt2; export_llm with "
+                                 "--llm-config (the model is the one the configuration names)")
     for f in fields(PipelineConfig):
         meta, default = f.metadata, f.default
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
@@ -98,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     compare.add_argument("--fail-below-sqnr", type=float, default=None, metavar="DB",
                          help="exit 3 when the runtime-vs-float SQNR (evaluation data) is below DB")
+    compare.add_argument("--max-ppl-increase", type=float, default=None, metavar="PCT",
+                         help="language models: exit 3 when the runtime's perplexity on the held-out text is more "
+                              "than PCT percent above the float model's")
     compare.add_argument("--sensitivity", type=int, default=0, metavar="N",
                          help="also keep each of the first N weighted layers float in turn (default: 0, off)")
     compare.add_argument("--no-taps", action="store_true",
@@ -159,6 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
     goal.add_argument("--max-accuracy-drop", type=float, default=None, metavar="PCT",
                       help="largest float-minus-runtime accuracy drop allowed, in percentage points (needs "
                            "labelled evaluation data)")
+    goal.add_argument("--max-ppl-increase", type=float, default=None, metavar="PCT",
+                      help="language models: largest increase of the runtime's perplexity over the float model's on "
+                           "the held-out text, in percent (e.g. 5)")
     recover.add_argument("--max-latency-ms", type=float, default=None, metavar="MS",
                          help="also require the runtime's median run time here (ETDump, 10 warm runs) to be at "
                               "most MS milliseconds")
@@ -267,7 +274,15 @@ def run_pipeline(args: argparse.Namespace):
         require_backend(config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    spec = load_model(args.model)
+    if config.flow == "export_llm" or args.model == "export_llm":
+        if config.flow != "export_llm" or args.model != "export_llm":
+            raise UsageError("an export_llm configuration names its own model: quantviz run export_llm --llm-config "
+                             "FILE.yaml [--llm-set KEY=VALUE ...]")
+        from quantviz.llm_config import llm_spec
+
+        spec = llm_spec(config)
+    else:
+        spec = load_model(args.model)
     data = evaluation_data(spec, config)
     print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {data.describe()}", flush=True)
     total = flow.index(config.until) + 1
@@ -302,6 +317,9 @@ def _finish(pipe, model_ref: str) -> int:
     run = pipe.results.get("run")
     if run is not None and run.ok:
         print("  " + run.artifact.agreement())  # runtime vs reference: exact, or drift with its size
+        if run.artifact.language is not None:
+            for line in run.artifact.language.notes():
+                print("  " + line)
     failed = pipe.failed
     if failed is not None and failed.error is not None:
         err = failed.error
@@ -435,7 +453,25 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"quantviz: runtime-vs-float SQNR {runtime:.1f} dB is below {args.fail_below_sqnr} dB",
                   file=sys.stderr)
             return 3
+    if args.max_ppl_increase is not None:
+        return max(code, _check_ppl(pipe.numerics(), args.max_ppl_increase))
     return code
+
+
+def _check_ppl(numerics: dict, limit: float) -> int:
+    """3 (and why, on stderr) when the runtime's perplexity is more than ``limit`` percent above float's, or there
+    is no perplexity to check; else 0."""
+    up = numerics.get("runtime_perplexity_increase_pct")
+    if up is None:
+        print(f"quantviz: no runtime perplexity to check against +{limit:g}% (the model is no language model with "
+              "held-out text, or the run stage did not run)", file=sys.stderr)
+        return 3
+    if up > limit:
+        print(f"quantviz: the runtime's perplexity {numerics['runtime_perplexity']:.3f} is {up:.1f}% above the float "
+              f"model's {numerics['float_perplexity']:.3f}, more than {limit:g}%", file=sys.stderr)
+        return 3
+    print(f"  runtime perplexity {numerics['runtime_perplexity']:.3f}: {up:+.1f}% against float, within {limit:g}%")
+    return 0
 
 
 def cmd_device(args: argparse.Namespace) -> int:
@@ -581,7 +617,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
     if args.budget < 1:
         raise UsageError("--budget must be at least 1")
     target = Target("sqnr", args.target_sqnr, args.max_latency_ms) if args.target_sqnr is not None else \
-        Target("accuracy_drop", args.max_accuracy_drop, args.max_latency_ms)
+        Target("ppl_increase", args.max_ppl_increase, args.max_latency_ms) if args.max_ppl_increase is not None \
+        else Target("accuracy_drop", args.max_accuracy_drop, args.max_latency_ms)
     print(f"quantviz recover: {args.model} {config_flags(config) or '(defaults)'}; target {target.describe()}; "
           + ("trials in this process" if args.in_process else "trials on warm Ray workers"), flush=True)
     try:
@@ -598,6 +635,10 @@ def cmd_recover(args: argparse.Namespace) -> int:
         if target.kind == "accuracy_drop" and not probe.labelled:
             raise UsageError(f"--max-accuracy-drop needs labelled evaluation data, and {probe.model} has none "
                              f"({probe.data}): give the factory's eval_batches labels, or use --target-sqnr DB")
+        if target.kind == "ppl_increase" and not probe.language_model:
+            raise UsageError(f"--max-ppl-increase needs a language model with held-out text, and {probe.model} has "
+                             "none: give the factory's ModelSpec a language_model (LanguageModelTask) and eval_batches "
+                             "whose labels are the next tokens, or use --target-sqnr DB")
         print(f"  measured on {probe.data}", flush=True)
         print(f"  {len(probe.candidates)} candidate(s) declared by the {config.flow} flow and the {config.target} "
               "backend: " + (", ".join(c.id for c in probe.candidates) or "none"), flush=True)

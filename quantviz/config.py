@@ -118,6 +118,12 @@ class PipelineConfig:
     recipe: str = option("", "an ExecuTorch export recipe (e.g. xnnpack_torchao_int8da_int4w_per_channel): "
                              "quantviz calls executorch.export.export with it and shows every stage of the session; "
                              "sets --flow recipe (`quantviz recipes` lists them)", metavar="NAME")
+    llm_config: str = option("", "an export_llm LlmConfig YAML file (e.g. executorch/examples/models/llama/config/"
+                                 "llama_xnnpack.yaml): quantviz runs export_llm's own steps and shows each; sets "
+                                 "--flow export_llm (the model is the one the file names)", metavar="FILE.yaml")
+    llm_overrides: tuple[str, ...] = option((), "export_llm: a key=value override of the LLM config, as export_llm "
+                                                "takes them (e.g. +base.params=params.json quantization.group_size=32)",
+                                            flag="--llm-set", metavar="KEY=VALUE")
     held_out: int = option(0, "measure numerics on N synthetic held-out batches drawn like the example inputs "
                               "(token ids over the embedding's vocabulary, floats with the example's mean and "
                               "spread) instead of the factory's evaluation data; 0: the factory's data",
@@ -140,6 +146,11 @@ class PipelineConfig:
         object.__setattr__(self, "skip_modules", tuple(self.skip_modules))
         if self.recipe and self.flow != "recipe":
             object.__setattr__(self, "flow", "recipe")  # --recipe NAME is the recipe flow
+        object.__setattr__(self, "llm_overrides", tuple(self.llm_overrides))
+        if self.llm_config and self.flow != "export_llm":
+            object.__setattr__(self, "flow", "export_llm")  # --llm-config FILE is the export_llm flow
+        if self.flow == "export_llm" and not self.llm_config:
+            raise ConfigError("flow='export_llm' needs an LLM config (--llm-config FILE.yaml)")
         if self.flow == "recipe" and not self.recipe:
             raise ConfigError("flow='recipe' needs a recipe (--recipe NAME; `quantviz recipes` lists them)")
         if self.partitioner == "xnnpack":  # one config for one meaning: --partitioner xnnpack is --backend xnnpack
@@ -166,7 +177,7 @@ class PipelineConfig:
         the recipe flow: "recipe" here), portable otherwise; else ``backend`` itself."""
         if self.backend != "auto":
             return self.backend
-        return {"torchao": "xnnpack", "recipe": "recipe"}.get(self.flow, "portable")
+        return {"torchao": "xnnpack", "recipe": "recipe", "export_llm": "xnnpack"}.get(self.flow, "portable")
 
     @property
     def uses_quantviz_kernels(self) -> bool:
@@ -182,6 +193,7 @@ class PipelineConfig:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["skip_modules"] = list(self.skip_modules)
+        d["llm_overrides"] = list(self.llm_overrides)
         return d
 
     def with_changes(self, **changes: Any) -> "PipelineConfig":
@@ -195,8 +207,9 @@ def config_flags(config: PipelineConfig, base: PipelineConfig | None = None) -> 
     for f in fields(PipelineConfig):
         value, flag = getattr(config, f.name), f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         was = f.default if base is None else getattr(base, f.name)
-        if value == was or (f.name == "flow" and config.recipe and value == "recipe"):
-            continue  # --recipe NAME says --flow recipe
+        if value == was or (f.name == "flow" and config.recipe and value == "recipe") or \
+                (f.name == "flow" and config.llm_config and value == "export_llm"):
+            continue  # --recipe NAME says --flow recipe, --llm-config FILE --flow export_llm
         if isinstance(value, bool):  # the flag turns the default off: --skip-untraceable, --no-check-guards
             out.append(flag if value != f.default else f"(without {flag})")
         elif isinstance(value, tuple):

@@ -8,7 +8,10 @@ The summary.json contract (other tools read it)::
      "stages": [{"name", "ok", "seconds", "timed_by", "nodes", "kinds", "patterns", "error"}],
      "absent": {"calibrate": "why this flow has no such stage", ...},
      "artifacts": {"pte": "model.pte", "graphs": {...}, "model_explorer": ["model_explorer/01_trace.json", ...]},
-     "numerics": {...},
+     "numerics": {...},   # language models add float/reference/runtime_perplexity, ..._top1_agreement, ...
+     "language_model": null | {"text", "positions", "perplexity", "next_token_accuracy",
+                               "top1_agreement_with_float", "generation": {"steps", "tokens", "text",
+                                                                           "first_divergent_step"}},
      "untraceable": [{"action", "module", "module_class", "function", "file", "line", "code", "reason", "callers"}],
      "latency": {"available", "measured": {"runs", "warmup", "threads", "machine"}, "total", "float_total",
                  "speedup_vs_float", "top": [ten places], "delegates", "by_kind", "patterns", "float_vs_quantized",
@@ -53,6 +56,9 @@ def summary(pipe: Pipeline) -> dict[str, Any]:
         "absent": dict(pipe.flow.absent),
         "artifacts": {},
         "numerics": pipe.numerics(),
+        # a language model's perplexity, agreement and generation per level (None for other models)
+        "language_model": run.artifact.language.to_dict() if run is not None and run.ok
+        and run.artifact.language is not None else None,
         "untraceable": untraceable_sites(pipe),
     }
 

@@ -24,6 +24,8 @@ SAMPLES: dict[str, str] = {
     "tiny_transformer": "one encoder block: attention, layernorm, softmax, gelu (several ops stay unfused)",
     "not_traceable": "a submodule with Python control flow on its input: trace fails until it is skipped",
     "embedding": "embedding + mean + linear text classifier (embedding quantization patterns)",
+    "text_lm": "character-level GPT-style LM (2 blocks, width 64) trained on pydoc_data.topics; perplexity, "
+               "next-token agreement and generation on held-out topics",
     # the zoo
     "zoo_tf_mobilenet": "MobileNetV1 ported from TF: every conv pads with a module-level 'same' helper "
                         "(int(x.shape) breaks fx tracing; torch.export is fine)",
@@ -71,6 +73,8 @@ ZOO: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("zoo_")
 SEQUENCE_ZOO: tuple[str, ...] = ("zoo_bert", "zoo_distilbert", "zoo_gpt2", "zoo_llama", "zoo_llama_deep", "zoo_qwen2",
                                  "zoo_whisper", "zoo_wav2vec2")
 VISION_ZOO: tuple[str, ...] = tuple(name for name in ZOO if name not in SEQUENCE_ZOO)
+# trained language models: perplexity and generation on held-out text (tests/test_text_lm.py runs them end to end)
+LANGUAGE_MODELS: tuple[str, ...] = ("text_lm",)
 # real-size models: minutes through a flow, so the tests leave them to the benchmarks
 REAL_SIZE: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("real_"))
 

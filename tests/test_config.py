@@ -67,7 +67,8 @@ def test_every_option_is_read_by_some_stage_of_a_flow_it_applies_to():
         flows = [n for n in FLOWS if applies_to(f.name, n)]
         assert flows, f.name
         for name in flows:
-            config = PipelineConfig(flow=name, recipe="xnnpack_fp32" if name == "recipe" else "")
+            config = PipelineConfig(flow=name, recipe="xnnpack_fp32" if name == "recipe" else "",
+                                    llm_config="llm.yaml" if name == "export_llm" else "")
             read = {r for s in flow_of(config).stages for r in s.reads_under(config)}
             assert f.name in read or f.name == "flow", (f.name, name)
 

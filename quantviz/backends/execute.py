@@ -55,6 +55,7 @@ def execute(config: PipelineConfig, program: Any, lowered: Any, batches: list[tu
     with capture_native_stderr(log):
         module = load_program(buffer)
         for batch in batches:
-            flat = module.forward(tuple(batch))
+            # the runtime takes the flat leaves: (ids, {"input_pos": p}) -> (ids, p)
+            flat = module.forward(tuple(torch.utils._pytree.tree_leaves(tuple(batch))))
             leaves.append([t.clone() if isinstance(t, torch.Tensor) else t for t in flat])
     return Execution(leaves, "the ExecuTorch runtime", log)

@@ -69,6 +69,8 @@ def describe_config(config: PipelineConfig) -> str:
     """One line: the flow and the options it uses, e.g. "flow pt2e, mode static, backend xnnpack, fusion executorch"."""
     if config.flow == "recipe":
         return f"recipe {config.recipe}"
+    if config.flow == "export_llm":
+        return f"export_llm {config.llm_config} {' '.join(config.llm_overrides)}".rstrip()
     parts = [f"flow {config.flow}"]
     if config.flow == "torchao":
         parts.append(f"scheme {config.scheme}" + (f", group size {config.group_size}" if config.scheme == "8da4w"

@@ -51,7 +51,8 @@ class Session:
         data = evaluation_data(self.spec, base_config)
         self.data = data.describe()
         self.probe = Probe(self.spec.name, self.data, data.labelled, self.scope,
-                           candidates_for(base_config, self.scope))
+                           candidates_for(base_config, self.scope),
+                           language_model=self.spec.language_model is not None and data.labelled)
 
     def warm(self, until: str = "trace") -> float:
         """Run the base config up to ``until`` (the stage every candidate shares) and keep it; the seconds."""
@@ -104,6 +105,8 @@ class Session:
         trial.reference_vs_runtime_db = _finite(numerics.get("reference_vs_runtime_sqnr_db"))
         trial.float_accuracy = _finite(numerics.get("float_accuracy"))
         trial.runtime_accuracy = _finite(numerics.get("runtime_accuracy"))
+        trial.float_perplexity = _finite(numerics.get("float_perplexity"))
+        trial.runtime_perplexity = _finite(numerics.get("runtime_perplexity"))
         pte = pipe.pte_bytes()
         if pte is not None:
             trial.pte_bytes, trial.pte_sha256 = len(pte), hashlib.sha256(pte).hexdigest()

@@ -15,6 +15,7 @@ from quantviz.backends.execute import NoRuntimeHere, execute
 from quantviz.errors import StageError
 from quantviz.known_issues import runtime_preflight
 from quantviz.lowering import delegates
+from quantviz.measure.language import LanguageFigures, language_figures
 from quantviz.measure.metrics import accuracy, lsb_summary, sqnr_db
 from quantviz.measure.verdict import RuntimeVerdict, judge
 from quantviz.model_spec import ModelSpec
@@ -46,6 +47,7 @@ class RuntimeRun:
     delegate_calls: list[list[DelegateCall]] = field(default_factory=list)  # per batch, every delegate call
     report: dict = field(default_factory=dict)  # the backend compiler's report (Vela), when it has one
     not_run: str = ""  # why nothing ran the program here (no runtime for the backend): not a failure
+    language: LanguageFigures | None = None  # a language model's perplexity, agreement and generation
 
     def outputs_for(self, batches: list[tuple]) -> list[list] | None:
         """The runtime's flat outputs when ``batches`` are the ones this run used (equal tensors), else None, so
@@ -126,6 +128,11 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
         labels = cat(data.labels)
         numerics["float_accuracy"] = accuracy(cat(float_outputs), labels)
         numerics["runtime_accuracy"] = accuracy(cat(runtime_outputs), labels)
+    language = None
+    if ctx.spec.language_model is not None and data.labelled:
+        language = _language_figures(ctx, data, float_outputs, reference_outputs, runtime_outputs, reference,
+                                     program, lowered)
+        numerics.update(language.metrics())
     verdict = judge(f, r, rt, scale)
     numerics["runtime_error_over_quantization_error_db"] = verdict.excess_db
     if verdict.wrong:
@@ -136,9 +143,10 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
     result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log, verdict,
                         batches=list(batches), runtime_leaves=runtime_leaves, data=data,
                         executed_by=done.executed_by, delegate_checks=done.delegates.checks if done.delegates else [],
-                        delegate_calls=done.delegates.calls if done.delegates else [], report=done.report)
+                        delegate_calls=done.delegates.calls if done.delegates else [], report=done.report,
+                        language=language)
     notes = [f"measured on {data.describe()}", f"ran {len(batches)} batch(es) on {done.executed_by}",
-             result.agreement()]
+             result.agreement(), *(language.notes() if language is not None else [])]
     notes += [check.line() for check in result.delegate_checks]
     notes += [vela_line(done.report.get("target", ""), rep) for rep in done.report.get("delegates", [])]
     return StageOutput(result, graph_source=False, metrics=numerics, calls=run_calls(ctx.config), notes=notes)
@@ -169,6 +177,21 @@ def run_calls(config: PipelineConfig) -> list[str]:
     return ["from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer",
             "module = _load_for_executorch_from_buffer(et_program.buffer)",
             "outputs = module.forward(example_inputs)"]
+
+
+def _language_figures(ctx: StageContext, data: EvaluationData, float_outputs: list, reference_outputs: list,
+                       runtime_outputs: list, reference, program, lowered) -> LanguageFigures:
+    """Perplexity, agreement and greedy generation of float, reference and runtime (a language model's task)."""
+    def runtime_step(tokens: torch.Tensor) -> torch.Tensor:
+        return first_output(execute(ctx.config, program, lowered, [(tokens,)]).leaves[0])
+
+    task = ctx.spec.language_model
+    ctx.progress(1.0, f"language model: {task.steps} generation steps per level")
+    with torch.no_grad():
+        return language_figures(task, list(data.labels),
+                                {"float": float_outputs, "reference": reference_outputs, "runtime": runtime_outputs},
+                                {"float": lambda t: first_output(ctx.spec.model(t)),
+                                 "reference": lambda t: first_output(reference(t)), "runtime": runtime_step})
 
 
 def _not_run_here(ctx: StageContext, data: EvaluationData, why: str) -> StageOutput:
