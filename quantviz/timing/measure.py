@@ -83,9 +83,11 @@ def time_pipeline(pipe: PipelineView, repeat: int = DEFAULT_REPEAT, warmup: int 
     graph = pipe.graph(lowered_stage) if lowered_stage else None
     if program is None or graph is None or not hasattr(program, "buffer"):
         raise NotTimed("no .pte to time: the flow did not reach its emit stage")
+    if run is not None and run.ok and run.artifact.not_run:
+        raise NotTimed(f"not timed: {run.artifact.not_run}")
     if run is not None and run.ok and run.artifact.executed_by != "the ExecuTorch runtime":
-        raise NotTimed(f"not timed: {run.artifact.not_run or run.artifact.executed_by} computed the numbers, not "
-                       "ExecuTorch's runtime on this machine")
+        raise NotTimed(f"not timed: {run.artifact.executed_by} computed the numbers, not ExecuTorch's runtime on "
+                       "this machine")
     if pipe.config.uses_quantviz_kernels:
         from quantviz_kernels import load
 
