@@ -284,7 +284,9 @@ def run_pipeline(args: argparse.Namespace):
     else:
         spec = load_model(args.model)
     data = evaluation_data(spec, config)
-    print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {data.describe()}", flush=True)
+    measured = ("a prefill of the example tokens and decode steps in the runtime (the run stage)"
+                if config.flow == "export_llm" else data.describe())
+    print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {measured}", flush=True)
     total = flow.index(config.until) + 1
 
     def on_event(event: StageEvent) -> None:
