@@ -260,6 +260,7 @@ def test_exit_codes_3_when_the_target_is_out_of_reach_and_1_for_accuracy_without
     assert not data["met"] and data["winner"] is None and len(data["trials"]) == 2
     assert all(t["latency_ms"] > 0 for t in data["trials"] if t["ok"])  # each trial's .pte timed (ETDump)
     assert "latency:" in run.stdout and "as given" in run.stdout
+    assert (tmp_path / "pareto_latency.svg").stat().st_size > 0  # every trial timed: latency is a Pareto axis
     run = quantviz("recover", "sample:conv_add", "--max-accuracy-drop", "1", "--in-process", "--out",
                    str(tmp_path / "acc"))
     assert run.returncode == 1 and "needs labelled evaluation data" in run.stderr and "--target-sqnr" in run.stderr

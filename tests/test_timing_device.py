@@ -109,7 +109,7 @@ def test_planted_wrong_value_is_the_first_diverging_node(device_run, tmp_path):
     assert sum(v["diverges"] for v in data["values"]) == 1  # only the planted output
 
 
-def test_bad_device_files_get_one_line(device_run, tmp_path, capsys):
+def test_bad_device_files_get_one_line(device_run, flow, tmp_path, capsys):
     out, dev = device_run
     truncated = tmp_path / "cut.etdp"
     truncated.write_bytes((dev / "run.etdp").read_bytes()[:300])
@@ -119,11 +119,13 @@ def test_bad_device_files_get_one_line(device_run, tmp_path, capsys):
     assert main(["device", str(out), "--etdump", str(dev / "run.etdp"), "--debug-buffer",
                  str(tmp_path / "missing.bin")]) == 1
     assert "no debug buffer at" in capsys.readouterr().err
-    # an ETDump of another program: the float-free mlp (no convolutions) run by the same "device"
-    other = tmp_path / "other"
-    assert main(["run", "sample:mlp_dynamic", "--flow", "pt2e", "--out", str(other), "--no-svg", "--repeat",
-                 "0"]) == 0
-    done = subprocess.run([sys.executable, "-c", DEVICE, str(other / "model.pte"), str(other / "inputs.pt"),
+    # an ETDump of another program: digits_cnn lowered to XNNPACK, run by the same "device"
+    import torch
+
+    pipe = flow("sample:digits_cnn", flow="pt2e", backend="xnnpack")
+    (tmp_path / "other.pte").write_bytes(pipe.pte_bytes())
+    torch.save(tuple(pipe.spec.example_inputs), tmp_path / "other.pt")
+    done = subprocess.run([sys.executable, "-c", DEVICE, str(tmp_path / "other.pte"), str(tmp_path / "other.pt"),
                            str(tmp_path / "o.etdp"), str(tmp_path / "o.bin")], capture_output=True, timeout=300)
     assert done.returncode == 0
     capsys.readouterr()

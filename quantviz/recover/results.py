@@ -124,14 +124,17 @@ def pareto_charts(found: Recovery) -> list[Chart]:
     elif not accuracy:
         threshold = found.target.value
     charts = []
-    for name, x, x_title in (("pareto_float_layers", "float_layers", "layers kept float"),
-                             ("pareto_pte", "pte_kb", ".pte size (KB)")):
+    axes = [("pareto_float_layers", "float_layers", "layers kept float"), ("pareto_pte", "pte_kb", ".pte size (KB)")]
+    if all(t.latency_ms is not None for t in trials):  # every trial timed here: latency is an axis too
+        axes.append(("pareto_latency", "latency_ms", "runtime latency here (ms, median)"))
+    for name, x, x_title in axes:
         rows = []
         for t in trials:
             series = "winner" if found.winner is t else "base (as given)" if t.phase == "base" else \
                 "meets the target" if found.target.met(t) else "below the target"
             rows.append({"label": t.key, "phase": t.phase, "float_layers": t.float_layers,
-                         "pte_kb": round(t.pte_bytes / 1024, 2), "value": round(_value(found, t), 4),
+                         "pte_kb": round(t.pte_bytes / 1024, 2), "latency_ms": t.latency_ms,
+                         "value": round(_value(found, t), 4),
                          "series": series, "flags": t.flags})
         front = pareto_front([(r[x], -r["value"] if ppl else r["value"]) for r in rows])
         for i, r in enumerate(rows):
