@@ -50,6 +50,10 @@ def test_dict_inputs_reach_the_runtime(tmp_path):
     assert n["reference_vs_runtime_sqnr_db"] >= 30 and 20 < n["float_vs_runtime_sqnr_db"] < float("inf")
     leaves = pipe.results["run"].artifact.runtime_leaves[0]
     assert leaves[0].shape == (1, 4, 64)
+    from quantviz.timing.measure import time_pipeline
+
+    timing = time_pipeline(pipe, repeat=2, with_float=False)  # ETDump runs get the leaves too
+    assert len(timing.report.total.runs_ms) == 2 and all(t > 0 for t in timing.report.total.runs_ms)
 
 
 def test_a_buffer_the_program_writes_is_shown_as_a_mutable_buffer():

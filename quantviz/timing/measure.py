@@ -85,15 +85,16 @@ def time_pipeline(pipe: PipelineView, repeat: int = DEFAULT_REPEAT, warmup: int 
 
         load()
     batch = tuple(pipe.spec.example_inputs)
+    flat = tuple(torch.utils._pytree.tree_leaves(batch))  # the runtime takes the leaves: (ids, {"pos": p}) -> (ids, p)
     try:
-        profile, placement = time_program(program, graph, batch, repeat, warmup, threads)
+        profile, placement = time_program(program, graph, flat, repeat, warmup, threads)
     except RuntimeError as exc:
         raise NotTimed(f"the runtime could not run the program with an ETDump: {str(exc).splitlines()[0]}") from None
     side, float_profile, error = None, None, ""
     if with_float:
         try:
             fprog, fgraph = float_program(pipe.spec.model, batch, pipe.config)
-            float_profile, fplacement = time_program(fprog, fgraph, batch, repeat, warmup, threads)
+            float_profile, fplacement = time_program(fprog, fgraph, flat, repeat, warmup, threads)
             side = float_side(float_profile, fplacement)
         except Exception as exc:  # noqa: BLE001 - the float side is extra: say why it is missing, keep the rest
             error = f"the float model could not be lowered and timed the same way: {type(exc).__name__}: " + \
