@@ -55,3 +55,14 @@ def test_fine_tuning_lowers_the_distillation_loss_and_changes_the_weights(spec):
     with torch.no_grad():
         assert not torch.equal(pipe.results["convert_qat"].artifact(*spec.example_inputs), ptq(*spec.example_inputs))
     assert not any("FakeQuantized" in type(m).__name__ for m in pipe.results["convert_qat"].artifact.modules())
+
+
+def test_pt2e_qat_fake_quantizes_the_exported_graph_and_converts_to_q_dq():
+    pipe = Pipeline(load_model("sample:digits_cnn"),
+                    PipelineConfig(flow="qat_pt2e", backend="xnnpack", qat_steps=4, until="convert_qat_pt2e")).run()
+    assert pipe.ok, pipe.failed and pipe.failed.error
+    assert pipe.stage_names[:4] == ("trace", "prepare_qat_pt2e", "train", "convert_qat_pt2e")
+    assert pipe.results["prepare_qat_pt2e"].metrics["fake_quantizers"] > 0
+    assert len(pipe.results["train"].artifact.losses) == 4
+    kinds = pipe.results["convert_qat_pt2e"].graph.kind_counts()
+    assert kinds["quantize"] >= 1 and kinds["dequantize"] >= 1

@@ -94,18 +94,35 @@ def train(ctx: StageContext) -> StageOutput:
     opt = torch.optim.Adam(model.parameters(), lr=ctx.config.qat_lr)
     with torch.no_grad():
         targets = [first_output(ctx.spec.model(*b)).detach() for b in batches]
-    model.train()
+    exported = isinstance(model, torch.fx.GraphModule)  # prepare_qat_pt2e's: train() is not for exported models
+    if exported:
+        from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
+
+        move_exported_model_to_train(model)
+    else:
+        model.train()
     losses: list[float] = []
     for step in range(ctx.config.qat_steps):
         i = step % len(batches)
         loss = distillation_loss(first_output(model(*batches[i])), targets[i], language_model)
+        if not torch.isfinite(loss):
+            from quantviz.errors import StageError
+
+            raise StageError("train", f"the distillation loss is {loss.item()} at step {step}: the fake-quantized "
+                                      "model's output is not finite",
+                             "a fake quantizer met an infinite value (an additive -inf attention mask is one: "
+                             "fake quantization turns it into NaN); keep that op float (--skip-module), or use "
+                             "--flow qat, whose fake quantizers sit on the linear layers only")
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
         if step % 10 == 0:
             ctx.progress(step / max(1, ctx.config.qat_steps), f"step {step}: loss {losses[-1]:.4g}")
-    model.eval()
+    if exported:
+        move_exported_model_to_eval(model)
+    else:
+        model.eval()
     name = "KL divergence to the float model's logits" if language_model else "MSE to the float model's outputs"
     result = Training(model, losses, name)
     notes = [f"{len(losses)} step(s) on {len(batches)} calibration batch(es), Adam lr {ctx.config.qat_lr:g}; loss "
