@@ -366,7 +366,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if timing is not None:
             written += [write_latency(timing, args.out).name,
                         *write_latency_graph(pipe, timing, args.out, svg=not args.no_svg)]
-        print(f"  wrote {', '.join(f'{args.out}/{w}' for w in written)}")
+        print(f"  wrote {', '.join(w if w.startswith('(') else f'{args.out}/{w}' for w in written)}")
     return _finish(pipe, args.model)
 
 
