@@ -285,7 +285,9 @@ def run_pipeline(args: argparse.Namespace):
     else:
         spec = load_model(args.model)
     data = evaluation_data(spec, config)
-    print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {data.describe()}", flush=True)
+    measured = ("a prefill of the example tokens and decode steps in the runtime (the run stage)"
+                if flow.name == "export_llm" else data.describe())
+    print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {measured}", flush=True)
     if applied:  # the values the backend needs (Backend.defaults), said before anything runs
         before = config.with_changes(**{name: getattr(PipelineConfig(), name) for name in applied})
         print(f"  the {config.target} backend needs {config_flags(config, base=before)}: applied (its record's "
