@@ -11,7 +11,7 @@ from quantviz.background import DONE, FAILED, RUNNING, WAITING, BackgroundRun, R
 from quantviz.config import ConfigError
 from quantviz.data import evaluation_data
 from quantviz.flows import describe_config
-from ui.runner import get_run, pick_stage, progress_text, torch_turn, wait_for_stage
+from ui.runner import get_run, warm_workers, pick_stage, progress_text, torch_turn, wait_for_stage
 from ui.sidebar import flow_config, model_choice
 from ui.stage_page import absent_page, stage_page
 from ui.state import RAIL, SELECTED_NODE, SHOWN, STAGE, init_state
@@ -20,6 +20,7 @@ POLL_SECONDS = 1.0  # how often the rail asks a running pipeline for news
 
 st.set_page_config(page_title="quantviz", layout="wide")
 init_state()
+warm_workers()
 
 
 MARKS = {DONE: " ✓", FAILED: " ✗", RUNNING: " …", WAITING: " ○"}  # not run: no mark
@@ -91,12 +92,12 @@ def main() -> None:
         st.info("Choose a model in the sidebar.")
         return
     try:
-        run = get_run(choice.key, choice.loader, config)
+        run = get_run(choice.key, choice.loader, config, choice.ref)
     except ConfigError as exc:  # e.g. a backend whose package is missing: the pip command
-        st.error(f"This configuration cannot run here: {exc}", icon="🛑")
+        st.error(f"This configuration cannot run here: {exc}", icon=":material/error:")
         return
     except (LoadError, StageError) as exc:
-        st.error(f"Could not load the model: {exc}", icon="🛑")
+        st.error(f"Could not load the model: {exc}", icon=":material/error:")
         return
     st.markdown(f"**{run.pipe.spec.name}**: {run.pipe.spec.description or choice.ref} · "
                 + " · ".join(f"`{part}`" for part in describe_config(config).split(", ")))
@@ -107,7 +108,7 @@ def main() -> None:
     with st.container():  # one element for the rail: its own reruns (a fragment) never shift the page below it
         st.fragment(stage_rail, run_every=POLL_SECONDS if running else None)(run)
     if run.error is not None:
-        st.error(f"The run stopped on an unexpected error: {run.error!r}", icon="🛑")
+        st.error(f"The run stopped on an unexpected error: {run.error!r}", icon=":material/error:")
     page = st.container()  # the page is one element whatever it holds (waiting, or the stage), so reruns never shift
     with page:
         if stage in run.pipe.flow.absent:

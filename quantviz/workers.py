@@ -18,7 +18,9 @@ a runtime abort nor a long stage elsewhere can take the app down or keep a sessi
 """
 from __future__ import annotations
 
+import io
 import multiprocessing
+import multiprocessing.context
 import os
 import pickle
 import signal
@@ -26,6 +28,7 @@ import tempfile
 import threading
 import traceback
 from dataclasses import dataclass, field
+from multiprocessing import context, forkserver, popen_forkserver, reduction, spawn, util
 from typing import Any, Callable
 
 # imported once by the fork server; every worker starts with them (a fork costs milliseconds, these seconds)
@@ -45,6 +48,34 @@ def _context() -> Any:
             ctx.set_forkserver_preload(PRELOAD)
             _CONTEXT = ctx
         return _CONTEXT
+
+
+class _Popen(popen_forkserver.Popen):
+    """multiprocessing's forkserver launch, without the caller's ``__main__``: under Streamlit that is the app's
+    script, which the worker would otherwise import (seconds) before every call."""
+
+    def _launch(self, process_obj: Any) -> None:
+        prep_data = {k: v for k, v in spawn.get_preparation_data(process_obj._name).items()
+                     if k not in ("init_main_from_path", "init_main_from_name")}
+        buf = io.BytesIO()
+        context.set_spawning_popen(self)
+        try:
+            reduction.dump(prep_data, buf)
+            reduction.dump(process_obj, buf)
+        finally:
+            context.set_spawning_popen(None)
+        self.sentinel, w = forkserver.connect_to_new_process(self._fds)
+        _parent_w = os.dup(w)  # the child's sentinel of this process, as multiprocessing keeps it
+        self.finalizer = util.Finalize(self, util.close_fds, (_parent_w, self.sentinel))
+        with open(w, "wb", closefd=True) as f:
+            f.write(buf.getbuffer())
+        self.pid = forkserver.read_signed(self.sentinel)
+
+
+class _Process(multiprocessing.context.ForkServerProcess):
+    @staticmethod
+    def _Popen(process_obj: Any) -> _Popen:
+        return _Popen(process_obj)
 
 
 def warm() -> None:
@@ -112,7 +143,7 @@ def call_in_worker(fn: Callable, *args: Any, what: str = "the call", log: list[s
         log_path = tmp.name
     receive, send = ctx.Pipe(duplex=False)
     # plain pickle, not multiprocessing's (whose tensors travel as shared-memory handles the sender must outlive)
-    proc = ctx.Process(target=_child, args=(send, log_path, pickle.dumps((fn, args))), daemon=True)
+    proc = _Process(target=_child, args=(send, log_path, pickle.dumps((fn, args))), daemon=True)
     try:
         proc.start()
         send.close()

@@ -32,6 +32,18 @@ class ModelChoice:
     loader: Callable[[], ModelSpec]
 
 
+def app_defaults() -> dict[str, Any]:
+    """The sidebar's first values where they differ from ``PipelineConfig``'s: the app opens on pt2e with the auto
+    backend (XNNPACK), where a newcomer sees delegation and fusion at once (the CLI's default stays fx).
+    ``QUANTVIZ_DEFAULT_FLOW`` chooses another first flow (a class starting from fx, tests written for it)."""
+    flow = os.environ.get("QUANTVIZ_DEFAULT_FLOW") or "pt2e"
+    return {"flow": flow if flow in fields_by_name()["flow"].metadata["choices"] else "pt2e"}
+
+
+def fields_by_name() -> dict[str, Field]:
+    return {f.name: f for f in fields(PipelineConfig)}
+
+
 def default_sample() -> str:
     name = os.environ.get("QUANTVIZ_DEFAULT_MODEL", "sample:digits_cnn").removeprefix("sample:")
     return name if name in catalog() else "digits_cnn"
@@ -106,7 +118,7 @@ def apply_changes(changes: dict[str, Any]) -> None:
 
 
 def _widget(f: Field) -> Any:
-    meta, default, key = f.metadata, f.default, f.name
+    meta, default, key = f.metadata, app_defaults().get(f.name, f.default), f.name
     label = meta.get("label", f.name.replace("_", " ").capitalize())
     choices = meta.get("choices")
     if isinstance(default, bool):

@@ -17,6 +17,7 @@ from quantviz.outputs import stage_file_stem
 from ui.downloads import run_downloads, stage_downloads
 from ui.graph_component import clicked_value, graph_view
 from ui.inspector import inspector
+from ui.runner import retry_failed
 from ui.ledger_panel import ledger_panel
 from ui.numerics_panel import numerics_panel, overlay_pair, sqnr_overlay
 from ui.sidebar import apply_changes
@@ -48,7 +49,7 @@ def error_panel(pipe: Pipeline, stage: str) -> None:
     """The failure: message and hint, a button applying the hint's config change (``err.fix``), the failing
     node, the chained causes and the libraries' log lines; the traceback only in the collapsed details."""
     err = pipe.results[stage].error
-    st.error(f"**Stage '{stage}' failed: {err.message}**\n\nHint: {err.hint}", icon="🛑")
+    st.error(f"**Stage '{stage}' failed: {err.message}**\n\nHint: {err.hint}", icon=":material/error:")
     if err.fix:
         try:
             flags = config_flags(pipe.config.with_changes(**err.fix), base=pipe.config)
@@ -57,6 +58,9 @@ def error_panel(pipe: Pipeline, stage: str) -> None:
         if flags:
             st.button(f"Apply: {flags}", on_click=apply_changes, args=(dict(err.fix),), type="primary",
                       key="apply_fix_button", help="change the sidebar options as the hint says and run again")
+    if any(c.startswith("WorkerDied:") for c in err.causes):  # the process died: the same config may pass again
+        st.button("Run this stage again", on_click=retry_failed, args=(pipe,), key="retry_stage_button",
+                  help="the stages before it are kept; only this stage runs again, in a new worker process")
     site = err.site
     if site is not None:
         rows = [("Failing node", f"`{site.node}` = `{site.target}`"),
@@ -317,7 +321,7 @@ def table_panel(pipe: Pipeline, stage: str, rows: list) -> None:
 def absent_page(flow, stage: str) -> None:
     """A stage the flow does not have: said so, with the reason, nothing faked."""
     st.subheader(f"{flow.number(stage)}. {stage}")
-    st.info(f"**Not part of the {flow.name} flow.** {flow.absent[stage]}", icon="➖")
+    st.info(f"**Not part of the {flow.name} flow.** {flow.absent[stage]}", icon=":material/block:")
 
 
 def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
