@@ -264,7 +264,10 @@ def _finish(pipe, model_ref: str) -> int:
                  for k, v in numerics.items() if k.endswith("_sqnr_db")]
         print("  SQNR: " + ", ".join(parts))
         if "float_accuracy" in numerics:
-            print(f"  accuracy: float {numerics['float_accuracy']:.2%}, int8 runtime {numerics['runtime_accuracy']:.2%}")
+            from quantviz.measure.readable import activation_dtype
+
+            print(f"  accuracy: float {numerics['float_accuracy']:.2%}, {activation_dtype(pipe.config)} runtime "
+                  f"{numerics['runtime_accuracy']:.2%}")
     run = pipe.results.get("run")
     if run is not None and run.ok:
         print("  " + run.artifact.agreement())  # runtime vs reference: exact, or drift with its size

@@ -33,11 +33,13 @@ class ModelChoice:
 
 
 def app_defaults() -> dict[str, Any]:
-    """The sidebar's first values where they differ from ``PipelineConfig``'s: the app opens on pt2e with the auto
-    backend (XNNPACK), where a newcomer sees delegation and fusion at once (the CLI's default stays fx).
+    """The sidebar's first values where they differ from ``PipelineConfig``'s: the app opens on pt2e with XNNPACK,
+    where a newcomer sees delegation and fusion at once (the CLI's default stays fx + portable).
     ``QUANTVIZ_DEFAULT_FLOW`` chooses another first flow (a class starting from fx, tests written for it)."""
     flow = os.environ.get("QUANTVIZ_DEFAULT_FLOW") or "pt2e"
-    return {"flow": flow if flow in fields_by_name()["flow"].metadata["choices"] else "pt2e"}
+    if flow not in fields_by_name()["flow"].metadata["choices"] or flow != "pt2e":
+        return {"flow": flow} if flow in fields_by_name()["flow"].metadata["choices"] else {}
+    return {"flow": "pt2e", "backend": "xnnpack"}
 
 
 def fields_by_name() -> dict[str, Field]:

@@ -148,17 +148,15 @@ def diff_section(pipe: Pipeline, stage: str) -> None:
     if against is None:
         return
     d = diff_graphs(pipe.results[against].graph, pipe.results[stage].graph)
-    st.info(f"Since **{against}**: {d.summary()}")
+    st.caption(f"Since **{against}**: {d.summary()}")
 
 
 def compare_choice(pipe: Pipeline, stage: str) -> str | None:
     """The stage to show side by side ("compare with stage …"), any other stage with a graph, or None."""
     others = [s for s in pipe.stage_names if s != stage and pipe.results.get(s) and pipe.results[s].ok
               and pipe.results[s].graph is not None]
-    if not others:
-        return None
-    options = ["—", *others]
-    choice = st.selectbox("Compare with stage …", options, key=f"compare_{stage}",
+    options = ["—", *others]  # drawn while nothing else has run too (disabled): the page below never jumps
+    choice = st.selectbox("Compare with stage …", options, key=f"compare_{stage}", disabled=not others,
                           help="both graphs side by side: a click selects the node's counterparts in the other "
                                "(matched by provenance); added nodes outlined green, removed ones greyed and dashed")
     return None if choice == "—" else choice
@@ -329,7 +327,8 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
     (the title comes with the page, so a test or a reader that sees it sees the page)."""
     info = pipe.stage(stage)
     st.subheader(f"{pipe.flow.number(stage)}. {stage}")
-    st.write(info.explanation)
+    first, _, rest = info.explanation.partition(". ")
+    st.caption(first + ("." if rest else ""), help=info.explanation if rest else None)  # the graph stays in view
     result = pipe.results.get(stage)
     if result is None:
         st.info("This stage has not run: a stage before it failed.")
@@ -354,8 +353,11 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
         return
     st.session_state[QV_RUN] += 1  # the viewer shows it: reruns are countable
     diff_section(pipe, stage)
-    other = compare_choice(pipe, stage)
-    spec = view_controls(pipe, stage, model_ref)
+    left, right = st.columns([1, 3], vertical_alignment="bottom")
+    with left:
+        other = compare_choice(pipe, stage)
+    with right:
+        spec = view_controls(pipe, stage, model_ref)
     dot, svg = graph_panel(pipe, stage, spec, other, model_ref)
     with st.expander("Downloads for this stage"):
         stage_downloads(pipe, stage, dot, svg)
