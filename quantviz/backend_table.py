@@ -42,6 +42,8 @@ class BackendRow:
     left_out: dict[str, str] = field(default_factory=dict)  # op -> the partitioner's first reason (and how many)
     patterns: int = 0  # q/dq patterns of the reference model
     pte_bytes: int = 0
+    latency_ms: float | None = None  # the .pte's median run time here (ETDump), where a runtime runs it here
+    latency_spread: str = ""  # its spread, runs, threads, machine and load; or why it was not timed
     lowering_seconds: float = 0.0  # edge + delegate stages
     seconds: float = 0.0  # the whole flow
     numbers: str = ""  # what computed the figures: "the ExecuTorch runtime", "the TOSA reference model ...", or why none
@@ -118,6 +120,10 @@ def row_of(pipe: Pipeline, model_ref: str, seconds: float) -> BackendRow:
             if r.report else {}
     elif backend.numbers != "runtime":
         row.numbers = backend.numbers_note
+    if pipe.ok:
+        from quantviz.timing.measure import quick_latency
+
+        row.latency_ms, row.latency_spread = quick_latency(pipe)
     return row
 
 
@@ -169,9 +175,9 @@ def compare_backends(model_ref: str, backends: list[str] | None = None, base: Pi
     return sorted(rows, key=lambda r: order.get(r.backend, 99))
 
 
-COLUMNS = ("backend", "ok", "quantizer", "delegates", "delegated_share", "patterns", "pte_bytes", "lowering_seconds",
-           "float_vs_reference_sqnr_db", "float_vs_backend_sqnr_db", "reference_vs_backend_sqnr_db", "numbers", "data",
-           "left_out", "failed_stage", "cause")
+COLUMNS = ("backend", "ok", "quantizer", "delegates", "delegated_share", "patterns", "pte_bytes", "latency_ms",
+           "latency_spread", "lowering_seconds", "float_vs_reference_sqnr_db", "float_vs_backend_sqnr_db",
+           "reference_vs_backend_sqnr_db", "numbers", "data", "left_out", "failed_stage", "cause")
 
 
 def write_backend_table(rows: list[BackendRow], out: Path) -> list[Path]:
@@ -197,12 +203,13 @@ def _db(x: float | None) -> str:
 def table_lines(rows: list[BackendRow]) -> list[str]:
     """The comparison as Markdown table rows (what the CLI prints and the README's backend table uses)."""
     lines = ["| backend | ok | delegated | patterns | .pte | lowering s | SQNR vs float | vs own reference | numbers "
-             "from |", "|---|---|---|---|---|---|---|---|---|"]
+             "from | ms here |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         ok = "ok" if r.ok else f"✗ {r.failed_stage}: {r.cause[:80]}"
         lines.append(f"| {r.backend} | {ok} | {r.delegates} delegate(s), {r.delegated_share:.0%} | {r.patterns} | "
                      f"{r.pte_bytes:,} B | {r.lowering_seconds:.1f} | {_db(r.float_vs_backend_sqnr_db)} | "
-                     f"{_db(r.reference_vs_backend_sqnr_db)} | {r.numbers.split(':')[0][:60]} |")
+                     f"{_db(r.reference_vs_backend_sqnr_db)} | {r.numbers.split(':')[0][:60]} | "
+                     f"{f'{r.latency_ms:.3f}' if r.latency_ms is not None else '–'} |")
     return lines
 
 

@@ -6,6 +6,7 @@
     quantviz report sample:digits_cnn --out report.html
     quantviz why sample:conv_add --flow pt2e
     quantviz compare sample:mobilenet_v2 --flow pt2e --partitioner xnnpack --out out/num
+    quantviz device out/pt2e --etdump device.etdp --debug-buffer debug.bin
     quantviz sweep sample:conv_add sample:digits_cnn --flow fx,pt2e --partitioner none,xnnpack --out out/sweep
     quantviz recover sample:digits_cnn --flow pt2e --target-sqnr 40 --budget 12 --out out/recover
 
@@ -33,7 +34,10 @@ class UsageError(Exception):
 def add_run_options(p: argparse.ArgumentParser) -> None:
     """The flags shared by every command that runs the pipeline: one per PipelineConfig field, generated from the
     field's metadata (see ``quantviz.config.option``)."""
-    p.add_argument("model", help="sample:NAME, path/to/file.py:factory, or path/to/program.pt2")
+    from quantviz.flows import choices_of
+
+    p.add_argument("model", help="sample:NAME, path/to/file.py:factory, or path/to/program.pt2; export_llm with "
+                                 "--llm-config (the model is the one the configuration names)")
     for f in fields(PipelineConfig):
         meta, default = f.metadata, f.default
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
@@ -44,10 +48,23 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
             kwargs.update(action="append", default=[], metavar=meta.get("metavar"))
             kwargs["help"] += " (repeatable)"
         else:
-            kwargs.update(type=type(default), default=default, choices=meta.get("choices"),
+            kwargs.update(type=type(default), default=default, choices=choices_of(f),
                           metavar=meta.get("metavar"))
             kwargs["help"] += f" (default: {default})"
         p.add_argument(flag, **kwargs)
+
+
+def add_timing_options(p: argparse.ArgumentParser) -> None:
+    """``--repeat``, ``--threads``, ``--no-float-timing``: how the program is timed with an ETDump."""
+    from quantviz.timing.measure import DEFAULT_REPEAT
+
+    p.add_argument("--repeat", type=int, default=DEFAULT_REPEAT, metavar="N",
+                   help="time the .pte over N warm runs with an ETDump (2 more are run first and dropped), and the "
+                        f"float model lowered the same way; 0: no timing (default: {DEFAULT_REPEAT})")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="the runtime's thread pool for the timed runs (default: as the runtime sets it)")
+    p.add_argument("--no-float-timing", action="store_true",
+                   help="time only the quantized program, not the float model lowered the same way")
 
 
 def config_from_args(args: argparse.Namespace) -> PipelineConfig:
@@ -68,20 +85,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_run_options(run)
     run.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     run.add_argument("--no-svg", action="store_true", help="write DOT only, skip `dot` layout to SVG")
+    add_timing_options(run)
     why = sub.add_parser("why", help="the pattern ledger: what became of every quantized pattern, and why")
     add_run_options(why)
     why.add_argument("--out", type=Path, default=Path("why.json"), help="JSON file (default: why.json)")
+    why.add_argument("--repeat", type=int, default=0, metavar="N",
+                     help="also run the program N warm times with an ETDump and give every row its measured cost "
+                          "and share of the run (runs the flow to the end; default: 0, off)")
+    why.add_argument("--threads", type=int, default=None, metavar="N", help="with --repeat: the runtime's threads")
     compare = sub.add_parser("compare", help="run the flow and compare float, reference, fused and runtime numerics "
                                              "(numerics.json and CSV tables)")
     add_run_options(compare)
     compare.add_argument("--out", type=Path, default=Path("out"), help="output folder (default: out)")
     compare.add_argument("--fail-below-sqnr", type=float, default=None, metavar="DB",
                          help="exit 3 when the runtime-vs-float SQNR (evaluation data) is below DB")
+    compare.add_argument("--max-ppl-increase", type=float, default=None, metavar="PCT",
+                         help="language models: exit 3 when the runtime's perplexity on the held-out text is more "
+                              "than PCT percent above the float model's")
     compare.add_argument("--sensitivity", type=int, default=0, metavar="N",
                          help="also keep each of the first N weighted layers float in turn (default: 0, off)")
     compare.add_argument("--no-taps", action="store_true",
                          help="do not tap the values inside delegates of several ops (taps lower the program once "
                               "more; the blame table then has only each delegate's outputs)")
+    add_timing_options(compare)
     report = sub.add_parser("report", help="run the flow and write one standalone HTML report")
     add_run_options(report)
     report.add_argument("--out", type=Path, default=Path("report.html"), help="HTML file (default: report.html)")
@@ -95,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     backends.add_argument("--out", type=Path, default=Path("out/backends"), help="output folder")
     backends.add_argument("--ray", action="store_true", help="one Ray task a backend (the local machine by default)")
     backends.add_argument("--address", default=None, help="with --ray: join this Ray cluster")
+    device = sub.add_parser("device", help="a device's ETDump (and debug buffer) placed on the stages of a `run --out "
+                                           "DIR`: its times per pattern beside this machine's, its values against "
+                                           "this machine's runtime and the first node that diverges")
+    device.add_argument("dir", type=Path, help="the folder `quantviz run ... --out DIR` wrote (model.pte, "
+                                               "etrecord.bin, inputs.pt, latency.json)")
+    device.add_argument("--etdump", type=Path, required=True, metavar="FILE", help="the .etdp the device wrote")
+    device.add_argument("--debug-buffer", type=Path, default=None, metavar="FILE",
+                        help="the debug buffer the device wrote with it (intermediate values)")
+    device.add_argument("--out", type=Path, default=None, help="JSON file (default: DIR/device.json)")
     from quantviz.sweep.grid import add_sweep_options
 
     sweep = sub.add_parser("sweep", help="many models x the cross product of comma-separated option values, the "
@@ -128,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     goal.add_argument("--max-accuracy-drop", type=float, default=None, metavar="PCT",
                       help="largest float-minus-runtime accuracy drop allowed, in percentage points (needs "
                            "labelled evaluation data)")
+    goal.add_argument("--max-ppl-increase", type=float, default=None, metavar="PCT",
+                      help="language models: largest increase of the runtime's perplexity over the float model's on "
+                           "the held-out text, in percent (e.g. 5)")
+    recover.add_argument("--max-latency-ms", type=float, default=None, metavar="MS",
+                         help="also require the runtime's median run time here (ETDump, 10 warm runs) to be at "
+                              "most MS milliseconds")
     recover.add_argument("--budget", type=int, default=16, metavar="N",
                          help="at most N trials besides the base run, each a whole run to the runtime (default: 16)")
     recover.add_argument("--out", type=Path, default=Path("out/recover"), help="output folder (default: out/recover)")
@@ -233,7 +274,15 @@ def run_pipeline(args: argparse.Namespace):
         require_backend(config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    spec = load_model(args.model)
+    if config.flow == "export_llm" or args.model == "export_llm":
+        if config.flow != "export_llm" or args.model != "export_llm":
+            raise UsageError("an export_llm configuration names its own model: quantviz run export_llm --llm-config "
+                             "FILE.yaml [--llm-set KEY=VALUE ...]")
+        from quantviz.llm_config import llm_spec
+
+        spec = llm_spec(config)
+    else:
+        spec = load_model(args.model)
     data = evaluation_data(spec, config)
     print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {data.describe()}", flush=True)
     total = flow.index(config.until) + 1
@@ -271,6 +320,9 @@ def _finish(pipe, model_ref: str) -> int:
     run = pipe.results.get("run")
     if run is not None and run.ok:
         print("  " + run.artifact.agreement())  # runtime vs reference: exact, or drift with its size
+        if run.artifact.language is not None:
+            for line in run.artifact.language.notes():
+                print("  " + line)
     failed = pipe.failed
     if failed is not None and failed.error is not None:
         err = failed.error
@@ -302,9 +354,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         write_outputs(pipe, args.out, svg=False, model_explorer=False)  # keep what finished, fast
         raise
-    data = write_outputs(pipe, args.out, svg=not args.no_svg)
+    timing, latency = _time(pipe, args)
+    data = write_outputs(pipe, args.out, svg=not args.no_svg, extra={"latency": latency})
     print(f"  wrote {args.out}/summary.json" + (f", {args.out}/model.pte" if "pte" in data["artifacts"] else ""))
+    if "pte" in data["artifacts"]:
+        from quantviz.timing.outputs import write_device_files, write_latency, write_latency_graph
+
+        written = write_device_files(pipe, args.out)
+        if timing is not None:
+            written += [write_latency(timing, args.out).name,
+                        *write_latency_graph(pipe, timing, args.out, svg=not args.no_svg)]
+        print(f"  wrote {', '.join(f'{args.out}/{w}' for w in written)}")
     return _finish(pipe, args.model)
+
+
+def _time(pipe, args: argparse.Namespace):
+    """Time the finished pipeline's program (``--repeat``); print its lines; (timing or None, summary's latency)."""
+    from quantviz.timing.outputs import measure_for_summary
+
+    timing, latency = measure_for_summary(pipe, args.repeat, args.threads, with_float=not args.no_float_timing)
+    if timing is not None:
+        for line in timing.report.lines():
+            print(f"  {line}")
+        if timing.float_error:
+            print(f"  {timing.float_error}")
+    elif args.repeat > 0 and pipe.results.get("run") is not None and pipe.results["run"].ok:
+        print(f"  latency: {latency['reason']}")
+    return timing, latency
 
 
 def cmd_why(args: argparse.Namespace) -> int:
@@ -313,11 +389,22 @@ def cmd_why(args: argparse.Namespace) -> int:
     from quantviz.why.ledger import build_ledger
 
     pipe = run_pipeline(args)
-    pipe.run(until="fuse")  # the ledger needs convert, delegate and fuse; emit and run add nothing to it
+    # the ledger needs convert, delegate and fuse; emit and run add only the measured costs (--repeat)
+    pipe.run(until=None if args.repeat > 0 else "fuse")
     failed = pipe.failed
     if failed is not None:
         return _finish(pipe, args.model)
     ledger = build_ledger(pipe)
+    if args.repeat > 0:
+        from quantviz.timing.ledger_costs import attach_costs
+        from quantviz.timing.outputs import measure_for_summary
+
+        timing, latency = measure_for_summary(pipe, args.repeat, args.threads, with_float=False)
+        if timing is None:
+            print(f"  costs: {latency['reason']}")
+        else:
+            attach_costs(ledger, timing)
+            print(f"  costs measured over {timing.report.profile.describe()}; run {timing.report.total.text()}")
     print(ledger.table())
     print("  " + ", ".join(f"{n} {fate}" for fate, n in ledger.counts().items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -351,6 +438,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
     report = compare(pipe, sensitivity_layers=args.sensitivity, progress=progress, taps=not args.no_taps)
     written = report.write(args.out)
+    timing, _ = _time(pipe, args)
+    if timing is not None:
+        from quantviz.timing.outputs import write_latency
+
+        written.append(write_latency(timing, args.out))
     for line in report.summary_lines():
         print(f"  {line}")
     print(f"  wrote {', '.join(str(p) for p in written)}")
@@ -364,7 +456,44 @@ def cmd_compare(args: argparse.Namespace) -> int:
             print(f"quantviz: runtime-vs-float SQNR {runtime:.1f} dB is below {args.fail_below_sqnr} dB",
                   file=sys.stderr)
             return 3
+    if args.max_ppl_increase is not None:
+        return max(code, _check_ppl(pipe.numerics(), args.max_ppl_increase))
     return code
+
+
+def _check_ppl(numerics: dict, limit: float) -> int:
+    """3 (and why, on stderr) when the runtime's perplexity is more than ``limit`` percent above float's, or there
+    is no perplexity to check; else 0."""
+    up = numerics.get("runtime_perplexity_increase_pct")
+    if up is None:
+        print(f"quantviz: no runtime perplexity to check against +{limit:g}% (the model is no language model with "
+              "held-out text, or the run stage did not run)", file=sys.stderr)
+        return 3
+    if up > limit:
+        print(f"quantviz: the runtime's perplexity {numerics['runtime_perplexity']:.3f} is {up:.1f}% above the float "
+              f"model's {numerics['float_perplexity']:.3f}, more than {limit:g}%", file=sys.stderr)
+        return 3
+    print(f"  runtime perplexity {numerics['runtime_perplexity']:.3f}: {up:+.1f}% against float, within {limit:g}%")
+    return 0
+
+
+def cmd_device(args: argparse.Namespace) -> int:
+    """Place a device's ETDump on a run's stages; exit 0, or 1 with the cause in one line."""
+    import json
+
+    from quantviz.timing.device import DeviceInputError, read_device_run
+
+    try:
+        found = read_device_run(args.dir, args.etdump, args.debug_buffer)
+    except DeviceInputError as exc:
+        raise UsageError(str(exc)) from None
+    for line in found.lines():
+        print(f"  {line}")
+    out = args.out or args.dir / "device.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(found.to_dict(), indent=1))
+    print(f"  wrote {out}")
+    return 0
 
 
 def cmd_backends(args: argparse.Namespace) -> int:
@@ -490,8 +619,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
         raise UsageError("recover measures every trial in the runtime: leave --until at run")
     if args.budget < 1:
         raise UsageError("--budget must be at least 1")
-    target = Target("sqnr", args.target_sqnr) if args.target_sqnr is not None else \
-        Target("accuracy_drop", args.max_accuracy_drop)
+    target = Target("sqnr", args.target_sqnr, args.max_latency_ms) if args.target_sqnr is not None else \
+        Target("ppl_increase", args.max_ppl_increase, args.max_latency_ms) if args.max_ppl_increase is not None \
+        else Target("accuracy_drop", args.max_accuracy_drop, args.max_latency_ms)
     print(f"quantviz recover: {args.model} {config_flags(config) or '(defaults)'}; target {target.describe()}; "
           + ("trials in this process" if args.in_process else "trials on warm Ray workers"), flush=True)
     try:
@@ -508,6 +638,10 @@ def cmd_recover(args: argparse.Namespace) -> int:
         if target.kind == "accuracy_drop" and not probe.labelled:
             raise UsageError(f"--max-accuracy-drop needs labelled evaluation data, and {probe.model} has none "
                              f"({probe.data}): give the factory's eval_batches labels, or use --target-sqnr DB")
+        if target.kind == "ppl_increase" and not probe.language_model:
+            raise UsageError(f"--max-ppl-increase needs a language model with held-out text, and {probe.model} has "
+                             "none: give the factory's ModelSpec a language_model (LanguageModelTask) and eval_batches "
+                             "whose labels are the next tokens, or use --target-sqnr DB")
         print(f"  measured on {probe.data}", flush=True)
         print(f"  {len(probe.candidates)} candidate(s) declared by the {config.flow} flow and the {config.target} "
               "backend: " + (", ".join(c.id for c in probe.candidates) or "none"), flush=True)
@@ -521,6 +655,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
                             "trial": t.to_dict()})
             if t.ok:
                 what = f"{target.reached(t):>14}  {'meets' if target.met(t) else '     '}  .pte {t.pte_bytes:>9,} B"
+                if t.latency_ms is not None:
+                    what += f"  {t.latency_ms:8.3f} ms"
             else:
                 what = f"{'CRASHED' if t.crashed else 'FAILED'}: " + " ".join(t.error.split())[:100]
             reused = f"  (reused {', '.join(t.reused)})" if t.reused else ""
@@ -592,6 +728,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_compare(args)
         if args.command == "backends":
             return cmd_backends(args)
+        if args.command == "device":
+            return cmd_device(args)
         if args.command == "recover":
             return cmd_recover(args)
         return cmd_run(args)

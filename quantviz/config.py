@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Literal, get_args
 
-FlowName = Literal["fx", "pt2e", "torchao", "recipe"]
+# a flow is a file of quantviz/flows/ (its registry there checks the name: ``quantviz.flows.flow_of``)
+FlowName = str
 Mode = Literal["static", "dynamic"]
 BackendName = Literal["auto", "portable", "xnnpack", "arm-tosa", "ethos-u", "openvino", "vulkan", "coreml"]
 PartitionerChoice = Literal["auto", "none", "xnnpack", "demo"]
@@ -21,7 +22,6 @@ DuplicateDequant = Literal["auto", "on", "off"]
 Scheme = Literal["8da4w", "8da8w", "int8-weight-only"]
 Observer = Literal["default", "minmax", "moving_average", "histogram"]
 
-FLOWS: tuple[str, ...] = get_args(FlowName)
 MODES: tuple[str, ...] = get_args(Mode)
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 PARTITIONERS: tuple[str, ...] = get_args(PartitionerChoice)
@@ -42,8 +42,8 @@ class ConfigError(ValueError):
 def option(default: Any, help: str, choices: tuple[Any, ...] | None = None, **extra: Any) -> Any:
     """A config field described for the CLI and the app: ``help`` is their help text, ``choices`` the allowed
     values (checked in ``__post_init__``). ``extra`` may set ``flag`` (the CLI flag, default ``--field-name``),
-    ``metavar``, ``label`` (the app's widget label) and ``flows`` (the flows the option applies to: the app shows
-    it only for them)."""
+    ``metavar`` and ``label`` (the app's widget label). Which flows an option applies to is not declared here: it is
+    what their stages read (``quantviz.flows.applies_to``)."""
     return field(default=default, metadata={"help": help, "choices": choices, **extra})
 
 
@@ -61,73 +61,69 @@ class PipelineConfig:
     flow: FlowName = option(
         "fx", "fx: prepare_fx + ExecuTorch BackendConfig (uint8 activations); pt2e: prepare_pt2e + the backend's "
               "quantizer (int8); torchao: torchao's quantize_ source transform (--scheme), then torch.export; "
-              "recipe: executorch.export.export with an ExportRecipe (--recipe)", FLOWS)
-    mode: Mode = option("static", "static, or dynamic (choose_qparams on linear activations)", MODES,
-                        flows=("fx", "pt2e"))
-    per_channel: bool = option(False, "per-channel weight quantization", label="Per-channel weights",
-                               flows=("fx", "pt2e"))
+              "recipe: executorch.export.export with an ExportRecipe (--recipe)")
+    mode: Mode = option("static", "static, or dynamic (choose_qparams on linear activations)", MODES)
+    per_channel: bool = option(False, "per-channel weight quantization", label="Per-channel weights")
     backend: BackendName = option(
         "auto", "the target: its quantizer (pt2e), partitioner and how numbers are obtained. auto: xnnpack for "
                 "--flow torchao, the recipe's own for --flow recipe, else portable (ExecuTorch's portable and "
                 "quantized kernels, XNNPACKQuantizer's int8 scheme, no delegate unless --partitioner says)",
-        BACKENDS, flows=("fx", "pt2e", "torchao"))
+        BACKENDS)
     partitioner: PartitionerChoice = option(
         "auto", "auto: the backend's own partitioner (none for portable); none: nothing delegated; xnnpack: "
                 "XnnpackPartitioner (the same as --backend xnnpack); demo: quantviz's conv -> add partitioner",
-        PARTITIONERS, flows=("fx", "pt2e", "torchao"))
+        PARTITIONERS)
     lowering: Lowering = option(
         "transform_and_lower", "how a partitioner is applied: transform_and_lower (to_edge_transform_and_lower, "
                                "what backend users call: the backend's ops are kept whole and its transform passes "
-                               "run first) or to_backend (to_edge, then to_backend: the seed's path)", LOWERINGS,
-        flows=("fx", "pt2e", "torchao"))
+                               "run first) or to_backend (to_edge, then to_backend: the seed's path)", LOWERINGS)
     delegate_granularity: Granularity = option(
         "graph", "graph: the partitioner merges what it takes into as few delegates as it can; op: every op it "
                  "takes (a quantized pattern with its q/dq) becomes its own delegate, so the runtime's debug buffer "
                  "holds each delegated op's output (quantviz compare's blame table reads it); XNNPACK's "
                  "per_op_mode, the demo partitioner keeps its conv -> add groups",
-        DELEGATE_GRANULARITIES, label="Delegate granularity", flows=("fx", "pt2e", "torchao"))
+        DELEGATE_GRANULARITIES, label="Delegate granularity")
     fusion: Fusion = option("executorch", "whose fusion patterns: none; executorch (QuantFusionPass: uint8 add, "
                                           "reshapes); quantviz (the project's C++ kernels); both (quantviz's first)",
-                            FUSIONS, flows=("fx", "pt2e"))
+                            FUSIONS)
     skip_modules: tuple[str, ...] = option((), "submodule names left untraced and unquantized (they stay float)",
-                                           flag="--skip-module", metavar="NAME", flows=("fx", "pt2e", "torchao"))
+                                           flag="--skip-module", metavar="NAME")
     skip_untraceable: bool = option(False, "fx: find every submodule and helper function symbolic tracing cannot "
-                                           "follow, keep helpers as leaf calls and skip the modules, in one run",
-                                    flows=("fx",))
-    calibration_batches: int = option(8, "at most this many calibration batches", metavar="N",
-                                      flows=("fx", "pt2e", "recipe"), min=1)
+                                           "follow, keep helpers as leaf calls and skip the modules, in one run")
+    calibration_batches: int = option(8, "at most this many calibration batches", metavar="N", min=1)
     observer: Observer = option("default", "static activations' observer: default (the quantizer's own: "
                                            "histogram for XNNPACKQuantizer and the fx flow), minmax, "
-                                           "moving_average or histogram", OBSERVERS, flows=("fx", "pt2e"))
+                                           "moving_average or histogram", OBSERVERS)
     check_guards: bool = option(True, "pt2e: ExportedProgram.module(check_guards=...); off drops the _guards_fn "
                                       "call_module torch 2.13 adds, which Arm's quantizer passes cannot run",
-                                label="Keep export guards", flag="--no-check-guards", flows=("pt2e",))
+                                label="Keep export guards", flag="--no-check-guards")
     keep_integer_scalars: bool = option(
         False, "pt2e: before prepare_pt2e, give integer add/mul their Python-int operands as integer constants "
                "(quantviz.passes.keep_integer_scalars); XNNPACKQuantizer's _convert_scalars_to_attrs makes them "
-               "float32 tensors, so index arithmetic such as arange(n) + past_seen_tokens turns float",
-        flows=("pt2e",))
+               "float32 tensors, so index arithmetic such as arange(n) + past_seen_tokens turns float")
     activation_bits: int = option(8, "activation bits: 16 quantizes activations to int16 with int8 weights "
                                      "(a16w8), where the backend has it (arm-tosa, ethos-u)", ACTIVATION_BITS,
-                                  metavar="BITS", flows=("pt2e",))
+                                  metavar="BITS")
     duplicate_dequant: DuplicateDequant = option(
-        "auto", "DuplicateDequantNodePass: auto (when a dequantize is shared), on, off", DUPLICATE_DEQUANT,
-        flows=("fx", "pt2e"))
+        "auto", "DuplicateDequantNodePass: auto (when a dequantize is shared), on, off", DUPLICATE_DEQUANT)
     scheme: Scheme = option("8da4w", "torchao: 8da4w (int8 dynamic activations, int4 weights), 8da8w (int8 "
-                                     "weights), int8-weight-only (activations stay float)", SCHEMES,
-                            flows=("torchao",))
+                                     "weights), int8-weight-only (activations stay float)", SCHEMES)
     group_size: int = option(32, "torchao 8da4w: weights quantized in groups of this many input channels; 0: "
-                                 "per output channel", metavar="N", flows=("torchao",))
+                                 "per output channel", metavar="N")
     int8_modules: tuple[str, ...] = option((), "torchao 8da4w: these linear modules get int8 weights (8da8w) "
-                                               "instead of int4", flag="--int8-module", metavar="NAME",
-                                           flows=("torchao",))
+                                               "instead of int4", flag="--int8-module", metavar="NAME")
     quantize_embeddings: int = option(0, "torchao: also quantize nn.Embedding weights to 4 or 8 bits "
                                          "(IntxWeightOnlyConfig); 0: leave them float", EMBEDDING_BITS,
-                                      metavar="BITS", flows=("torchao",))
+                                      metavar="BITS")
     recipe: str = option("", "an ExecuTorch export recipe (e.g. xnnpack_torchao_int8da_int4w_per_channel): "
                              "quantviz calls executorch.export.export with it and shows every stage of the session; "
-                             "sets --flow recipe (`quantviz recipes` lists them)", metavar="NAME",
-                         flows=("recipe",))
+                             "sets --flow recipe (`quantviz recipes` lists them)", metavar="NAME")
+    llm_config: str = option("", "an export_llm LlmConfig YAML file (e.g. executorch/examples/models/llama/config/"
+                                 "llama_xnnpack.yaml): quantviz runs export_llm's own steps and shows each; sets "
+                                 "--flow export_llm (the model is the one the file names)", metavar="FILE.yaml")
+    llm_overrides: tuple[str, ...] = option((), "export_llm: a key=value override of the LLM config, as export_llm "
+                                                "takes them (e.g. +base.params=params.json quantization.group_size=32)",
+                                            flag="--llm-set", metavar="KEY=VALUE")
     held_out: int = option(0, "measure numerics on N synthetic held-out batches drawn like the example inputs "
                               "(token ids over the embedding's vocabulary, floats with the example's mean and "
                               "spread) instead of the factory's evaluation data; 0: the factory's data",
@@ -150,6 +146,11 @@ class PipelineConfig:
         object.__setattr__(self, "skip_modules", tuple(self.skip_modules))
         if self.recipe and self.flow != "recipe":
             object.__setattr__(self, "flow", "recipe")  # --recipe NAME is the recipe flow
+        object.__setattr__(self, "llm_overrides", tuple(self.llm_overrides))
+        if self.llm_config and self.flow != "export_llm":
+            object.__setattr__(self, "flow", "export_llm")  # --llm-config FILE is the export_llm flow
+        if self.flow == "export_llm" and not self.llm_config:
+            raise ConfigError("flow='export_llm' needs an LLM config (--llm-config FILE.yaml)")
         if self.flow == "recipe" and not self.recipe:
             raise ConfigError("flow='recipe' needs a recipe (--recipe NAME; `quantviz recipes` lists them)")
         if self.partitioner == "xnnpack":  # one config for one meaning: --partitioner xnnpack is --backend xnnpack
@@ -176,21 +177,23 @@ class PipelineConfig:
         the recipe flow: "recipe" here), portable otherwise; else ``backend`` itself."""
         if self.backend != "auto":
             return self.backend
-        return {"torchao": "xnnpack", "recipe": "recipe"}.get(self.flow, "portable")
+        return {"torchao": "xnnpack", "recipe": "recipe", "export_llm": "xnnpack"}.get(self.flow, "portable")
 
     @property
     def uses_quantviz_kernels(self) -> bool:
-        """True when the fuse stage applies quantviz's patterns (its kernels must be loaded to run the program)."""
-        return self.flow in ("fx", "pt2e") and self.fusion in ("quantviz", "both")
+        """True when the config asks for quantviz's patterns (a flow whose fuse stage reads ``fusion`` applies them:
+        ``Flow.uses_quantviz_kernels``)."""
+        return self.fusion in ("quantviz", "both")
 
     @property
     def uses_executorch_fusion(self) -> bool:
-        """True when the fuse stage runs ExecuTorch's QuantFusionPass."""
-        return self.flow in ("fx", "pt2e") and self.fusion in ("executorch", "both")
+        """True when the config asks for ExecuTorch's QuantFusionPass (the fuse stage that reads ``fusion``)."""
+        return self.fusion in ("executorch", "both")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["skip_modules"] = list(self.skip_modules)
+        d["llm_overrides"] = list(self.llm_overrides)
         return d
 
     def with_changes(self, **changes: Any) -> "PipelineConfig":
@@ -204,8 +207,9 @@ def config_flags(config: PipelineConfig, base: PipelineConfig | None = None) -> 
     for f in fields(PipelineConfig):
         value, flag = getattr(config, f.name), f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         was = f.default if base is None else getattr(base, f.name)
-        if value == was or (f.name == "flow" and config.recipe and value == "recipe"):
-            continue  # --recipe NAME says --flow recipe
+        if value == was or (f.name == "flow" and config.recipe and value == "recipe") or \
+                (f.name == "flow" and config.llm_config and value == "export_llm"):
+            continue  # --recipe NAME says --flow recipe, --llm-config FILE --flow export_llm
         if isinstance(value, bool):  # the flag turns the default off: --skip-untraceable, --no-check-guards
             out.append(flag if value != f.default else f"(without {flag})")
         elif isinstance(value, tuple):
@@ -213,10 +217,3 @@ def config_flags(config: PipelineConfig, base: PipelineConfig | None = None) -> 
         else:
             out.append(f"{flag} {value}")
     return " ".join(out)
-
-
-def applies_to(field_name: str, flow: str) -> bool:
-    """True when the option ``field_name`` means something under ``flow`` (its ``flows`` metadata; every flow
-    when it has none), e.g. ``applies_to("scheme", "pt2e")`` is False."""
-    meta = {f.name: f.metadata for f in fields(PipelineConfig)}[field_name]
-    return flow in meta.get("flows", FLOWS)

@@ -23,7 +23,15 @@ from quantviz.model_spec import ModelSpec
 from quantviz.torch_lock import TORCH_LOCK
 
 FACTORY_CONTRACT = ("a factory must return a quantviz.ModelSpec, or a tuple (model, example_inputs) where model "
-                    "is a torch.nn.Module and example_inputs a tuple of tensors")
+                    "is a torch.nn.Module and example_inputs a tuple of forward's positional arguments: tensors, or "
+                    "dicts, lists and tuples of tensors (e.g. (tokens, {'input_pos': pos}))")
+
+
+def nested_tensors(value: Any) -> bool:
+    """True when ``value`` is a tensor or a dict/list/tuple whose leaves are all tensors:
+    ``nested_tensors((ids, {"input_pos": pos}))`` is True."""
+    leaves = torch.utils._pytree.tree_leaves(value)
+    return bool(leaves) and all(isinstance(t, torch.Tensor) for t in leaves)
 
 
 def load_model(ref: str) -> ModelSpec:
@@ -87,7 +95,7 @@ def as_spec(value: Any, name: str, where: str = "the factory") -> ModelSpec:
         model, inputs = value
         if isinstance(inputs, torch.Tensor):
             inputs = (inputs,)
-        if isinstance(inputs, (tuple, list)) and all(isinstance(t, torch.Tensor) for t in inputs):
+        if isinstance(inputs, (tuple, list)) and all(nested_tensors(t) for t in inputs):
             return ModelSpec(name=name, model=model.eval(), example_inputs=tuple(inputs))
     raise LoadError(f"{where} returned {type(value).__name__}, which quantviz cannot use; {FACTORY_CONTRACT}")
 

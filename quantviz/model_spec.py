@@ -2,11 +2,29 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 Inputs = tuple[Any, ...]
+
+
+@dataclass
+class LanguageModelTask:
+    """Marks a causal language model: its output is next-token logits ``(batch, seq, vocab)``, and the labels of
+    ``ModelSpec.eval_batches`` are the next tokens ``(batch, seq)`` of held-out text. The run stage then reports
+    perplexity, next-token accuracy and top-1 agreement with the float model for the reference and the runtime, and
+    generates ``steps`` tokens greedily from ``prompt`` with each, naming the first step where they differ::
+
+        LanguageModelTask(prompt=ids[None, :64], steps=32, decode=lambda ids: "".join(map(chr, ids)))
+
+    The model takes one input, token ids of the example's length; generation slides that window along.
+    """
+
+    prompt: torch.Tensor  # (1, seq) token ids generation starts from, as long as the example input
+    steps: int = 32  # greedy generation steps
+    decode: Callable[[list[int]], str] | None = None  # ids -> text, to show what was generated
+    text: str = ""  # what the held-out text is, e.g. "pydoc_data.topics: 16 held-out topics"
 
 
 @dataclass
@@ -32,6 +50,7 @@ class ModelSpec:
     description: str = ""
     exported_program: Any = None  # set when the model came from a .pt2 file
     input_names: tuple[str, ...] = ()  # forward's argument names, e.g. ("input_ids", "attention_mask"); () = unnamed
+    language_model: LanguageModelTask | None = None  # a causal LM: perplexity, agreement, generation (run stage)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def input_name(self, index: int) -> str:

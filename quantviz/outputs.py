@@ -8,8 +8,14 @@ The summary.json contract (other tools read it)::
      "stages": [{"name", "ok", "seconds", "timed_by", "nodes", "kinds", "patterns", "error"}],
      "absent": {"calibrate": "why this flow has no such stage", ...},
      "artifacts": {"pte": "model.pte", "graphs": {...}, "model_explorer": ["model_explorer/01_trace.json", ...]},
-     "numerics": {...},
-     "untraceable": [{"action", "module", "module_class", "function", "file", "line", "code", "reason", "callers"}]}
+     "numerics": {...},   # language models add float/reference/runtime_perplexity, ..._top1_agreement, ...
+     "language_model": null | {"text", "positions", "perplexity", "next_token_accuracy",
+                               "top1_agreement_with_float", "generation": {"steps", "tokens", "text",
+                                                                           "first_divergent_step"}},
+     "untraceable": [{"action", "module", "module_class", "function", "file", "line", "code", "reason", "callers"}],
+     "latency": {"available", "measured": {"runs", "warmup", "threads", "machine"}, "total", "float_total",
+                 "speedup_vs_float", "top": [ten places], "delegates", "by_kind", "patterns", "float_vs_quantized",
+                 "slower_than_float"}}   # `quantviz run` only; {"available": False, "reason"} when not timed
 
 ``untraceable`` lists what the fx trace stage wrapped ("wrap": a helper function kept as a leaf call) or skipped
 ("skip": a module kept float) with ``skip_untraceable``; empty otherwise.
@@ -50,6 +56,9 @@ def summary(pipe: Pipeline) -> dict[str, Any]:
         "absent": dict(pipe.flow.absent),
         "artifacts": {},
         "numerics": pipe.numerics(),
+        # a language model's perplexity, agreement and generation per level (None for other models)
+        "language_model": run.artifact.language.to_dict() if run is not None and run.ok
+        and run.artifact.language is not None else None,
         "untraceable": untraceable_sites(pipe),
     }
 
@@ -60,17 +69,18 @@ def untraceable_sites(pipe: Pipeline) -> list[dict[str, Any]]:
     return [site.to_dict() for site in trace.diagnostics.untraceable] if trace else []
 
 
-def write_outputs(pipe: Pipeline, out: Path, svg: bool = True, model_explorer: bool = True) -> dict[str, Any]:
+def write_outputs(pipe: Pipeline, out: Path, svg: bool = True, model_explorer: bool = True,
+                  extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write everything the pipeline produced under ``out``; returns the summary written.
 
     Per stage: ``stages/NN_<stage>.json`` (graph model), ``.dot`` (default view) and, with ``svg`` and the
     `dot` binary, ``.svg``; with ``model_explorer``, ``model_explorer/NN_<stage>.json`` (see
-    ``write_explorer_graphs``).
+    ``write_explorer_graphs``). ``extra``: more top-level summary keys (``latency``, from ``quantviz.timing``).
     """
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "stages").mkdir(exist_ok=True)
-    data = summary(pipe)
+    data = {**summary(pipe), **(extra or {})}
     graphs = {}
     for name, result in pipe.results.items():
         if result.graph is None:

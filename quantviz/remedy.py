@@ -11,15 +11,13 @@ from typing import Any, Callable
 
 from quantviz.config import PipelineConfig
 
-OTHER_FLOW = "<the other flow>"  # stands for "fx" under pt2e and "pt2e" under fx in a Remedy's fixes
-
 
 @dataclass(frozen=True)
 class Remedy:
     """What to try when a stage fails in a way no known issue explains (``quantviz.known_issues``)."""
 
     hint: str  # the words the user reads
-    fixes: tuple[dict[str, Any], ...] = ()  # the hint's config changes, first choice first (OTHER_FLOW resolved)
+    fixes: tuple[dict[str, Any], ...] = ()  # the hint's config changes, first choice first
 
     def fix_for(self, config: PipelineConfig,
                 differs: Callable[[PipelineConfig, PipelineConfig], bool] | None = None) -> dict[str, Any]:
@@ -29,11 +27,9 @@ class Remedy:
 
         Example::
 
-            Remedy("", ({"flow": OTHER_FLOW},)).fix_for(PipelineConfig(flow="pt2e"))   # {"flow": "fx"}
+            Remedy("", ({"flow": "fx"},)).fix_for(PipelineConfig(flow="pt2e"))   # {"flow": "fx"}
         """
-        other = "pt2e" if config.flow == "fx" else "fx"
         for fix in self.fixes:
-            fix = {k: other if v == OTHER_FLOW else v for k, v in fix.items()}
             try:
                 changed = config.with_changes(**fix)
             except (ValueError, TypeError):  # a fix this config cannot take (ConfigError is a ValueError)

@@ -24,6 +24,8 @@ SAMPLES: dict[str, str] = {
     "tiny_transformer": "one encoder block: attention, layernorm, softmax, gelu (several ops stay unfused)",
     "not_traceable": "a submodule with Python control flow on its input: trace fails until it is skipped",
     "embedding": "embedding + mean + linear text classifier (embedding quantization patterns)",
+    "text_lm": "character-level GPT-style LM (2 blocks, width 64) trained on pydoc_data.topics; perplexity, "
+               "next-token agreement and generation on held-out topics",
     # the zoo
     "zoo_tf_mobilenet": "MobileNetV1 ported from TF: every conv pads with a module-level 'same' helper "
                         "(int(x.shape) breaks fx tracing; torch.export is fine)",
@@ -59,6 +61,11 @@ SAMPLES: dict[str, str] = {
                    "sinusoidal positions, pre-norm attention blocks",
     "zoo_wav2vec2": "wav2vec2 CTC: raw audio (1, 16000) -> 7 conv1d feature encoder (GroupNorm first, GELU), feature "
                     "projection, weight-normed grouped conv positional embedding, post-norm encoder",
+    # real sizes, for timing (bench/latency.py); the tests run the small ones
+    "real_mobilenet_v2": "MobileNetV2 at full size (torchvision's: width 1.0, 1000 classes) on 224x224: 52 convs",
+    "real_regnetx_200mf": "RegNetX-200MF (torchvision's regnet_x_200mf) on 224x224: group convs, projection "
+                          "shortcuts",
+    "real_bert_base": "BERT-base width (768 hidden, 12 heads, 3072 MLP), 2 layers, 128 tokens: zoo_bert at size",
 }
 
 ZOO: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("zoo_"))
@@ -66,6 +73,10 @@ ZOO: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("zoo_")
 SEQUENCE_ZOO: tuple[str, ...] = ("zoo_bert", "zoo_distilbert", "zoo_gpt2", "zoo_llama", "zoo_llama_deep", "zoo_qwen2",
                                  "zoo_whisper", "zoo_wav2vec2")
 VISION_ZOO: tuple[str, ...] = tuple(name for name in ZOO if name not in SEQUENCE_ZOO)
+# trained language models: perplexity and generation on held-out text (tests/test_text_lm.py runs them end to end)
+LANGUAGE_MODELS: tuple[str, ...] = ("text_lm",)
+# real-size models: minutes through a flow, so the tests leave them to the benchmarks
+REAL_SIZE: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("real_"))
 
 
 def load_sample(name: str) -> ModelSpec:

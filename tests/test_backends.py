@@ -184,6 +184,8 @@ def test_quantviz_backends_writes_the_comparison(tmp_path):
     assert rows["arm-tosa"]["reference_vs_backend_sqnr_db"] == float("inf")  # bit-exact with its reference
     assert "TOSA reference model" in rows["arm-tosa"]["numbers"]
     assert rows["vulkan"]["numbers"].startswith("no runtime for this backend") and rows["vulkan"]["pte_bytes"] > 0
+    assert rows["portable"]["latency_ms"] > 0  # ExecuTorch's runtime ran it here, timed with an ETDump
+    assert rows["arm-tosa"]["latency_ms"] is None and "not ExecuTorch's runtime" in rows["arm-tosa"]["latency_spread"]
     assert (tmp_path / "backends.csv").read_text().startswith("backend,ok,quantizer")
     assert "<table>" in (tmp_path / "backends.html").read_text()
     assert "| arm-tosa | ok |" in out.stdout

@@ -13,7 +13,6 @@ from quantviz import ModelSpec, Pipeline, PipelineConfig, StageError, load_model
 from quantviz.failure_site import find_failure_site, rerun_under_interpreter
 from quantviz.flows import flow_of
 from quantviz.known_issues import explain
-from quantviz.stages import prepare
 
 
 def symbolic_trace(model: nn.Module) -> fx.GraphModule:
@@ -311,7 +310,8 @@ def test_a_fix_prints_as_flags_in_the_stderr_paragraph(capsys, monkeypatch, fix,
 def test_known_and_generic_hints_carry_their_fix():
     missing = RuntimeError("Missing out variants: {'quantized_decomposed::add_relu'}")
     assert explain("emit", missing).fix == {"fusion": "quantviz"}
-    run_remedy, prepare_remedy = flow_of(PipelineConfig()).stage("run").remedy, prepare.STAGE.remedy
+    run_remedy = flow_of(PipelineConfig()).stage("run").remedy
+    prepare_remedy = flow_of(PipelineConfig(flow="pt2e")).stage("prepare").remedy
     differs = Pipeline(None, PipelineConfig()).runs_differently
     assert run_remedy.fix_for(PipelineConfig(backend="xnnpack"), differs) == {"partitioner": "none"}
     # nothing is delegated by default, so --partitioner none would change nothing: the next suggestion

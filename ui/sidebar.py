@@ -13,7 +13,7 @@ import streamlit as st
 from quantviz import ModelSpec, PipelineConfig, load_model
 from quantviz.backends import all_recipes
 from quantviz.catalog import catalog
-from quantviz.config import applies_to
+from quantviz.flows import applies_to, choices_of
 from ui.state import config_widget_keys
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
@@ -37,13 +37,10 @@ def app_defaults() -> dict[str, Any]:
     where a newcomer sees delegation and fusion at once (the CLI's default stays fx + portable).
     ``QUANTVIZ_DEFAULT_FLOW`` chooses another first flow (a class starting from fx, tests written for it)."""
     flow = os.environ.get("QUANTVIZ_DEFAULT_FLOW") or "pt2e"
-    if flow not in fields_by_name()["flow"].metadata["choices"] or flow != "pt2e":
-        return {"flow": flow} if flow in fields_by_name()["flow"].metadata["choices"] else {}
+    flows = choices_of(next(f for f in fields(PipelineConfig) if f.name == "flow"))
+    if flow != "pt2e" and flow in flows:
+        return {"flow": flow}
     return {"flow": "pt2e", "backend": "xnnpack"}
-
-
-def fields_by_name() -> dict[str, Field]:
-    return {f.name: f for f in fields(PipelineConfig)}
 
 
 def default_sample() -> str:
@@ -122,7 +119,7 @@ def apply_changes(changes: dict[str, Any]) -> None:
 def _widget(f: Field) -> Any:
     meta, default, key = f.metadata, app_defaults().get(f.name, f.default), f.name
     label = meta.get("label", f.name.replace("_", " ").capitalize())
-    choices = meta.get("choices")
+    choices = choices_of(f)
     if isinstance(default, bool):
         return st.toggle(label, value=default, key=key, help=meta["help"])
     if choices and len(choices) <= 2:

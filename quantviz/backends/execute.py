@@ -71,6 +71,7 @@ def run_program(buffer: bytes, batches: list[tuple], quantviz_kernels: bool = Fa
     leaves = []
     module = load_program(buffer)
     for batch in batches:
-        flat = module.forward(tuple(batch))
+        # the runtime takes the flat leaves: (ids, {"input_pos": p}) -> (ids, p)
+        flat = module.forward(tuple(torch.utils._pytree.tree_leaves(tuple(batch))))
         leaves.append([t.clone() if isinstance(t, torch.Tensor) else t for t in flat])
     return leaves

@@ -1,4 +1,5 @@
-"""The flows, one file each (``quantviz/flows/<name>.py`` declares ``FLOW``); the registry is derived.
+"""The flows, one file each (``quantviz/flows/<name>.py`` declares ``FLOW``); the registry is derived: every module of
+this package but ``base`` is a flow, so a new flow is its file (and its tests), nothing else.
 
 Example::
 
@@ -8,12 +9,33 @@ Example::
 """
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import sys
+from dataclasses import Field
+from types import ModuleType
+from typing import Any
+
 from quantviz.config import ConfigError, PipelineConfig
-from quantviz.flows import fx, pt2e, recipe, torchao
 from quantviz.flows.base import Absent, Flow
 from quantviz.lowering import partitioner_name
 
-FLOWS: dict[str, Flow] = {m.FLOW.name: m.FLOW for m in (fx, pt2e, torchao, recipe)}
+
+def discover(package: ModuleType) -> dict[str, Flow]:
+    """Every ``FLOW`` of ``package``'s modules (``base`` and private modules left out), by name, in rank order
+    (``Flow.rank``; then by name)."""
+    found = [importlib.import_module(f"{package.__name__}.{m.name}").FLOW
+             for m in pkgutil.iter_modules(package.__path__) if m.name != "base" and not m.name.startswith("_")]
+    return {f.name: f for f in sorted(found, key=lambda f: (f.rank, f.name))}
+
+
+FLOWS: dict[str, Flow] = discover(sys.modules[__name__])
+
+
+def choices_of(f: Field) -> tuple[Any, ...] | None:
+    """The values the CLI, the app and ``quantviz sweep`` offer for the config field ``f``: the flows registered
+    here for ``flow``, else the field's own ``choices``."""
+    return tuple(FLOWS) if f.name == "flow" else f.metadata.get("choices")
 
 
 def flow_of(config: PipelineConfig) -> Flow:
@@ -29,10 +51,26 @@ def flow_of(config: PipelineConfig) -> Flow:
     return flow
 
 
+def applies_to(field_name: str, flow: str) -> bool:
+    """True when the option ``field_name`` means something under ``flow``: some stage of it reads the field
+    (``Flow.options``, derived from the stage records), e.g. ``applies_to("scheme", "pt2e")`` is False."""
+    record = FLOWS.get(flow)
+    if record is None:
+        return False
+    if id(record) not in _OPTIONS:  # the recipe flow resolves a recipe to list them: once per record
+        _OPTIONS[id(record)] = (record, record.options())
+    return field_name in _OPTIONS[id(record)][1]
+
+
+_OPTIONS: dict[int, tuple[Flow, frozenset[str]]] = {}  # a cache: id(flow) -> (the flow, kept alive; its options)
+
+
 def describe_config(config: PipelineConfig) -> str:
     """One line: the flow and the options it uses, e.g. "flow pt2e, mode static, backend xnnpack, fusion executorch"."""
     if config.flow == "recipe":
         return f"recipe {config.recipe}"
+    if config.flow == "export_llm":
+        return f"export_llm {config.llm_config} {' '.join(config.llm_overrides)}".rstrip()
     parts = [f"flow {config.flow}"]
     if config.flow == "torchao":
         parts.append(f"scheme {config.scheme}" + (f", group size {config.group_size}" if config.scheme == "8da4w"
@@ -45,4 +83,4 @@ def describe_config(config: PipelineConfig) -> str:
     return ", ".join(parts)
 
 
-__all__ = ["FLOWS", "Absent", "Flow", "describe_config", "flow_of"]
+__all__ = ["FLOWS", "Absent", "Flow", "applies_to", "choices_of", "describe_config", "discover", "flow_of"]

@@ -18,7 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
+from torch.fx import GraphModule
+
 from quantviz.config import PipelineConfig
+from quantviz.model_spec import ModelSpec
 from quantviz.recover.candidates import Recovery
 from quantviz.stages.base import Stage
 
@@ -51,10 +54,31 @@ class Flow:
     # the config changes ``quantviz recover`` may try under this flow (its own options; the backend adds its
     # quantizer's): a function of the config and the model's weighted layers; None: this flow offers none
     recovery: Recovery | None = None
+    # a config this flow runs under, to list the options it reads (a flow that resolves its stages needs one:
+    # the recipe flow's stages depend on its recipe); None: the defaults with ``flow=name``
+    example: PipelineConfig | None = None
+    # the float model as a graph when the float_graph stage has not run (per-node numerics follow its node names);
+    # None: torch.export of the float model
+    float_graph: Callable[[ModelSpec, PipelineConfig], GraphModule] | None = None
+    rank: int = 100  # where the CLI and the app list it among the flows (lower first; then by name)
 
     def for_config(self, config: PipelineConfig) -> "Flow":
         """This flow as it runs under ``config`` (itself, unless it resolves its stages per config)."""
         return self.resolve(config) if self.resolve is not None else self
+
+    def reads(self, config: PipelineConfig) -> frozenset[str]:
+        """The config fields this flow's stages read under ``config`` (their ``reads`` and ``reads_when``)."""
+        return frozenset(r for s in self.for_config(config).stages for r in s.reads_under(config))
+
+    def options(self) -> frozenset[str]:
+        """The config fields that mean something under this flow: what its stages read (the app shows a widget
+        for each; ``quantviz.flows.applies_to``), derived from the stage records, never declared again."""
+        return self.reads(self.example or PipelineConfig(flow=self.name)) | {"flow"}  # type: ignore[arg-type]
+
+    def uses_quantviz_kernels(self, config: PipelineConfig) -> bool:
+        """True when this flow's fuse stage applies quantviz's patterns under ``config`` (their kernels must be
+        loaded to run the program): it reads ``fusion``, and ``fusion`` asks for them."""
+        return config.uses_quantviz_kernels and "fusion" in self.reads(config)
 
     @property
     def stages(self) -> tuple[Stage, ...]:

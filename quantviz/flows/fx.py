@@ -5,11 +5,21 @@ Recovery candidates (``quantviz recover``): the QConfigMapping is the flow's own
 weighted layer kept float (``set_module_name(name, None)``), per-channel weights, another activation observer,
 every calibration batch the factory gives.
 """
+from torch.fx import GraphModule
+
 from quantviz.config import PipelineConfig
+from quantviz.model_spec import ModelSpec
+from quantviz.untraceable import find_untraceable
 from quantviz.flows.base import Flow
 from quantviz.recover.candidates import (Candidate, Scope, keep_float, more_calibration, other_observers,
                                          per_channel)
-from quantviz.stages import calibrate, capture, convert, delegate, edge, emit, fuse, prepare, run, trace
+from quantviz.stages import (calibrate_fx, capture_fx, convert_fx, delegate, edge_fx, emit, fuse, prepare_fx, run_fx,
+                             trace_fx)
+
+
+def float_graph(spec: ModelSpec, config: PipelineConfig) -> GraphModule:
+    """The float model symbolically traced, skipped modules kept as leaves (what the trace stage makes)."""
+    return find_untraceable(spec.model, tuple(config.skip_modules)).graph_module
 
 
 def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
@@ -22,7 +32,7 @@ def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
 
 FLOW = Flow(
     "fx", "prepare_fx + ExecuTorch BackendConfig, calibrate, convert to reference q/dq, export, lower",
-    slots=(trace.STAGE, prepare.STAGE, calibrate.STAGE, convert.STAGE, capture.STAGE, edge.STAGE, delegate.STAGE,
-           fuse.STAGE, emit.STAGE, run.STAGE),
+    slots=(trace_fx.STAGE, prepare_fx.STAGE, calibrate_fx.STAGE, convert_fx.STAGE, capture_fx.STAGE, edge_fx.STAGE,
+           delegate.STAGE, fuse.STAGE, emit.STAGE, run_fx.STAGE),
     roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit"},
-    recovery=recovery)
+    recovery=recovery, rank=0, float_graph=float_graph)

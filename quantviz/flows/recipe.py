@@ -41,4 +41,5 @@ def resolve(config: PipelineConfig) -> Flow:
 
 
 FLOW = Flow("recipe", "executorch.export.export with an ExportRecipe (--recipe NAME): every ExportSession stage",
-            slots=(run.STAGE,), roles={}, resolve=resolve)
+            slots=(run.STAGE,), roles={}, resolve=resolve, example=PipelineConfig(recipe="xnnpack_fp32"),
+            rank=3)

@@ -8,10 +8,12 @@ Recovery candidates (``quantviz recover``): per linear layer, int8 weights inste
 the layer kept float (left out of ``quantize_``'s ``filter_fn``); int8 weights everywhere (8da8w); smaller int4
 groups, where every linear's width divides and the backend takes them (XNNPACK: multiples of 32).
 """
+import dataclasses
+
 from quantviz.config import PipelineConfig
 from quantviz.flows.base import Absent, Flow
 from quantviz.recover.candidates import Candidate, Scope, group_size, int8_everywhere, int8_weights, keep_float
-from quantviz.stages import capture, delegate, edge, emit, fuse, quantize, run, trace
+from quantviz.stages import capture, delegate, edge, emit, fuse_torchao, quantize, run, trace_export
 
 XNNPACK_GROUP_MULTIPLE = 32  # XNNPACK takes groupwise int4 weights in groups of a multiple of 32 (known_issues)
 
@@ -41,11 +43,12 @@ def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
 
 FLOW = Flow(
     "torchao", "torchao quantize_ (8da4w, 8da8w, int8 weight-only), torch.export, to_edge_transform_and_lower",
-    slots=(trace.STAGE, quantize.STAGE,
+    # the float export is shown, not a bare call: a user's script runs quantize_ on the eager model
+    slots=(dataclasses.replace(trace_export.STAGE, bare=None), quantize.STAGE,
            Absent("prepare", "quantize_ inserts no observers: it rewrites the weights themselves"),
            Absent("calibrate", "the schemes XNNPACK lowers quantize activations at run time (8da4w, 8da8w: int8 per "
                                "token) or not at all (weight-only), so there is nothing to calibrate"),
            Absent("convert", "quantize_ already made the quantized model; there is no observed model to convert"),
-           capture.STAGE, edge.STAGE, delegate.STAGE, fuse.STAGE, emit.STAGE, run.STAGE),
+           capture.STAGE, edge.STAGE, delegate.STAGE, fuse_torchao.STAGE, emit.STAGE, run.STAGE),
     roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit"},
-    recovery=recovery)
+    recovery=recovery, rank=2)

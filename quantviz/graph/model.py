@@ -70,7 +70,7 @@ class NodeView:
     kind: str  # one of KINDS
     inputs: list[str] = field(default_factory=list)  # ids of input nodes, in argument order
     args: list[str] = field(default_factory=list)  # short text of each argument
-    shape: list[int] | None = None
+    shape: list[int | str] | None = None  # a symbolic (dynamic) size as its name, e.g. [1, "s27"]
     dtype: str | None = None
     qparams: QParams | None = None
     module_path: str | None = None  # e.g. "features.3.block.1"

@@ -108,7 +108,11 @@ def _abbreviate(a: Any, limit: int = 48) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _shape_dtype(val: Any) -> tuple[list[int] | None, str | None]:
+def _shape_dtype(val: Any) -> tuple[list[int | str] | None, str | None]:
+    """The shape (a symbolic size, e.g. a dynamic sequence length, as its name: ``[1, "s27", 64]``) and dtype.
+
+    Never ``int()`` a SymInt: that guards on its example value and specialises the program's shape environment
+    (a dynamic dimension then lowers as a static one, and the .pte changes)."""
     if isinstance(val, (list, tuple)) and val and isinstance(val[0], torch.Tensor):
         val = val[0]
     shape = getattr(val, "shape", None)
@@ -116,8 +120,8 @@ def _shape_dtype(val: Any) -> tuple[list[int] | None, str | None]:
     if shape is None:
         return None, None
     try:
-        dims = [int(d) for d in shape]
-    except (TypeError, ValueError):  # symbolic sizes
+        dims = [str(d) if isinstance(d, torch.SymInt) else int(d) for d in shape]
+    except (TypeError, ValueError):
         dims = None
     return dims, str(dtype) if dtype is not None else None
 

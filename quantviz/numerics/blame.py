@@ -285,7 +285,7 @@ def _fused_module(pipe: PipelineView) -> tuple[fx.GraphModule | None, str]:
     fuse = pipe.results.get(pipe.role("lowered") or "")
     if fuse is None or not fuse.ok:
         return None, "the fuse stage has no result"
-    if pipe.config.uses_quantviz_kernels:
+    if pipe.flow.uses_quantviz_kernels(pipe.config):
         from quantviz_kernels import load
 
         load()
@@ -331,7 +331,7 @@ def _setup(pipe: PipelineView, runtime_unavailable: str) -> _Setup:
     setup = _Setup(reference, cview, sorted(cview.patterns, key=lambda p: order.get(p.anchor, 0)), fgraph,
                    float_matches(reference, fgraph), all_q, fused_gm, fused_carry, fused_why,
                    runtime_unavailable or _runtime_ok(pipe))
-    if pipe.config.uses_quantviz_kernels and not setup.runtime_why:
+    if pipe.flow.uses_quantviz_kernels(pipe.config) and not setup.runtime_why:
         from quantviz_kernels import load
 
         load()

@@ -399,7 +399,7 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
     if has_reference:
         progress(0.5, "per-node float vs reference")
         report.per_node = per_node_table(pipe, comparison)
-    if fuse is not None and fuse.ok and pipe.config.uses_quantviz_kernels:
+    if fuse is not None and fuse.ok and pipe.flow.uses_quantviz_kernels(pipe.config):
 
         if has_delegates(fuse.artifact.exported_program().graph_module):
             report.kernels_note = "the program calls delegates, which only run in the runtime"

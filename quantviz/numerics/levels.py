@@ -58,7 +58,7 @@ def run_levels(pipe: PipelineView, batches: list[tuple]) -> LevelOutputs:
         if fuse is None or not fuse.ok:
             res.unavailable["fused"] = f"the {pipe.role('lowered') or 'fuse'} stage has no result"
         else:
-            if pipe.config.uses_quantviz_kernels:
+            if pipe.flow.uses_quantviz_kernels(pipe.config):
                 from quantviz_kernels import load
 
                 load()

@@ -51,11 +51,9 @@ def float_graph(pipe: PipelineView) -> fx.GraphModule:
     spec, config = pipe.spec, pipe.config
     trace = pipe.results.get(pipe.role("float_graph") or "")
     if trace is not None and trace.ok:  # the trace stage's own graph: skipped modules, wrapped helpers and all
-        return trace.artifact if config.flow == "fx" else trace.artifact.module()
-    if config.flow == "fx":
-        from quantviz.untraceable import find_untraceable
-
-        return find_untraceable(spec.model, tuple(config.skip_modules)).graph_module
+        return trace.artifact if isinstance(trace.artifact, fx.GraphModule) else trace.artifact.module()
+    if pipe.flow.float_graph is not None:  # the flow's own way (fx: symbolic tracing, skipped modules as leaves)
+        return pipe.flow.float_graph(spec, config)
     return torch.export.export(spec.model, tuple(spec.example_inputs)).module()
 
 

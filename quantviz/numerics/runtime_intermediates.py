@@ -191,7 +191,7 @@ def runtime_intermediates(pipe: PipelineView, batch: tuple,
     """One row per kernel call of the runtime on ``batch`` (``events``: that run's, when already read)."""
 
     emit, fuse = pipe.results[pipe.role("program")], pipe.results[pipe.role("lowered")]
-    if pipe.config.uses_quantviz_kernels:
+    if pipe.flow.uses_quantviz_kernels(pipe.config):
         from quantviz_kernels import load
 
         load()

@@ -51,7 +51,8 @@ class Session:
         data = evaluation_data(self.spec, base_config)
         self.data = data.describe()
         self.probe = Probe(self.spec.name, self.data, data.labelled, self.scope,
-                           candidates_for(base_config, self.scope))
+                           candidates_for(base_config, self.scope),
+                           language_model=self.spec.language_model is not None and data.labelled)
 
     def warm(self, until: str = "trace") -> float:
         """Run the base config up to ``until`` (the stage every candidate shares) and keep it; the seconds."""
@@ -104,10 +105,31 @@ class Session:
         trial.reference_vs_runtime_db = _finite(numerics.get("reference_vs_runtime_sqnr_db"))
         trial.float_accuracy = _finite(numerics.get("float_accuracy"))
         trial.runtime_accuracy = _finite(numerics.get("runtime_accuracy"))
+        trial.float_perplexity = _finite(numerics.get("float_perplexity"))
+        trial.runtime_perplexity = _finite(numerics.get("runtime_perplexity"))
         pte = pipe.pte_bytes()
         if pte is not None:
             trial.pte_bytes, trial.pte_sha256 = len(pte), hashlib.sha256(pte).hexdigest()
         trial.ok = pipe.ok and trial.sqnr_db is not None
+        if trial.ok:
+            _time(pipe, trial)
+
+
+LATENCY_REPEAT = 10  # warm runs each trial's .pte is timed over (quantviz.timing; float side not timed)
+
+
+def _time(pipe: Pipeline, trial: Trial) -> None:
+    """The trial's .pte timed here with an ETDump: ``latency_ms`` (median) and its spread; untouched when nothing
+    can run the program here (a backend's reference model computed the numbers)."""
+    from quantviz.timing.measure import NotTimed, time_pipeline
+
+    try:
+        report = time_pipeline(pipe, repeat=LATENCY_REPEAT, with_float=False).report
+    except NotTimed as why:
+        trial.notes.append(f"latency: {why}")
+        return
+    trial.latency_ms = round(report.total.median_ms, 5)
+    trial.latency_spread = f"{report.total.text()}, {report.profile.describe()}"
 
 
 def layer_scores(pipe: Pipeline, layers: tuple[str, ...]) -> tuple[dict[str, float], str]:

@@ -25,8 +25,9 @@ from quantviz.script import script_from_calls
 
 CSV_COLUMNS = ["key", "phase", "candidates", "changes", "flags", "ok", "meets_target", "crashed", "error",
                "sqnr_db", "float_vs_reference_db", "reference_vs_runtime_db", "float_accuracy", "runtime_accuracy",
-               "accuracy_drop_points", "float_layers", "pte_bytes", "pte_sha256", "seconds", "reused_stages",
-               "saved_seconds", "worker", "data"]
+               "accuracy_drop_points", "float_perplexity", "runtime_perplexity", "float_layers", "pte_bytes",
+               "pte_sha256", "latency_ms", "latency_spread", "seconds", "reused_stages", "saved_seconds", "worker",
+               "data"]
 COLOURS = {"winner": "#16a34a", "meets the target": "#2563eb", "below the target": "#94a3b8",
            "base (as given)": "#dc2626"}
 
@@ -74,8 +75,9 @@ def csv_row(found: Recovery, t: Trial) -> dict[str, Any]:
             "error": t.error, "sqnr_db": t.sqnr_db, "float_vs_reference_db": t.float_vs_reference_db,
             "reference_vs_runtime_db": t.reference_vs_runtime_db, "float_accuracy": t.float_accuracy,
             "runtime_accuracy": t.runtime_accuracy, "accuracy_drop_points": t.accuracy_drop_points,
+            "float_perplexity": t.float_perplexity, "runtime_perplexity": t.runtime_perplexity,
             "float_layers": t.float_layers, "pte_bytes": t.pte_bytes, "pte_sha256": t.pte_sha256,
-            "seconds": round(t.seconds, 3), "reused_stages": ";".join(t.reused),
+            "latency_ms": t.latency_ms, "latency_spread": t.latency_spread, "seconds": round(t.seconds, 3), "reused_stages": ";".join(t.reused),
             "saved_seconds": round(t.saved_seconds, 3), "worker": t.worker, "data": t.data}
 
 
@@ -85,6 +87,8 @@ def _value(found: Recovery, t: Trial) -> float | None:
         return None
     if found.target.kind == "accuracy_drop":
         return t.runtime_accuracy
+    if found.target.kind == "ppl_increase":
+        return t.runtime_perplexity
     return t.sqnr_db if t.sqnr_db is not None and math.isfinite(t.sqnr_db) else None
 
 
@@ -105,26 +109,34 @@ def pareto_charts(found: Recovery) -> list[Chart]:
     """The measured trials against the cost of their change: float layers, and .pte size; the Pareto front of
     each joined, the target a rule, the winner marked."""
     accuracy = found.target.kind == "accuracy_drop"
-    y_title = "runtime accuracy" if accuracy else "SQNR float vs runtime (dB)"
+    ppl = found.target.kind == "ppl_increase"
+    y_title = "runtime accuracy" if accuracy else "runtime perplexity (lower is better)" if ppl else \
+        "SQNR float vs runtime (dB)"
     trials = [t for t in found.trials if _value(found, t) is not None and t.pte_bytes]
     if not trials:
         return []
     threshold = None
     if accuracy and found.base.float_accuracy is not None:
         threshold = found.base.float_accuracy - found.target.value / 100
+    elif ppl:
+        threshold = found.base.float_perplexity * (1 + found.target.value / 100) \
+            if found.base.float_perplexity is not None else None
     elif not accuracy:
         threshold = found.target.value
     charts = []
-    for name, x, x_title in (("pareto_float_layers", "float_layers", "layers kept float"),
-                             ("pareto_pte", "pte_kb", ".pte size (KB)")):
+    axes = [("pareto_float_layers", "float_layers", "layers kept float"), ("pareto_pte", "pte_kb", ".pte size (KB)")]
+    if all(t.latency_ms is not None for t in trials):  # every trial timed here: latency is an axis too
+        axes.append(("pareto_latency", "latency_ms", "runtime latency here (ms, median)"))
+    for name, x, x_title in axes:
         rows = []
         for t in trials:
             series = "winner" if found.winner is t else "base (as given)" if t.phase == "base" else \
                 "meets the target" if found.target.met(t) else "below the target"
             rows.append({"label": t.key, "phase": t.phase, "float_layers": t.float_layers,
-                         "pte_kb": round(t.pte_bytes / 1024, 2), "value": round(_value(found, t), 4),
+                         "pte_kb": round(t.pte_bytes / 1024, 2), "latency_ms": t.latency_ms,
+                         "value": round(_value(found, t), 4),
                          "series": series, "flags": t.flags})
-        front = pareto_front([(r[x], r["value"]) for r in rows])
+        front = pareto_front([(r[x], -r["value"] if ppl else r["value"]) for r in rows])
         for i, r in enumerate(rows):
             r["front"] = i in front
         order = [s for s in COLOURS if any(r["series"] == s for r in rows)]
@@ -143,8 +155,12 @@ def figures(t: Trial) -> str:
     parts = [f"SQNR float vs runtime {_f(t.sqnr_db, '.2f') or '-'} dB"]
     if t.runtime_accuracy is not None:
         parts.append(f"runtime accuracy {t.runtime_accuracy:.2%} (float {t.float_accuracy:.2%})")
+    if t.runtime_perplexity is not None and t.float_perplexity is not None:
+        parts.append(f"runtime perplexity {t.runtime_perplexity:.3f} (float {t.float_perplexity:.3f})")
     if t.pte_bytes:
         parts.append(f".pte {t.pte_bytes:,} B")
+    if t.latency_ms is not None:
+        parts.append(f"latency {t.latency_ms:.3f} ms")
     return ", ".join(parts)
 
 
@@ -159,6 +175,9 @@ def summary_lines(found: Recovery, model_ref: str) -> list[str]:
              f"before (as given): {figures(found.base)}"]
     what = "winner" if found.met else "best found"
     lines.append(f"{what}: {chosen.key} -> {target.reached(chosen)}; {figures(chosen)}")
+    if chosen.latency_ms is not None and found.base.latency_ms is not None:
+        lines.append(f"latency: {chosen.latency_spread or f'{chosen.latency_ms:.3f} ms'} against "
+                     f"{found.base.latency_ms:.3f} ms as given ({chosen.latency_ms / found.base.latency_ms:.2f}x)")
     if not found.met:
         lines.append(f"the target was not met within --budget {found.budget}: the best found reaches "
                      f"{target.reached(chosen)}; raise --budget, or relax the target")

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from quantviz.recover.candidates import Candidate, Scope
 
-TargetKind = Literal["sqnr", "accuracy_drop"]
+TargetKind = Literal["sqnr", "accuracy_drop", "ppl_increase"]
 # base: the config as given; single: one candidate; greedy: the current set plus one; prune: the set minus one
 Phase = Literal["base", "single", "greedy", "prune"]
 
@@ -24,16 +24,23 @@ Phase = Literal["base", "single", "greedy", "prune"]
 @dataclass(frozen=True)
 class Target:
     """``sqnr``: float-vs-runtime SQNR at least ``value`` dB; ``accuracy_drop``: float accuracy minus runtime
-    accuracy at most ``value`` percentage points (labelled evaluation data only)."""
+    accuracy at most ``value`` percentage points (labelled evaluation data only); ``ppl_increase``: the runtime's
+    perplexity at most ``value`` percent above the float model's (language models: ``ModelSpec.language_model``)."""
 
     kind: TargetKind
     value: float
+    max_latency_ms: float | None = None  # also: the runtime's median run time here at most this (--max-latency-ms)
 
     def met(self, trial: "Trial") -> bool:
         if not trial.ok:
             return False
+        if self.max_latency_ms is not None and (trial.latency_ms is None or trial.latency_ms > self.max_latency_ms):
+            return False
         if self.kind == "sqnr":
             return trial.sqnr_db is not None and trial.sqnr_db >= self.value
+        if self.kind == "ppl_increase":
+            up = trial.perplexity_increase_pct
+            return up is not None and up <= self.value + 1e-9
         drop = trial.accuracy_drop_points
         return drop is not None and drop <= self.value + 1e-9
 
@@ -45,13 +52,19 @@ class Target:
         db = trial.sqnr_db if trial.sqnr_db is not None else -math.inf
         if self.kind == "sqnr":
             return db
+        if self.kind == "ppl_increase":
+            up = trial.perplexity_increase_pct
+            return (-up if up is not None else -math.inf) + 1e-6 * max(min(db, 1e3), -1e3)
         drop = trial.accuracy_drop_points
         return (-drop if drop is not None else -math.inf) + 1e-6 * max(min(db, 1e3), -1e3)
 
     def describe(self) -> str:
+        budget = f" and runtime latency <= {self.max_latency_ms:g} ms" if self.max_latency_ms is not None else ""
         if self.kind == "sqnr":
-            return f"float-vs-runtime SQNR >= {self.value:g} dB"
-        return f"accuracy drop (float - runtime) <= {self.value:g} points"
+            return f"float-vs-runtime SQNR >= {self.value:g} dB{budget}"
+        if self.kind == "ppl_increase":
+            return f"runtime perplexity at most {self.value:g}% above float{budget}"
+        return f"accuracy drop (float - runtime) <= {self.value:g} points{budget}"
 
     def reached(self, trial: "Trial") -> str:
         """What ``trial`` reaches, in the target's terms: "36.2 dB" or "drop 1.3 points (97.4% -> 96.1%)"."""
@@ -59,13 +72,19 @@ class Target:
             return "failed"
         if self.kind == "sqnr":
             return _db(trial.sqnr_db)
+        if self.kind == "ppl_increase":
+            if trial.perplexity_increase_pct is None:
+                return "no perplexity"
+            return (f"ppl +{trial.perplexity_increase_pct:.1f}% ({trial.float_perplexity:.3f} -> "
+                    f"{trial.runtime_perplexity:.3f})")
         if trial.accuracy_drop_points is None:
             return "no accuracy"
         return (f"drop {trial.accuracy_drop_points:.2f} points ({trial.float_accuracy:.2%} -> "
                 f"{trial.runtime_accuracy:.2%})")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "value": self.value, "description": self.describe()}
+        return {"kind": self.kind, "value": self.value, "max_latency_ms": self.max_latency_ms,
+                "description": self.describe()}
 
 
 @dataclass(frozen=True)
@@ -102,8 +121,12 @@ class Trial:
     reference_vs_runtime_db: float | None = None
     float_accuracy: float | None = None
     runtime_accuracy: float | None = None
+    float_perplexity: float | None = None  # language models: on the held-out text
+    runtime_perplexity: float | None = None
     pte_bytes: int | None = None
     pte_sha256: str = ""
+    latency_ms: float | None = None  # the .pte's median run time here (ETDump, quantviz.timing); None: not timed
+    latency_spread: str = ""  # "0.084 ms (0.078-0.091), 10 warm runs (2 dropped), 2 threads, <machine>"
     float_layers: int = 0  # layers left float beyond the base config's
     seconds: float = 0.0  # wall time of the evaluation (the stages it ran)
     stage_seconds: dict[str, float] = field(default_factory=dict)  # stages this trial ran, and their seconds
@@ -124,6 +147,12 @@ class Trial:
         if self.float_accuracy is None or self.runtime_accuracy is None:
             return None
         return 100.0 * (self.float_accuracy - self.runtime_accuracy)
+
+    @property
+    def perplexity_increase_pct(self) -> float | None:
+        if self.float_perplexity is None or self.runtime_perplexity is None:
+            return None
+        return 100.0 * (self.runtime_perplexity / self.float_perplexity - 1)
 
     def size(self) -> tuple:
         """The order "smallest" means: fewest float layers, then the smallest .pte, then the fewest changes."""
@@ -160,13 +189,16 @@ class Probe:
     scope: Scope
     candidates: list[Candidate]
     error: str = ""  # the model could not be built (LoadError, ...): nothing else is set
+    language_model: bool = False  # the spec is a language model (perplexity figures): ``--max-ppl-increase``
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.model, "data": self.data, "labelled": self.labelled, "scope": asdict(self.scope),
-                "candidates": [c.to_dict() for c in self.candidates], "error": self.error}
+                "candidates": [c.to_dict() for c in self.candidates], "error": self.error,
+                "language_model": self.language_model}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Probe":
         scope = Scope(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.get("scope", {}).items()})
         return cls(d.get("model", ""), d.get("data", ""), bool(d.get("labelled")), scope,
-                   [Candidate.from_dict(c) for c in d.get("candidates", [])], d.get("error", ""))
+                   [Candidate.from_dict(c) for c in d.get("candidates", [])], d.get("error", ""),
+                   bool(d.get("language_model")))

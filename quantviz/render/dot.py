@@ -69,7 +69,7 @@ def node_tooltip(n: NodeView, note: str | None = None) -> str:
     return _esc(" | ".join(rows))
 
 
-def group_label_lines(item: Item, overlay_label: str = "") -> list[str]:
+def group_label_lines(item: Item, overlay_label: str = "", digits: int = 1) -> list[str]:
     """The lines of a collapsed module's box: path (and class), node count, then its badges.
 
     >>> group_label_lines(item)   # ['blocks.3 · Block', '96 nodes', '8 q/dq patterns · 22 q/dq', '2 fused']
@@ -89,7 +89,7 @@ def group_label_lines(item: Item, overlay_label: str = "") -> list[str]:
     if badges:
         lines.append(" · ".join(badges))
     if s.worst is not None:
-        lines.append(f"worst {overlay_label or 'value'} {s.worst[1]:.1f} ({s.worst[0]})")
+        lines.append(f"worst {overlay_label or 'value'} {s.worst[1]:.{digits}f} ({s.worst[0]})")
     diff = [t for t in (f"+{s.added} added" if s.added else "", f"−{s.removed} removed" if s.removed else "") if t]
     if diff:
         lines.append(" · ".join(diff))
@@ -141,13 +141,20 @@ def _root_graph(graph: GraphView, plan: ViewPlan) -> graphviz.Digraph:
     return dot
 
 
+def _colour(d: _Drawing, value: float) -> str:
+    """The overlay fill: red at the worst end (low SQNR, or with ``overlay_high_is_bad`` the most ms)."""
+    if d.spec.overlay_high_is_bad:
+        value = d.high + d.low - value
+    return overlay_colour(value, d.low, d.high)
+
+
 def _node_attrs(d: _Drawing, n: NodeView) -> dict[str, str]:
     """Style by kind, then overlay fill, highlight and diff marks."""
     style = KIND_STYLES.get(n.kind, KIND_STYLES["other"])
     attrs = {"shape": style.shape, "style": style.style, "fillcolor": style.fill, "fontcolor": style.font,
              "id": svg_id(n.id), "tooltip": node_tooltip(n, d.notes.get(n.id)), "class": f"qv-node qv-{n.kind}"}
     if n.id in d.overlay:
-        attrs.update(fillcolor=overlay_colour(d.overlay[n.id], d.low, d.high), fontcolor="#1d1d1f")
+        attrs.update(fillcolor=_colour(d, d.overlay[n.id]), fontcolor="#1d1d1f")
     if n.id in d.plan.highlighted:
         attrs.update(HIGHLIGHT)
     if n.id in d.spec.added:
@@ -161,7 +168,8 @@ def _node_attrs(d: _Drawing, n: NodeView) -> dict[str, str]:
 def _add_node(d: _Drawing, target: graphviz.Digraph, n: NodeView) -> None:
     note = d.notes.get(n.id)
     if n.id in d.overlay:
-        note = (note + " · " if note else "") + f"{d.spec.overlay_label} {d.overlay[n.id]:.1f}".strip()
+        note = (note + " · " if note else "") + \
+            f"{d.spec.overlay_label} {d.overlay[n.id]:.{d.spec.overlay_digits}f}".strip()
     target.node(n.id, label=node_label(n, note), **_node_attrs(d, n))
     d.placed.add(n.id)
 
@@ -218,7 +226,7 @@ def _group_attrs(d: _Drawing, item: Item) -> dict[str, str]:
              "fontsize": FONT["group"], "id": svg_id(item.id), "class": "qv-node qv-group",
              "tooltip": _esc(f"module {item.group}: {len(item.members)} nodes (click to expand)")}
     if s is not None and s.worst is not None:
-        attrs["fillcolor"] = overlay_colour(s.worst[1], d.low, d.high)
+        attrs["fillcolor"] = _colour(d, s.worst[1])
     if item.id in d.plan.highlighted:
         attrs.update(HIGHLIGHT)
     if s is not None and s.added:
@@ -235,7 +243,8 @@ def _boxes(d: _Drawing) -> None:
     for item in d.plan.items:
         target = d.container(item)
         if item.group is not None:
-            label = "\\n".join(_esc(line) for line in group_label_lines(item, d.spec.overlay_label))
+            label = "\\n".join(_esc(line) for line in group_label_lines(item, d.spec.overlay_label,
+                                                                          d.spec.overlay_digits))
             target.node(item.id, label=label, **_group_attrs(d, item))
         elif item.id not in d.placed:
             _add_node(d, target, d.graph.node(item.id))
@@ -288,7 +297,9 @@ def _legend(dot: graphviz.Digraph, graph: GraphView, plan: ViewPlan, spec: ViewS
         if spec.overlay:
             values = [v for _, v in spec.overlay]
             lo, hi = min(values), max(values)
-            c.node("legend_overlay_lo", label=_esc(f"{spec.overlay_label} {lo:.1f}"), shape="box", style="filled",
-                   fillcolor=overlay_colour(lo, lo, hi), fontsize=FONT["legend"])
-            c.node("legend_overlay_hi", label=_esc(f"{spec.overlay_label} {hi:.1f}"), shape="box", style="filled",
-                   fillcolor=overlay_colour(hi, lo, hi), fontsize=FONT["legend"])
+            flip = spec.overlay_high_is_bad
+            digits = spec.overlay_digits
+            c.node("legend_overlay_lo", label=_esc(f"{spec.overlay_label} {lo:.{digits}f}"), shape="box",
+                   style="filled", fillcolor=overlay_colour(hi if flip else lo, lo, hi), fontsize=FONT["legend"])
+            c.node("legend_overlay_hi", label=_esc(f"{spec.overlay_label} {hi:.{digits}f}"), shape="box",
+                   style="filled", fillcolor=overlay_colour(lo if flip else hi, lo, hi), fontsize=FONT["legend"])

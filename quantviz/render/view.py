@@ -40,6 +40,8 @@ class ViewSpec:
     highlight: tuple[str, ...] = ()  # node ids drawn with a highlight outline (their box when collapsed)
     overlay: tuple[tuple[str, float], ...] = ()  # (node id, value): fill by value, e.g. SQNR dB
     overlay_label: str = ""  # what the overlay value is, e.g. "SQNR dB"
+    overlay_high_is_bad: bool = False  # True for times (ms): the highest value is drawn red and is a box's worst
+    overlay_digits: int = 1  # decimals of the overlay values in labels (3 for ms)
     notes: tuple[tuple[str, str], ...] = ()  # (node id, text) shown in the label and tooltip
     added: tuple[str, ...] = ()  # diff marks: nodes this stage added (green outline; a box counts them)
     removed: tuple[str, ...] = ()  # nodes a later stage removed (greyed and dashed; a box counts them)
@@ -309,7 +311,7 @@ def box_stats(graph: GraphView, members: list[str], spec: ViewSpec) -> BoxStats:
         nodes=len(members), patterns=sum(1 for p in graph.patterns if p.anchor in inside),
         quant_nodes=kinds["quantize"] + kinds["dequantize"], fused=kinds["quantized_op"], delegated_ops=delegated,
         other_ops=kinds["float_op"] + kinds["quantized_op"] + kinds["other"],
-        worst=min(overlay, key=lambda kv: kv[1]) if overlay else None,
+        worst=(max if spec.overlay_high_is_bad else min)(overlay, key=lambda kv: kv[1]) if overlay else None,
         added=len(inside.intersection(spec.added)), removed=len(inside.intersection(spec.removed)))
 
 

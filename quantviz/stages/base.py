@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol
 
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
-from quantviz.remedy import OTHER_FLOW, Remedy  # noqa: F401  (part of a stage's record)
+from quantviz.remedy import Remedy  # noqa: F401  (part of a stage's record)
 from quantviz.model_spec import ModelSpec
 from quantviz.untraceable import UntraceableSite
 
@@ -36,6 +36,8 @@ class StageOrder(Protocol):
     roles: dict[str, str]
 
     def before(self, name: str) -> str | None: ...
+
+    def uses_quantviz_kernels(self, config: PipelineConfig) -> bool: ...
 
 
 @dataclass
@@ -108,7 +110,7 @@ BareStep = Callable[[ModelSpec, PipelineConfig, dict], None]
 class Stage:
     """One step of a flow and every fact about it, declared in the stage's own file."""
 
-    name: str  # the rail's and the CLI's name, e.g. "capture"
+    name: str  # the slot it fills: the rail's and the CLI's name, e.g. "capture"
     run: Callable[[StageContext], StageOutput]  # artifact in (ctx.previous()), artifact out
     description: str  # one line (`quantviz stages`)
     explanation: str  # two or three plain sentences (the stage page)
@@ -125,6 +127,8 @@ class Stage:
     # what the stage's result depends on when it is not simply the values of ``reads`` (prepare depends on the
     # backend's quantizer, not the backend's name): compared between two configs to decide a re-run
     key: Callable[[PipelineConfig], tuple] | None = None
+    # the file of a slot's variant, e.g. "prepare_pt2e" (quantviz/stages/prepare_pt2e.py); "" when the slot has one
+    variant: str = ""
 
     def reads_under(self, config: PipelineConfig) -> tuple[str, ...]:
         """The config fields this stage reads under ``config``."""

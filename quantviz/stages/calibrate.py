@@ -1,4 +1,5 @@
-"""calibrate: run calibration batches through the observed model so observers record ranges.
+"""calibrate, the slot's shared body (the variants ``calibrate_fx.py`` and ``calibrate_pt2e.py`` say how their
+model was prepared, for the hints): run calibration batches through the observed model so observers record ranges.
 
 What is checked before running, in this order, each with its own message and hint:
 
@@ -18,6 +19,8 @@ import io
 import re
 import sys
 import traceback
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
@@ -28,7 +31,7 @@ from quantviz.errors import StageError
 from quantviz.failure_site import FailureSite, find_failure_site, rerun_under_interpreter
 from quantviz.known_issues import cause_chain, cause_line
 from quantviz.model_spec import ModelSpec
-from quantviz.stages.base import OTHER_FLOW, Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 
 DESCRIPTION = "run the calibration batches through the observed model (observers record ranges)"
 EXPLANATION = (
@@ -109,8 +112,16 @@ def weights_error(model: torch.nn.Module, stage: str, buffer_inf: bool = False, 
                       "every parameter and buffer the model computes with must be finite")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What the calibrate variant knows of how its model was prepared, for the hints of a failing batch."""
+
+    other_flow: str  # the observer flow to suggest instead, e.g. "fx" after prepare_pt2e
+    scalars_to_attrs: bool = False  # the quantizer's transform_for_annotation makes Python scalars float tensors
+
+
 def explain_batch_failure(exc: Exception, index: int, model: torch.nn.Module, batch: tuple,
-                          config: PipelineConfig, spec_model: torch.nn.Module) -> StageError:
+                          config: PipelineConfig, spec_model: torch.nn.Module, prepared: Prepared) -> StageError:
     """The calibration data matched the example inputs, so the cause is inside the model: a non-finite weight
     (named) when the error is about NaN/Inf, else the failing node, its module and source line."""
     chain = cause_chain(exc)
@@ -131,19 +142,19 @@ def explain_batch_failure(exc: Exception, index: int, model: torch.nn.Module, ba
         if site.dtype_drift:
             message += f"; {site.dtype_drift}"
     structural = bool(re.search(r"Dimension out of range|IndexError|shape|size mismatch", cause))
-    hint, fix = _hint(site, config, spec_model, structural)
+    hint, fix = _hint(site, config, spec_model, prepared, structural)
     return StageError("calibrate", message, hint, site=site, fix=fix)
 
 
-def _hint(site: FailureSite | None, config: PipelineConfig, spec_model: torch.nn.Module,
+def _hint(site: FailureSite | None, config: PipelineConfig, spec_model: torch.nn.Module, prepared: Prepared,
           structural: bool = False) -> tuple[str, dict]:
     """The hint and the config change for a calibration failure at ``site``; ``structural``: the failure is about
     shapes (an observer's channel axis a tensor does not have), so every module of the same type fails alike."""
-    other = "pt2e" if config.flow == "fx" else "fx"
+    other = prepared.other_flow
     module = _skippable(site.module if site else "", spec_model)
     skip = {"skip_modules": (*config.skip_modules, module)} if module else {}
     data_ok = "the calibration data matches the example inputs, so "
-    if site is not None and site.dtype_drift and config.flow == "pt2e" and not config.keep_integer_scalars:
+    if site is not None and site.dtype_drift and prepared.scalars_to_attrs and not config.keep_integer_scalars:
         return (data_ok + "prepare_pt2e changed the dtype of a value inside the model: the quantizer's "
                 "transform_for_annotation (XNNPACKQuantizer's _convert_scalars_to_attrs) turns the Python number of "
                 "every add/mul into a float32 tensor constant, also in integer index arithmetic such as "
@@ -151,7 +162,7 @@ def _hint(site: FailureSite | None, config: PipelineConfig, spec_model: torch.nn
                 "--keep-integer-scalars: quantviz.passes.keep_integer_scalars keeps those scalars integer before "
                 "prepare_pt2e (the model is not changed; the pass shows in the prepare stage's calls and in "
                 "reproduce.py)", {"keep_integer_scalars": True})
-    if site is not None and site.dtype_drift and config.flow == "pt2e":
+    if site is not None and site.dtype_drift and prepared.scalars_to_attrs:
         return (data_ok + "prepare_pt2e changed the dtype of a value inside the model, and not through an integer "
                 "scalar (--keep-integer-scalars is on): compute that value once in __init__ and register it as a "
                 "buffer, or skip the module (--skip-module)", skip)
@@ -198,7 +209,7 @@ def _is_observer(module: torch.nn.Module) -> bool:
     return bool(names & {"ObserverBase", "FakeQuantizeBase"})
 
 
-def run(ctx: StageContext) -> StageOutput:
+def run(ctx: StageContext, prepared: Prepared) -> StageOutput:
     model = ctx.previous()  # the observed model: observers are updated in place
     batches = ctx.spec.calibration_data(ctx.config.calibration_batches)
     check_batches_match(ctx.spec.example_inputs, batches, "calibrate")
@@ -212,7 +223,7 @@ def run(ctx: StageContext) -> StageOutput:
                 with contextlib.redirect_stderr(printed):
                     model(*batch)
             except Exception as exc:  # noqa: BLE001 - name the node, module and line that failed
-                error = explain_batch_failure(exc, i, model, batch, ctx.config, ctx.spec.model)
+                error = explain_batch_failure(exc, i, model, batch, ctx.config, ctx.spec.model, prepared)
                 error.details = "".join(traceback.format_exception(exc)) + printed.getvalue()
                 raise error from exc
             sys.stderr.write(printed.getvalue())  # what the model itself printed
@@ -229,10 +240,12 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
             state["observed"](*batch)
 
 
-STAGE = Stage(
-    "calibrate", run, DESCRIPTION, EXPLANATION, reads=("calibration_batches",),
-    mutates_input=True,  # observers record in place
-    remedy=Remedy("the calibration data matches the example inputs, so an op or observer inside the prepared "
-                  "model failed: see the failing node; skip its module with --skip-module or try the other flow",
-                  ({"flow": OTHER_FLOW},)),
-    bare=bare)
+def calibration_stage(prepared: Prepared, variant: str) -> Stage:
+    """The calibrate record of a variant file: ``calibration_stage(Prepared(other_flow="fx"), "calibrate_pt2e")``."""
+    return Stage(
+        "calibrate", partial(run, prepared=prepared), DESCRIPTION, EXPLANATION, reads=("calibration_batches",),
+        mutates_input=True,  # observers record in place
+        remedy=Remedy("the calibration data matches the example inputs, so an op or observer inside the prepared "
+                      "model failed: see the failing node; skip its module with --skip-module or try the other flow",
+                      ({"flow": prepared.other_flow},)),
+        bare=bare, variant=variant)

@@ -1,10 +1,9 @@
-"""convert: observers become quantize/dequantize ops around float ops (a reference quantized model)."""
+"""convert, the slot's shared words: observers become quantize/dequantize ops around float ops (a reference
+quantized model). The variants: ``convert_fx.py`` (``_convert_to_reference_decomposed_fx``) and ``convert_pt2e.py``
+(``convert_pt2e`` with the backend's options)."""
 from __future__ import annotations
 
-from quantviz.backends import backend_of
-from quantviz.config import PipelineConfig
-from quantviz.model_spec import ModelSpec
-from quantviz.stages.base import OTHER_FLOW, Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.base import Remedy
 
 DESCRIPTION = "turn observers into decomposed quantize/dequantize ops around float ops (reference model)"
 EXPLANATION = (
@@ -14,42 +13,7 @@ EXPLANATION = (
 )
 
 
-def run(ctx: StageContext) -> StageOutput:
-    observed = ctx.previous()
-    if ctx.config.flow == "pt2e":
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
-
-        options = backend_of(ctx.config).convert_options
-        extra = "".join(f", {k}={v!r}" for k, v in options.items())
-        return StageOutput(convert_pt2e(observed, **options), calls=[
-            "from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e",
-            f"reference = convert_pt2e(observed{extra})"])
-    from torch.ao.quantization.backend_config.executorch import get_executorch_backend_config
-    from torch.ao.quantization.quantize_fx import _convert_to_reference_decomposed_fx
-
-    reference = _convert_to_reference_decomposed_fx(observed, backend_config=get_executorch_backend_config())
-    return StageOutput(reference, calls=[
-        "from torch.ao.quantization.quantize_fx import _convert_to_reference_decomposed_fx",
-        "from torch.ao.quantization.backend_config.executorch import get_executorch_backend_config",
-        "reference = _convert_to_reference_decomposed_fx(observed, backend_config=get_executorch_backend_config())"])
-
-
-def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
-    if config.flow == "pt2e":
-        from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
-
-        state["reference"] = convert_pt2e(state["observed"], **backend_of(config).convert_options)
-        return
-    from torch.ao.quantization.backend_config.executorch import get_executorch_backend_config
-    from torch.ao.quantization.quantize_fx import _convert_to_reference_decomposed_fx
-
-    state["reference"] = _convert_to_reference_decomposed_fx(state["observed"],
-                                                             backend_config=get_executorch_backend_config())
-
-
-STAGE = Stage(
-    "convert", run, DESCRIPTION, EXPLANATION, reads=(),
-    mutates_input=True,  # convert rewrites the observed module
-    remedy=Remedy("try the other flow (--flow fx / --flow pt2e) or --mode static",
-                  ({"flow": OTHER_FLOW}, {"mode": "static"})),
-    bare=bare)
+def remedy(other_flow: str) -> Remedy:
+    """What to try when convert fails: the other observer flow, or static activations."""
+    return Remedy("try the other flow (--flow fx / --flow pt2e) or --mode static",
+                  ({"flow": other_flow}, {"mode": "static"}))

@@ -1,4 +1,4 @@
-"""edge: to_edge, duplicating shared dequantize nodes so each quantized op owns its inputs."""
+"""edge: to_edge (``edge_fx.py``: after the fx reference model's two weight passes), duplicating shared dequantize nodes so each quantized op owns its inputs."""
 from __future__ import annotations
 
 from quantviz.config import PipelineConfig
@@ -7,8 +7,6 @@ from quantviz.lowering import compile_config, edge_program, graph_ops, keeps_ops
 from quantviz.lowering import partitioner_key, partitioner_name, transform_passes
 from quantviz.model_spec import ModelSpec
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
-from quantviz.passes.fold_weight_quantize import fold_weight_quantize
-from quantviz.passes.scalar_qparams import scalar_qparams
 
 DESCRIPTION = ("to_edge (Edge dialect; with a partitioner, to_edge_transform_and_lower's first step): int8 weights "
                "folded, DuplicateDequantNodePass when a dequantize is shared")
@@ -28,19 +26,16 @@ def shared_dequants(ep) -> list[str]:
 
 
 def run(ctx: StageContext) -> StageOutput:
-    ep = ctx.previous()  # the captured program, rewritten in place by the two passes below
-    folded = scalarised = 0
-    if ctx.config.flow == "fx":  # the fx reference model needs them to run at all; convert_pt2e folds itself
-        ep, folded = fold_weight_quantize(ep)
-        ep, scalarised = scalar_qparams(ep)
+    return to_edge(ctx, ctx.previous())
+
+
+def to_edge(ctx: StageContext, ep, calls: list[str] | None = None, folded: int = 0,
+            scalarised: int = 0) -> StageOutput:
+    """The captured program ``ep`` in the Edge dialect; ``calls``: the ones a variant made before (edge_fx's
+    passes), ``folded``/``scalarised``: what they changed."""
     shared = shared_dequants(ep)
     edge = edge_program(ep, ctx.config)
-    calls = ["from quantviz.passes.fold_weight_quantize import fold_weight_quantize",
-             "from quantviz.passes.scalar_qparams import scalar_qparams",
-             "aten_program, _ = fold_weight_quantize(aten_program)  # int8 weights, as convert_pt2e folds them",
-             "aten_program, _ = scalar_qparams(aten_program)  # runtime wants scalar (or float64) qparams",
-             ] if ctx.config.flow == "fx" else []
-    calls += lowering_calls(ctx.config, "edge")
+    calls = [*(calls or []), *lowering_calls(ctx.config, "edge")]
     notes = []
     if keeps_ops_whole(ctx.config):
         notes.append(f"to_edge_transform_and_lower, first step: edge dialect with the {partitioner_name(ctx.config)} "

@@ -4,10 +4,7 @@
 quantviz's own (``quantviz_kernels``: conv2d, linear, add, add_relu, mul, pools, mean, clamps and reshapes, int8
 and uint8), or both (quantviz's first, then ExecuTorch's on what is left).
 
-In the torchao flow the stage fuses what XNNPACK does not take: torchao's ``dequantize_affine`` + ``embedding``
-becomes ``quantized_decomposed::embedding_byte`` / ``embedding_4bit`` (QuantFusionPass with the program's weight
-values, then constant propagation, as ExecuTorch's own test of torchao embeddings does); with no quantized
-embedding there is nothing for it to do, and it says so.
+The torchao flow's variant is ``fuse_torchao.py`` (quantized embeddings).
 """
 from __future__ import annotations
 
@@ -73,40 +70,8 @@ def _executorch(edge, calls: list[str], notes: list[str], metrics: dict, private
     return fused
 
 
-def _torchao_embeddings(edge, calls: list[str], notes: list[str], metrics: dict):
-    import executorch.kernels.quantized  # noqa: F401  registers quantized_decomposed.embedding_* kernels
-    from executorch.exir.passes.constant_prop_pass import constant_prop_pass
-    from executorch.exir.passes.quant_fusion_pass import QuantFusionPass, _get_node_value_dict
-
-    fused = copy.deepcopy(edge)  # QuantFusionPass rewrites the graph it is given (the delegate stage's)
-    values = _get_node_value_dict(fused.exported_program())
-    fused = fused.transform([QuantFusionPass(_fix_node_meta_val=True, node_value_dict=values)])
-    constant_prop_pass(fused.exported_program())  # folds the weight packing ops QuantFusionPass adds
-    added = count_quantized_ops(fused) - count_quantized_ops(edge)
-    calls += ["import executorch.kernels.quantized  # registers the quantized_decomposed kernels",
-              "from executorch.exir.passes.constant_prop_pass import constant_prop_pass",
-              "from executorch.exir.passes.quant_fusion_pass import QuantFusionPass, _get_node_value_dict",
-              "edge = copy.deepcopy(edge)  # QuantFusionPass edits the program in place",
-              "values = _get_node_value_dict(edge.exported_program())  # the weights the embedding patterns read",
-              "edge = edge.transform([QuantFusionPass(_fix_node_meta_val=True, node_value_dict=values)])",
-              "constant_prop_pass(edge.exported_program())"]
-    notes.append(f"{added} quantized embedding operator(s) created by QuantFusionPass (torchao's dequantize_affine "
-                 "+ embedding, which XNNPACK does not take)")
-    metrics["fused_ops"] = added
-    return fused
-
-
 def run(ctx: StageContext) -> StageOutput:
     edge = ctx.previous()
-    if ctx.config.flow == "torchao":
-        if not ctx.config.quantize_embeddings:
-            return StageOutput(edge, notes=["no quantized embedding (--quantize-embeddings 0): nothing to fuse; "
-                                            "what XNNPACK takes is delegated, the rest runs in float"])
-        calls: list[str] = []
-        notes: list[str] = []
-        metrics: dict = {}
-        return StageOutput(_torchao_embeddings(edge, calls, notes, metrics), calls=calls, notes=notes,
-                           metrics=metrics)
     fusion = ctx.config.fusion
     if fusion == "none":
         return StageOutput(edge, notes=["fusion none: patterns left as q/dq around float ops"])
@@ -122,17 +87,8 @@ def run(ctx: StageContext) -> StageOutput:
 
 
 def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
-    """ExecuTorch's QuantFusionPass when the config asks for it (quantviz's patterns are not a bare call); in the
-    torchao flow, for quantized embeddings."""
-    if config.flow == "torchao" and config.quantize_embeddings:
-        from executorch.exir.passes.constant_prop_pass import constant_prop_pass
-        from executorch.exir.passes.quant_fusion_pass import QuantFusionPass, _get_node_value_dict
-
-        values = _get_node_value_dict(state["lowered"].exported_program())
-        state["lowered"] = state["lowered"].transform([QuantFusionPass(_fix_node_meta_val=True,
-                                                                       node_value_dict=values)])
-        constant_prop_pass(state["lowered"].exported_program())
-    elif config.uses_executorch_fusion:
+    """ExecuTorch's QuantFusionPass when the config asks for it (quantviz's patterns are not a bare call)."""
+    if config.uses_executorch_fusion:
         from executorch.exir.passes.quant_fusion_pass import QuantFusionPass
 
         state["lowered"] = state["lowered"].transform([QuantFusionPass(_fix_node_meta_val=True)])
@@ -140,7 +96,6 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 
 STAGE = Stage(
     "fuse", run, DESCRIPTION, EXPLANATION, reads=("fusion",),
-    reads_when=lambda config: ("quantize_embeddings",) if config.flow == "torchao" else (),
     overlay="reference_vs_fused_sqnr_db",
     page_runs_torch=True,
     remedy=Remedy("try --fusion none, or the other patterns (--fusion executorch or --fusion quantviz)",

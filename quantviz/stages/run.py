@@ -1,4 +1,5 @@
-"""run: load the .pte in ExecuTorch's runtime (portable_lib), run it, compare with float and reference."""
+"""run: load the .pte in ExecuTorch's runtime (portable_lib), run it, compare with float and reference
+(``run_fx.py``: the variant whose failure hints know the fx flow's uint8 activations)."""
 from __future__ import annotations
 
 import re
@@ -14,6 +15,7 @@ from quantviz.backends.execute import NoRuntimeHere, execute
 from quantviz.errors import StageError
 from quantviz.known_issues import runtime_preflight
 from quantviz.lowering import delegates
+from quantviz.measure.language import LanguageFigures, language_figures
 from quantviz.measure.metrics import accuracy, lsb_summary, sqnr_db
 from quantviz.measure.verdict import RuntimeVerdict, judge
 from quantviz.model_spec import ModelSpec
@@ -46,6 +48,7 @@ class RuntimeRun:
     delegate_calls: list[list[DelegateCall]] = field(default_factory=list)  # per batch, every delegate call
     report: dict = field(default_factory=dict)  # the backend compiler's report (Vela), when it has one
     not_run: str = ""  # why nothing ran the program here (no runtime for the backend): not a failure
+    language: LanguageFigures | None = None  # a language model's perplexity, agreement and generation
 
     def outputs_for(self, batches: list[tuple]) -> list[list] | None:
         """The runtime's flat outputs when ``batches`` are the ones this run used (equal tensors), else None, so
@@ -76,7 +79,9 @@ class RuntimeRun:
         return line if self.verdict.excess_db == -float("inf") else line + "; `quantviz compare` shows where"
 
 
-def run(ctx: StageContext) -> StageOutput:
+def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
+    """``uint8_activations``: the flow makes uint8 asymmetric activations with int8 weights (``run_fx.py``), a mix
+    the XNNPACK delegate does not compute correctly, which the failure hints say."""
     program = ctx.previous()
     data = evaluation_data(ctx.spec, ctx.config)
     batches = data.batches
@@ -89,7 +94,7 @@ def run(ctx: StageContext) -> StageOutput:
 
     lowered = ctx.role("lowered")
     known_abort = runtime_preflight(lowered)  # a program known to abort the runtime: its cause and fix, if it does
-    if ctx.config.uses_quantviz_kernels:
+    if ctx.flow is not None and ctx.flow.uses_quantviz_kernels(ctx.config):
         from quantviz_kernels import load
 
         load()  # registers quantviz::*.out in the runtime (a no-op when the fuse stage already did)
@@ -101,7 +106,7 @@ def run(ctx: StageContext) -> StageOutput:
     except WorkerDied as died:
         raise died_error(died, known_abort) from died
     except RuntimeError as exc:
-        message, hint, fix = explain_runtime_failure(exc, log, ctx)
+        message, hint, fix = explain_runtime_failure(exc, log, ctx, uint8_activations)
         raise StageError("run", message, hint, details="\n".join(log), fix=fix) from exc
     runtime_leaves = done.leaves
     runtime_outputs = [first_output(leaves) for leaves in runtime_leaves]
@@ -124,19 +129,25 @@ def run(ctx: StageContext) -> StageOutput:
         labels = cat(data.labels)
         numerics["float_accuracy"] = accuracy(cat(float_outputs), labels)
         numerics["runtime_accuracy"] = accuracy(cat(runtime_outputs), labels)
+    language = None
+    if ctx.spec.language_model is not None and data.labelled:
+        language = _language_figures(ctx, data, float_outputs, reference_outputs, runtime_outputs, reference,
+                                     program, lowered)
+        numerics.update(language.metrics())
     verdict = judge(f, r, rt, scale)
     numerics["runtime_error_over_quantization_error_db"] = verdict.excess_db
     if verdict.wrong:
-        hint, fix = _mismatch_hint(ctx)
+        hint, fix = _mismatch_hint(ctx, uint8_activations)
         raise StageError(
             "run", f"the runtime's output does not match the reference quantized model: it {verdict.summary()}, "
                    f"and {verdict.reason}", hint, details="\n".join(log), metrics=numerics, fix=fix)
     result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log, verdict,
                         batches=list(batches), runtime_leaves=runtime_leaves, data=data,
                         executed_by=done.executed_by, delegate_checks=done.delegates.checks if done.delegates else [],
-                        delegate_calls=done.delegates.calls if done.delegates else [], report=done.report)
+                        delegate_calls=done.delegates.calls if done.delegates else [], report=done.report,
+                        language=language)
     notes = [f"measured on {data.describe()}", f"ran {len(batches)} batch(es) on {done.executed_by}",
-             result.agreement()]
+             result.agreement(), *(language.notes() if language is not None else [])]
     notes += [check.line() for check in result.delegate_checks]
     notes += [vela_line(done.report.get("target", ""), rep) for rep in done.report.get("delegates", [])]
     return StageOutput(result, graph_source=False, metrics=numerics, calls=run_calls(ctx.config), notes=notes)
@@ -185,6 +196,21 @@ def run_calls(config: PipelineConfig) -> list[str]:
             "outputs = module.forward(example_inputs)"]
 
 
+def _language_figures(ctx: StageContext, data: EvaluationData, float_outputs: list, reference_outputs: list,
+                       runtime_outputs: list, reference, program, lowered) -> LanguageFigures:
+    """Perplexity, agreement and greedy generation of float, reference and runtime (a language model's task)."""
+    def runtime_step(tokens: torch.Tensor) -> torch.Tensor:
+        return first_output(execute(ctx.config, program, lowered, [(tokens,)]).leaves[0])
+
+    task = ctx.spec.language_model
+    ctx.progress(1.0, f"language model: {task.steps} generation steps per level")
+    with torch.no_grad():
+        return language_figures(task, list(data.labels),
+                                {"float": float_outputs, "reference": reference_outputs, "runtime": runtime_outputs},
+                                {"float": lambda t: first_output(ctx.spec.model(t)),
+                                 "reference": lambda t: first_output(reference(t)), "runtime": runtime_step})
+
+
 def _not_run_here(ctx: StageContext, data: EvaluationData, why: str) -> StageOutput:
     """The backend cannot run here (Vulkan, Core ML): the float and reference figures, and why there is no more."""
     reference = as_module(ctx.role("reference"))
@@ -197,9 +223,9 @@ def _not_run_here(ctx: StageContext, data: EvaluationData, why: str) -> StageOut
                        notes=[why, f"float vs reference measured on {data.describe()}"])
 
 
-def _mismatch_hint(ctx: StageContext) -> tuple[str, dict]:
+def _mismatch_hint(ctx: StageContext, uint8_activations: bool) -> tuple[str, dict]:
     """(hint, fix) for a runtime that computes something else than the reference model."""
-    if delegates(ctx.config) and ctx.config.flow == "fx":
+    if delegates(ctx.config) and uint8_activations:
         return ("the fx flow makes uint8 asymmetric activations with int8 weights; the XNNPACK delegate does not "
                 "compute that mix correctly. Use --flow pt2e (int8, as XNNPACKQuantizer makes it) or --partitioner "
                 "none", {"flow": "pt2e"})
@@ -210,7 +236,8 @@ def _mismatch_hint(ctx: StageContext) -> tuple[str, dict]:
             {"fusion": "none"})
 
 
-def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext) -> tuple[str, str, dict]:
+def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext,
+                            uint8_activations: bool = False) -> tuple[str, str, dict]:
     """(message, hint, fix) for a runtime failure, read from what the runtime printed."""
     xnn = [line for line in log if "XNN" in line or "xnn_" in line]
     if not xnn:
@@ -223,7 +250,7 @@ def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext) -
                                                     line)] if m]
     what = f"could not build {found[0].group(1)!r} ({found[0].group(2)})" if found else "rejected the graph"
     message = f"the XNNPACK delegate {what} when the program was loaded, so the method cannot run ({exc})"
-    if ctx.config.flow == "fx":
+    if uint8_activations:
         return message, ("XNNPACK wants int8 activations with symmetric int8 weights, as XNNPACKQuantizer makes them; "
                          "the fx flow makes uint8 asymmetric ones: use --flow pt2e, or --partitioner none"), \
             {"flow": "pt2e"}

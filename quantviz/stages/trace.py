@@ -1,9 +1,9 @@
-"""trace: make a graph of the float model.
+"""trace, the slot's shared helpers: make a graph of the float model.
 
-fx flow: ``torch.fx.symbolic_trace`` semantics, with the skipped modules kept as leaves. Every place tracing cannot
-follow is found in one run (``quantviz.untraceable``): without ``skip_untraceable`` the stage fails listing them all;
-with it, helper functions become leaf calls and untraceable modules are skipped (the prepare stage does the same).
-pt2e flow: ``torch.export.export`` of the float model (ATen graph).
+The variants are one file each: ``trace_fx.py`` (``torch.fx.symbolic_trace`` semantics, with the skipped modules
+kept as leaves; every place tracing cannot follow is found in one run, ``quantviz.untraceable``) and
+``trace_export.py`` (``torch.export.export`` of the float model, the ATen graph prepare_pt2e and quantize_ start
+from). This module holds what they share: the eager check, skip-name check, the untraceable report.
 """
 from __future__ import annotations
 
@@ -13,13 +13,12 @@ from pathlib import Path
 import torch
 from torch import fx
 
-from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
-from quantviz.model_spec import ModelSpec
-from quantviz.stages.base import Diagnostics, Remedy, Stage, StageContext, StageOutput
-from quantviz.untraceable import FINDINGS_ATTR, SkippingTracer, Untraceable, find_untraceable
+from quantviz.stages.base import Remedy, StageContext
+from quantviz.untraceable import FINDINGS_ATTR, SkippingTracer, Untraceable
 
-__all__ = ["STAGE", "SkippingTracer", "check_runs_eagerly", "check_skip_names", "run", "symbolic_trace"]
+__all__ = ["DESCRIPTION", "EXPLANATION", "REMEDY", "SkippingTracer", "check_runs_eagerly", "check_skip_names",
+           "symbolic_trace"]
 
 DESCRIPTION = "make the float model a graph (fx: symbolic_trace; pt2e: torch.export)"
 EXPLANATION = (
@@ -65,28 +64,13 @@ def check_runs_eagerly(model: torch.nn.Module, inputs: tuple) -> None:
                          "the model's forward", details="".join(traceback.format_exception(exc))) from exc
 
 
-def run(ctx: StageContext) -> StageOutput:
-    model, skip = ctx.spec.model, ctx.config.skip_modules
-    check_skip_names(model, skip, "trace")
-    check_runs_eagerly(model, ctx.spec.example_inputs)
-    if ctx.config.flow != "fx":
-        if ctx.spec.exported_program is not None:
-            return StageOutput(ctx.spec.exported_program, calls=["ep = torch.export.load(path)"])
-        ep = torch.export.export(model, ctx.spec.example_inputs)
-        return StageOutput(ep, calls=["ep = torch.export.export(model, example_inputs)"])
-    found = find_untraceable(model, skip)
-    if not found.sites:
-        call = "gm = torch.fx.symbolic_trace(model)" if not skip else \
-            f"# {', '.join(skip)} kept as leaf module(s)\ngm = SkippingTracer({tuple(skip)!r}).trace(model)"
-        return StageOutput(_attach(found), calls=[call])
-    if not found.fixable or not ctx.config.skip_untraceable:
-        raise untraceable_error(found)
-    return StageOutput(_attach(found), calls=untraceable_calls(found), notes=untraceable_notes(found),
-                       metrics={"wrapped_functions": len(found.wrapped), "skipped_modules": len(found.skipped_sites)},
-                       diagnostics=Diagnostics(untraceable=list(found.sites)))
+def check_float_model(ctx: StageContext) -> None:
+    """What every trace variant checks first: the skipped names exist and the float model runs eagerly."""
+    check_skip_names(ctx.spec.model, ctx.config.skip_modules, "trace")
+    check_runs_eagerly(ctx.spec.model, ctx.spec.example_inputs)
 
 
-def _attach(found: Untraceable) -> fx.GraphModule:
+def attach(found: Untraceable) -> fx.GraphModule:
     """The traced GraphModule, carrying the findings for the prepare stage (``FINDINGS_ATTR``)."""
     gm = found.graph_module
     setattr(gm, FINDINGS_ATTR, found)
@@ -149,21 +133,5 @@ def untraceable_error(found: Untraceable) -> StageError:
     return StageError("trace", message, hint, details=details, metrics=metrics, fix={"skip_untraceable": True})
 
 
-def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
-    """pt2e: ``torch.export.export(model, example_inputs)``; fx traces inside prepare_fx; torchao exports after
-    quantize_ (the capture stage)."""
-    if config.flow == "pt2e":
-        state["ep"] = torch.export.export(spec.model, spec.example_inputs)
-
-
-def reads_when(config: PipelineConfig) -> tuple[str, ...]:
-    """Only fx's symbolic trace keeps skipped modules as leaves; torch.export traces the whole model whatever is
-    skipped (prepare leaves those modules unannotated), so a layer kept float re-runs from prepare, not trace."""
-    return ("skip_modules",) if config.flow == "fx" else ()
-
-
-STAGE = Stage(
-    "trace", run, DESCRIPTION, EXPLANATION, reads=("flow", "skip_untraceable"), reads_when=reads_when,
-    remedy=Remedy("check that the model runs eagerly on its example inputs; skip untraceable modules with "
-                  "--skip-module"),
-    bare=bare)
+REMEDY = Remedy("check that the model runs eagerly on its example inputs; skip untraceable modules with "
+                "--skip-module")

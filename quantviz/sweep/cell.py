@@ -62,6 +62,8 @@ class CellResult:
     share_delegated: float | None = None
     fused_ops: int | None = None
     seconds: float = 0.0
+    latency_ms: float | None = None  # the .pte's median run time on its worker (ETDump; other cells may run beside)
+    latency_spread: str = ""  # median (min-max), runs, threads, machine and load
     peak_rss_mb: float | None = None
     worker: str = ""  # host:pid that ran it
     sensitivity_layers: list[str] = field(default_factory=list)  # layers to keep float in turn (fanned out)
@@ -198,6 +200,10 @@ def _measure(pipe, result: CellResult) -> None:
         err = failed.error
         result.cause = err.message if err is not None else "failed"
         result.hint = err.hint if err is not None else ""
+    if pipe.ok:
+        from quantviz.timing.measure import quick_latency
+
+        result.latency_ms, result.latency_spread = quick_latency(pipe)
     numerics = pipe.numerics()
     result.sqnr_float_vs_reference_db = _finite(numerics.get("float_vs_reference_sqnr_db"))
     result.sqnr_reference_vs_runtime_db = _finite(numerics.get("reference_vs_runtime_sqnr_db"))

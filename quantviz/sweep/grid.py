@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from quantviz.config import ConfigError, PipelineConfig
+from quantviz.flows import choices_of
 
 TRUE, FALSE = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
 
@@ -55,8 +56,8 @@ def add_sweep_options(p: argparse.ArgumentParser) -> None:
             continue
         if isinstance(default, bool):
             shown = "off,on"
-        elif meta.get("choices"):
-            shown = ",".join(str(c) for c in meta["choices"])
+        elif choices_of(f):
+            shown = ",".join(str(c) for c in choices_of(f))
         else:
             shown = meta.get("metavar") or "V"
         kwargs: dict[str, Any] = {"dest": f.name, "default": None, "metavar": shown,
@@ -89,7 +90,7 @@ def parse_values(name: str, text: str) -> list[Any]:
                 raise ConfigError(f"{flag_of(f)}: {raw!r} is not a whole number") from None
         else:
             value = raw
-            choices = f.metadata.get("choices")
+            choices = choices_of(f)
             if choices and value not in choices:
                 raise ConfigError(f"{flag_of(f)}: {raw!r} is not one of {', '.join(choices)}")
         if value not in out:

@@ -22,7 +22,8 @@ from quantviz.sweep.ray_runner import Sweep
 
 CONFIG_FIELDS = [f.name for f in fields(PipelineConfig)]
 CSV_COLUMNS = ["cell", "model", *CONFIG_FIELDS, "ok", "failed_stage", "cause", *SQNR_FIELDS, "float_accuracy",
-               "runtime_accuracy", "delegated_ops", "ops", "share_delegated", "fused_ops", "seconds", "peak_rss_mb",
+               "runtime_accuracy", "delegated_ops", "ops", "share_delegated", "fused_ops", "latency_ms", "seconds",
+               "peak_rss_mb",
                "crashed", "most_sensitive_layer", "most_sensitive_gain_db", "worker"]
 
 
@@ -32,7 +33,7 @@ def csv_row(c: CellResult) -> dict[str, Any]:
         v = c.config.get(name)
         row[name] = ";".join(v) if isinstance(v, list) else v
     for name in ("ok", "failed_stage", "cause", *SQNR_FIELDS, "float_accuracy", "runtime_accuracy", "delegated_ops",
-                 "ops", "share_delegated", "fused_ops", "peak_rss_mb", "crashed", "worker"):
+                 "ops", "share_delegated", "fused_ops", "latency_ms", "peak_rss_mb", "crashed", "worker"):
         row[name] = getattr(c, name)
     row["seconds"] = round(c.seconds, 3)
     if c.share_delegated is not None:
@@ -119,6 +120,9 @@ def heatmap_html(sweep: Sweep) -> str:
                     extra.append(f"{c.fused_ops} fused")
                 if c.runtime_accuracy is not None:
                     extra.append(f"acc {c.runtime_accuracy:.1%}")
+                if c.latency_ms is not None:
+                    extra.append(f"{c.latency_ms:.3f} ms")
+                    title.append(f"latency {c.latency_spread}")
                 if extra:
                     body += f"<br><small>{html.escape(', '.join(extra))}</small>"
                 style, cls = f"background:{sqnr_colour(c.sqnr_db)}", "qv-ok"
@@ -145,7 +149,8 @@ def heatmap_html(sweep: Sweep) -> str:
         "</style>"
         f"<table class='qv-heat'><tr><th></th>{head}</tr>{''.join(rows)}</table>"
         f"<p class='qv-legend'>SQNR (float vs runtime; float vs reference when the runtime did not run): {stops}"
-        "<span class='qv-fail' style='background:#f6d5d5'>✗ failed</span></p>")
+        "<span class='qv-fail' style='background:#f6d5d5'>✗ failed</span>; ms: the .pte's median run time on its "
+        "worker (ETDump), timed while other cells may run beside it</p>")
 
 
 def _truncate(text: str, n: int = 110) -> str:

@@ -42,6 +42,8 @@ class LedgerRow:
     reason_kind: str = ""  # "partitioner", "dtype", "users", "target", "no_pattern", "filter", ...
     partition_reasons: list[str] = field(default_factory=list)
     node: str | None = None  # the anchor's id in the delegate/fuse-stage graph
+    cost_ms: float | None = None  # measured: median ms of the runtime's events on it (quantviz.timing), when timed
+    cost_share: float | None = None  # that time's share of the whole run
 
 
 @dataclass
@@ -66,6 +68,8 @@ class Ledger:
         lines = [head, "-" * len(head)]
         for r in self.rows:
             detail = r.where if r.fate in ("delegated", "fused") else r.reason
+            if r.cost_ms is not None:
+                detail = f"[{r.cost_ms:.3f} ms, {r.cost_share:.1%} of the run] {detail}"
             lines.append(f"{r.pattern:<5} {r.label[:34]:<34} {(r.module_path or '-')[:22]:<22} {r.fate:<10} {detail}")
         return "\n".join(lines)
 
