@@ -85,7 +85,8 @@ def _status(run: BackgroundRun, s: RunState, not_run: list[str]) -> None:
         c = st.columns([10, 1], vertical_alignment="center")
         c[0].caption(progress_text(s), help="later stages keep running; their pages appear when ready")
         c[1].button("Stop", key="stop_run", disabled=s.stopping, on_click=run.stop,
-                    help="end the run after the current stage; what finished stays")
+                    help="end the run: a stage running in a worker process (the runtime) is killed at once, others "
+                         "finish first; what finished stays")
     elif s.stopped:
         c = st.columns([10, 1], vertical_alignment="center")
         c[0].caption("Stopped. Not run: " + ", ".join(not_run))

@@ -115,8 +115,9 @@ class WorkerDied(RuntimeError):
         return f"the worker process running {self.what} {self.cause}{tail}"
 
 
-class WorkerCancelled(RuntimeError):
-    """``should_stop`` became true: the worker was killed."""
+class WorkerCancelled(Exception):
+    """``should_stop`` became true: the worker was killed (not a RuntimeError: a stage catching runtime failures lets
+    it through to the pipeline, which keeps no result)."""
 
 
 @dataclass

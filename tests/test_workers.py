@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from quantviz.workers import WorkerCancelled, WorkerDied, WorkerError, call_in_worker
+from quantviz.workers import WorkerCancelled, WorkerDied, WorkerError, call_in_worker, warm
 
 
 def _print_and_abort(text: str) -> None:
@@ -67,3 +67,34 @@ def test_a_killed_worker_is_reported_as_killed():
     with pytest.raises(WorkerDied) as died:
         call_in_worker(_kill_self)
     assert died.value.signal_name == "SIGKILL" and "out of memory" in died.value.cause
+
+
+def _slow_execute(config, program, lowered, batches, log=None, should_stop=None):
+    return call_in_worker(_sleep, 120.0, what="the ExecuTorch runtime", should_stop=should_stop)
+
+
+def test_stop_kills_the_runtime_stages_worker_and_continue_runs_the_stage_again(monkeypatch):
+    """Stop during the run stage kills its worker process at once (not after the stage): the stage has no result,
+    nothing failed, and Continue would run it again."""
+    from quantviz import Pipeline, PipelineConfig, load_model
+    from quantviz.background import BackgroundRun
+    from quantviz.stages import run as run_stage
+
+    warm()  # the fork server is up (a first call waits for its torch import)
+    pipe = Pipeline(load_model("sample:digits_cnn"), PipelineConfig(flow="pt2e", until="emit")).run()
+    assert pipe.ok
+    monkeypatch.setattr(run_stage, "execute", _slow_execute)  # a runtime run that would take two minutes
+    pipe.config = pipe.config.with_changes(until="run")
+    bg = BackgroundRun(pipe).start()
+    deadline = time.monotonic() + 60
+    while bg.state().current != "run" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert bg.state().current == "run"
+    time.sleep(0.5)  # the worker has started
+    t0 = time.monotonic()
+    bg.stop()
+    assert bg.join(30) and time.monotonic() - t0 < 10
+    r = pipe.results.get("run")
+    assert r is None, (r.ok, r.error and str(r.error)[:500], time.monotonic() - t0)
+    assert pipe.failed is None and bg.todo() == ["run"]
+    assert bg.state().states["run"] == "not run" and bg.state().stopped

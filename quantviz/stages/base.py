@@ -50,6 +50,7 @@ class StageContext:
     artifacts: Mapping[str, Any]
     progress: Progress = lambda fraction, text: None
     flow: StageOrder | None = None  # the flow being run (its stage order and roles); None in tests that build one
+    should_stop: Callable[[], bool] = lambda: False  # Stop was pressed: work in a worker process is killed at once
 
     def artifact(self, stage: str) -> Any:
         try:

@@ -100,7 +100,7 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
         load()  # registers quantviz::*.out in the runtime (a no-op when the fuse stage already did)
     log: list[str] = []
     try:
-        done = execute(ctx.config, program, lowered, batches, log)
+        done = execute(ctx.config, program, lowered, batches, log, should_stop=ctx.should_stop)
     except NoRuntimeHere as why:
         return _not_run_here(ctx, data, str(why))
     except WorkerDied as died:
