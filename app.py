@@ -23,11 +23,12 @@ init_state()
 warm_workers()
 
 
-# The rail stays in reach (sticky under Streamlit's header) and wraps to a second line rather than scrolling sideways
+# The rail stays in reach (its wrapper, a child of the page's block, sticky under Streamlit's header) and wraps to a second line rather than scrolling sideways
 # (torchao's 11 stages); the page's top padding is trimmed so the graph starts within a 1000-pixel-high screen.
 RAIL_CSS = """<style>
-.st-key-qv_rail {position: sticky; top: 3.75rem; z-index: 990; background: var(--background-color, #fff);
-  padding: 0.25rem 0; border-bottom: 1px solid rgba(49, 51, 63, 0.1);}
+[data-testid="stLayoutWrapper"]:has(> .st-key-qv_rail) {position: sticky; top: 3.75rem; z-index: 990;}
+.st-key-qv_rail {background: var(--background-color, #fff); padding: 0.25rem 0;
+  border-bottom: 1px solid rgba(49, 51, 63, 0.1);}
 .st-key-qv_rail [data-testid="stButtonGroup"] > div {flex-wrap: wrap; overflow-x: visible; row-gap: 0.25rem;}
 .st-key-qv_status {min-height: 2.75rem; justify-content: center;}
 .block-container {padding-top: 4rem;}
