@@ -320,7 +320,10 @@ def _finish(pipe, model_ref: str) -> int:
                  for k, v in numerics.to_dict().items() if k.endswith("_sqnr_db")]
         print("  SQNR: " + ", ".join(parts))
         if numerics.float_accuracy is not None and numerics.runtime_accuracy is not None:
-            print(f"  accuracy: float {numerics.float_accuracy:.2%}, int8 runtime {numerics.runtime_accuracy:.2%}")
+            from quantviz.measure.readable import activation_dtype
+
+            print(f"  accuracy: float {numerics.float_accuracy:.2%}, {activation_dtype(pipe.config)} runtime "
+                  f"{numerics.runtime_accuracy:.2%}")
     run = pipe.result_of("runtime")
     if run is not None and run.ok:
         print("  " + run.artifact.agreement())  # runtime vs reference: exact, or drift with its size
