@@ -13,7 +13,8 @@ from typing import Any, Literal, get_args
 # a flow is a file of quantviz/flows/ (its registry there checks the name: ``quantviz.flows.flow_of``)
 FlowName = str
 Mode = Literal["static", "dynamic"]
-BackendName = Literal["auto", "portable", "xnnpack", "arm-tosa", "ethos-u", "openvino", "vulkan", "coreml"]
+# "auto", or a backend: a file of quantviz/backends/ (its registry there checks the name: ``backend_of``)
+BackendName = str
 PartitionerChoice = Literal["auto", "none", "xnnpack", "demo"]
 Lowering = Literal["transform_and_lower", "to_backend"]
 Granularity = Literal["graph", "op"]
@@ -23,7 +24,6 @@ Scheme = Literal["8da4w", "8da8w", "int8-weight-only"]
 Observer = Literal["default", "minmax", "moving_average", "histogram"]
 
 MODES: tuple[str, ...] = get_args(Mode)
-BACKENDS: tuple[str, ...] = get_args(BackendName)
 PARTITIONERS: tuple[str, ...] = get_args(PartitionerChoice)
 LOWERINGS: tuple[str, ...] = get_args(Lowering)
 DELEGATE_GRANULARITIES: tuple[str, ...] = get_args(Granularity)
@@ -67,8 +67,7 @@ class PipelineConfig:
     backend: BackendName = option(
         "auto", "the target: its quantizer (pt2e), partitioner and how numbers are obtained. auto: xnnpack for "
                 "--flow torchao, the recipe's own for --flow recipe, else portable (ExecuTorch's portable and "
-                "quantized kernels, XNNPACKQuantizer's int8 scheme, no delegate unless --partitioner says)",
-        BACKENDS)
+                "quantized kernels, XNNPACKQuantizer's int8 scheme, no delegate unless --partitioner says)")
     partitioner: PartitionerChoice = option(
         "auto", "auto: the backend's own partitioner (none for portable); none: nothing delegated; xnnpack: "
                 "XnnpackPartitioner (the same as --backend xnnpack); demo: quantviz's conv -> add partitioner",
@@ -162,16 +161,9 @@ class PipelineConfig:
                                   "use --backend xnnpack, or --partitioner auto for the backend's own")
             object.__setattr__(self, "backend", "xnnpack")
             object.__setattr__(self, "partitioner", "auto")
-        if self.partitioner == "demo" and self.target not in ("portable", "xnnpack"):
-            raise ConfigError(f"partitioner='demo' lowers conv -> add groups to XNNPACK; backend {self.target!r} "
-                              "has its own partitioner (--partitioner auto)")
-        if self.activation_bits == 16 and self.target not in ("arm-tosa", "ethos-u"):
-            raise ConfigError(f"activation_bits=16 (a16w8) needs a backend that has int16 activations (arm-tosa, "
-                              f"ethos-u), not {self.target!r}")
         object.__setattr__(self, "int8_modules", tuple(self.int8_modules))
-        if self.flow in ("torchao", "qat") and self.target not in ("portable", "xnnpack"):
-            raise ConfigError(f"flow={self.flow!r} lowers to XNNPACK (the configurations quantize_ makes for it); "
-                              f"backend {self.target!r} takes --flow pt2e with its own quantizer")
+        # what a backend can take (int16 activations, the demo partitioner, the torchao flow) is its record's to
+        # say: quantviz.flows.check, which flow_of runs
 
     # -- what the choices resolve to ----------------------------------------------------------------------------
     @property

@@ -8,6 +8,7 @@ with the same config as ``--flow torchao``), torch.export, to_edge_transform_and
 """
 import dataclasses
 
+from quantviz.flows import torchao
 from quantviz.flows.base import Absent, Flow
 from quantviz.stages import capture, delegate, edge, emit, fuse_torchao, qat, run, trace_export
 
@@ -16,4 +17,6 @@ FLOW = Flow(
     slots=(dataclasses.replace(trace_export.STAGE, bare=None), qat.PREPARE, qat.TRAIN, qat.CONVERT,
            Absent("calibrate", "activations are quantized per token at run time (8da4w, 8da8w): nothing to calibrate"),
            capture.STAGE, edge.STAGE, delegate.STAGE, fuse_torchao.STAGE, emit.STAGE, run.STAGE),
-    roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit"}, rank=5)
+    roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit", "delegated": "delegate",
+           "runtime": "run"},
+    rank=5, backend_refusal=torchao.backend_refusal)

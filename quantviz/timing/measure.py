@@ -39,6 +39,12 @@ class PipelineTiming:
     float_error: str = ""        # why the float model could not be timed on the same backend ("" when it was)
 
 
+def runtime_inputs(example_inputs: Any) -> tuple:
+    """What the runtime's ``forward`` takes: the example inputs' tensors flattened (dicts, nested tuples), as
+    ``quantviz.backends.execute`` feeds them."""
+    return tuple(torch.utils._pytree.tree_leaves(tuple(example_inputs)))
+
+
 def handle_maps(program: Any) -> tuple[dict[int, list[int]], dict[int, dict]]:
     """The program's debug-handle map (instruction id -> debug handles) and delegate map, "forward" method."""
     handles = (getattr(program, "debug_handle_map", None) or {}).get("forward") or {}
@@ -84,17 +90,16 @@ def time_pipeline(pipe: PipelineView, repeat: int = DEFAULT_REPEAT, warmup: int 
         from quantviz_kernels import load
 
         load()
-    batch = tuple(pipe.spec.example_inputs)
-    flat = tuple(torch.utils._pytree.tree_leaves(batch))  # the runtime takes the leaves: (ids, {"pos": p}) -> (ids, p)
+    batch = runtime_inputs(pipe.spec.example_inputs)
     try:
-        profile, placement = time_program(program, graph, flat, repeat, warmup, threads)
+        profile, placement = time_program(program, graph, batch, repeat, warmup, threads)
     except RuntimeError as exc:
         raise NotTimed(f"the runtime could not run the program with an ETDump: {str(exc).splitlines()[0]}") from None
     side, float_profile, error = None, None, ""
     if with_float:
         try:
-            fprog, fgraph = float_program(pipe.spec.model, batch, pipe.config)
-            float_profile, fplacement = time_program(fprog, fgraph, flat, repeat, warmup, threads)
+            fprog, fgraph = float_program(pipe.spec.model, tuple(pipe.spec.example_inputs), pipe.config)
+            float_profile, fplacement = time_program(fprog, fgraph, batch, repeat, warmup, threads)
             side = float_side(float_profile, fplacement)
         except Exception as exc:  # noqa: BLE001 - the float side is extra: say why it is missing, keep the rest
             error = f"the float model could not be lowered and timed the same way: {type(exc).__name__}: " + \
