@@ -264,12 +264,13 @@ def run_pipeline(args: argparse.Namespace):
     """Load the model and run the flow, printing one line a stage."""
     from quantviz.data import evaluation_data
     from quantviz.backends import require_backend
-    from quantviz.flows import describe_config, flow_of
+    from quantviz.flows import describe_config, flow_of, with_backend_defaults
     from quantviz.loading import load_model
     from quantviz.pipeline import Pipeline, StageEvent
 
     config = config_from_args(args)
     try:
+        config, applied = with_backend_defaults(config)
         flow = flow_of(config)
         require_backend(config)
     except ConfigError as exc:
@@ -284,7 +285,13 @@ def run_pipeline(args: argparse.Namespace):
     else:
         spec = load_model(args.model)
     data = evaluation_data(spec, config)
-    print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {data.describe()}", flush=True)
+    measured = ("a prefill of the example tokens and decode steps in the runtime (the run stage)"
+                if flow.name == "export_llm" else data.describe())
+    print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {measured}", flush=True)
+    if applied:  # the values the backend needs (Backend.defaults), said before anything runs
+        before = config.with_changes(**{name: getattr(PipelineConfig(), name) for name in applied})
+        print(f"  the {config.target} backend needs {config_flags(config, base=before)}: applied (its record's "
+              "defaults)", flush=True)
     total = flow.index(config.until) + 1
 
     def on_event(event: StageEvent) -> None:
@@ -308,13 +315,16 @@ def run_pipeline(args: argparse.Namespace):
 def _finish(pipe, model_ref: str) -> int:
     """Print the numerics and, for a failed stage, one paragraph on stderr; the exit code."""
     numerics = pipe.numerics()
-    if numerics:
+    if numerics.to_dict():
         parts = [f"{k.removesuffix('_sqnr_db').replace('_vs_', ' vs ')} {v:.1f} dB"
-                 for k, v in numerics.items() if k.endswith("_sqnr_db")]
+                 for k, v in numerics.to_dict().items() if k.endswith("_sqnr_db")]
         print("  SQNR: " + ", ".join(parts))
-        if "float_accuracy" in numerics:
-            print(f"  accuracy: float {numerics['float_accuracy']:.2%}, int8 runtime {numerics['runtime_accuracy']:.2%}")
-    run = pipe.results.get("run")
+        if numerics.float_accuracy is not None and numerics.runtime_accuracy is not None:
+            from quantviz.measure.readable import activation_dtype
+
+            print(f"  accuracy: float {numerics.float_accuracy:.2%}, {activation_dtype(pipe.config)} runtime "
+                  f"{numerics.runtime_accuracy:.2%}")
+    run = pipe.result_of("runtime")
     if run is not None and run.ok:
         print("  " + run.artifact.agreement())  # runtime vs reference: exact, or drift with its size
         if run.artifact.language is not None:

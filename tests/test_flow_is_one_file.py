@@ -21,7 +21,8 @@ from quantviz.stages import (calibrate_pt2e, capture, convert_pt2e, delegate, ed
 FLOW = Flow("toy", "export, prepare_pt2e, calibrate, convert_pt2e, export, lower; nothing fused",
             slots=(trace_export.STAGE, prepare_pt2e.STAGE, calibrate_pt2e.STAGE, convert_pt2e.STAGE, capture.STAGE,
                    edge.STAGE, delegate.STAGE, Absent("fuse", "the toy flow fuses nothing"), emit.STAGE, run.STAGE),
-            roles={"float_graph": "trace", "reference": "convert", "lowered": "delegate", "program": "emit"})
+            roles={"float_graph": "trace", "reference": "convert", "delegated": "delegate", "lowered": "delegate",
+                   "program": "emit", "runtime": "run"})
 '''
 
 
@@ -60,8 +61,8 @@ def test_a_toy_flow_from_existing_variants_runs_end_to_end(toy):
     assert list(pipe.results) == ["trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate", "emit",
                                   "run"]
     assert "prepare_pt2e" in "\n".join(pipe.results["prepare"].calls)
-    numbers = pipe.numerics()
-    assert numbers["float_vs_reference_sqnr_db"] > 20  # quantized, and close to float
-    assert numbers["reference_vs_runtime_sqnr_db"] > 20  # the runtime ran the program it lowered
+    numbers = pipe.numerics()  # the run of the flow's "runtime" role
+    assert numbers.float_vs_reference_sqnr_db > 20  # quantized, and close to float
+    assert numbers.reference_vs_runtime_sqnr_db > 20  # the runtime ran the program it lowered
     # a change to what a stage reads re-runs from that stage (calibrate observes in place: from prepare), not trace
     assert pipe.update(config.with_changes(calibration_batches=2))[:2] == ["prepare", "calibrate"]

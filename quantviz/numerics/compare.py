@@ -34,7 +34,7 @@ from quantviz.numerics.runtime_intermediates import (RuntimeIntermediates, debug
 from quantviz.numerics.sensitivity import SensitivityRow, sensitivity
 from quantviz.numerics.taps import TapRun, tap_runtime
 from quantviz.config import PipelineConfig
-from quantviz.data import evaluation_data
+from quantviz.data import calibrates, evaluation_data
 from quantviz.backends import backend_of
 from quantviz.backends.delegate_runs import run_with_delegates
 from quantviz.backends.execute import execute
@@ -353,6 +353,10 @@ def _describe_set(name: str, pipe: "Pipeline", n: int) -> str:
         return evaluation_data(pipe.spec, pipe.config).describe()
     if name == "evaluation":
         return f"evaluation data: {n} batch(es) from the factory, not used for calibration"
+    if name == "calibration" and not pipe.spec.eval_batches and not pipe.config.held_out \
+            and not calibrates(pipe.config):
+        return (f"the factory's calibration batches ({n} batch(es); it gave no evaluation data): this flow "
+                "calibrates nothing, so they are not flattered")
     if name == "calibration" and not pipe.spec.eval_batches and not pipe.config.held_out:
         return (f"calibration data ({n} batch(es)): the factory gave no evaluation data, so these figures are "
                 "measured on the data the observers saw and flatter the model (--held-out N draws synthetic "
@@ -387,7 +391,8 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
                 LevelState("unavailable", levels.unavailable.get(level, NOT_RUN.reason))
         for a, b in itertools.combinations([lvl for lvl in LEVELS if lvl in levels.outputs], 2):
             m = pair_metrics(levels.outputs[a], levels.outputs[b], scale if a != "float" else None)
-            report.end_to_end.append(LevelComparison(data, a, b, **m))
+            report.end_to_end.append(LevelComparison(data, a, b, m.sqnr_db, m.cosine, m.max_abs_error,
+                                                     m.mean_abs_error, m.max_lsb, m.share_ge_1_lsb))
         if labels is not None:
             report.accuracy[data] = {lvl: accuracy(out, labels) for lvl, out in levels.outputs.items()}
     comparison = sets[report.main_data()][0] if report.main_data() in sets else next(iter(sets.values()))[0]
@@ -563,8 +568,8 @@ def granularity_check(pipe: "Pipeline", batches: list[tuple], scale: float | Non
         outs[name] = concat_outputs(done.leaves)
     a, b = outs["graph"], outs["op"]
     result = GranularityCheck(batches=len(batches), identical=bool(torch.equal(a, b)), sqnr_db=sqnr_db(a, b),
-                              delegate_calls_op=pipe.results["delegate"].metrics.get("delegate_calls"),
-                              delegate_calls_graph=other.results["delegate"].metrics.get("delegate_calls"))
+                              delegate_calls_op=pipe.result_of("delegated").metrics.get("delegate_calls"),
+                              delegate_calls_graph=other.result_of("delegated").metrics.get("delegate_calls"))
     if scale:
         lsb = lsb_summary(a, b, scale)
         result.max_lsb, result.share_ge_1_lsb = lsb["max_lsb"], lsb["share_ge_1_lsb"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from quantviz.config import PipelineConfig, config_flags
-from quantviz.recover.candidates import merge_rule
+from quantviz.candidates import merge_rule
 from quantviz.recover.search import Recovery
 from quantviz.recover.trial import Trial
 from quantviz.render.charts import Chart, to_svg, vega_lite

@@ -9,7 +9,7 @@ import torch
 
 from quantviz.config import PipelineConfig
 from quantviz.data import EvaluationData, evaluation_data
-from quantviz.backends import backend_of
+from quantviz.backends import Backend
 from quantviz.backends.delegate_runs import DelegateCall, DelegateCheck
 from quantviz.backends.execute import NoRuntimeHere, execute
 from quantviz.errors import StageError
@@ -17,10 +17,12 @@ from quantviz.known_issues import runtime_preflight
 from quantviz.lowering import delegates
 from quantviz.measure.language import LanguageFigures, language_figures
 from quantviz.measure.metrics import accuracy, lsb_summary, sqnr_db
+from quantviz.measure.run_numerics import RunNumerics
 from quantviz.measure.verdict import RuntimeVerdict, judge
 from quantviz.model_spec import ModelSpec
 from quantviz.runtime import as_module, first_output, output_scale
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
+from quantviz.workers import WorkerDied
 
 DESCRIPTION = "load the .pte in the ExecuTorch runtime, run it, and compare with float and reference"
 EXPLANATION = (
@@ -36,7 +38,7 @@ class RuntimeRun:
     float_outputs: list[torch.Tensor]
     reference_outputs: list[torch.Tensor]
     runtime_outputs: list[torch.Tensor]
-    numerics: dict[str, float] = field(default_factory=dict)
+    numerics: RunNumerics = field(default_factory=RunNumerics)
     runtime_log: list[str] = field(default_factory=list)
     verdict: RuntimeVerdict | None = None  # drift (reported) or wrong (the stage failed instead)
     batches: list[tuple] = field(default_factory=list)  # the comparison batches the runtime ran on
@@ -92,18 +94,18 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
                              "give evaluation batches the example inputs' shapes (pad the last batch)")
 
     lowered = ctx.role("lowered")
-    blocked = runtime_preflight(lowered)
-    if blocked is not None:
-        raise blocked
+    known_abort = runtime_preflight(lowered)  # a program known to abort the runtime: its cause and fix, if it does
     if ctx.flow is not None and ctx.flow.uses_quantviz_kernels(ctx.config):
         from quantviz_kernels import load
 
         load()  # registers quantviz::*.out in the runtime (a no-op when the fuse stage already did)
     log: list[str] = []
     try:
-        done = execute(ctx.config, program, lowered, batches, log)
+        done = execute(ctx.config, program, lowered, batches, log, should_stop=ctx.should_stop)
     except NoRuntimeHere as why:
         return _not_run_here(ctx, data, str(why))
+    except WorkerDied as died:
+        raise died_error(died, known_abort) from died
     except RuntimeError as exc:
         message, hint, fix = explain_runtime_failure(exc, log, ctx, uint8_activations)
         raise StageError("run", message, hint, details="\n".join(log), fix=fix) from exc
@@ -140,8 +142,8 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
         raise StageError(
             "run", f"the runtime's output does not match the reference quantized model: it {verdict.summary()}, "
                    f"and {verdict.reason}", hint, details="\n".join(log), metrics=numerics, fix=fix)
-    result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log, verdict,
-                        batches=list(batches), runtime_leaves=runtime_leaves, data=data,
+    result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, RunNumerics.from_dict(numerics), log,
+                        verdict, batches=list(batches), runtime_leaves=runtime_leaves, data=data,
                         executed_by=done.executed_by, delegate_checks=done.delegates.checks if done.delegates else [],
                         delegate_calls=done.delegates.calls if done.delegates else [], report=done.report,
                         language=language)
@@ -149,7 +151,23 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
              result.agreement(), *(language.notes() if language is not None else [])]
     notes += [check.line() for check in result.delegate_checks]
     notes += [vela_line(done.report.get("target", ""), rep) for rep in done.report.get("delegates", [])]
-    return StageOutput(result, graph_source=False, metrics=numerics, calls=run_calls(ctx.config), notes=notes)
+    return StageOutput(result, graph_source=False, metrics=numerics, calls=run_calls(ctx.backend), notes=notes)
+
+
+def died_error(died: WorkerDied, known: StageError | None) -> StageError:
+    """The runtime killed its worker process (an abort in a kernel or delegate, out of memory): the signal, the last
+    lines the native code printed, and the known cause with its fix when the preflight recognised the program."""
+    message = f"the ExecuTorch runtime {died.cause} in its worker process while running the program"
+    if known is not None:
+        message += "; the known cause: " + known.message.removesuffix(", so the program was not run")
+    elif died.last_lines:
+        message += f"; it last printed: {died.last_lines[-1]}"
+    hint = known.hint if known is not None else (
+        "the app and your other stages are unaffected; the lines below are the runtime's own last words. Run the "
+        "stage again, or try --partitioner none to see whether a delegate or a portable kernel aborts")
+    return StageError("run", message, hint, details="\n".join(died.last_lines),
+                      fix=dict(known.fix) if known is not None else {},
+                      causes=[f"WorkerDied: {died.signal_name}"], log=list(died.last_lines))
 
 
 def vela_line(target: str, rep: dict) -> str:
@@ -165,9 +183,8 @@ def vela_line(target: str, rep: dict) -> str:
             f"{num('off_chip_flash_memory_used', '.1f')} KiB")
 
 
-def run_calls(config: PipelineConfig) -> list[str]:
-    """The calls that give these numbers on this machine."""
-    backend = backend_of(config)
+def run_calls(backend: Backend) -> list[str]:
+    """The calls that give these numbers on this machine (``backend``'s runtime or reference model)."""
     if backend.numbers == "reference-model":
         return ["# no runtime for this backend here: the edge program runs in PyTorch, each delegate on the "
                 f"{backend.reference_name}",
@@ -201,7 +218,8 @@ def _not_run_here(ctx: StageContext, data: EvaluationData, why: str) -> StageOut
         f = torch.cat([first_output(ctx.spec.model(*b)).flatten() for b in data.batches])
         r = torch.cat([first_output(reference(*b)).flatten() for b in data.batches])
     numerics = {"float_vs_reference_sqnr_db": sqnr_db(f, r)}
-    result = RuntimeRun([], [], [], numerics, batches=list(data.batches), data=data, executed_by="", not_run=why)
+    result = RuntimeRun([], [], [], RunNumerics.from_dict(numerics), batches=list(data.batches), data=data,
+                        executed_by="", not_run=why)
     return StageOutput(result, graph_source=False, metrics=numerics, calls=[],
                        notes=[why, f"float vs reference measured on {data.describe()}"])
 

@@ -255,7 +255,7 @@ def _here_values(out: Path) -> tuple[bytes, bytes]:
     inputs = torch.load(out / "inputs.pt")
     program = (out / "model.pte").read_bytes()  # the runtime reads the bytes it is given: keep them alive
     module = rt._load_for_executorch_from_buffer(program, enable_etdump=True, debug_buffer_size=64 << 20)
-    module.forward(tuple(inputs))
+    module.forward(tuple(torch.utils._pytree.tree_leaves(tuple(inputs))))  # nested inputs: the leaves
     with tempfile.TemporaryDirectory() as d:
         e, b = os.path.join(d, "e.etdp"), os.path.join(d, "b.bin")
         module.write_etdump_result_to_file(e, b)

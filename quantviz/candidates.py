@@ -14,7 +14,7 @@ different values exclude each other (``conflicts``)::
 
 A backend with a higher-precision mode declares it in one line, e.g. Arm's int16 activations::
 
-    recovery=lambda config, scope: [int16_activations()] if config.flow == "pt2e" else []
+    recovery=lambda config, scope: [int16_activations()] if config.activation_bits == 8 else []
 """
 from __future__ import annotations
 
