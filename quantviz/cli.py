@@ -315,15 +315,15 @@ def run_pipeline(args: argparse.Namespace):
 def _finish(pipe, model_ref: str) -> int:
     """Print the numerics and, for a failed stage, one paragraph on stderr; the exit code."""
     numerics = pipe.numerics()
-    if numerics.to_dict():
+    if numerics:  # a RunNumerics: a mapping of the measured figures
         parts = [f"{k.removesuffix('_sqnr_db').replace('_vs_', ' vs ')} {v:.1f} dB"
-                 for k, v in numerics.to_dict().items() if k.endswith("_sqnr_db")]
+                 for k, v in numerics.items() if k.endswith("_sqnr_db")]
         print("  SQNR: " + ", ".join(parts))
-        if numerics.float_accuracy is not None and numerics.runtime_accuracy is not None:
+        if "float_accuracy" in numerics and "runtime_accuracy" in numerics:
             from quantviz.measure.readable import activation_dtype
 
-            print(f"  accuracy: float {numerics.float_accuracy:.2%}, {activation_dtype(pipe.config)} runtime "
-                  f"{numerics.runtime_accuracy:.2%}")
+            print(f"  accuracy: float {numerics['float_accuracy']:.2%}, {activation_dtype(pipe.config)} runtime "
+                  f"{numerics['runtime_accuracy']:.2%}")
     run = pipe.result_of("runtime")
     if run is not None and run.ok:
         print("  " + run.artifact.agreement())  # runtime vs reference: exact, or drift with its size

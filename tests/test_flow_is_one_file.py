@@ -3,6 +3,7 @@ options, the CLI's choices and the pipeline take it from there. The toy flow her
 file of the project is touched): pt2e's observer steps without the fuse stage, numbers from the runtime."""
 import dataclasses
 import importlib
+import pkgutil
 import sys
 import textwrap
 
@@ -41,7 +42,10 @@ def toy(tmp_path, monkeypatch):
 
 
 def test_the_flow_registry_is_the_flow_files():
-    assert list(flows.FLOWS) == ["fx", "pt2e", "torchao", "recipe"]
+    files = {m.name for m in pkgutil.iter_modules(flows.__path__)} - {"base"}
+    assert set(flows.FLOWS) == files  # one file each, nothing registered elsewhere
+    assert list(flows.FLOWS)[:4] == ["fx", "pt2e", "torchao", "recipe"]  # by rank: the observer flows first
+    assert {"export_llm", "qat"} <= set(flows.FLOWS)
     # each flow lists its own variants of the shared slots
     assert [s.variant for s in flows.FLOWS["fx"].stages][:4] == ["trace_fx", "prepare_fx", "calibrate_fx",
                                                                   "convert_fx"]
