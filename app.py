@@ -11,7 +11,7 @@ from quantviz.background import DONE, FAILED, RUNNING, WAITING, BackgroundRun, R
 from quantviz.config import ConfigError
 from quantviz.data import evaluation_data
 from quantviz.flows import describe_config
-from ui.runner import get_run, pick_stage, progress_text, torch_turn, wait_for_stage
+from ui.runner import get_run, warm_workers, pick_stage, progress_text, torch_turn, wait_for_stage
 from ui.sidebar import flow_config, model_choice
 from ui.stage_page import absent_page, stage_page
 from ui.state import RAIL, SELECTED_NODE, SHOWN, STAGE, init_state
@@ -20,7 +20,19 @@ POLL_SECONDS = 1.0  # how often the rail asks a running pipeline for news
 
 st.set_page_config(page_title="quantviz", layout="wide")
 init_state()
+warm_workers()
 
+
+# The rail stays in reach (its wrapper, a child of the page's block, sticky under Streamlit's header) and wraps to a second line rather than scrolling sideways
+# (torchao's 11 stages); the page's top padding is trimmed so the graph starts within a 1000-pixel-high screen.
+RAIL_CSS = """<style>
+[data-testid="stLayoutWrapper"]:has(> .st-key-qv_rail) {position: sticky; top: 3.75rem; z-index: 990;}
+.st-key-qv_rail {background: var(--background-color, #fff); padding: 0.25rem 0;
+  border-bottom: 1px solid rgba(49, 51, 63, 0.1);}
+.st-key-qv_rail [data-testid="stButtonGroup"] > div {flex-wrap: wrap; overflow-x: visible; row-gap: 0.25rem;}
+.st-key-qv_status {min-height: 2.75rem; justify-content: center;}
+.block-container {padding-top: 4rem;}
+</style>"""
 
 MARKS = {DONE: " ✓", FAILED: " ✗", RUNNING: " …", WAITING: " ○"}  # not run: no mark
 ABSENT_MARK = " —"  # a stage this flow does not have (its page says why)
@@ -65,20 +77,29 @@ def rail_label(run: BackgroundRun, name: str, s: RunState) -> str:
 def status_line(run: BackgroundRun, s: RunState) -> None:
     """What runs and waits, with Stop; after Stop, what did not run, with Continue."""
     not_run = [name for name in s.states if name not in s.ready and name not in s.pending()]
+    with st.container(key="qv_status"):  # one height whether a run goes on or ended: the page never jumps
+        _status(run, s, not_run)
+
+
+def _status(run: BackgroundRun, s: RunState, not_run: list[str]) -> None:
     if s.running:
         c = st.columns([10, 1], vertical_alignment="center")
         c[0].caption(progress_text(s), help="later stages keep running; their pages appear when ready")
         c[1].button("Stop", key="stop_run", disabled=s.stopping, on_click=run.stop,
-                    help="end the run after the current stage; what finished stays")
+                    help="end the run: a stage running in a worker process (the runtime) is killed at once, others "
+                         "finish first; what finished stays")
     elif s.stopped:
         c = st.columns([10, 1], vertical_alignment="center")
         c[0].caption("Stopped. Not run: " + ", ".join(not_run))
         c[1].button("Continue", key="continue_run", on_click=run.start, help="run the remaining stages")
     elif not_run:
         st.caption("Not run: " + ", ".join(not_run))
+    else:  # the row keeps its height (an empty container is not drawn at all)
+        st.caption(f"All {len(s.ready)} stages ran.")
 
 
 def main() -> None:
+    st.html(RAIL_CSS)  # style only: takes no room on the page
     with st.sidebar:
         st.title("quantviz")
         choice = model_choice()
@@ -91,23 +112,25 @@ def main() -> None:
         st.info("Choose a model in the sidebar.")
         return
     try:
-        run = get_run(choice.key, choice.loader, config)
+        run = get_run(choice.key, choice.loader, config, choice.ref)
     except ConfigError as exc:  # e.g. a backend whose package is missing: the pip command
-        st.error(f"This configuration cannot run here: {exc}", icon="🛑")
+        st.error(f"This configuration cannot run here: {exc}", icon=":material/error:")
         return
     except (LoadError, StageError) as exc:
-        st.error(f"Could not load the model: {exc}", icon="🛑")
+        st.error(f"Could not load the model: {exc}", icon=":material/error:")
         return
-    st.markdown(f"**{run.pipe.spec.name}**: {run.pipe.spec.description or choice.ref} · "
+    about = f": {run.pipe.spec.description}" if run.pipe.spec.description else ""  # the name is the path already
+    st.markdown(f"**{run.pipe.spec.name}**{about} · "
                 + " · ".join(f"`{part}`" for part in describe_config(config).split(", ")))
     st.caption(f"Figures measured on {evaluation_data(run.pipe.spec, config).describe()}.")
     stage = pick_stage(run)
     running = run.alive
     st.session_state[SHOWN] = (stage, running)
-    with st.container():  # one element for the rail: its own reruns (a fragment) never shift the page below it
+    # one element for the rail: its own reruns (a fragment) never shift the page below it; sticky under the header
+    with st.container(key="qv_rail"):
         st.fragment(stage_rail, run_every=POLL_SECONDS if running else None)(run)
     if run.error is not None:
-        st.error(f"The run stopped on an unexpected error: {run.error!r}", icon="🛑")
+        st.error(f"The run stopped on an unexpected error: {run.error!r}", icon=":material/error:")
     page = st.container()  # the page is one element whatever it holds (waiting, or the stage), so reruns never shift
     with page:
         if stage in run.pipe.flow.absent:

@@ -102,6 +102,18 @@ class BackgroundRun:
             self._thread.start()
         return self
 
+    def retry(self) -> "BackgroundRun":
+        """Run the failed stage again (its result dropped; the stages before it stay), e.g. after its worker process
+        died (an abort, out of memory): a no-op while the worker runs."""
+        with self._lock:
+            if self.alive:
+                return self
+            failed = self.pipe.failed
+            if failed is not None:
+                self.pipe.results.pop(failed.name, None)
+            self.error = None
+        return self.start()
+
     def stop(self, by_user: bool = True) -> None:
         """End the run after the current stage; what finished stays."""
         self.stopped_by_user = self.stopped_by_user or by_user

@@ -128,6 +128,9 @@ class PipelineConfig:
     llm_overrides: tuple[str, ...] = option((), "export_llm: a key=value override of the LLM config, as export_llm "
                                                 "takes them (e.g. +base.params=params.json quantization.group_size=32)",
                                             flag="--llm-set", metavar="KEY=VALUE")
+    qat_steps: int = option(40, "qat: fine-tuning steps with fake quantization (Adam, each step one calibration "
+                                "batch, the float model's outputs as the target)", metavar="N")
+    qat_lr: float = option(1e-4, "qat: the fine-tuning learning rate", metavar="LR")
     held_out: int = option(0, "measure numerics on N synthetic held-out batches drawn like the example inputs "
                               "(token ids over the embedding's vocabulary, floats with the example's mean and "
                               "spread) instead of the factory's evaluation data; 0: the factory's data",
@@ -144,7 +147,7 @@ class PipelineConfig:
         for name in ("calibration_batches",):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-        for name in ("group_size", "held_out"):
+        for name in ("group_size", "held_out", "qat_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more")
         object.__setattr__(self, "skip_modules", tuple(self.skip_modules))
@@ -174,7 +177,8 @@ class PipelineConfig:
         the recipe flow: "recipe" here), portable otherwise; else ``backend`` itself."""
         if self.backend != "auto":
             return self.backend
-        return {"torchao": "xnnpack", "recipe": "recipe", "export_llm": "xnnpack"}.get(self.flow, "portable")
+        return {"torchao": "xnnpack", "qat": "xnnpack", "recipe": "recipe", "export_llm": "xnnpack"}.get(
+            self.flow, "portable")
 
     @property
     def uses_quantviz_kernels(self) -> bool:

@@ -31,6 +31,7 @@ class EvaluationData:
     source: DataSource
     # how each input of a synthetic batch was drawn, e.g. "input_ids: token ids in [0, 1000) (embed_tokens)"
     drawn: list[str] = field(default_factory=list)
+    calibrated: bool = True  # the flow's observers saw the calibration batches (False: torchao, dynamic, ...)
 
     @property
     def labelled(self) -> bool:
@@ -42,6 +43,9 @@ class EvaluationData:
         n = f"{len(self.batches)} batch(es)"
         if self.source == "evaluation":
             return f"evaluation data: {n} from the factory, not used for calibration"
+        if self.source == "calibration" and not self.calibrated:
+            return (f"the factory's calibration batches ({n}; it gave no evaluation data): this flow calibrates "
+                    "nothing (activation scales are computed at run time or not used), so they are not flattered")
         if self.source == "calibration":
             return (f"calibration data ({n}): the factory gave no evaluation data, so these figures are measured on "
                     "the data the observers saw and flatter the model (--held-out N draws synthetic held-out "
@@ -62,7 +66,22 @@ def evaluation_data(spec: ModelSpec, config: PipelineConfig) -> EvaluationData:
     if spec.eval_batches:
         return EvaluationData([b for b, _ in spec.eval_batches], [lbl for _, lbl in spec.eval_batches], "evaluation")
     batches = list(spec.calibration_batches or [spec.example_inputs])
-    return EvaluationData(batches, [None] * len(batches), "calibration")
+    return EvaluationData(batches, [None] * len(batches), "calibration", calibrated=calibrates(config))
+
+
+def calibrates(config: PipelineConfig) -> bool:
+    """True when the flow's observers see calibration batches: fx and pt2e in static mode, and the static pt2e
+    export recipes; torchao's quantize_, dynamic activations and weight-only recipes calibrate nothing.
+
+    >>> calibrates(PipelineConfig(flow="torchao"))
+    False
+    """
+    if config.flow in ("fx", "pt2e"):
+        return config.mode == "static"
+    if config.flow == "recipe":
+        return "static" in str(config.recipe) or any(k in str(config.recipe) for k in ("tosa_int8", "a16w8",
+                                                                                         "ethos_u"))
+    return False
 
 
 def synthetic_batches(spec: ModelSpec, n: int, seed: int = HELD_OUT_SEED) -> tuple[list[Inputs], list[str]]:

@@ -128,3 +128,27 @@ def _quiet(logger_name: str) -> Iterator[None]:
         yield
     finally:
         logger.setLevel(level)
+
+
+def check_in_worker(ref: str) -> str:
+    """Load ``ref`` in a worker process (``quantviz.workers``) and return the model's name, or raise
+    :class:`LoadError` saying why it does not load: a missing file, a syntax error, a factory that raises, or one
+    that kills its process (an abort, out of memory). Needs no ``TORCH_LOCK``, so the answer comes at once even
+    while a long stage runs in this process; a model that loads is then loaded here by ``load_model``.
+
+        check_in_worker("missing.py:make_model")   # LoadError: the file 'missing.py' does not exist
+    """
+    from quantviz.workers import WorkerDied, WorkerError, call_in_worker
+
+    try:
+        return call_in_worker(_name_of, ref, what=f"the model {ref}")
+    except WorkerError as exc:
+        raise LoadError(exc.message if exc.kind in ("LoadError", "StageError") else
+                        f"loading {ref!r} raised {exc.kind}: {exc.message}") from None
+    except WorkerDied as died:
+        last = f"; it last printed: {died.last_lines[-1]}" if died.last_lines else ""
+        raise LoadError(f"loading {ref!r} {died.cause} its process{last}") from None
+
+
+def _name_of(ref: str) -> str:
+    return _load(ref).name

@@ -30,6 +30,7 @@ from quantviz.model_spec import ModelSpec
 from quantviz.runtime import as_module
 from quantviz.stages.base import Diagnostics, Stage, StageContext
 from quantviz.torch_lock import TORCH_LOCK
+from quantviz.workers import WorkerCancelled
 
 
 @dataclass
@@ -198,6 +199,7 @@ class Pipeline:
         started always finishes), e.g. ``pipe.run(should_stop=stop_event.is_set)`` from a worker thread.
         """
         until = until or self.config.until
+        self._should_stop = should_stop
         stages = self.flow.stages
         last = self.flow.index(until)
         for i, stage in enumerate(stages[: last + 1]):
@@ -210,22 +212,26 @@ class Pipeline:
             if stage.mutates_input and i > 0 and stages[i - 1].name in self.results:
                 self.results[stages[i - 1].name].graph  # snapshot now: this stage changes that artifact in place
             result = self._run_stage(stage)
+            if result is None:  # cancelled by Stop: no result, the stage runs again on Continue
+                break
             self.results[stage.name] = result
             if not result.ok:
                 break
         return self
 
-    def _run_stage(self, stage: Stage) -> StageResult:
+    def _run_stage(self, stage: Stage) -> StageResult | None:
         with TORCH_LOCK:  # one stage at a time in this process (see quantviz/torch_lock.py)
             return self._run_stage_locked(stage)
 
-    def _run_stage_locked(self, stage: Stage) -> StageResult:
+    def _run_stage_locked(self, stage: Stage) -> StageResult | None:
         self.on_event(StageEvent("start", stage.name))
 
         def progress(fraction: float, text: str) -> None:
             self.on_event(StageEvent("progress", stage.name, fraction, text))
 
-        ctx = StageContext(stage.name, self.spec, self.config, self.artifacts(), progress, self.flow, self.backend)
+        stop = getattr(self, "_should_stop", None) or (lambda: False)
+        ctx = StageContext(stage.name, self.spec, self.config, self.artifacts(), progress, self.flow, self.backend,
+                           should_stop=stop)
         t0 = time.perf_counter()
         log: list[str] = []
         try:
@@ -243,6 +249,9 @@ class Pipeline:
                                  timed_by="quantviz" if out.seconds is None else "ExportSession")
         except KeyboardInterrupt:
             raise
+        except WorkerCancelled:  # Stop killed the stage's worker process: nothing to keep, nothing failed
+            self.on_event(StageEvent("end", stage.name, 1.0, "stopped"))
+            return None
         except Exception as exc:  # noqa: BLE001 - every failure becomes a StageError with a hint
             error = explain(stage.name, exc, self.config, stage.remedy, self.runs_differently)
             error.log = log + [line for line in error.log if line not in log]

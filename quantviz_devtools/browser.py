@@ -206,6 +206,21 @@ def choose_python_file(driver: Any, path: str, factory: str) -> float:
     box.send_keys(Keys.CONTROL, "a")
     box.send_keys(factory, Keys.ENTER)
     wait_for(driver, lambda d: "Type the path" in page_text(d))
+    return enter_file_path(driver, path)
+
+
+def enter_file_path(driver: Any, path: str) -> float:
+    """Replace the sidebar's "File path" with ``path`` (Python file source chosen); the time it was entered."""
+    from selenium.webdriver.common.keys import Keys
+
     box = wait_for(driver, lambda d: d.find_elements("css selector", "input[aria-label='File path']"))[0]
+    box.send_keys(Keys.CONTROL, "a")
     box.send_keys(path, Keys.ENTER)
     return time.monotonic()
+
+
+def new_session(driver: Any, url: str) -> str:
+    """Open ``url`` in a new tab (its own Streamlit session) and switch to it; its window handle."""
+    driver.switch_to.new_window("tab")
+    driver.get(url)
+    return driver.current_window_handle

@@ -11,6 +11,9 @@ import pytest
 from quantviz import Pipeline, PipelineConfig, load_model
 
 warnings.filterwarnings("ignore")
+# the app opens on pt2e + XNNPACK (ui.sidebar.app_defaults); the app tests written step by step through the fx flow
+# open it on fx; the first-screen tests (test_sessions_browser, test_app's defaults test) set "" to see the default
+os.environ.setdefault("QUANTVIZ_DEFAULT_FLOW", "fx")
 logging.getLogger("torchao").setLevel(logging.ERROR)
 
 _RUNS: dict[tuple, Pipeline] = {}

@@ -92,12 +92,15 @@ def test_fused_node_keeps_the_float_ops_provenance(flow):
 
 
 @pytest.mark.parametrize("fusion", ["none", "quantviz"])
-def test_fx_embedding_is_refused_before_it_can_abort_the_runtime(flow, fusion):
+def test_fx_embedding_aborts_only_the_runtimes_worker_and_the_stage_names_the_cause(flow, fusion):
     """executorch 1.5.1's dequantize_per_channel aborts the process on float zero points (fx embedding weights):
-    the run stage refuses the program instead of letting the process die."""
+    the runtime runs in a worker process, so only the worker dies; the run stage names the signal, the kernel's
+    last words and the known cause with its fix."""
     err = flow("sample:embedding", flow="fx", fusion=fusion).results["run"].error
+    assert "aborted (SIGABRT)" in err.message and "worker process" in err.message
     assert "float zero points" in err.message and "aborts" in err.message
-    assert "--fusion both" in err.hint
+    assert "--fusion both" in err.hint and err.fix == {"fusion": "executorch"}
+    assert err.log and err.causes == ["WorkerDied: SIGABRT"]
 
 
 def test_fx_embedding_runs_with_both_patterns(flow):

@@ -27,6 +27,9 @@ def qparams_rows(n: NodeView) -> list[dict]:
                      {"field": "zero point (first 8)", "value": ", ".join(map(str, (q.zero_point or [])[:8]))}]
         elif q.scale_min is not None:
             rows.append({"field": "scales", "value": f"{q.scale_min:.4g} … {q.scale_max:.4g}"})
+    elif q.scale is None and q.zero_point is None:  # dynamic activations: choose_qparams makes them per input
+        rows += [{"field": "scale", "value": "computed at run time"},
+                 {"field": "zero point", "value": "computed at run time"}]
     else:
         rows += [{"field": "scale", "value": q.scale}, {"field": "zero point", "value": q.zero_point}]
     rows += [{"field": "quant min", "value": q.quant_min}, {"field": "quant max", "value": q.quant_max}]

@@ -143,14 +143,15 @@ def result_panel(folder: str, model_ref: str | None, current: PipelineConfig | N
                f"stage reuse saved {e.get('reuse_share', 0):.0%} of the stage work")
     hint = startup_hint(e, remedy="'In this process'")
     if hint:
-        st.info(hint, icon="⏱️")
+        st.info(hint, icon=":material/timer:")
     st.code(f"quantviz run {data['model']} {data['chosen_flags']}".rstrip(), language="bash")
     charts = Path(folder) / "pareto.vl.json"
     if charts.is_file():
         for spec in json.loads(charts.read_text()):
             st.vega_lite_chart(spec=spec, width="stretch")
     if not data["met"]:
-        st.warning(f"The target was not met within the budget: the best found is {chosen['key']}.", icon="⚠️")
+        st.warning(f"The target was not met within the budget: the best found is {chosen['key']}.",
+                   icon=":material/warning:")
     if current is None or not chosen["changes"]:
         return
     found = PipelineConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["chosen_config"].items()})

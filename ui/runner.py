@@ -20,13 +20,16 @@ chosen again; a run ended with Stop stays stopped until Continue.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Callable, Iterator
 
 import streamlit as st
 
 from quantviz import ModelSpec, Pipeline, PipelineConfig
 from quantviz.background import WAITING, BackgroundRun, RunState
+from quantviz.loading import check_in_worker
 from quantviz.torch_lock import TORCH_LOCK
+from quantviz.workers import warm
 from ui.state import STAGE
 
 MAX_PIPELINES = 12
@@ -39,12 +42,23 @@ def pipeline_store() -> dict[tuple[str, PipelineConfig], BackgroundRun]:
 
 
 @st.cache_resource(show_spinner=False)
+def warm_workers() -> bool:
+    """Start the worker processes' fork server once per app (it imports torch and the runtime in the background), so a
+    session's first model check or runtime run pays a fork, not torch's import."""
+    threading.Thread(target=warm, daemon=True, name="quantviz-warm-workers").start()
+    return True
+
+
+@st.cache_resource(show_spinner=False)
 def load_spec(model_key: str, _loader: Callable[[], ModelSpec]) -> ModelSpec:
     return _loader()
 
 
-def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineConfig) -> BackgroundRun:
-    """The run for (model, config), started when it has stages left (and Stop did not end it).
+def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineConfig,
+            ref: str | None = None) -> BackgroundRun:
+    """The run for (model, config), started when it has stages left (and Stop did not end it). A user's Python file
+    (``ref`` ending in ``.py:factory``) is first loaded in a worker process (:func:`checked_in_worker`): one that does
+    not load says why at once, whatever runs elsewhere.
 
     Example::
 
@@ -54,6 +68,8 @@ def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineCon
     key = (model_key, config)
     run = store.get(key)
     if run is None:
+        if ref is not None and ".py:" in ref and not any(mk == model_key for mk, _ in store):
+            checked_in_worker(model_key, ref)  # raises LoadError
         run = BackgroundRun(_new_pipeline(store, model_key, loader, config))
         while len(store) >= MAX_PIPELINES:
             store.pop(next(iter(store))).stop(by_user=False)
@@ -68,6 +84,19 @@ def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineCon
     if not run.stopped_by_user:
         run.start()
     return run
+
+
+@st.cache_resource(show_spinner="Loading the model in a worker process…")
+def checked_in_worker(model_key: str, ref: str) -> str:
+    """The model's name once it loaded in a worker process (kept), else LoadError (not kept: asked again)."""
+    return check_in_worker(ref)
+
+
+def retry_failed(pipe: Pipeline) -> None:
+    """Run ``pipe``'s failed stage again (``pipe`` is a page's view of a stored run; a button's callback)."""
+    for run in pipeline_store().values():
+        if run.pipe.spec is pipe.spec and run.pipe.config == pipe.config:
+            run.retry()
 
 
 def _new_pipeline(store: dict, model_key: str, loader: Callable[[], ModelSpec],

@@ -32,6 +32,17 @@ class ModelChoice:
     loader: Callable[[], ModelSpec]
 
 
+def app_defaults() -> dict[str, Any]:
+    """The sidebar's first values where they differ from ``PipelineConfig``'s: the app opens on pt2e with XNNPACK,
+    where a newcomer sees delegation and fusion at once (the CLI's default stays fx + portable).
+    ``QUANTVIZ_DEFAULT_FLOW`` chooses another first flow (a class starting from fx, tests written for it)."""
+    flow = os.environ.get("QUANTVIZ_DEFAULT_FLOW") or "pt2e"
+    flows = choices_of(next(f for f in fields(PipelineConfig) if f.name == "flow"))
+    if flow != "pt2e" and flow in flows:
+        return {"flow": flow}
+    return {"flow": "pt2e", "backend": "xnnpack"}
+
+
 def default_sample() -> str:
     name = os.environ.get("QUANTVIZ_DEFAULT_MODEL", "sample:digits_cnn").removeprefix("sample:")
     return name if name in catalog() else "digits_cnn"
@@ -106,7 +117,7 @@ def apply_changes(changes: dict[str, Any]) -> None:
 
 
 def _widget(f: Field) -> Any:
-    meta, default, key = f.metadata, f.default, f.name
+    meta, default, key = f.metadata, app_defaults().get(f.name, f.default), f.name
     label = meta.get("label", f.name.replace("_", " ").capitalize())
     choices = choices_of(f)
     if isinstance(default, bool):

@@ -17,6 +17,7 @@ from quantviz.outputs import stage_file_stem
 from ui.downloads import run_downloads, stage_downloads
 from ui.graph_component import clicked_value, graph_view
 from ui.inspector import inspector
+from ui.runner import retry_failed
 from ui.ledger_panel import ledger_panel
 from ui.numerics_panel import numerics_panel, overlay_pair, sqnr_overlay
 from ui.sidebar import apply_changes
@@ -48,7 +49,7 @@ def error_panel(pipe: Pipeline, stage: str) -> None:
     """The failure: message and hint, a button applying the hint's config change (``err.fix``), the failing
     node, the chained causes and the libraries' log lines; the traceback only in the collapsed details."""
     err = pipe.results[stage].error
-    st.error(f"**Stage '{stage}' failed: {err.message}**\n\nHint: {err.hint}", icon="🛑")
+    st.error(f"**Stage '{stage}' failed: {err.message}**\n\nHint: {err.hint}", icon=":material/error:")
     if err.fix:
         try:
             flags = config_flags(pipe.config.with_changes(**err.fix), base=pipe.config)
@@ -57,6 +58,9 @@ def error_panel(pipe: Pipeline, stage: str) -> None:
         if flags:
             st.button(f"Apply: {flags}", on_click=apply_changes, args=(dict(err.fix),), type="primary",
                       key="apply_fix_button", help="change the sidebar options as the hint says and run again")
+    if any(c.startswith("WorkerDied:") for c in err.causes):  # the process died: the same config may pass again
+        st.button("Run this stage again", on_click=retry_failed, args=(pipe,), key="retry_stage_button",
+                  help="the stages before it are kept; only this stage runs again, in a new worker process")
     site = err.site
     if site is not None:
         rows = [("Failing node", f"`{site.node}` = `{site.target}`"),
@@ -144,17 +148,15 @@ def diff_section(pipe: Pipeline, stage: str) -> None:
     if against is None:
         return
     d = diff_graphs(pipe.results[against].graph, pipe.results[stage].graph)
-    st.info(f"Since **{against}**: {d.summary()}")
+    st.caption(f"Since **{against}**: {d.summary()}")
 
 
 def compare_choice(pipe: Pipeline, stage: str) -> str | None:
     """The stage to show side by side ("compare with stage …"), any other stage with a graph, or None."""
     others = [s for s in pipe.stage_names if s != stage and pipe.results.get(s) and pipe.results[s].ok
               and pipe.results[s].graph is not None]
-    if not others:
-        return None
-    options = ["—", *others]
-    choice = st.selectbox("Compare with stage …", options, key=f"compare_{stage}",
+    options = ["—", *others]  # drawn while nothing else has run too (disabled): the page below never jumps
+    choice = st.selectbox("Compare with stage …", options, key=f"compare_{stage}", disabled=not others,
                           help="both graphs side by side: a click selects the node's counterparts in the other "
                                "(matched by provenance); added nodes outlined green, removed ones greyed and dashed")
     return None if choice == "—" else choice
@@ -317,7 +319,7 @@ def table_panel(pipe: Pipeline, stage: str, rows: list) -> None:
 def absent_page(flow, stage: str) -> None:
     """A stage the flow does not have: said so, with the reason, nothing faked."""
     st.subheader(f"{flow.number(stage)}. {stage}")
-    st.info(f"**Not part of the {flow.name} flow.** {flow.absent[stage]}", icon="➖")
+    st.info(f"**Not part of the {flow.name} flow.** {flow.absent[stage]}", icon=":material/block:")
 
 
 def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
@@ -325,7 +327,8 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
     (the title comes with the page, so a test or a reader that sees it sees the page)."""
     info = pipe.stage(stage)
     st.subheader(f"{pipe.flow.number(stage)}. {stage}")
-    st.write(info.explanation)
+    first, _, rest = info.explanation.partition(". ")
+    st.caption(first + ("." if rest else ""), help=info.explanation if rest else None)  # the graph stays in view
     result = pipe.results.get(stage)
     if result is None:
         st.info("This stage has not run: a stage before it failed.")
@@ -350,8 +353,11 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
         return
     st.session_state[QV_RUN] += 1  # the viewer shows it: reruns are countable
     diff_section(pipe, stage)
-    other = compare_choice(pipe, stage)
-    spec = view_controls(pipe, stage, model_ref)
+    left, right = st.columns([1, 3], vertical_alignment="bottom")
+    with left:
+        other = compare_choice(pipe, stage)
+    with right:
+        spec = view_controls(pipe, stage, model_ref)
     dot, svg = graph_panel(pipe, stage, spec, other, model_ref)
     with st.expander("Downloads for this stage"):
         stage_downloads(pipe, stage, dot, svg)

@@ -46,7 +46,7 @@ def sweep_page() -> None:
     try:
         sweep = load_sweep(path)
     except (ValueError, KeyError, TypeError) as exc:
-        st.error(f"Could not read the sweep in {folder!r}: {exc}", icon="🛑")
+        st.error(f"Could not read the sweep in {folder!r}: {exc}", icon=":material/error:")
         return
     e, cells = sweep.engine, sweep.cells
     ok = sum(c.ok for c in cells)

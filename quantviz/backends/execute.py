@@ -8,15 +8,15 @@ reference model; or say why not. The run stage and the numerics levels both call
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from quantviz.backends import backend_of
 from quantviz.backends.delegate_runs import DelegateRun, run_with_delegates
 from quantviz.config import PipelineConfig
-from quantviz.native_stderr import capture_native_stderr
 from quantviz.runtime import load_program
+from quantviz.workers import WorkerError, call_in_worker
 
 
 class NoRuntimeHere(Exception):
@@ -36,10 +36,12 @@ class Execution:
 
 
 def execute(config: PipelineConfig, program: Any, lowered: Any, batches: list[tuple],
-            log: list[str] | None = None) -> Execution:
+            log: list[str] | None = None, should_stop: Callable[[], bool] | None = None) -> Execution:
     """Run ``program`` (an ExecutorchProgramManager; ``lowered`` its edge program) on ``batches`` as the config's
     backend allows here. Raises RuntimeError when the runtime fails (what native code printed is in ``log``, when
-    given), NoRuntimeHere when nothing can run it."""
+    given), ``quantviz.workers.WorkerDied`` when it killed its worker process (an abort), ``WorkerCancelled`` when
+    ``should_stop()`` turned true, NoRuntimeHere when nothing can run it. The ExecuTorch runtime runs in a worker
+    process forked from a warm server (``quantviz.workers``)."""
     backend = backend_of(config)
     if backend.numbers == "none":
         raise NoRuntimeHere(backend.numbers_note)
@@ -50,12 +52,26 @@ def execute(config: PipelineConfig, program: Any, lowered: Any, batches: list[tu
                          f"the {backend.reference_name} (the program's delegates; the ops outside them in PyTorch)",
                          delegates=run, report=report)
     log = [] if log is None else log
-    leaves = []
-    buffer = program.buffer  # kept referenced while the runtime module lives
-    with capture_native_stderr(log):
-        module = load_program(buffer)
-        for batch in batches:
-            # the runtime takes the flat leaves: (ids, {"input_pos": p}) -> (ids, p)
-            flat = module.forward(tuple(torch.utils._pytree.tree_leaves(tuple(batch))))
-            leaves.append([t.clone() if isinstance(t, torch.Tensor) else t for t in flat])
+    try:  # in a worker process: an abort in native code ends the worker, not the caller (WorkerDied says how)
+        leaves = call_in_worker(run_program, bytes(program.buffer), [tuple(b) for b in batches],
+                                config.uses_quantviz_kernels, what="the ExecuTorch runtime", log=log,
+                                should_stop=should_stop)
+    except WorkerError as exc:
+        raise RuntimeError(exc.message) from exc
     return Execution(leaves, "the ExecuTorch runtime", log)
+
+
+def run_program(buffer: bytes, batches: list[tuple], quantviz_kernels: bool = False) -> list[list[Any]]:
+    """Load ``buffer`` (a .pte) in ExecuTorch's runtime and run every batch: per batch, the flat outputs. Runs in
+    the worker process (``call_in_worker``); in-process callers may use it too."""
+    if quantviz_kernels:
+        from quantviz_kernels import load
+
+        load()  # registers quantviz::*.out in this process's runtime
+    leaves = []
+    module = load_program(buffer)
+    for batch in batches:
+        # the runtime takes the flat leaves: (ids, {"input_pos": p}) -> (ids, p)
+        flat = module.forward(tuple(torch.utils._pytree.tree_leaves(tuple(batch))))
+        leaves.append([t.clone() if isinstance(t, torch.Tensor) else t for t in flat])
+    return leaves

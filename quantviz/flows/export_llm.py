@@ -19,5 +19,5 @@ FLOW = Flow(
                                "when quantization.calibration_tasks is set)"),
            llm_lower.STAGE, llm_emit.STAGE, llm_run.STAGE),
     roles={"float_graph": "export", "reference": "pt2e_quantize", "lowered": "lower", "program": "to_executorch",
-           "runtime": "run"},
+           "delegated": "lower", "runtime": "run"},
     example=PipelineConfig(llm_config="llm.yaml"), rank=4)

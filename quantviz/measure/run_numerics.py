@@ -8,7 +8,7 @@ stage's metrics, the CLI's lines)::
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 
 @dataclass(frozen=True)
@@ -27,28 +27,36 @@ class RunNumerics(Mapping):
     runtime_accuracy: float | None = None
     # how far the runtime's error exceeds the quantization error (quantviz.measure.verdict; -inf: identical)
     runtime_error_over_quantization_error_db: float | None = None
-    # a language model's perplexity on held-out text (quantviz.measure.language), where measured
+    # language models (quantviz.measure.language, on held-out text): perplexity, next-token accuracy, top-1
+    # agreement with the float model, and greedy generation's first step that differs from float's
     float_perplexity: float | None = None
+    reference_perplexity: float | None = None
     runtime_perplexity: float | None = None
-    # every other figure the run measured, by its summary.json key (a language model's next-token accuracy,
-    # agreement and generation: ``LanguageFigures.metrics()``)
-    more: dict[str, float] = field(default_factory=dict)
+    runtime_perplexity_increase_pct: float | None = None  # 100 * (runtime / float - 1)
+    float_next_token_accuracy: float | None = None
+    reference_next_token_accuracy: float | None = None
+    runtime_next_token_accuracy: float | None = None
+    reference_top1_agreement: float | None = None
+    runtime_top1_agreement: float | None = None
+    generation_steps: float | None = None
+    reference_first_divergent_step: float | None = None  # generation_steps + 1: never diverged
+    runtime_first_divergent_step: float | None = None
+    reference_generation_diverged: float | None = None  # 1.0 or 0.0
+    runtime_generation_diverged: float | None = None
+    decode_steps: float | None = None  # export_llm: forward calls in the runtime, the KV cache kept between them
 
     @classmethod
     def from_dict(cls, values: Mapping[str, float]) -> "RunNumerics":
-        """The figures of ``values`` (the run stage's metrics), those without a field of their own in ``more``."""
-        names = cls._names()
-        known = {k: float(v) for k, v in values.items() if k in names and v is not None}
-        return cls(**known, more={k: float(v) for k, v in values.items() if k not in names and v is not None})
+        """The figures of ``values`` (a stage's metrics: other keys are left out)."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: float(v) for k, v in values.items() if k in names and v is not None})
 
     def to_dict(self) -> dict[str, float]:
-        """The measured figures by their summary.json keys, in field order, then ``more``'s."""
-        own = {f.name: getattr(self, f.name) for f in fields(self)
-               if f.name != "more" and getattr(self, f.name) is not None}
-        return {**own, **self.more}
+        """The measured figures by their summary.json keys, in field order."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
     def __getitem__(self, key: str) -> float:
-        value = getattr(self, key, None) if key in self._names() else self.more.get(key)
+        value = getattr(self, key, None) if key in self._names() else None
         if value is None:
             raise KeyError(key)
         return value
@@ -59,9 +67,6 @@ class RunNumerics(Mapping):
     def __len__(self) -> int:
         return len(self.to_dict())
 
-    def __hash__(self) -> int:  # a record of figures, compared by value (``more`` is a dict)
-        return hash(tuple(sorted(self.to_dict().items())))
-
     @classmethod
     def _names(cls) -> frozenset[str]:
-        return frozenset(f.name for f in fields(cls) if f.name != "more")
+        return frozenset(f.name for f in fields(cls))

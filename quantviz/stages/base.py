@@ -53,6 +53,7 @@ class StageContext:
     flow: StageOrder | None = None  # the flow being run (its stage order and roles); None in tests that build one
     # the config's backend, resolved once per run by the pipeline (None: resolve it from the config)
     backend: Backend | None = None
+    should_stop: Callable[[], bool] = lambda: False  # Stop was pressed: work in a worker process is killed at once
 
     def __post_init__(self) -> None:
         if self.backend is None:

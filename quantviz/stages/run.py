@@ -22,6 +22,7 @@ from quantviz.measure.verdict import RuntimeVerdict, judge
 from quantviz.model_spec import ModelSpec
 from quantviz.runtime import as_module, first_output, output_scale
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
+from quantviz.workers import WorkerDied
 
 DESCRIPTION = "load the .pte in the ExecuTorch runtime, run it, and compare with float and reference"
 EXPLANATION = (
@@ -93,18 +94,18 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
                              "give evaluation batches the example inputs' shapes (pad the last batch)")
 
     lowered = ctx.role("lowered")
-    blocked = runtime_preflight(lowered)
-    if blocked is not None:
-        raise blocked
+    known_abort = runtime_preflight(lowered)  # a program known to abort the runtime: its cause and fix, if it does
     if ctx.flow is not None and ctx.flow.uses_quantviz_kernels(ctx.config):
         from quantviz_kernels import load
 
         load()  # registers quantviz::*.out in the runtime (a no-op when the fuse stage already did)
     log: list[str] = []
     try:
-        done = execute(ctx.config, program, lowered, batches, log)
+        done = execute(ctx.config, program, lowered, batches, log, should_stop=ctx.should_stop)
     except NoRuntimeHere as why:
         return _not_run_here(ctx, data, str(why))
+    except WorkerDied as died:
+        raise died_error(died, known_abort) from died
     except RuntimeError as exc:
         message, hint, fix = explain_runtime_failure(exc, log, ctx, uint8_activations)
         raise StageError("run", message, hint, details="\n".join(log), fix=fix) from exc
@@ -151,6 +152,22 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
     notes += [check.line() for check in result.delegate_checks]
     notes += [vela_line(done.report.get("target", ""), rep) for rep in done.report.get("delegates", [])]
     return StageOutput(result, graph_source=False, metrics=numerics, calls=run_calls(ctx.backend), notes=notes)
+
+
+def died_error(died: WorkerDied, known: StageError | None) -> StageError:
+    """The runtime killed its worker process (an abort in a kernel or delegate, out of memory): the signal, the last
+    lines the native code printed, and the known cause with its fix when the preflight recognised the program."""
+    message = f"the ExecuTorch runtime {died.cause} in its worker process while running the program"
+    if known is not None:
+        message += "; the known cause: " + known.message.removesuffix(", so the program was not run")
+    elif died.last_lines:
+        message += f"; it last printed: {died.last_lines[-1]}"
+    hint = known.hint if known is not None else (
+        "the app and your other stages are unaffected; the lines below are the runtime's own last words. Run the "
+        "stage again, or try --partitioner none to see whether a delegate or a portable kernel aborts")
+    return StageError("run", message, hint, details="\n".join(died.last_lines),
+                      fix=dict(known.fix) if known is not None else {},
+                      causes=[f"WorkerDied: {died.signal_name}"], log=list(died.last_lines))
 
 
 def vela_line(target: str, rep: dict) -> str:

@@ -87,6 +87,32 @@ def _graph_source(value: Any) -> Any:
     return value if hasattr(value, "graph") and hasattr(value, "code") else False
 
 
+def recipe_configs(recipe: Any, model: Any) -> dict[str, str]:
+    """Module -> the recipe's torchao config that quantized it (``Int8DynamicActivationIntxWeightConfig(weight_dtype=
+    int4, PerAxis(axis=0))``), by each ``AOQuantizationConfig``'s filter (none: every linear, as quantize_ does)."""
+    import torch
+
+    quant = getattr(recipe, "quantization_recipe", None)
+    configs = list(getattr(quant, "ao_quantization_configs", None) or [])
+    given: dict[str, str] = {}
+    for name, module in model.named_modules():
+        for c in configs:
+            base = getattr(c, "ao_base_config", c)
+            chosen = c.filter_fn(module, name) if getattr(c, "filter_fn", None) else \
+                isinstance(module, torch.nn.Linear)
+            if chosen and name not in given:
+                given[name] = _config_text(base)
+    return given
+
+
+def _config_text(base: Any) -> str:
+    """A torchao config in one line: its class and the fields that say the scheme (dtypes and granularity)."""
+    keep = ("weight_dtype", "weight_granularity", "group_size", "granularity", "act_mapping_type")
+    fields = {k: v for k, v in vars(base).items() if k in keep} if hasattr(base, "__dict__") else {}
+    text = ", ".join(f"{k}={str(v).replace('torch.', '').replace('MappingType.', '')}" for k, v in fields.items())
+    return f"{type(base).__name__}({text})"
+
+
 def _passed_through(recipe: Any, stage_type: str) -> bool:
     """True when the session's stage had nothing to do for ``recipe`` (it hands its input on unchanged)."""
     quant = getattr(recipe, "quantization_recipe", None)
@@ -113,17 +139,19 @@ def session_stage(stage_type: str, first: bool) -> Stage:
             notes.append("nothing to do for this recipe: the session handed its input on unchanged, and its "
                          "duration is the one ExportSession recorded for the shared artifact")
         elif stage_type == "source_transform":
-            table = describe(value, {})
+            table = describe(value, recipe_configs(done.recipe, value))
             notes.append(f"{len(table)} weight(s) quantized by torchao's quantize_ (the recipe's "
                          "ao_quantization_configs)")
         ms = artifact.get_context("duration_ms")
         if first:
             notes.insert(0, "quantviz made the export call here (the whole session runs in it); every session "
                             "stage shows ExportSession's own duration")
-        if ms is not None:
+        if ms:  # ExportSession records whole milliseconds: 0 says only "under 1 ms", no duration is shown then
             notes.append(f"ExportSession's own duration: {ms} ms")
+        elif ms is not None:
+            notes.append("ExportSession's own duration: under 1 ms (it records whole milliseconds)")
         return StageOutput(done if first else value, graph_source=_graph_source(value), calls=calls, notes=notes,
-                           seconds=None if ms is None else ms / 1000.0, table=table)
+                           seconds=ms / 1000.0 if ms else None, table=table)
 
     return Stage(stage_type, run, description, explanation,
                  reads=("recipe", "calibration_batches") if first else (),
