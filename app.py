@@ -96,7 +96,9 @@ def _status(run: BackgroundRun, s: RunState, not_run: list[str]) -> None:
     elif not_run:
         st.caption("Not run: " + ", ".join(not_run))
     else:  # the row keeps its height (an empty container is not drawn at all)
-        st.caption(f"All {len(s.ready)} stages ran.")
+        failed = [name for name in s.ready if s.states[name] == FAILED]
+        st.caption(f"All {len(s.ready)} stages ran; {', '.join(failed)} failed." if failed
+                   else f"All {len(s.ready)} stages ran.")
 
 
 def main() -> None:
