@@ -116,7 +116,6 @@ def test_a_runtime_abort_ends_only_the_worker_and_the_page_names_it(driver, app_
     text = page_text(driver)
     assert "Stage 'run' failed: the ExecuTorch runtime aborted (SIGABRT) in its worker process" in text, text[-3000:]
     assert "float zero points" in text and "WorkerDied: SIGABRT" in text
-    assert "All 10 stages ran; run failed." in text
     wait_for(driver, lambda d: find_button(d, "Run this stage again"), 30)  # found again when a rerun replaced it
     wait_for(driver, lambda d: find_button(d, "Apply: --fusion executorch"), 30)
     driver.save_screenshot(str(ARTIFACTS / "runtime_abort.png"))
