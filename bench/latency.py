@@ -24,7 +24,7 @@ import warnings
 warnings.filterwarnings("ignore")
 
 from quantviz import Pipeline, PipelineConfig, load_model  # noqa: E402
-from quantviz.timing.measure import time_pipeline  # noqa: E402
+from quantviz.timing.measure import runtime_inputs, time_pipeline  # noqa: E402
 from quantviz.timing.place import kernel_op, xnn_operator  # noqa: E402
 from quantviz.timing.profile import Machine, Profile, Stat  # noqa: E402
 
@@ -109,8 +109,8 @@ def main() -> int:
         fc, qc = (counts(fp) if fp else {}), counts(r.profile)
         for kind in sorted(set(fk) | set(qk), key=lambda k: -(qk.get(k, Stat([0])).median_ms)):
             f, q = fk.get(kind), qk.get(kind)
-            kinds.append(f"| {name} | {kind} | {fc.get(kind, '–')} | {ms(f) if f else '–'} | {qc.get(kind, '–')} | "
-                         f"{ms(q) if q else '–'} |")
+            kinds.append(f"| {name} | {kind} | {fc.get(kind, '–')} | {ms(f) if f else '–'} | "
+                         f"{qc.get(kind, '–')} | {ms(q) if q else '–'} |")
         for row in r.slower():
             slower.append(f"| {name} | {row.label} | {ms(row.float)} | {ms(row.quantized)} | {row.speedup:.2f}x | "
                           f"{'yes' if row.slower_beyond_spread else 'no'} |")
@@ -119,7 +119,8 @@ def main() -> int:
                           f"{'yes' if r.total.min_ms > r.float_total.max_ms else 'no'} |")
         if overhead is None:
             program = pipe.artifact(pipe.role("program"))
-            overhead = (name, *etdump_overhead(program.buffer, tuple(pipe.spec.example_inputs), args.repeat))
+            overhead = (name, *etdump_overhead(program.buffer, runtime_inputs(pipe.spec.example_inputs),
+                                               args.repeat))
         print(f"  {name}: {time.time() - t:.0f}s", file=sys.stderr, flush=True)
     load_after = os.getloadavg()
     print(f"Machine: {machine.cpu}, {machine.cores} cores; runtime threads {threads}; {args.repeat} warm runs "

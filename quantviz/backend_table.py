@@ -88,7 +88,7 @@ def row_of(pipe: Pipeline, model_ref: str, seconds: float) -> BackendRow:
     reference = pipe.results.get(pipe.role("reference") or "")
     if reference is not None and reference.ok and reference.graph is not None:
         row.patterns = len(reference.graph.patterns)
-    delegate = pipe.results.get("delegate")
+    delegate = pipe.result_of("delegated")
     if delegate is not None and delegate.ok and delegate.graph is not None:
         g = delegate.graph
         row.delegates = sum(n.kind == "delegate" for n in g.nodes)
@@ -105,13 +105,14 @@ def row_of(pipe: Pipeline, model_ref: str, seconds: float) -> BackendRow:
             op = n.target.split(".")[1] if n.target.count(".") >= 2 else n.target
             why = (reasons.get(n.id) or reasons.get(n.name) or ["no reason given by the partitioner"])[0]
             row.left_out.setdefault(op, f"{by_op[op]}×: {why}")
-        row.lowering_seconds = round(delegate.seconds + pipe.results["edge"].seconds, 2)
+        edge = pipe.results[pipe.flow.before(delegate.name) or delegate.name]  # to_edge_transform_and_lower's first step
+        row.lowering_seconds = round(delegate.seconds + edge.seconds, 2)
     row.pte_bytes = len(pipe.pte_bytes() or b"")
-    run = pipe.results.get("run")
+    run = pipe.result_of("runtime")
     numbers = pipe.numerics()
-    row.float_vs_reference_sqnr_db = numbers.get("float_vs_reference_sqnr_db")
-    row.float_vs_backend_sqnr_db = numbers.get("float_vs_runtime_sqnr_db")
-    row.reference_vs_backend_sqnr_db = numbers.get("reference_vs_runtime_sqnr_db")
+    row.float_vs_reference_sqnr_db = numbers.float_vs_reference_sqnr_db
+    row.float_vs_backend_sqnr_db = numbers.float_vs_runtime_sqnr_db
+    row.reference_vs_backend_sqnr_db = numbers.reference_vs_runtime_sqnr_db
     if run is not None and run.ok:
         r = run.artifact
         row.numbers = r.not_run or r.executed_by
@@ -133,12 +134,11 @@ def installed_backends() -> list[str]:
 
 
 def backend_config(base: PipelineConfig, backend: str) -> PipelineConfig:
-    """``base`` for ``backend``: pt2e with its own partitioner; per-channel weights where the backend needs them
-    (Vulkan's quantized convolution does)."""
+    """``base`` for ``backend``: pt2e with its own partitioner, and the values the backend needs
+    (``Backend.defaults``: Vulkan's quantized convolution takes per-channel weights, Arm's passes no export
+    guards)."""
     config = base.with_changes(flow="pt2e", backend=backend, partitioner="auto", recipe="")
-    if backend == "vulkan":
-        config = config.with_changes(per_channel=True)
-    return config
+    return config.with_changes(**BACKENDS[backend].defaults)
 
 
 def compare_backends(model_ref: str, backends: list[str] | None = None, base: PipelineConfig | None = None,

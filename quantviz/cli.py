@@ -264,18 +264,19 @@ def run_pipeline(args: argparse.Namespace):
     """Load the model and run the flow, printing one line a stage."""
     from quantviz.data import evaluation_data
     from quantviz.backends import require_backend
-    from quantviz.flows import describe_config, flow_of
+    from quantviz.flows import describe_config, flow_of, with_backend_defaults
     from quantviz.loading import load_model
     from quantviz.pipeline import Pipeline, StageEvent
 
     config = config_from_args(args)
     try:
+        config, applied = with_backend_defaults(config)
         flow = flow_of(config)
         require_backend(config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    if config.flow == "export_llm" or args.model == "export_llm":
-        if config.flow != "export_llm" or args.model != "export_llm":
+    if config.llm_config or args.model == "export_llm":  # --llm-config FILE is the export_llm flow
+        if not config.llm_config or args.model != "export_llm":
             raise UsageError("an export_llm configuration names its own model: quantviz run export_llm --llm-config "
                              "FILE.yaml [--llm-set KEY=VALUE ...]")
         from quantviz.llm_config import llm_spec
@@ -284,7 +285,13 @@ def run_pipeline(args: argparse.Namespace):
     else:
         spec = load_model(args.model)
     data = evaluation_data(spec, config)
-    print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {data.describe()}", flush=True)
+    measured = ("a prefill of the example tokens and decode steps in the runtime (the run stage)"
+                if flow.name == "export_llm" else data.describe())
+    print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {measured}", flush=True)
+    if applied:  # the values the backend needs (Backend.defaults), said before anything runs
+        before = config.with_changes(**{name: getattr(PipelineConfig(), name) for name in applied})
+        print(f"  the {config.target} backend needs {config_flags(config, base=before)}: applied (its record's "
+              "defaults)", flush=True)
     total = flow.index(config.until) + 1
 
     def on_event(event: StageEvent) -> None:
@@ -308,16 +315,16 @@ def run_pipeline(args: argparse.Namespace):
 def _finish(pipe, model_ref: str) -> int:
     """Print the numerics and, for a failed stage, one paragraph on stderr; the exit code."""
     numerics = pipe.numerics()
-    if numerics:
+    if numerics:  # a RunNumerics: a mapping of the measured figures
         parts = [f"{k.removesuffix('_sqnr_db').replace('_vs_', ' vs ')} {v:.1f} dB"
                  for k, v in numerics.items() if k.endswith("_sqnr_db")]
         print("  SQNR: " + ", ".join(parts))
-        if "float_accuracy" in numerics:
+        if "float_accuracy" in numerics and "runtime_accuracy" in numerics:
             from quantviz.measure.readable import activation_dtype
 
             print(f"  accuracy: float {numerics['float_accuracy']:.2%}, {activation_dtype(pipe.config)} runtime "
                   f"{numerics['runtime_accuracy']:.2%}")
-    run = pipe.results.get("run")
+    run = pipe.result_of("runtime")
     if run is not None and run.ok:
         print("  " + run.artifact.agreement())  # runtime vs reference: exact, or drift with its size
         if run.artifact.language is not None:
@@ -364,7 +371,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if timing is not None:
             written += [write_latency(timing, args.out).name,
                         *write_latency_graph(pipe, timing, args.out, svg=not args.no_svg)]
-        print(f"  wrote {', '.join(f'{args.out}/{w}' for w in written)}")
+        print(f"  wrote {', '.join(w if w.startswith('(') else f'{args.out}/{w}' for w in written)}")
     return _finish(pipe, args.model)
 
 

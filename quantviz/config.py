@@ -13,7 +13,8 @@ from typing import Any, Literal, get_args
 # a flow is a file of quantviz/flows/ (its registry there checks the name: ``quantviz.flows.flow_of``)
 FlowName = str
 Mode = Literal["static", "dynamic"]
-BackendName = Literal["auto", "portable", "xnnpack", "arm-tosa", "ethos-u", "openvino", "vulkan", "coreml"]
+# "auto", or a backend: a file of quantviz/backends/ (its registry there checks the name: ``backend_of``)
+BackendName = str
 PartitionerChoice = Literal["auto", "none", "xnnpack", "demo"]
 Lowering = Literal["transform_and_lower", "to_backend"]
 Granularity = Literal["graph", "op"]
@@ -23,7 +24,6 @@ Scheme = Literal["8da4w", "8da8w", "int8-weight-only"]
 Observer = Literal["default", "minmax", "moving_average", "histogram"]
 
 MODES: tuple[str, ...] = get_args(Mode)
-BACKENDS: tuple[str, ...] = get_args(BackendName)
 PARTITIONERS: tuple[str, ...] = get_args(PartitionerChoice)
 LOWERINGS: tuple[str, ...] = get_args(Lowering)
 DELEGATE_GRANULARITIES: tuple[str, ...] = get_args(Granularity)
@@ -33,6 +33,11 @@ SCHEMES: tuple[str, ...] = get_args(Scheme)
 OBSERVERS: tuple[str, ...] = get_args(Observer)
 ACTIVATION_BITS = (8, 16)
 EMBEDDING_BITS = (0, 4, 8)
+
+
+# a config field's value, and a change of some fields (a remedy's fix, a backend's defaults, a recovery candidate)
+ConfigValue = bool | int | str | tuple[str, ...]
+ConfigChanges = dict[str, ConfigValue]
 
 
 class ConfigError(ValueError):
@@ -67,8 +72,7 @@ class PipelineConfig:
     backend: BackendName = option(
         "auto", "the target: its quantizer (pt2e), partitioner and how numbers are obtained. auto: xnnpack for "
                 "--flow torchao, the recipe's own for --flow recipe, else portable (ExecuTorch's portable and "
-                "quantized kernels, XNNPACKQuantizer's int8 scheme, no delegate unless --partitioner says)",
-        BACKENDS)
+                "quantized kernels, XNNPACKQuantizer's int8 scheme, no delegate unless --partitioner says)")
     partitioner: PartitionerChoice = option(
         "auto", "auto: the backend's own partitioner (none for portable); none: nothing delegated; xnnpack: "
                 "XnnpackPartitioner (the same as --backend xnnpack); demo: quantviz's conv -> add partitioner",
@@ -124,6 +128,9 @@ class PipelineConfig:
     llm_overrides: tuple[str, ...] = option((), "export_llm: a key=value override of the LLM config, as export_llm "
                                                 "takes them (e.g. +base.params=params.json quantization.group_size=32)",
                                             flag="--llm-set", metavar="KEY=VALUE")
+    qat_steps: int = option(40, "qat: fine-tuning steps with fake quantization (Adam, each step one calibration "
+                                "batch, the float model's outputs as the target)", metavar="N")
+    qat_lr: float = option(1e-4, "qat: the fine-tuning learning rate", metavar="LR")
     held_out: int = option(0, "measure numerics on N synthetic held-out batches drawn like the example inputs "
                               "(token ids over the embedding's vocabulary, floats with the example's mean and "
                               "spread) instead of the factory's evaluation data; 0: the factory's data",
@@ -140,7 +147,7 @@ class PipelineConfig:
         for name in ("calibration_batches",):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1")
-        for name in ("group_size", "held_out"):
+        for name in ("group_size", "held_out", "qat_steps"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more")
         object.__setattr__(self, "skip_modules", tuple(self.skip_modules))
@@ -159,16 +166,9 @@ class PipelineConfig:
                                   "use --backend xnnpack, or --partitioner auto for the backend's own")
             object.__setattr__(self, "backend", "xnnpack")
             object.__setattr__(self, "partitioner", "auto")
-        if self.partitioner == "demo" and self.target not in ("portable", "xnnpack"):
-            raise ConfigError(f"partitioner='demo' lowers conv -> add groups to XNNPACK; backend {self.target!r} "
-                              "has its own partitioner (--partitioner auto)")
-        if self.activation_bits == 16 and self.target not in ("arm-tosa", "ethos-u"):
-            raise ConfigError(f"activation_bits=16 (a16w8) needs a backend that has int16 activations (arm-tosa, "
-                              f"ethos-u), not {self.target!r}")
         object.__setattr__(self, "int8_modules", tuple(self.int8_modules))
-        if self.flow == "torchao" and self.target not in ("portable", "xnnpack"):
-            raise ConfigError(f"flow='torchao' lowers to XNNPACK (the configurations quantize_ makes for it); "
-                              f"backend {self.target!r} takes --flow pt2e with its own quantizer")
+        # what a backend can take (int16 activations, the demo partitioner, the torchao flow) is its record's to
+        # say: quantviz.flows.check, which flow_of runs
 
     # -- what the choices resolve to ----------------------------------------------------------------------------
     @property
@@ -177,7 +177,8 @@ class PipelineConfig:
         the recipe flow: "recipe" here), portable otherwise; else ``backend`` itself."""
         if self.backend != "auto":
             return self.backend
-        return {"torchao": "xnnpack", "recipe": "recipe", "export_llm": "xnnpack"}.get(self.flow, "portable")
+        return {"torchao": "xnnpack", "qat": "xnnpack", "recipe": "recipe", "export_llm": "xnnpack"}.get(
+            self.flow, "portable")
 
     @property
     def uses_quantviz_kernels(self) -> bool:

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from quantviz.config import ConfigChanges
     from quantviz.failure_site import FailureSite
 
 
@@ -32,7 +33,7 @@ class StageError(Exception):
     hint: str
     details: str = ""
     metrics: dict = field(default_factory=dict)  # numbers measured before the failure (kept in summary.json)
-    fix: dict[str, Any] = field(default_factory=dict)  # PipelineConfig field -> value that applies the hint
+    fix: ConfigChanges = field(default_factory=dict)  # PipelineConfig field -> value that applies the hint
     causes: list[str] = field(default_factory=list)  # chained exceptions, "Type: first line", outermost first
     log: list[str] = field(default_factory=list)  # library log records (WARNING and above) during the stage
     site: FailureSite | None = None  # the fx node being executed when it failed

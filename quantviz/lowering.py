@@ -28,12 +28,12 @@ def compile_config(config: PipelineConfig | None = None) -> Any:
     """The EdgeCompileConfig: the IR check off, plus what the config's backend needs (``compile_options``)."""
     from executorch.exir import EdgeCompileConfig
 
-    options = backend_of(config).compile_options if config is not None and config.target != "recipe" else {}
+    options = backend_of(config).compile_options if config is not None and not config.recipe else {}
     return EdgeCompileConfig(_check_ir_validity=False, **options)
 
 
 def compile_config_call(config: PipelineConfig) -> str:
-    options = backend_of(config).compile_options if config.target != "recipe" else {}
+    options = backend_of(config).compile_options if not config.recipe else {}
     return "EdgeCompileConfig(" + ", ".join(["_check_ir_validity=False", *(f"{k}={v!r}" for k, v in options.items())]) + ")"
 
 
@@ -55,7 +55,7 @@ def partitioner_for(config: PipelineConfig) -> PartitionerChoice | None:
     if backend.partitioner is None:
         return None
     choice = backend.partitioner(config)
-    if config.delegate_granularity == "op" and backend.name != "xnnpack":  # XNNPACK splits itself (per_op_mode)
+    if config.delegate_granularity == "op" and not backend.splits_per_op:  # XNNPACK splits itself (per_op_mode)
         from quantviz.partitioners.per_op import PerOpPartitioner
 
         return PartitionerChoice(PerOpPartitioner(choice.partitioner),
@@ -66,7 +66,7 @@ def partitioner_for(config: PipelineConfig) -> PartitionerChoice | None:
 
 def partitioner_name(config: PipelineConfig) -> str:
     """"none", "demo" or the backend whose partitioner ``config`` delegates with (no object is built)."""
-    if config.flow == "recipe":
+    if config.recipe:
         return backend_of(config).name  # the recipe's own partitioners
     if config.partitioner in ("none", "demo"):
         return config.partitioner
@@ -109,7 +109,7 @@ def edge_program(aten_program: Any, config: PipelineConfig) -> Any:
 
 def transform_passes(config: PipelineConfig, cc: Any) -> list[Any]:
     """The passes the backend asks to_edge_transform_and_lower to run before partitioning (Vulkan: I64toI32)."""
-    if config.flow == "recipe":
+    if config.recipe:  # the recipe's own lowering
         return []
     backend = backend_of(config)
     return backend.transform_passes(cc) if backend.transform_passes is not None and delegates(config) else []

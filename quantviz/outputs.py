@@ -41,7 +41,7 @@ def stage_file_stem(pipe: Pipeline, stage: str) -> str:
 
 
 def summary(pipe: Pipeline) -> dict[str, Any]:
-    run = pipe.results.get("run")
+    run = pipe.result_of("runtime")
     data = run.artifact.data if run is not None and run.ok and run.artifact.data is not None else \
         evaluation_data(pipe.spec, pipe.config)
     return {
@@ -55,7 +55,7 @@ def summary(pipe: Pipeline) -> dict[str, Any]:
         "stages": [r.summary() for r in pipe.results.values()],
         "absent": dict(pipe.flow.absent),
         "artifacts": {},
-        "numerics": pipe.numerics(),
+        "numerics": pipe.numerics().to_dict(),
         # a language model's perplexity, agreement and generation per level (None for other models)
         "language_model": run.artifact.language.to_dict() if run is not None and run.ok
         and run.artifact.language is not None else None,
@@ -65,7 +65,7 @@ def summary(pipe: Pipeline) -> dict[str, Any]:
 
 def untraceable_sites(pipe: Pipeline) -> list[dict[str, Any]]:
     """The trace stage's ``UntraceableSite`` records (fx flow, ``skip_untraceable``), as dicts."""
-    trace = pipe.results.get("trace")
+    trace = pipe.result_of("float_graph")
     return [site.to_dict() for site in trace.diagnostics.untraceable] if trace else []
 
 

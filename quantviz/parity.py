@@ -81,9 +81,9 @@ def check_parity(make_spec: Callable[[], ModelSpec], config: PipelineConfig) -> 
         quantviz_ok=pipe.ok, quantviz_failure=f"{failed.name}: {failed.error.message}" if failed else "",
         quantviz_failure_site=failed.error.site.describe() if failed and failed.error.site else "",
         quantviz_seconds=seconds, quantviz_delegates=delegates, same_lowering=same,
-        reference_vs_runtime_sqnr_db=numerics.get("reference_vs_runtime_sqnr_db"),
-        runtime_error_over_quantization_error_db=numerics.get("runtime_error_over_quantization_error_db"),
-        float_vs_runtime_sqnr_db=numerics.get("float_vs_runtime_sqnr_db"),
+        reference_vs_runtime_sqnr_db=numerics.reference_vs_runtime_sqnr_db,
+        runtime_error_over_quantization_error_db=numerics.runtime_error_over_quantization_error_db,
+        float_vs_runtime_sqnr_db=numerics.float_vs_runtime_sqnr_db,
         data=evaluation_data(spec, config).source,
         same_pte=(bare.pte == pipe.pte_bytes()) if bare.pte is not None and pipe.pte_bytes() is not None else None)
 

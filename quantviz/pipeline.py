@@ -16,15 +16,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Iterator
 
-from quantviz.backends import require_backend
-from quantviz.config import PipelineConfig
+from quantviz.backends import backend_of, require_backend
+from quantviz.config import ConfigChanges, PipelineConfig
 from quantviz.errors import StageError
-from quantviz.flows import Flow, flow_of
+from quantviz.flows import Flow, check, flow_of, with_backend_defaults
 from quantviz.graph import GraphView, snapshot
 from quantviz.known_issues import explain
+from quantviz.measure.run_numerics import RunNumerics
 from quantviz.model_spec import ModelSpec
 from quantviz.runtime import as_module
 from quantviz.stages.base import Diagnostics, Stage, StageContext
@@ -97,11 +98,16 @@ class Pipeline:
     """Steps one model through the stages of a :class:`PipelineConfig`."""
 
     def __init__(self, spec: ModelSpec, config: PipelineConfig | None = None,
-                 on_event: Callable[[StageEvent], None] | None = None) -> None:
+                 on_event: Callable[[StageEvent], None] | None = None, apply_backend_defaults: bool = True) -> None:
         self.spec = spec
-        self.config = config or PipelineConfig()
+        # the values the backend needs where the config keeps the defaults (Arm: no export guards; Vulkan:
+        # per-channel weights), noted on the stage that reads them; off: the config exactly as given
+        self.apply_backend_defaults = apply_backend_defaults
+        self.config, self.backend_defaults = self._with_defaults(config or PipelineConfig())
         self.flow: Flow = flow_of(self.config)  # a ConfigError when ``until`` is not one of its stages
-        require_backend(self.config)  # a ConfigError with the pip command when the backend's packages are missing
+        # resolved once per run and handed to every stage (``ctx.backend``); a ConfigError with the pip command when
+        # the backend's packages are missing
+        self.backend = require_backend(self.config)
         self.on_event = on_event or (lambda e: None)
         self.results: dict[str, StageResult] = {}
         self._cache: dict[tuple, Any] = {}  # values derived from results, keyed by the result's identity
@@ -118,6 +124,12 @@ class Pipeline:
     def role(self, role: str) -> str | None:
         """The stage that plays ``role`` in this flow ("reference", "lowered", "program", "float_graph")."""
         return self.flow.roles.get(role)
+
+    def result_of(self, role: str) -> StageResult | None:
+        """The result of the stage playing ``role`` in this flow, or None when the flow has no such stage or it has
+        not run: ``pipe.result_of("reference")`` is convert's under fx and pt2e, capture's under torchao."""
+        name = self.flow.roles.get(role)
+        return self.results.get(name) if name else None
 
     # -- state -------------------------------------------------------------------------------------------------
     @property
@@ -144,8 +156,9 @@ class Pipeline:
 
     def update(self, config: PipelineConfig) -> list[str]:
         """Adopt ``config``; drop the results of every stage it affects. Returns the dropped stage names."""
+        config, self.backend_defaults = self._with_defaults(config)
         old, new_flow = self.config, flow_of(config)
-        self.config = config
+        self.config, self.backend = config, require_backend(config)
         if (new_flow.name, new_flow.names) != (self.flow.name, self.flow.names):  # another flow: nothing carries over
             self.flow = new_flow
             dropped = list(self.results)
@@ -171,7 +184,7 @@ class Pipeline:
 
         Only stages before the first affected one are shared, and never one a later stage changes in place.
         """
-        other = Pipeline(self.spec, self.config, self.on_event)
+        other = Pipeline(self.spec, self.config, self.on_event, self.apply_backend_defaults)
         other.results = dict(self.results)
         other._cache = self._cache  # derived values of shared results (e.g. reference modules) stay valid
         other.update(config)
@@ -217,13 +230,15 @@ class Pipeline:
             self.on_event(StageEvent("progress", stage.name, fraction, text))
 
         stop = getattr(self, "_should_stop", None) or (lambda: False)
-        ctx = StageContext(stage.name, self.spec, self.config, self.artifacts(), progress, self.flow, stop)
+        ctx = StageContext(stage.name, self.spec, self.config, self.artifacts(), progress, self.flow, self.backend,
+                           should_stop=stop)
         t0 = time.perf_counter()
         log: list[str] = []
         try:
             with capture_library_log(log):
                 out = stage.run(ctx)
             seconds = time.perf_counter() - t0
+            out.notes[:0] = self._defaults_notes(stage)
             source = out.artifact if out.graph_source is None else out.graph_source
             source = None if source is False else source
             if source is not None and self._after_reference(stage.name) and not mentions_quantization(source):
@@ -247,7 +262,12 @@ class Pipeline:
 
     def runs_differently(self, a: PipelineConfig, b: PipelineConfig) -> bool:
         """True when configs ``a`` and ``b`` would run some stage differently (another flow, or a stage signature
-        that differs): ``--partitioner none`` on a config that delegates nothing does not."""
+        that differs): ``--partitioner none`` on a config that delegates nothing does not, nor does a config the
+        records refuse (``quantviz.flows.check``: ``--activation-bits 16`` on XNNPACK)."""
+        try:
+            check(b)
+        except ValueError:
+            return False
         if a.flow != b.flow:
             return True
         try:
@@ -255,16 +275,28 @@ class Pipeline:
         except ValueError:  # a config this flow cannot run: it is a change
             return True
 
+    def _with_defaults(self, config: PipelineConfig) -> tuple[PipelineConfig, ConfigChanges]:
+        return with_backend_defaults(config) if self.apply_backend_defaults else (config, {})
+
+    def _defaults_notes(self, stage: Stage) -> list[str]:
+        """One note for each value the backend needed that this stage reads (``Backend.defaults``)."""
+        backend = backend_of(self.config).name
+        defaults = {f.name: f.default for f in fields(PipelineConfig)}
+        return [f"{name}={value!r} applied: the {backend} backend needs it (its record's defaults; the default is "
+                f"{defaults[name]!r}); the calls below and reproduce.py use it"
+                for name, value in self.backend_defaults.items() if name in stage.reads_under(self.config)]
+
     def _after_reference(self, name: str) -> bool:
         """True for the stage making the reference model and every later one (their graphs should quantize)."""
         reference = self.flow.roles.get("reference")
         return reference is not None and name in self.flow.after(reference)
 
     # -- outputs -----------------------------------------------------------------------------------------------
-    def numerics(self) -> dict[str, float]:
-        """End-to-end numbers of the run stage (also when it failed on a mismatch it measured)."""
-        run = self.results.get("run")
-        return dict(run.metrics) if run else {}
+    def numerics(self) -> RunNumerics:
+        """End-to-end numbers of the flow's run (also when it failed on a mismatch it measured); every field None
+        when nothing was measured."""
+        run = self.result_of("runtime")
+        return RunNumerics.from_dict(run.metrics) if run else RunNumerics()
 
     def pte_bytes(self) -> bytes | None:
         program = self.results.get(self.flow.roles.get("program", ""))

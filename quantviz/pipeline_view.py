@@ -43,6 +43,10 @@ class PipelineView(Protocol):
         """The stage playing ``role`` ("reference", "lowered", "program", "float_graph") in this flow, or None."""
         ...
 
+    def result_of(self, role: str) -> "StageResult | None":
+        """The result of the stage playing ``role`` in this flow ("delegated", "runtime", ...), or None."""
+        ...
+
     def reference_module(self) -> Any:
         """The reference quantized model as a callable module, or None when its stage has not run."""
         ...

@@ -7,9 +7,9 @@ reads it::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-from quantviz.config import PipelineConfig
+from quantviz.config import ConfigChanges, PipelineConfig
 
 
 @dataclass(frozen=True)
@@ -17,10 +17,10 @@ class Remedy:
     """What to try when a stage fails in a way no known issue explains (``quantviz.known_issues``)."""
 
     hint: str  # the words the user reads
-    fixes: tuple[dict[str, Any], ...] = ()  # the hint's config changes, first choice first
+    fixes: tuple[ConfigChanges, ...] = ()  # the hint's config changes, first choice first
 
     def fix_for(self, config: PipelineConfig,
-                differs: Callable[[PipelineConfig, PipelineConfig], bool] | None = None) -> dict[str, Any]:
+                differs: Callable[[PipelineConfig, PipelineConfig], bool] | None = None) -> ConfigChanges:
         """The first fix that changes what ``config`` does (``{}`` when none does). ``differs(a, b)`` says whether
         two configs run differently (the pipeline passes its flow's stage signatures: ``--partitioner none`` does
         nothing when nothing is delegated); default: any field differs.

@@ -43,8 +43,8 @@ def charts_section(pipe: Pipeline, numerics: NumericsReport | None = None) -> st
         # the report is written for failed runs too (the CLI writes it in a finally): keep the rest of it
         except Exception as exc:
             return f"{head}<p>The numerics could not be computed: {_e(exc)}</p></section>"
-    convert = pipe.results.get("convert")
-    order = execution_order(convert.graph) if convert is not None and convert.ok else {}
+    reference = pipe.result_of("reference")
+    order = execution_order(reference.graph) if reference is not None and reference.ok else {}
     charts = report_charts(numerics, order)
     if not charts:
         levels = {k: v.text for k, v in numerics.levels.items()}
@@ -64,7 +64,7 @@ def build_report(pipe: Pipeline, numerics_report: NumericsReport | None = None,
                     f"<td>{len(r.graph.nodes) if r.graph else ''}</td><td>{c.get('quantize', '')}</td>"
                     f"<td>{c.get('dequantize', '')}</td><td>{len(r.graph.patterns) if r.graph else ''}</td>"
                     f"<td>{c.get('delegate', '')}</td><td>{c.get('quantized_op', '')}</td></tr>")
-    numerics = pipe.numerics()
+    numerics = pipe.numerics().to_dict()
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'>",
         f"<title>quantviz report: {_e(pipe.spec.name)}</title><style>{CSS}</style></head><body>",

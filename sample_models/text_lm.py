@@ -11,8 +11,9 @@ causal-mask buffer, GELU MLP, learned positions): it takes ``tokens`` (1, 64) in
 
     python -m sample_models.text_lm --train     # 1500 steps of 32 windows; prints the held-out perplexity
 
-(147 s of CPU, 163 s wall on a 2-core machine at load 4-6; 400 steps take a third of that and reach perplexity
-9.4 instead of 6.4.) Held-out perplexity of the shipped weights: 6.37 on the 16 evaluation windows (uniform: 97).
+(147 s of CPU, 163 s wall on a 2-core machine at load 4-6: not seconds; ``--steps 400`` takes about a third of
+that and gives a clearly worse model.) Held-out perplexity of the shipped weights: 6.37 on the 16 evaluation
+windows (uniform: 97).
 
 ``make_spec()`` gives evaluation batches whose labels are the next characters (so the run reports next-token
 accuracy) and a :class:`~quantviz.model_spec.LanguageModelTask`, so the run stage also reports perplexity, top-1

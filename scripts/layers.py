@@ -5,8 +5,10 @@
 tests/test_layers.py holds the project to it: no import cycle among quantviz's modules, nothing in quantviz/
 imports streamlit, ui, sample_models or the test and benchmark helpers (quantviz_devtools, selenium), and stages
 never import analyses (what runs after a flow: numerics, why, render, interop, the report, sweeps, recoveries):
-stage-time helpers live below the stages (quantviz/measure, backends, ...); flows and backends may import the
-recovery's Candidate record (quantviz/recover/candidates.py).
+stage-time helpers live below the stages (quantviz/measure, backends, ...); flows and backends declare their
+recovery candidates with the low-level record quantviz/candidates.py, below the recovery search. Packages do not
+import each other in a circle either (``package_cycles``: quantviz.flows -> quantviz.recover -> quantviz.flows was
+one).
 """
 from __future__ import annotations
 
@@ -19,11 +21,7 @@ FORBIDDEN = ("streamlit", "ui", "sample_models", "quantviz_devtools", "selenium"
 STAGE_PACKAGES = ("quantviz.stages", "quantviz.flows")
 ANALYSES = ("quantviz.numerics", "quantviz.why", "quantviz.render", "quantviz.interop", "quantviz.report",
             "quantviz.stage_views", "quantviz.sweep", "quantviz.parity", "quantviz.bare_flow", "quantviz.outputs",
-            "quantviz.cli", "quantviz.reuse",
-            # the recovery search; its Candidate record (quantviz.recover.candidates) is what flows and backends
-            # declare theirs with, so it is not an analysis
-            "quantviz.recover.generate", "quantviz.recover.trial", "quantviz.recover.search",
-            "quantviz.recover.evaluate", "quantviz.recover.runner", "quantviz.recover.results")
+            "quantviz.cli", "quantviz.reuse", "quantviz.recover")
 
 
 def module_name(path: Path) -> str:
@@ -100,6 +98,21 @@ def cycles(g: dict[str, set[str]]) -> list[list[str]]:
     return out
 
 
+def package_of(module: str) -> str:
+    """The top-level part of quantviz a module belongs to: ``quantviz.flows.fx`` -> ``quantviz.flows``;
+    ``quantviz.config`` is its own."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_cycles(g: dict[str, set[str]]) -> list[list[str]]:
+    """Cycles among quantviz's packages (each module folded into ``package_of``), e.g. flows -> recover -> flows."""
+    folded: dict[str, set[str]] = {}
+    for module, deps in g.items():
+        folded.setdefault(package_of(module), set()).update(
+            package_of(d) for d in deps if d in g and package_of(d) != package_of(module))
+    return cycles(folded)
+
+
 def layers(g: dict[str, set[str]]) -> list[list[str]]:
     """Modules by depth: layer 0 imports no quantviz module, layer n only modules of lower layers."""
     depth: dict[str, int] = {}
@@ -144,8 +157,11 @@ def main() -> int:
         print(f"FORBIDDEN: {m} imports {i}")
     for c in found:
         print(f"CYCLE: {' <-> '.join(c)}")
-    print("no cycle" if not found else f"{len(found)} cycle(s)")
-    return 1 if found or bad else 0
+    folded = package_cycles(g)
+    for c in folded:
+        print(f"PACKAGE CYCLE: {' <-> '.join(c)}")
+    print("no cycle" if not found and not folded else f"{len(found) + len(folded)} cycle(s)")
+    return 1 if found or bad or folded else 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FLOWS = ("fx", "pt2e", "torchao", "recipe")
+FLOWS = ("fx", "pt2e", "torchao", "recipe", "export_llm")
 BACKENDS = ("portable", "xnnpack", "arm-tosa", "ethos-u", "openvino", "vulkan", "coreml")
 SCANNED = ("quantviz/", "ui/", "app.py")
 

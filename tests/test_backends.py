@@ -42,8 +42,11 @@ def test_a_missing_package_answers_with_the_pip_command(monkeypatch):
 
 
 def test_int16_activations_need_a_backend_that_has_them():
-    with pytest.raises(ConfigError, match="activation_bits=16"):
-        PipelineConfig(flow="pt2e", backend="xnnpack", activation_bits=16)
+    from quantviz.flows import flow_of
+
+    with pytest.raises(ConfigError, match=r"activation_bits=16 \(a16w8\) needs a backend that has int16 activations "
+                                          r"\(arm-tosa, ethos-u\), not 'xnnpack'"):
+        flow_of(PipelineConfig(flow="pt2e", backend="xnnpack", activation_bits=16))
     assert PipelineConfig(flow="pt2e", backend="arm-tosa", activation_bits=16).activation_bits == 16
 
 
@@ -149,8 +152,10 @@ def pooled_spec() -> ModelSpec:
 
 @pytest.mark.e2e
 def test_an_arm_pass_that_cannot_run_the_guards_is_named_with_its_remedy():
+    """Without the backend's defaults (check_guards=False for Arm) the failure is named with its fix; with them (the
+    default) the same config runs, and says what it applied."""
     config = PipelineConfig(flow="pt2e", backend="arm-tosa")
-    pipe = Pipeline(pooled_spec(), config).run()
+    pipe = Pipeline(pooled_spec(), config, apply_backend_defaults=False).run()
     err = pipe.results["prepare"].error
     assert err is not None and "Pass failed" in err.message and "_guards_fn" in err.message
     assert err.fix == {"check_guards": False}
@@ -159,11 +164,17 @@ def test_an_arm_pass_that_cannot_run_the_guards_is_named_with_its_remedy():
     assert fixed.ok, fixed.failed and fixed.failed.error
     assert "check_guards=False" in "\n".join(fixed.results["prepare"].calls)
     assert run_bare(pooled_spec(), fixed.config).ok
+    defaults = Pipeline(pooled_spec(), config).run()  # Backend.defaults: the same fix, applied and said
+    assert defaults.ok and defaults.config == fixed.config and defaults.backend_defaults == {"check_guards": False}
+    assert "check_guards=False" in "\n".join(defaults.results["prepare"].calls)
+    assert any(n.startswith("check_guards=False applied: the arm-tosa backend needs it")
+               for n in defaults.results["prepare"].notes)
 
 
 @pytest.mark.e2e
 def test_vulkans_per_tensor_conv_assert_is_named_with_its_fix():
-    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(flow="pt2e", backend="vulkan")).run()
+    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(flow="pt2e", backend="vulkan"),
+                    apply_backend_defaults=False).run()
     err = pipe.results["delegate"].error
     assert "needs per-channel weight scales" in err.message and err.fix == {"per_channel": True}
 

@@ -182,7 +182,7 @@ def test_charts_html_is_standalone():
 
 
 def test_report_charts_section_with_a_given_report():
-    pipe = SimpleNamespace(results={})
+    pipe = SimpleNamespace(results={}, result_of=lambda role: None)  # nothing ran: no execution order
     section = charts_section(pipe, make_report(blame_rows()))
     assert section.startswith("<section id='charts'")
     assert re.findall(r"<figure class='chart' id='chart-(\w+)'>", section) == [
@@ -196,11 +196,14 @@ def test_report_charts_section_with_a_given_report():
 
 def test_blame_overlay_picks_the_stages_level_pair():
     rows = {r.node: r for r in blame_rows()}
-    assert dict(C.blame_overlay(rows, "convert")) == {n: 40.0 - i for i, n in enumerate(NODES)}
-    fused = dict(C.blame_overlay(rows, "fuse"))
+    from quantviz.flows import FLOWS
+
+    pair = {name: FLOWS["pt2e"].stage(name).overlay for name in ("trace", "convert", "fuse", "emit")}  # the records
+    assert dict(C.blame_overlay(rows, pair["convert"])) == {n: 40.0 - i for i, n in enumerate(NODES)}
+    fused = dict(C.blame_overlay(rows, pair["fuse"]))
     assert fused == {"conv1": 37.0, "relu1": 37.0, "conv2": 37.0, "relu2": 27.0, "fc": 26.0}  # inf → 27 + 10
-    assert dict(C.blame_overlay(rows, "emit")) == {n: C.ALL_IDENTICAL_DB for n in NODES[:4]}  # all identical
-    assert C.pair_label("fuse") == "reference → fused" and C.pair_label("trace") == "float → reference"
+    assert dict(C.blame_overlay(rows, pair["emit"])) == {n: C.ALL_IDENTICAL_DB for n in NODES[:4]}  # all identical
+    assert C.pair_label(pair["fuse"]) == "reference → fused" and C.pair_label(pair["trace"]) == "float → reference"
 
 
 @pytest.mark.parametrize("lo,hi", [(0, 47), (-0.3, 4.25), (0, 1), (12.5, 13.0), (3, 3)])
@@ -223,14 +226,19 @@ def test_app_overlay_colours_any_stage_by_its_blame_pair(monkeypatch):
     report = make_report(rows)
     monkeypatch.setattr(panel, "current_report", lambda pipe, ref: report)
     panel.st.session_state[BLAME_BY_STAGE] = {}  # as init_state() leaves it
-    assert dict(panel.sqnr_overlay(None, "m", "fuse")) == {"quantviz_conv2d": 26.0, "getitem": 27.0}  # fc, relu2
-    assert dict(panel.sqnr_overlay(None, "m")) == {n: 40.0 - i for i, n in enumerate(NODES)}  # convert: default
-    assert panel.sqnr_overlay(None, "m", "trace") == ()  # no blame rows for that graph, and not the convert stage
-    assert panel.overlay_pair(None, "m", "fuse") == "reference → fused"
+    from types import SimpleNamespace
+
+    from quantviz.flows import FLOWS
+
+    pipe = SimpleNamespace(stage=FLOWS["pt2e"].stage, role=FLOWS["pt2e"].roles.get)  # the records and roles
+    assert dict(panel.sqnr_overlay(pipe, "m", "fuse")) == {"quantviz_conv2d": 26.0, "getitem": 27.0}  # fc, relu2
+    assert dict(panel.sqnr_overlay(pipe, "m")) == {n: 40.0 - i for i, n in enumerate(NODES)}  # convert: default
+    assert panel.sqnr_overlay(pipe, "m", "trace") == ()  # no blame rows for that graph, and not the reference stage
+    assert panel.overlay_pair(pipe, "m", "fuse") == "reference → fused"
     assert len(calls) == 1  # blame_by_stage once per report
 
     without = make_report()
     monkeypatch.setattr(panel, "current_report", lambda pipe, ref: without)
-    assert dict(panel.sqnr_overlay(None, "m", "convert")) == {n: 40.0 - i for i, n in enumerate(NODES)}  # per node
-    assert panel.sqnr_overlay(None, "m", "fuse") == ()
+    assert dict(panel.sqnr_overlay(pipe, "m", "convert")) == {n: 40.0 - i for i, n in enumerate(NODES)}  # per node
+    assert panel.sqnr_overlay(pipe, "m", "fuse") == ()
     assert panel.overlay_pair(None, "m", "fuse") == "float → reference"

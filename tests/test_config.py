@@ -45,6 +45,10 @@ def test_partitioner_xnnpack_is_backend_xnnpack():
     assert config_flags(legacy) == "--flow pt2e --backend xnnpack"
     with pytest.raises(ConfigError, match="backend xnnpack"):
         PipelineConfig(flow="pt2e", backend="openvino", partitioner="xnnpack")
+    with pytest.raises(ConfigError, match="partitioner='demo' lowers conv -> add groups to XNNPACK"):
+        flow_of(PipelineConfig(flow="pt2e", backend="vulkan", partitioner="demo"))
+    with pytest.raises(ConfigError, match="flow='torchao' lowers to XNNPACK"):
+        flow_of(PipelineConfig(flow="torchao", backend="arm-tosa"))
 
 
 def test_a_recipe_is_the_recipe_flow_and_the_recipe_flow_needs_one():

@@ -284,8 +284,10 @@ def test_calibration_batch_of_another_dtype_or_count_gets_the_data_hint():
 # -- (e) the fix as data, printed as flags ------------------------------------------------------------------------
 def fake_failed_pipe(config: PipelineConfig, error: StageError, name: str = "conv_add"):
     result = SimpleNamespace(error=error, name=error.stage, ok=False)
-    return SimpleNamespace(numerics=lambda: {}, failed=result, config=config, spec=SimpleNamespace(name=name),
-                           results={error.stage: result})
+    from quantviz.measure.run_numerics import RunNumerics
+
+    return SimpleNamespace(numerics=RunNumerics, failed=result, config=config, spec=SimpleNamespace(name=name),
+                           results={error.stage: result}, result_of=lambda role: None)
 
 
 @pytest.mark.parametrize("fix, flags", [

@@ -3,6 +3,7 @@ options, the CLI's choices and the pipeline take it from there. The toy flow her
 file of the project is touched): pt2e's observer steps without the fuse stage, numbers from the runtime."""
 import dataclasses
 import importlib
+import pkgutil
 import sys
 import textwrap
 
@@ -21,7 +22,8 @@ from quantviz.stages import (calibrate_pt2e, capture, convert_pt2e, delegate, ed
 FLOW = Flow("toy", "export, prepare_pt2e, calibrate, convert_pt2e, export, lower; nothing fused",
             slots=(trace_export.STAGE, prepare_pt2e.STAGE, calibrate_pt2e.STAGE, convert_pt2e.STAGE, capture.STAGE,
                    edge.STAGE, delegate.STAGE, Absent("fuse", "the toy flow fuses nothing"), emit.STAGE, run.STAGE),
-            roles={"float_graph": "trace", "reference": "convert", "lowered": "delegate", "program": "emit"})
+            roles={"float_graph": "trace", "reference": "convert", "delegated": "delegate", "lowered": "delegate",
+                   "program": "emit", "runtime": "run"})
 '''
 
 
@@ -40,7 +42,10 @@ def toy(tmp_path, monkeypatch):
 
 
 def test_the_flow_registry_is_the_flow_files():
-    assert list(flows.FLOWS) == ["fx", "pt2e", "torchao", "recipe"]
+    files = {m.name for m in pkgutil.iter_modules(flows.__path__)} - {"base"}
+    assert set(flows.FLOWS) == files  # one file each, nothing registered elsewhere
+    assert list(flows.FLOWS)[:4] == ["fx", "pt2e", "torchao", "recipe"]  # by rank: the observer flows first
+    assert {"export_llm", "qat"} <= set(flows.FLOWS)
     # each flow lists its own variants of the shared slots
     assert [s.variant for s in flows.FLOWS["fx"].stages][:4] == ["trace_fx", "prepare_fx", "calibrate_fx",
                                                                   "convert_fx"]
@@ -60,8 +65,8 @@ def test_a_toy_flow_from_existing_variants_runs_end_to_end(toy):
     assert list(pipe.results) == ["trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate", "emit",
                                   "run"]
     assert "prepare_pt2e" in "\n".join(pipe.results["prepare"].calls)
-    numbers = pipe.numerics()
-    assert numbers["float_vs_reference_sqnr_db"] > 20  # quantized, and close to float
-    assert numbers["reference_vs_runtime_sqnr_db"] > 20  # the runtime ran the program it lowered
+    numbers = pipe.numerics()  # the run of the flow's "runtime" role
+    assert numbers.float_vs_reference_sqnr_db > 20  # quantized, and close to float
+    assert numbers.reference_vs_runtime_sqnr_db > 20  # the runtime ran the program it lowered
     # a change to what a stage reads re-runs from that stage (calibrate observes in place: from prepare), not trace
     assert pipe.update(config.with_changes(calibration_batches=2))[:2] == ["prepare", "calibrate"]

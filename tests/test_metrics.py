@@ -43,7 +43,8 @@ def test_pair_metrics_by_hand():
     from quantviz.measure.metrics import pair_metrics
 
     m = pair_metrics(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 3.0]), scale=0.5)
-    assert m["sqnr_db"] == 10 * math.log10(25.0)
-    assert m["max_abs_error"] == 1.0 and m["mean_abs_error"] == 0.5
-    assert m["max_lsb"] == 2.0 and m["share_ge_1_lsb"] == 0.5
-    assert abs(m["cosine"] - (9 + 12) / (5 * math.sqrt(18))) < 1e-12
+    assert m.sqnr_db == 10 * math.log10(25.0)
+    assert m.max_abs_error == 1.0 and m.mean_abs_error == 0.5
+    assert m.max_lsb == 2.0 and m.share_ge_1_lsb == 0.5
+    assert abs(m.cosine - (9 + 12) / (5 * math.sqrt(18))) < 1e-12
+    assert pair_metrics(torch.tensor([3.0]), torch.tensor([3.0])).max_lsb is None  # no scale: no LSB figures

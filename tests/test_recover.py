@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from quantviz.config import PipelineConfig
-from quantviz.recover.candidates import (ConflictError, Scope, combined_changes, compose, keep_float, observer,
+from quantviz.candidates import (ConflictError, Scope, combined_changes, compose, keep_float, observer,
                                          per_channel)
 from quantviz.recover.generate import candidates_for
 from quantviz.recover.results import pareto_charts, pareto_front, startup_hint

@@ -50,3 +50,30 @@ def test_dict_inputs_reach_the_runtime(tmp_path):
     assert n["reference_vs_runtime_sqnr_db"] >= 30 and 20 < n["float_vs_runtime_sqnr_db"] < float("inf")
     leaves = pipe.results["run"].artifact.runtime_leaves[0]
     assert leaves[0].shape == (1, 4, 64)
+    from quantviz.timing.measure import time_pipeline
+
+    timing = time_pipeline(pipe, repeat=2, with_float=False)  # ETDump runs get the leaves too
+    assert len(timing.report.total.runs_ms) == 2 and all(t > 0 for t in timing.report.total.runs_ms)
+
+
+def test_a_buffer_the_program_writes_is_shown_as_a_mutable_buffer():
+    from quantviz.graph import snapshot
+    from quantviz.render.dot import node_label, node_tooltip
+
+    class Cache(torch.nn.Module):  # a KV-cache-like buffer updated in place at the given position
+        def __init__(self):
+            super().__init__()
+            self.register_buffer("k_cache", torch.zeros(8, 4))
+            self.register_buffer("scale", torch.ones(4))
+
+        def forward(self, x, options):
+            self.k_cache.index_copy_(0, options["input_pos"], x)
+            return self.k_cache.sum(0) * self.scale
+
+    ep = torch.export.export(Cache(), (torch.randn(1, 4), {"input_pos": torch.tensor([2])}))
+    view = snapshot(ep, "export")
+    marked = {n.mutable_buffer for n in view.nodes if n.mutable_buffer}
+    assert marked == {"k_cache"}  # the read-only buffer is not marked
+    node = next(n for n in view.nodes if n.mutable_buffer)
+    assert "mutable buffer" in node_label(node) and "KV cache" in node_tooltip(node)
+    assert view.to_dict()["nodes"][view.nodes.index(node)]["mutable_buffer"] == "k_cache"

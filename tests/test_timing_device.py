@@ -107,6 +107,11 @@ def test_planted_wrong_value_is_the_first_diverging_node(device_run, tmp_path):
     assert first is not None and first["event"] == "native_call_convolution.out"
     assert "conv2" in first["label"] and first["sqnr_db"] < 30
     assert sum(v["diverges"] for v in data["values"]) == 1  # only the planted output
+    # against the lowered program run ahead of time in PyTorch (no delegates here): the planted output is far off,
+    # and an output of the same program the device computed right is close
+    assert first["ahead_of_time_sqnr_db"] is not None and first["ahead_of_time_sqnr_db"] < 30
+    right = [v for v in data["values"] if not v["diverges"] and v["ahead_of_time_sqnr_db"] is not None]
+    assert right and max(v["ahead_of_time_sqnr_db"] for v in right) > 30
 
 
 def test_bad_device_files_get_one_line(device_run, flow, tmp_path, capsys):

@@ -23,7 +23,7 @@ def backends_page() -> None:
     names = list(catalog())
     model = st.selectbox("Model", names, index=names.index("conv_add") if "conv_add" in names else 0)
     installed = installed_backends()
-    chosen = st.multiselect("Backends", list(BACKENDS), default=[b for b in installed if b != "coreml"],
+    chosen = st.multiselect("Backends", list(BACKENDS), default=[b for b in installed if BACKENDS[b].on_backends_page],
                             help="Core ML's quantizer takes minutes on a zoo model; not installed ones are greyed "
                                  "by the pip command below")
     for b in chosen:

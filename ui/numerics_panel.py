@@ -58,7 +58,8 @@ def stage_blame(pipe: Pipeline, report: NumericsReport, stage: str) -> dict[str,
 
 def sqnr_overlay(pipe: Pipeline, model_ref: str, stage: str = "convert") -> tuple[tuple[str, float], ...]:
     """(node id, SQNR dB) to colour ``stage``'s graph: the blame table's level pair for that stage
-    (`overlay_pair`), else, on the convert stage, float vs reference per node; () before "Compare node by node".
+    (`overlay_pair`), else, on the flow's reference stage, float vs reference per node; () before "Compare node by
+    node".
 
         sqnr_overlay(pipe, "sample:digits_cnn", "fuse")
     """
@@ -67,27 +68,28 @@ def sqnr_overlay(pipe: Pipeline, model_ref: str, stage: str = "convert") -> tupl
         return ()
     blamed = stage_blame(pipe, report, stage)
     if blamed:
-        return blame_overlay(blamed, stage)
-    if stage != "convert":
+        return blame_overlay(blamed, pipe.stage(stage).overlay)
+    if stage != pipe.role("reference"):  # per node: float vs the reference model's nodes
         return ()
     return tuple((r.node, float(r.sqnr_db)) for r in report.per_node if r.sqnr_db == r.sqnr_db)
 
 
 def overlay_pair(pipe: Pipeline, model_ref: str, stage: str = "convert") -> str:
-    """The level pair ``sqnr_overlay`` shows for ``stage``: ``overlay_pair(pipe, ref, "fuse") -> "reference →
-    fused"`` with blame rows, "float → reference" without."""
+    """The level pair ``sqnr_overlay`` shows for ``stage`` (its record's ``Stage.overlay``):
+    ``overlay_pair(pipe, ref, "fuse") -> "reference → fused"`` with blame rows, "float → reference" without."""
     report = current_report(pipe, model_ref)
-    return pair_label(stage) if report is not None and stage_blame(pipe, report, stage) else pair_label("convert")
+    blamed = report is not None and stage_blame(pipe, report, stage)
+    return pair_label(pipe.stage(stage).overlay if blamed else "float_vs_reference_sqnr_db")
 
 
 def numerics_panel(pipe: Pipeline, model_ref: str) -> None:
     st.markdown("#### Numerics (float, reference quantized model, ExecuTorch runtime)")
     n = pipe.numerics()
-    if "float_accuracy" in n:
+    if n.float_accuracy is not None and n.runtime_accuracy is not None:
         c = st.columns(2)
-        c[0].metric("float accuracy", f"{n['float_accuracy']:.2%}")
-        c[1].metric(f"{activation_dtype(pipe.config)} runtime accuracy", f"{n['runtime_accuracy']:.2%}",
-                    delta=f"{(n['runtime_accuracy'] - n['float_accuracy']) * 100:+.2f} pts")
+        c[0].metric("float accuracy", f"{n.float_accuracy:.2%}")
+        c[1].metric(f"{activation_dtype(pipe.config)} runtime accuracy", f"{n.runtime_accuracy:.2%}",
+                    delta=f"{(n.runtime_accuracy - n.float_accuracy) * 100:+.2f} pts")
     rows = readable_numerics(n, pipe.config)
     if rows:  # labels with units; accuracy is above, once; summary.json keeps the raw keys. A table: cells wrap
         st.table(pd.DataFrame([{"measure": r.label, "value": r.value, "how to read it": r.meaning}

@@ -1,4 +1,5 @@
-"""The backends, one file each (``quantviz/backends/<name>.py`` declares ``BACKEND``); the registry is derived.
+"""The backends, one file each (``quantviz/backends/<name>.py`` declares ``BACKEND``); the registry is derived: a
+new backend is its file (and its tests).
 
 Example::
 
@@ -6,25 +7,51 @@ Example::
 """
 from __future__ import annotations
 
-from quantviz.backends import arm_tosa, coreml, ethos_u, openvino, portable, vulkan, xnnpack
-from quantviz.backends.base import Backend, PartitionerChoice, Requirement
+import importlib
+import pkgutil
+from pathlib import Path
 from typing import Any
 
+from quantviz.backends.base import Backend, PartitionerChoice, Requirement
 from quantviz.config import ConfigError, PipelineConfig
 
-BACKENDS: dict[str, Backend] = {m.BACKEND.name: m.BACKEND for m in (portable, xnnpack, arm_tosa, ethos_u, openvino,
-                                                                 vulkan, coreml)}
+
+def discover() -> dict[str, Backend]:
+    """Every module of this package that declares ``BACKEND = Backend(...)`` (the helpers beside them declare none),
+    by name, in rank order (``Backend.rank``, then name)."""
+    here = Path(__file__).parent
+    found = [importlib.import_module(f"{__name__}.{m.name}").BACKEND for m in pkgutil.iter_modules([str(here)])
+             if "\nBACKEND = " in (here / f"{m.name}.py").read_text()]
+    return {b.name: b for b in sorted(found, key=lambda b: (b.rank, b.name))}
+
+
+BACKENDS: dict[str, Backend] = discover()
 
 
 def backend_of(config: PipelineConfig) -> Backend:
     """The backend ``config`` targets (``backend="auto"`` resolved by ``PipelineConfig.target``; under the recipe
     flow, the backend whose recipe it is)."""
-    if config.flow == "recipe":
+    if config.recipe:  # the recipe flow: the backend whose recipe it is
         return recipe_backend(config.recipe)
     try:
         return BACKENDS[config.target]
     except KeyError:
         raise ConfigError(f"backend {config.target!r} is not available: {', '.join(BACKENDS)}") from None
+
+
+def check(config: PipelineConfig) -> None:
+    """The one validation of what the config's backend can take (its ``Backend`` capabilities); a ConfigError
+    saying which backends have what the config asks for, e.g. ``activation_bits=16`` on XNNPACK."""
+    if config.recipe:  # the recipe's own backend and options: nothing of the config's is handed to it
+        return
+    backend = backend_of(config)
+    if config.activation_bits not in backend.activation_bits:
+        having = [b.name for b in BACKENDS.values() if config.activation_bits in b.activation_bits]
+        raise ConfigError(f"activation_bits={config.activation_bits} (a16w8) needs a backend that has int"
+                          f"{config.activation_bits} activations ({', '.join(having)}), not {backend.name!r}")
+    if config.partitioner == "demo" and not backend.takes_xnnpack:
+        raise ConfigError(f"partitioner='demo' lowers conv -> add groups to XNNPACK; backend {backend.name!r} "
+                          "has its own partitioner (--partitioner auto)")
 
 
 def require_backend(config: PipelineConfig) -> Backend:
@@ -60,5 +87,6 @@ def recipe_type_of(name: str) -> Any:
     return all_recipes()[name][1]
 
 
-__all__ = ["BACKENDS", "Backend", "PartitionerChoice", "Requirement", "all_recipes", "backend_of", "recipe_backend",
+__all__ = ["BACKENDS", "Backend", "PartitionerChoice", "Requirement", "all_recipes", "backend_of", "check",
+           "recipe_backend",
            "recipe_type_of", "require_backend"]

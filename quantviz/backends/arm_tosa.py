@@ -16,7 +16,7 @@ from typing import Any, Iterator
 
 from quantviz.backends.base import Backend, PartitionerChoice, Requirement
 from quantviz.config import PipelineConfig
-from quantviz.recover.candidates import Candidate, Scope, int16_activations, per_channel
+from quantviz.candidates import Candidate, Scope, int16_activations, per_channel
 
 ARM_EXTRA = "pip install 'quantviz[arm]'  # tosa-tools, ethos-u-vela, ml_dtypes, semver as executorch pins them"
 
@@ -58,8 +58,6 @@ def arm_recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
         [c.id for c in arm_recovery(PipelineConfig(flow="pt2e", backend="arm-tosa"), Scope())]
         # ['per_channel', 'int16_activations:16']
     """
-    if config.flow != "pt2e":
-        return []
     return [*([per_channel()] if not config.per_channel else []),
             *([int16_activations()] if config.activation_bits == 8 else [])]
 
@@ -141,4 +139,7 @@ BACKEND = Backend(
                  "the q/dq ops outside delegates run in PyTorch",
     requires=REQUIRES, reference_dispatch=tosa_reference_dispatch, reference_name="TOSA reference model",
     refusals=arm_refusals, runtime_ids=("TOSABackend",), recipes=arm_recipes("arm_tosa_"),
-    recovery=arm_recovery)
+    recovery=arm_recovery,
+    # its own quantizer (pt2e: the fx flow's uint8 activations are not TOSA's), and no export guards (Arm's
+    # quantizer passes cannot run the _guards_fn call_module torch 2.13 adds to ep.module())
+    defaults={"flow": "pt2e", "check_guards": False}, activation_bits=(8, 16), rank=2)

@@ -7,7 +7,8 @@ A backend is one file, ``quantviz/backends/<name>.py``, with one record, ``BACKE
                       quantizer_calls=xnnpack_quantizer_calls, partitioner=xnnpack_partitioner, numbers="runtime")
 
 ``recovery`` declares the backend's own higher-precision options for ``quantviz recover``; Arm's int16
-activations are one line: ``recovery=lambda config, scope: [int16_activations()] if config.flow == "pt2e" else []``.
+activations are one line: ``recovery=lambda config, scope: [int16_activations()] if config.activation_bits == 8
+else []`` (offered under the flows whose prepare is the backend's quantizer: ``Flow.backend_recovery``).
 
 ``--backend NAME`` picks it; ``--partitioner auto`` (the default) uses its partitioner, ``none`` none.
 """
@@ -18,8 +19,8 @@ import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Literal
 
-from quantviz.config import PipelineConfig
-from quantviz.recover.candidates import Recovery
+from quantviz.config import ConfigChanges, PipelineConfig
+from quantviz.candidates import Recovery
 
 # How a backend's numbers are obtained here:
 # runtime: the .pte runs in ExecuTorch's runtime (portable_lib) on this machine
@@ -90,6 +91,21 @@ class Backend:
     # the config changes of its own ``quantviz recover`` may try (its quantizer's options: per-channel weights,
     # observers, a higher-precision mode such as Arm's int16 activations); None: it offers none
     recovery: Recovery | None = None
+    # -- capabilities, checked by one validation (``quantviz.backends.check``) --
+    # config values it needs where the config keeps PipelineConfig's default (Arm: check_guards=False, Vulkan:
+    # per-channel weights): the pipeline applies them and says so (``quantviz.flows.with_backend_defaults``)
+    defaults: ConfigChanges = field(default_factory=dict)
+    activation_bits: tuple[int, ...] = (8,)  # the activation widths its quantizer has (Arm: 16 too, a16w8)
+    # its programs may hold XNNPACK delegates: the torchao flow's configurations and the demo partitioner lower
+    # to XNNPACK, so they run only on the backends that take them (portable, xnnpack)
+    takes_xnnpack: bool = False
+    splits_per_op: bool = False  # its partitioner splits per op itself (XNNPACK's per_op_mode): no PerOpPartitioner
+    int4_group_step: int = 8  # groupwise int4 weights: group sizes a multiple of this (XNNPACK: 32)
+    # the op names its partitioner takes (``format_target_name`` keys), for the ledger's support check; None:
+    # quantviz cannot list them
+    supported_ops: Callable[[], set[str]] | None = None
+    on_backends_page: bool = True  # ticked by default on the Backends page (Core ML's quantizer takes minutes)
+    rank: int = 100  # where the CLI, the app and the tables list it (lower first; then by name)
 
     def capture_refusals(self, into: dict[str, list[str]]) -> ContextManager[Any]:
         """The backend's refusal capture, or one that captures nothing."""

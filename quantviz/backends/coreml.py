@@ -84,4 +84,5 @@ BACKEND = Backend(
     numbers_note="no runtime for this backend on this machine (Core ML runs on macOS and iOS only): the .pte is "
                  "written",
     requires=(Requirement("coremltools", "pip install 'quantviz[coreml]'  # coremltools==9.0"),),
-    refusals=coreml_refusals, runtime_ids=("CoreMLBackend",))
+    refusals=coreml_refusals, runtime_ids=("CoreMLBackend",),
+    on_backends_page=False, rank=6)  # its quantizer takes minutes on a zoo model

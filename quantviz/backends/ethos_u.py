@@ -137,4 +137,7 @@ BACKEND = Backend(
     requires=REQUIRES + (Requirement("ethosu.vela", "pip install 'quantviz[arm]'  # ethos-u-vela==5.1.0"),),
     reference_dispatch=EthosUOnTosaReference, reference_name="TOSA reference model (the graph Vela compiled)",
     report=vela_report, refusals=arm_refusals, runtime_ids=("EthosUBackend",), recipes=arm_recipes("arm_ethos_"),
-    recovery=arm_recovery)
+    recovery=arm_recovery,
+    # its own quantizer (pt2e: the fx flow's uint8 activations are not TOSA's), and no export guards (Arm's
+    # quantizer passes cannot run the _guards_fn call_module torch 2.13 adds to ep.module())
+    defaults={"flow": "pt2e", "check_guards": False}, activation_bits=(8, 16), rank=3)

@@ -75,4 +75,5 @@ BACKEND = Backend(
     quantizer=openvino_quantizer, quantizer_calls=openvino_quantizer_calls, quantizer_key="openvino",
     partitioner=openvino_partitioner, numbers="runtime",
     requires=(Requirement("openvino", EXTRA), Requirement("nncf", EXTRA)),
-    convert_options={"fold_quantize": False}, refusals=openvino_refusals, runtime_ids=("OpenvinoBackend",))
+    convert_options={"fold_quantize": False}, refusals=openvino_refusals, runtime_ids=("OpenvinoBackend",),
+    rank=4)

@@ -56,4 +56,7 @@ BACKEND = Backend(
     compile_options={"_skip_dim_order": False}, transform_passes=i64_to_i32,
     transform_passes_call="[I64toI32(compile_config._skip_dim_order)]  # from "
                           "executorch.backends.transforms.convert_dtype_pass import I64toI32",
-    refusals=vulkan_refusals, runtime_ids=("VulkanBackend",))
+    refusals=vulkan_refusals, runtime_ids=("VulkanBackend",),
+    # its quantizer's flow (pt2e; the fx reference model's patterns do not fuse in its passes) with per-channel
+    # weights (its quantized convolution takes no others)
+    defaults={"flow": "pt2e", "per_channel": True}, rank=5)

@@ -8,6 +8,7 @@ runtime's debug buffer holds each delegated op's output::
 """
 from __future__ import annotations
 
+from quantviz.backends.partition_log import xnnpack_supported_targets
 from quantviz.backends.base import Backend, PartitionerChoice
 from quantviz.backends.xnnpack_quantizer import (xnnpack_quantizer, xnnpack_quantizer_calls,
                                                   xnnpack_quantizer_recovery)
@@ -35,4 +36,5 @@ BACKEND = Backend(
     "xnnpack", "XNNPACK: XNNPACKQuantizer (int8) and XnnpackPartitioner, run by the runtime here",
     quantizer=xnnpack_quantizer, quantizer_calls=xnnpack_quantizer_calls, quantizer_key="xnnpack-int8",
     partitioner=xnnpack_partitioner, numbers="runtime", recipes=xnnpack_recipes,
-    recovery=xnnpack_quantizer_recovery)
+    recovery=xnnpack_quantizer_recovery, takes_xnnpack=True, splits_per_op=True, int4_group_step=32,
+    supported_ops=xnnpack_supported_targets, rank=1)

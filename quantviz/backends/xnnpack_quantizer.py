@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from quantviz.config import PipelineConfig
-from quantviz.recover.candidates import Candidate, Scope, other_observers, per_channel
+from quantviz.candidates import Candidate, Scope, other_observers, per_channel
 
 
 def xnnpack_quantizer(config: PipelineConfig) -> Any:
@@ -67,6 +67,4 @@ def xnnpack_quantizer_recovery(config: PipelineConfig, scope: Scope) -> list[Can
         [c.id for c in xnnpack_quantizer_recovery(PipelineConfig(flow="pt2e"), Scope())]
         # ['per_channel', 'observer:minmax', 'observer:moving_average']
     """
-    if config.flow != "pt2e":
-        return []
     return [*([per_channel()] if not config.per_channel else []), *other_observers(config, "histogram")]

@@ -12,11 +12,13 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import sys
-from dataclasses import Field
+from dataclasses import Field, fields
 from types import ModuleType
 from typing import Any
 
-from quantviz.config import ConfigError, PipelineConfig
+from quantviz.config import ConfigChanges, ConfigError, PipelineConfig
+from quantviz.backends import BACKENDS, backend_of
+from quantviz.backends import check as check_backend
 from quantviz.flows.base import Absent, Flow
 from quantviz.lowering import partitioner_name
 
@@ -34,16 +36,33 @@ FLOWS: dict[str, Flow] = discover(sys.modules[__name__])
 
 def choices_of(f: Field) -> tuple[Any, ...] | None:
     """The values the CLI, the app and ``quantviz sweep`` offer for the config field ``f``: the flows registered
-    here for ``flow``, else the field's own ``choices``."""
-    return tuple(FLOWS) if f.name == "flow" else f.metadata.get("choices")
+    here for ``flow``, "auto" and the backends (``quantviz.backends.BACKENDS``) for ``backend``, else the field's
+    own ``choices``."""
+    if f.name == "flow":
+        return tuple(FLOWS)
+    if f.name == "backend":
+        return ("auto", *BACKENDS)
+    return f.metadata.get("choices")
 
 
-def flow_of(config: PipelineConfig) -> Flow:
-    """The flow ``config`` runs; a ConfigError when its ``until`` is not one of that flow's stages."""
+def check(config: PipelineConfig) -> Flow:
+    """The one validation of a config against the records: the flow exists, its backend can take what the config
+    asks (``quantviz.backends.check``) and the flow can lower to it (``Flow.backend_refusal``); the flow, or a
+    ConfigError."""
     flow = FLOWS.get(config.flow)
     if flow is None:
         raise ConfigError(f"flow {config.flow!r} is not available: {', '.join(FLOWS)}")
-    flow = flow.for_config(config)
+    check_backend(config)
+    refusal = flow.backend_refusal(backend_of(config)) if flow.backend_refusal is not None else ""
+    if refusal:
+        raise ConfigError(refusal)
+    return flow
+
+
+def flow_of(config: PipelineConfig) -> Flow:
+    """The flow ``config`` runs (checked: ``check``); a ConfigError when its ``until`` is not one of that flow's
+    stages."""
+    flow = check(config).for_config(config)
     if config.until not in flow.names:
         why = f" ({flow.absent[config.until]})" if config.until in flow.absent else ""
         raise ConfigError(f"until={config.until!r} is not a stage of the {flow.name} flow{why}: "
@@ -65,6 +84,27 @@ def applies_to(field_name: str, flow: str) -> bool:
 _OPTIONS: dict[int, tuple[Flow, frozenset[str]]] = {}  # a cache: id(flow) -> (the flow, kept alive; its options)
 
 
+def with_backend_defaults(config: PipelineConfig) -> tuple[PipelineConfig, ConfigChanges]:
+    """``config`` with the values its backend needs (``Backend.defaults``) where it keeps PipelineConfig's default
+    and its flow reads the field, and those changes (shown to the user: the pipeline notes them on the stage that
+    reads them, and they are in its calls and reproduce.py)::
+
+        with_backend_defaults(PipelineConfig(flow="pt2e", backend="vulkan"))[1]   # {"per_channel": True}
+    """
+    defaults = {f.name: f.default for f in fields(PipelineConfig)}
+    changes: ConfigChanges = {}
+    while not config.recipe:  # the recipe is the backend's own configuration
+        reads = flow_of(config).reads(config)  # a default may change the flow (Vulkan: pt2e), and so the reads
+        more = {name: value for name, value in backend_of(config).defaults.items()
+                if name in reads and name not in changes and getattr(config, name) == defaults[name]
+                and value != defaults[name]}
+        if not more:
+            break
+        changes.update(more)
+        config = config.with_changes(**more)
+    return config, changes
+
+
 def describe_config(config: PipelineConfig) -> str:
     """One line: the flow and the options it uses, e.g. "flow pt2e, mode static, backend xnnpack, fusion executorch"."""
     if config.flow == "recipe":
@@ -83,4 +123,5 @@ def describe_config(config: PipelineConfig) -> str:
     return ", ".join(parts)
 
 
-__all__ = ["FLOWS", "Absent", "Flow", "applies_to", "choices_of", "describe_config", "discover", "flow_of"]
+__all__ = ["FLOWS", "Absent", "Flow", "applies_to", "check", "choices_of", "describe_config", "discover", "flow_of",
+           "with_backend_defaults"]

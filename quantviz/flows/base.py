@@ -7,7 +7,7 @@ A flow is one file, ``quantviz/flows/<name>.py``, with one record, ``FLOW = Flow
                        capture.STAGE, edge.STAGE, delegate.STAGE, emit.STAGE, run.STAGE),
                 roles={"reference": "capture", "lowered": "delegate", "program": "emit"})
 
-``recovery`` declares the config changes ``quantviz recover`` may try under the flow (``quantviz.recover.candidates``;
+``recovery`` declares the config changes ``quantviz recover`` may try under the flow (``quantviz.candidates``;
 the fx flow: a layer kept float, per-channel weights, another observer, more calibration).
 
 A stage the flow does not have is an :class:`Absent` slot: the rail shows it as "not part of this flow", with
@@ -20,9 +20,10 @@ from typing import Callable, Literal
 
 from torch.fx import GraphModule
 
+from quantviz.backends.base import Backend
 from quantviz.config import PipelineConfig
 from quantviz.model_spec import ModelSpec
-from quantviz.recover.candidates import Recovery
+from quantviz.candidates import Recovery
 from quantviz.stages.base import Stage
 
 # The roles a stage can play for the analyses that run after the flow:
@@ -30,7 +31,9 @@ from quantviz.stages.base import Stage
 # lowered: the edge program that becomes the .pte (after delegation and fusion)
 # program: the ExecutorchProgramManager (the .pte bytes)
 # float_graph: the float model as a graph (per-node numerics follow its nodes)
-Role = Literal["reference", "lowered", "program", "float_graph"]
+# delegated: the edge program right after partitioning (what the backend took, before any fusion)
+# runtime: the run of the .pte (quantviz.stages.run's RuntimeRun)
+Role = Literal["reference", "lowered", "program", "float_graph", "delegated", "runtime"]
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,13 @@ class Flow:
     # the float model as a graph when the float_graph stage has not run (per-node numerics follow its node names);
     # None: torch.export of the float model
     float_graph: Callable[[ModelSpec, PipelineConfig], GraphModule] | None = None
+    # why this flow cannot lower to a backend ("" when it can; the torchao flow: only where XNNPACK delegates run)
+    backend_refusal: Callable[[Backend], str] | None = None
+    # the backend's quantizer is this flow's (pt2e), so its options (``Backend.recovery``) are candidates too
+    backend_recovery: bool = False
+    # the stage a warm worker runs a tiny model to, paying this flow's one-time costs once (pt2e: prepare, where
+    # torch.export's first call and the quantizer's pattern graphs are); "": nothing beyond the imports
+    warm_until: str = ""
     rank: int = 100  # where the CLI and the app list it among the flows (lower first; then by name)
 
     def for_config(self, config: PipelineConfig) -> "Flow":

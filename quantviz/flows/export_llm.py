@@ -18,5 +18,6 @@ FLOW = Flow(
            Absent("calibrate", "export_llm calibrates inside pt2e_quantize (on the example inputs, or lm-eval tasks "
                                "when quantization.calibration_tasks is set)"),
            llm_lower.STAGE, llm_emit.STAGE, llm_run.STAGE),
-    roles={"float_graph": "export", "reference": "pt2e_quantize", "lowered": "lower", "program": "to_executorch"},
+    roles={"float_graph": "export", "reference": "pt2e_quantize", "lowered": "lower", "program": "to_executorch",
+           "delegated": "lower", "runtime": "run"},
     example=PipelineConfig(llm_config="llm.yaml"), rank=4)

@@ -11,7 +11,7 @@ from quantviz.config import PipelineConfig
 from quantviz.model_spec import ModelSpec
 from quantviz.untraceable import find_untraceable
 from quantviz.flows.base import Flow
-from quantviz.recover.candidates import (Candidate, Scope, keep_float, more_calibration, other_observers,
+from quantviz.candidates import (Candidate, Scope, keep_float, more_calibration, other_observers,
                                          per_channel)
 from quantviz.stages import (calibrate_fx, capture_fx, convert_fx, delegate, edge_fx, emit, fuse, prepare_fx, run_fx,
                              trace_fx)
@@ -34,5 +34,6 @@ FLOW = Flow(
     "fx", "prepare_fx + ExecuTorch BackendConfig, calibrate, convert to reference q/dq, export, lower",
     slots=(trace_fx.STAGE, prepare_fx.STAGE, calibrate_fx.STAGE, convert_fx.STAGE, capture_fx.STAGE, edge_fx.STAGE,
            delegate.STAGE, fuse.STAGE, emit.STAGE, run_fx.STAGE),
-    roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit"},
+    roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit", "delegated": "delegate",
+           "runtime": "run"},
     recovery=recovery, rank=0, float_graph=float_graph)

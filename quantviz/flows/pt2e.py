@@ -7,7 +7,7 @@ backend's to declare (``Backend.recovery``).
 """
 from quantviz.config import PipelineConfig
 from quantviz.flows.base import Flow
-from quantviz.recover.candidates import Candidate, Scope, keep_float, more_calibration
+from quantviz.candidates import Candidate, Scope, keep_float, more_calibration
 from quantviz.stages import (calibrate_pt2e, capture, convert_pt2e, delegate, edge, emit, fuse, prepare_pt2e, run,
                              trace_export)
 
@@ -22,5 +22,6 @@ FLOW = Flow(
     "pt2e", "torch.export, prepare_pt2e + the backend's quantizer, calibrate, convert_pt2e, export, lower",
     slots=(trace_export.STAGE, prepare_pt2e.STAGE, calibrate_pt2e.STAGE, convert_pt2e.STAGE, capture.STAGE,
            edge.STAGE, delegate.STAGE, fuse.STAGE, emit.STAGE, run.STAGE),
-    roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit"},
-    recovery=recovery, rank=1)
+    roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit", "delegated": "delegate",
+           "runtime": "run"},
+    recovery=recovery, rank=1, warm_until="prepare", backend_recovery=True)

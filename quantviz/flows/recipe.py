@@ -37,7 +37,8 @@ def resolve(config: PipelineConfig) -> Flow:
     lowered = next((t for t in reversed(types) if t not in ("to_executorch",)), types[-1])
     return Flow("recipe", f"executorch.export.export with the {config.recipe} recipe",
                 slots=(*stages, run.STAGE),
-                roles={"session": types[0], "reference": reference, "lowered": lowered, "program": "to_executorch"})
+                roles={"session": types[0], "reference": reference, "lowered": lowered, "program": "to_executorch",
+                       "runtime": "run"})
 
 
 FLOW = Flow("recipe", "executorch.export.export with an ExportRecipe (--recipe NAME): every ExportSession stage",

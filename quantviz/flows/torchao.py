@@ -10,19 +10,17 @@ groups, where every linear's width divides and the backend takes them (XNNPACK: 
 """
 import dataclasses
 
+from quantviz.backends import Backend, backend_of
 from quantviz.config import PipelineConfig
 from quantviz.flows.base import Absent, Flow
-from quantviz.recover.candidates import Candidate, Scope, group_size, int8_everywhere, int8_weights, keep_float
+from quantviz.candidates import Candidate, Scope, group_size, int8_everywhere, int8_weights, keep_float
 from quantviz.stages import capture, delegate, edge, emit, fuse_torchao, quantize, run, trace_export
 
-XNNPACK_GROUP_MULTIPLE = 32  # XNNPACK takes groupwise int4 weights in groups of a multiple of 32 (known_issues)
-
-
 def smaller_groups(config: PipelineConfig, scope: Scope) -> list[int]:
-    """Group sizes below ``config.group_size`` (halving) that divide every linear's input width; under XNNPACK
-    only multiples of 32: ``smaller_groups(PipelineConfig(flow="torchao", group_size=128), Scope(...))`` ->
+    """Group sizes below ``config.group_size`` (halving) that divide every linear's input width, multiples of what
+    the backend takes (``Backend.int4_group_step``; XNNPACK: 32): ``smaller_groups(PipelineConfig(flow="torchao", group_size=128), Scope(...))`` ->
     [64, 32]."""
-    step = XNNPACK_GROUP_MULTIPLE if config.target == "xnnpack" else 8
+    step = backend_of(config).int4_group_step
     sizes, g = [], config.group_size // 2
     while config.group_size and g >= step and g % step == 0:
         if all(width % g == 0 for width in scope.linear_inputs):
@@ -41,6 +39,14 @@ def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
             *(group_size(g) for g in (smaller_groups(config, scope) if int4 else []))]
 
 
+def backend_refusal(backend: Backend) -> str:
+    """Why the torchao flow cannot lower to ``backend`` ("" when it can)."""
+    if backend.takes_xnnpack:
+        return ""
+    return (f"flow='torchao' lowers to XNNPACK (the configurations quantize_ makes for it); backend "
+            f"{backend.name!r} takes --flow pt2e with its own quantizer")
+
+
 FLOW = Flow(
     "torchao", "torchao quantize_ (8da4w, 8da8w, int8 weight-only), torch.export, to_edge_transform_and_lower",
     # the float export is shown, not a bare call: a user's script runs quantize_ on the eager model
@@ -50,5 +56,6 @@ FLOW = Flow(
                                "token) or not at all (weight-only), so there is nothing to calibrate"),
            Absent("convert", "quantize_ already made the quantized model; there is no observed model to convert"),
            capture.STAGE, edge.STAGE, delegate.STAGE, fuse_torchao.STAGE, emit.STAGE, run.STAGE),
-    roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit"},
-    recovery=recovery, rank=2)
+    roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit", "delegated": "delegate",
+           "runtime": "run"},
+    recovery=recovery, rank=2, backend_refusal=backend_refusal)

@@ -81,6 +81,8 @@ class NodeView:
     debug_handle: int | None = None
     subgraph: str | None = None  # for delegate calls: key of the lowered module's graph in GraphView.subgraphs
     backend: str | None = None  # for delegate calls: backend id
+    # for an ExportedProgram's buffer placeholder that the graph writes (a KV cache): the buffer's name
+    mutable_buffer: str | None = None
 
 
 @dataclass

@@ -37,8 +37,11 @@ def snapshot(obj: Any, stage: str = "", *, prefix: str = "") -> GraphView:
 def _snapshot_graph(gm: fx.GraphModule, stage: str, prefix: str, program: Any) -> GraphView:
     param_names: set[str] = set()
     placeholder_tensors: dict[str, str] = {}
+    mutated: set[str] = set()  # buffers the program writes (KV caches), by their fqn
+    written = _written_in_place(gm)  # in-place ops (before functionalization, custom ops) say so by their schema
     if program is not None:
         sig = program.graph_signature
+        mutated = set(getattr(sig, "buffers_to_mutate", {}).values())  # functional programs (edge) say so
         for spec in sig.input_specs:
             if spec.kind != torch.export.graph_signature.InputKind.USER_INPUT and hasattr(spec.arg, "name"):
                 param_names.add(spec.arg.name)
@@ -79,6 +82,11 @@ def _snapshot_graph(gm: fx.GraphModule, stage: str, prefix: str, program: Any) -
             debug_handle=_debug_handle(n.meta.get("debug_handle")),
         )
         view.shape, view.dtype = _shape_dtype(n.meta.get("val", n.meta.get("tensor_meta")))
+        if n.op == "placeholder" and n.name in placeholder_tensors and (
+                placeholder_tensors[n.name] in mutated or n.name in written):
+            view.mutable_buffer = placeholder_tensors[n.name]
+        elif n.op == "get_attr" and n.name in written:
+            view.mutable_buffer = str(n.target)
         view.module_path, view.module_type = _module(n, module)
         if kind == "delegate":
             lowered = resolve(n.args[0]) if isinstance(n.args[0], fx.Node) else None
@@ -89,6 +97,23 @@ def _snapshot_graph(gm: fx.GraphModule, stage: str, prefix: str, program: Any) -
                                                     prefix=prefix + n.name + "/")
         nodes.append(view)
     return GraphView(stage=stage, nodes=nodes, patterns=find_patterns(nodes), subgraphs=subgraphs)
+
+
+def _written_in_place(gm: fx.GraphModule) -> set[str]:
+    """Names of the placeholder and get_attr nodes an op writes in place, by the op's schema (``Tensor(a!)``
+    arguments: ``index_copy_``, ``llama::update_cache``'s cache); out= arguments are not counted."""
+    out: set[str] = set()
+    for n in gm.graph.nodes:
+        schema = getattr(n.target, "_schema", None) if n.op == "call_function" else None
+        if schema is None:
+            continue
+        for i, arg in enumerate(schema.arguments):
+            if arg.alias_info is None or not arg.alias_info.is_write or arg.kwarg_only:
+                continue
+            value = n.args[i] if i < len(n.args) else n.kwargs.get(arg.name)
+            if isinstance(value, fx.Node) and value.op in ("placeholder", "get_attr"):
+                out.add(value.name)
+    return out
 
 
 def _get_attr(gm: torch.nn.Module, target: str) -> Any:

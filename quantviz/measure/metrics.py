@@ -5,6 +5,7 @@ SQNR (dB) = 10·log10(Σref² / Σ(ref−x)²); identical tensors give +inf.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 
@@ -61,15 +62,26 @@ def cosine(reference: torch.Tensor, x: torch.Tensor) -> float:
     return float(a @ b) / (na * nb)
 
 
-def pair_metrics(reference: torch.Tensor, x: torch.Tensor, scale: float | None = None) -> dict[str, float]:
+@dataclass(frozen=True)
+class PairMetrics:
+    """Every metric for one pair of tensors (``pair_metrics``)."""
+
+    sqnr_db: float  # SQNR of the second against the first (dB; inf when identical)
+    cosine: float  # cosine similarity of the flattened tensors
+    max_abs_error: float  # max |a - b|
+    mean_abs_error: float  # mean |a - b|
+    max_lsb: float | None = None  # max |a - b| in LSB of the quantized output's scale; None without a scale
+    share_ge_1_lsb: float | None = None  # share of elements off by at least one LSB (None as ``max_lsb``)
+
+
+def pair_metrics(reference: torch.Tensor, x: torch.Tensor, scale: float | None = None) -> PairMetrics:
     """Every metric for one pair of tensors: SQNR (dB), cosine, max and mean absolute error and, given the
-    quantized output's ``scale``, the max LSB error and the share of elements off by at least one LSB."""
+    quantized output's ``scale``, the max LSB error and the share of elements off by at least one LSB::
+
+        pair_metrics(torch.tensor([3.0, 4.0]), torch.tensor([3.0, 3.0]), scale=0.5).max_lsb   # 2.0
+    """
     ref, got = reference.detach().double().flatten(), x.detach().double().flatten()
     err = (ref - got).abs()
-    out = {"sqnr_db": sqnr_db(ref, got), "cosine": cosine(ref, got),
-           "max_abs_error": float(err.max()) if err.numel() else 0.0,
-           "mean_abs_error": float(err.mean()) if err.numel() else 0.0}
-    if scale:
-        lsb = lsb_summary(ref, got, scale)
-        out["max_lsb"], out["share_ge_1_lsb"] = lsb["max_lsb"], lsb["share_ge_1_lsb"]
-    return out
+    lsb = lsb_summary(ref, got, scale) if scale else {}
+    return PairMetrics(sqnr_db(ref, got), cosine(ref, got), float(err.max()) if err.numel() else 0.0,
+                       float(err.mean()) if err.numel() else 0.0, lsb.get("max_lsb"), lsb.get("share_ge_1_lsb"))

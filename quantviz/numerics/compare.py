@@ -391,7 +391,8 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
                 LevelState("unavailable", levels.unavailable.get(level, NOT_RUN.reason))
         for a, b in itertools.combinations([lvl for lvl in LEVELS if lvl in levels.outputs], 2):
             m = pair_metrics(levels.outputs[a], levels.outputs[b], scale if a != "float" else None)
-            report.end_to_end.append(LevelComparison(data, a, b, **m))
+            report.end_to_end.append(LevelComparison(data, a, b, m.sqnr_db, m.cosine, m.max_abs_error,
+                                                     m.mean_abs_error, m.max_lsb, m.share_ge_1_lsb))
         if labels is not None:
             report.accuracy[data] = {lvl: accuracy(out, labels) for lvl, out in levels.outputs.items()}
     comparison = sets[report.main_data()][0] if report.main_data() in sets else next(iter(sets.values()))[0]
@@ -567,8 +568,8 @@ def granularity_check(pipe: "Pipeline", batches: list[tuple], scale: float | Non
         outs[name] = concat_outputs(done.leaves)
     a, b = outs["graph"], outs["op"]
     result = GranularityCheck(batches=len(batches), identical=bool(torch.equal(a, b)), sqnr_db=sqnr_db(a, b),
-                              delegate_calls_op=pipe.results["delegate"].metrics.get("delegate_calls"),
-                              delegate_calls_graph=other.results["delegate"].metrics.get("delegate_calls"))
+                              delegate_calls_op=pipe.result_of("delegated").metrics.get("delegate_calls"),
+                              delegate_calls_graph=other.result_of("delegated").metrics.get("delegate_calls"))
     if scale:
         lsb = lsb_summary(a, b, scale)
         result.max_lsb, result.share_ge_1_lsb = lsb["max_lsb"], lsb["share_ge_1_lsb"]

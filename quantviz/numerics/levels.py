@@ -77,7 +77,7 @@ def run_levels(pipe: PipelineView, batches: list[tuple]) -> LevelOutputs:
     if blocked is not None:
         res.unavailable["runtime"] = blocked.message
         return res
-    run = pipe.results.get("run")
+    run = pipe.result_of("runtime")
     reused = run.artifact.outputs_for(batches) if run is not None and run.ok else None
     if reused is not None:
         res.outputs["runtime"], res.runtime_reused = _flat("runtime", reused, res), True

@@ -139,9 +139,9 @@ def per_node_table(pipe: PipelineView, batches: list[tuple]) -> list[PerNodeRow]
         if f and r and all(a.shape == b.shape for a, b in zip(f, r)):
             ft, rt = torch.cat([x.flatten() for x in f]), torch.cat([x.flatten() for x in r])
             m = pair_metrics(ft, rt)
-            row.sqnr_db, row.cosine = m["sqnr_db"], m["cosine"]
-            row.max_abs_error, row.mean_abs_error = m["max_abs_error"], m["mean_abs_error"]
-            row.mean_lsb = m["mean_abs_error"] / row.scale if row.scale else float("nan")
+            row.sqnr_db, row.cosine = m.sqnr_db, m.cosine
+            row.max_abs_error, row.mean_abs_error = m.max_abs_error, m.mean_abs_error
+            row.mean_lsb = m.mean_abs_error / row.scale if row.scale else float("nan")
         elif f and r:
             row.how, row.matched = f"shapes differ ({tuple(f[0].shape)} vs {tuple(r[0].shape)})", ""
         rows.append(row)

@@ -128,7 +128,7 @@ def _tap_and_run(pipe: PipelineView, batches: list[tuple]) -> TapRun:
         return TapRun(False, "the captured program has no per-tensor quantize output to tap")
     lowered, specs = _lower_tapped(pipe, chosen)
     calls, left = graph_ops(lowered)
-    calls_before, left_before = graph_ops(pipe.results["delegate"].artifact)
+    calls_before, left_before = graph_ops(pipe.result_of("delegated").artifact)
     outputs, runner = _run(pipe, lowered, batches)
     values = [{by_node[s.node_name]: out[s.output_index] for s in specs
                if s.output_index < len(out) and isinstance(out[s.output_index], torch.Tensor)} for out in outputs]

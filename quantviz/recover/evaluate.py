@@ -25,9 +25,10 @@ from typing import Any, Callable
 
 from quantviz.config import ConfigError, PipelineConfig, config_flags
 from quantviz.data import evaluation_data
+from quantviz.flows import check
 from quantviz.loading import load_model
 from quantviz.pipeline import Pipeline, StageEvent
-from quantviz.recover.candidates import Candidate, Scope, combined_changes
+from quantviz.candidates import Candidate, Scope, combined_changes
 from quantviz.recover.generate import candidates_for, scope_of
 from quantviz.recover.trial import Phase, Probe, Trial
 from quantviz.reuse import PipelineCache
@@ -71,6 +72,7 @@ class Session:
         try:
             trial.changes = combined_changes(self.base_config, candidates)
             config = self.base_config.with_changes(**trial.changes)
+            check(config)
         except (ConfigError, ValueError) as exc:
             trial.error = f"config: {exc}"
             return trial
@@ -100,13 +102,13 @@ class Session:
             err = failed.error
             trial.error = f"{failed.name}: {err.message if err is not None else 'failed'}"
         numerics = pipe.numerics()
-        trial.sqnr_db = _finite(numerics.get("float_vs_runtime_sqnr_db"))
-        trial.float_vs_reference_db = _finite(numerics.get("float_vs_reference_sqnr_db"))
-        trial.reference_vs_runtime_db = _finite(numerics.get("reference_vs_runtime_sqnr_db"))
-        trial.float_accuracy = _finite(numerics.get("float_accuracy"))
-        trial.runtime_accuracy = _finite(numerics.get("runtime_accuracy"))
-        trial.float_perplexity = _finite(numerics.get("float_perplexity"))
-        trial.runtime_perplexity = _finite(numerics.get("runtime_perplexity"))
+        trial.sqnr_db = _finite(numerics.float_vs_runtime_sqnr_db)
+        trial.float_vs_reference_db = _finite(numerics.float_vs_reference_sqnr_db)
+        trial.reference_vs_runtime_db = _finite(numerics.reference_vs_runtime_sqnr_db)
+        trial.float_accuracy = _finite(numerics.float_accuracy)
+        trial.runtime_accuracy = _finite(numerics.runtime_accuracy)
+        trial.float_perplexity = _finite(numerics.float_perplexity)
+        trial.runtime_perplexity = _finite(numerics.runtime_perplexity)
         pte = pipe.pte_bytes()
         if pte is not None:
             trial.pte_bytes, trial.pte_sha256 = len(pte), hashlib.sha256(pte).hexdigest()
@@ -195,7 +197,7 @@ def warm_session(model_ref: str, base_config: dict) -> dict:
     :class:`Probe` (what the driver needs to know of the model), or the error that kept the model from loading."""
     from quantviz.sweep.actors import warm_libraries
 
-    warm_libraries((base_config.get("flow"),) if base_config.get("flow") in ("fx", "pt2e") else ("pt2e",))
+    warm_libraries((base_config.get("flow") or "fx",))
     try:
         s = session(model_ref, base_config)
     except Exception as exc:  # noqa: BLE001 - LoadError, a bad config: the driver says so

@@ -1,4 +1,4 @@
-"""The candidates of one model under one config: its :class:`~quantviz.recover.candidates.Scope` (weighted
+"""The candidates of one model under one config: its :class:`~quantviz.candidates.Scope` (weighted
 layers, linear widths, calibration batches) and what its flow and its backend declare for it.
 
 Example::
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from quantviz.backends import backend_of
 from quantviz.config import ConfigError, PipelineConfig
-from quantviz.flows import FLOWS
+from quantviz.flows import FLOWS, check
 from quantviz.model_spec import ModelSpec
-from quantviz.recover.candidates import Candidate, Scope, compose
+from quantviz.candidates import Candidate, Scope, compose
 
 def scope_of(spec: ModelSpec) -> Scope:
     """The model's weighted layers in model order (conv and linear modules, as ``numerics.sensitivity`` takes
@@ -33,8 +33,8 @@ def declared(config: PipelineConfig, scope: Scope) -> list[Candidate]:
     """What the config's flow and backend declare, flow first (each ``recovery`` function; none when None)."""
     flow = FLOWS[config.flow]
     out = list(flow.recovery(config, scope)) if flow.recovery is not None else []
-    if flow.recovery is None:
-        return out  # a flow without candidates gets none, its backend's included: they are options of its stages
+    if flow.recovery is None or not flow.backend_recovery:
+        return out  # the backend's are its quantizer's options: only a flow that quantizes with it offers them
     try:
         backend = backend_of(config)
     except ConfigError:
@@ -51,6 +51,7 @@ def candidates_for(config: PipelineConfig, scope: Scope) -> list[Candidate]:
             continue
         try:
             changed = compose(config, [c])
+            check(changed)
         except ValueError:  # ConfigError: not a config this flow and backend can run
             continue
         if changed != config:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from quantviz.config import PipelineConfig, config_flags
-from quantviz.recover.candidates import merge_rule
+from quantviz.candidates import merge_rule
 from quantviz.recover.search import Recovery
 from quantviz.recover.trial import Trial
 from quantviz.render.charts import Chart, to_svg, vega_lite
@@ -77,7 +77,8 @@ def csv_row(found: Recovery, t: Trial) -> dict[str, Any]:
             "runtime_accuracy": t.runtime_accuracy, "accuracy_drop_points": t.accuracy_drop_points,
             "float_perplexity": t.float_perplexity, "runtime_perplexity": t.runtime_perplexity,
             "float_layers": t.float_layers, "pte_bytes": t.pte_bytes, "pte_sha256": t.pte_sha256,
-            "latency_ms": t.latency_ms, "latency_spread": t.latency_spread, "seconds": round(t.seconds, 3), "reused_stages": ";".join(t.reused),
+            "latency_ms": t.latency_ms, "latency_spread": t.latency_spread, "seconds": round(t.seconds, 3),
+            "reused_stages": ";".join(t.reused),
             "saved_seconds": round(t.saved_seconds, 3), "worker": t.worker, "data": t.data}
 
 

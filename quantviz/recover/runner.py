@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from quantviz.config import PipelineConfig
-from quantviz.recover.candidates import Candidate, Scope
+from quantviz.candidates import Candidate, Scope
 from quantviz.recover.search import Recovery, search
 from quantviz.recover.trial import Probe, Request, Target, Trial
 

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from quantviz.config import PipelineConfig
-from quantviz.recover.candidates import Candidate
+from quantviz.candidates import Candidate
 from quantviz.recover.trial import Request, Target, Trial, change_key
 
 Evaluator = Callable[[list[Request]], list[Trial]]  # runs every request (in parallel where it can), in order

@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from quantviz.recover.candidates import Candidate, Scope
+from quantviz.candidates import Candidate, Scope
 
 TargetKind = Literal["sqnr", "accuracy_drop", "ppl_increase"]
 # base: the config as given; single: one candidate; greedy: the current set plus one; prune: the set minus one

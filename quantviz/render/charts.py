@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # the report's records, read by attribute (no import at run t
     from quantviz.numerics.kernel_instances import KernelInstance
     from quantviz.numerics.per_node import PerNodeRow
     from quantviz.numerics.sensitivity import SensitivityRow
+    from quantviz.stages.base import OverlayPair
 
 # the blame table's SQNR columns, earliest level pair first, with the label each line carries
 PAIRS: tuple[tuple[str, str], ...] = (
@@ -45,10 +46,6 @@ PAIR_COLOURS = {"float → reference": "#2563eb", "reference → fused": "#d9770
 LEVELS = ("float", "reference", "fused", "runtime")
 LEVEL_COLOURS = {"float": "#64748b", "reference": "#2563eb", "fused": "#d97706", "runtime": "#7c3aed"}
 DIVERGENCE_COLOUR = "#dc2626"
-# which blame pair colours a stage's graph: the pair whose later level that stage's program computes
-STAGE_PAIR = {"trace": PAIRS[0][0], "prepare": PAIRS[0][0], "calibrate": PAIRS[0][0], "convert": PAIRS[0][0],
-              "capture": PAIRS[0][0], "edge": PAIRS[0][0], "delegate": PAIRS[1][0], "fuse": PAIRS[1][0],
-              "emit": PAIRS[2][0], "run": PAIRS[2][0]}
 MAX_NAMED_NODES = 30  # up to this many nodes, the SVG line chart names each on its x axis
 IDENTICAL_HEADROOM_DB = 10.0  # identical outputs (infinite SQNR) are drawn this far above the best finite point
 ALL_IDENTICAL_DB = 100.0  # ... or here when every value is identical
@@ -240,22 +237,24 @@ def report_charts(report: NumericsReport, order: Mapping[str, int] | None = None
     return [c for c in made if c is not None]
 
 
-def blame_overlay(rows_by_node: Mapping[str, BlameRow], stage: str) -> tuple[tuple[str, float], ...]:
+def blame_overlay(rows_by_node: Mapping[str, BlameRow], pair: OverlayPair) -> tuple[tuple[str, float], ...]:
     """(node id, SQNR dB) for one stage's graph, from that stage's blame rows (``blame_by_stage``): the level pair
-    the stage's program computes (`STAGE_PAIR`); identical outputs are drawn as the best value plus headroom.
+    the stage's program computes (its record's ``Stage.overlay``); identical outputs are drawn as the best value
+    plus headroom.
 
-        blame_overlay({"conv1": BlameRow(..., float_vs_reference_sqnr_db=30.5)}, "convert") -> (("conv1", 30.5),)
+        blame_overlay({"conv1": BlameRow(..., float_vs_reference_sqnr_db=30.5)}, pipe.stage("convert").overlay)
+        # (("conv1", 30.5),)
     """
-    col = STAGE_PAIR.get(stage, PAIRS[0][0])
+    col = pair
     values = {node: db_value(getattr(r, col)) for node, r in rows_by_node.items()}
     values = {k: v for k, v in values.items() if v is not None and v != -math.inf}
     cap = identical_at(list(values.values()))
     return tuple((k, cap if math.isinf(v) else v) for k, v in values.items())
 
 
-def pair_label(stage: str) -> str:
-    """The level pair colouring ``stage``'s graph: ``pair_label("fuse") -> "reference → fused"``."""
-    return dict(PAIRS)[STAGE_PAIR.get(stage, PAIRS[0][0])]
+def pair_label(pair: OverlayPair) -> str:
+    """A level pair's words: ``pair_label("reference_vs_fused_sqnr_db") -> "reference → fused"``."""
+    return dict(PAIRS)[pair]
 
 
 # ---------------------------------------------------------------------------------------------------- Vega-Lite

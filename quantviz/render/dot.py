@@ -49,13 +49,16 @@ def node_label(n: NodeView, note: str | None = None) -> str:
         lines.append(n.qparams.label())
     elif n.shape is not None and n.kind in ("input", "output", "float_op", "quantized_op"):
         lines.append("×".join(map(str, n.shape)) if n.shape else "scalar")
+    if n.mutable_buffer:
+        lines.append("mutable buffer (written in place)")
     if note:
         lines.append(note)
     return "\\n".join(_esc(line) for line in lines)
 
 
 def node_tooltip(n: NodeView, note: str | None = None) -> str:
-    rows = [f"{n.kind}: {n.target}"]
+    rows = [f"{n.kind}: {n.target}"] + ([f"mutable buffer {n.mutable_buffer}: the program writes it in place "
+                                         "(e.g. a KV cache)"] if n.mutable_buffer else [])
     if n.qparams is not None:
         rows.append(n.qparams.label())
     if n.shape is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol
 
+from quantviz.backends.base import Backend
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
 from quantviz.remedy import Remedy  # noqa: F401  (part of a stage's record)
@@ -50,7 +51,15 @@ class StageContext:
     artifacts: Mapping[str, Any]
     progress: Progress = lambda fraction, text: None
     flow: StageOrder | None = None  # the flow being run (its stage order and roles); None in tests that build one
+    # the config's backend, resolved once per run by the pipeline (None: resolve it from the config)
+    backend: Backend | None = None
     should_stop: Callable[[], bool] = lambda: False  # Stop was pressed: work in a worker process is killed at once
+
+    def __post_init__(self) -> None:
+        if self.backend is None:
+            from quantviz.backends import backend_of
+
+            self.backend = backend_of(self.config)
 
     def artifact(self, stage: str) -> Any:
         try:

@@ -11,7 +11,7 @@ from quantviz.stages.convert import DESCRIPTION, EXPLANATION, remedy
 def run(ctx: StageContext) -> StageOutput:
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    options = backend_of(ctx.config).convert_options
+    options = ctx.backend.convert_options
     extra = "".join(f", {k}={v!r}" for k, v in options.items())
     return StageOutput(convert_pt2e(ctx.previous(), **options), calls=[
         "from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e",

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import io
 
-from quantviz.backends import backend_of
 from quantviz.backends.partition_log import capture_why_no_partition
 from quantviz.lowering import calls as lowering_calls
 from quantviz.lowering import delegate, graph_ops, partitioner_for, partitioner_key, partitioner_name
@@ -31,7 +30,7 @@ def run(ctx: StageContext) -> StageOutput:
     reasons: dict[str, list[str]] = {}
     # ExecuTorch's WhyNoPartition reports (XNNPACK's), and what the backend's own partitioner refuses
     printed = io.StringIO()  # Vela prints its summary: keep it with the stage, not on the terminal
-    with capture_why_no_partition(reasons), backend_of(ctx.config).capture_refusals(reasons), \
+    with capture_why_no_partition(reasons), ctx.backend.capture_refusals(reasons), \
             contextlib.redirect_stdout(printed):
         lowered = delegate(edge, partitioner, ctx.config.lowering)
     for name, why in getattr(partitioner, "reasons", {}).items():  # the demo partitioner's own reasons

@@ -5,7 +5,7 @@ The variants are one file each: ``prepare_fx.py`` (``prepare_fx`` with a ``QConf
 """
 from __future__ import annotations
 
-from quantviz.backends import backend_of
+from quantviz.backends import Backend
 from quantviz.config import PipelineConfig
 from quantviz.quantizers.skip_modules import SkipModulesQuantizer
 from quantviz.stages.base import Remedy
@@ -19,21 +19,21 @@ EXPLANATION = (
 )
 
 
-def pt2e_quantizer(config: PipelineConfig):  # -> Quantizer
-    """The backend's quantizer for ``config``, with ``config.skip_modules`` left float."""
-    quantizer = backend_of(config).quantizer(config)
+def pt2e_quantizer(config: PipelineConfig, backend: Backend):  # -> Quantizer
+    """``backend``'s quantizer for ``config``, with ``config.skip_modules`` left float."""
+    quantizer = backend.quantizer(config)
     if config.skip_modules:
         quantizer = SkipModulesQuantizer(quantizer, config.skip_modules)
     return quantizer
 
 
-def pt2e_quantizer_calls(config: PipelineConfig) -> list[str]:
+def pt2e_quantizer_calls(config: PipelineConfig, backend: Backend) -> list[str]:
     """The quantizer as a user's script builds it; skipped modules through quantviz's wrapper, because
     XNNPACKQuantizer refuses ``set_module_name(name, None)``."""
     skip = [f"from quantviz.quantizers.skip_modules import SkipModulesQuantizer  # leaves these modules "
             "unannotated (XNNPACKQuantizer refuses set_module_name(name, None))",
             f"quantizer = SkipModulesQuantizer(quantizer, skip={tuple(config.skip_modules)!r})"]
-    return [*backend_of(config).quantizer_calls(config), *(skip if config.skip_modules else [])]
+    return [*backend.quantizer_calls(config), *(skip if config.skip_modules else [])]
 
 
 def findings_of(traced: object) -> Untraceable | None:

@@ -21,8 +21,8 @@ def run(ctx: StageContext) -> StageOutput:
     gm = ep.module(check_guards=config.check_guards)
     module = "ep.module()" if config.check_guards else \
         "ep.module(check_guards=False)  # no _guards_fn call_module (Arm's passes cannot run it)"
-    calls = ["from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e", *pt2e_quantizer_calls(config),
-             f"gm = {module}"]
+    calls = ["from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e",
+             *pt2e_quantizer_calls(config, ctx.backend), f"gm = {module}"]
     notes = []
     if config.keep_integer_scalars:
         gm, kept = keep_integer_scalars(gm)
@@ -31,7 +31,7 @@ def run(ctx: StageContext) -> StageOutput:
         notes.append(f"keep_integer_scalars: {kept} integer add/mul scalar(s) made integer constants, so the "
                      "quantizer's _convert_scalars_to_attrs does not turn them float")
     with cached_pattern_graphs():  # XNNPACKQuantizer's conv-bn patterns exported once per process
-        observed = prepare_pt2e(gm, pt2e_quantizer(config))
+        observed = prepare_pt2e(gm, pt2e_quantizer(config, ctx.backend))
     calls.append("observed = prepare_pt2e(gm, quantizer)")
     return StageOutput(observed, calls=calls, notes=notes)
 

@@ -9,7 +9,7 @@ import torch
 
 from quantviz.config import PipelineConfig
 from quantviz.data import EvaluationData, evaluation_data
-from quantviz.backends import backend_of
+from quantviz.backends import Backend
 from quantviz.backends.delegate_runs import DelegateCall, DelegateCheck
 from quantviz.backends.execute import NoRuntimeHere, execute
 from quantviz.errors import StageError
@@ -17,6 +17,7 @@ from quantviz.known_issues import runtime_preflight
 from quantviz.lowering import delegates
 from quantviz.measure.language import LanguageFigures, language_figures
 from quantviz.measure.metrics import accuracy, lsb_summary, sqnr_db
+from quantviz.measure.run_numerics import RunNumerics
 from quantviz.measure.verdict import RuntimeVerdict, judge
 from quantviz.model_spec import ModelSpec
 from quantviz.runtime import as_module, first_output, output_scale
@@ -37,7 +38,7 @@ class RuntimeRun:
     float_outputs: list[torch.Tensor]
     reference_outputs: list[torch.Tensor]
     runtime_outputs: list[torch.Tensor]
-    numerics: dict[str, float] = field(default_factory=dict)
+    numerics: RunNumerics = field(default_factory=RunNumerics)
     runtime_log: list[str] = field(default_factory=list)
     verdict: RuntimeVerdict | None = None  # drift (reported) or wrong (the stage failed instead)
     batches: list[tuple] = field(default_factory=list)  # the comparison batches the runtime ran on
@@ -141,8 +142,8 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
         raise StageError(
             "run", f"the runtime's output does not match the reference quantized model: it {verdict.summary()}, "
                    f"and {verdict.reason}", hint, details="\n".join(log), metrics=numerics, fix=fix)
-    result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, numerics, log, verdict,
-                        batches=list(batches), runtime_leaves=runtime_leaves, data=data,
+    result = RuntimeRun(float_outputs, reference_outputs, runtime_outputs, RunNumerics.from_dict(numerics), log,
+                        verdict, batches=list(batches), runtime_leaves=runtime_leaves, data=data,
                         executed_by=done.executed_by, delegate_checks=done.delegates.checks if done.delegates else [],
                         delegate_calls=done.delegates.calls if done.delegates else [], report=done.report,
                         language=language)
@@ -150,7 +151,7 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
              result.agreement(), *(language.notes() if language is not None else [])]
     notes += [check.line() for check in result.delegate_checks]
     notes += [vela_line(done.report.get("target", ""), rep) for rep in done.report.get("delegates", [])]
-    return StageOutput(result, graph_source=False, metrics=numerics, calls=run_calls(ctx.config), notes=notes)
+    return StageOutput(result, graph_source=False, metrics=numerics, calls=run_calls(ctx.backend), notes=notes)
 
 
 def died_error(died: WorkerDied, known: StageError | None) -> StageError:
@@ -182,9 +183,8 @@ def vela_line(target: str, rep: dict) -> str:
             f"{num('off_chip_flash_memory_used', '.1f')} KiB")
 
 
-def run_calls(config: PipelineConfig) -> list[str]:
-    """The calls that give these numbers on this machine."""
-    backend = backend_of(config)
+def run_calls(backend: Backend) -> list[str]:
+    """The calls that give these numbers on this machine (``backend``'s runtime or reference model)."""
     if backend.numbers == "reference-model":
         return ["# no runtime for this backend here: the edge program runs in PyTorch, each delegate on the "
                 f"{backend.reference_name}",
@@ -218,7 +218,8 @@ def _not_run_here(ctx: StageContext, data: EvaluationData, why: str) -> StageOut
         f = torch.cat([first_output(ctx.spec.model(*b)).flatten() for b in data.batches])
         r = torch.cat([first_output(reference(*b)).flatten() for b in data.batches])
     numerics = {"float_vs_reference_sqnr_db": sqnr_db(f, r)}
-    result = RuntimeRun([], [], [], numerics, batches=list(data.batches), data=data, executed_by="", not_run=why)
+    result = RuntimeRun([], [], [], RunNumerics.from_dict(numerics), batches=list(data.batches), data=data,
+                        executed_by="", not_run=why)
     return StageOutput(result, graph_source=False, metrics=numerics, calls=[],
                        notes=[why, f"float vs reference measured on {data.describe()}"])
 

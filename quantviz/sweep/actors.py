@@ -39,11 +39,11 @@ def quiet_worker() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def warm_libraries(flows: tuple[str, ...] = ("pt2e", "fx")) -> float:
+def warm_libraries(flows: tuple[str, ...] | None = None) -> float:
     """Pay once what a process otherwise pays in its first job, and nothing more: import torch, torchao,
     executorch (the edge, emit and runtime modules included) and quantviz's stages, and run the one-time parts of
-    ``flows`` on a tiny model (pt2e: ``torch.export``'s first call and XNNPACKQuantizer's pattern graphs,
-    ``quantviz.quantizers.pattern_cache``; fx has none beyond its imports). A process's first cell still costs
+    ``flows`` on a tiny model, up to each flow's ``warm_until`` stage (pt2e: ``torch.export``'s first call and
+    XNNPACKQuantizer's pattern graphs, ``quantviz.quantizers.pattern_cache``; fx has none beyond its imports). A process's first cell still costs
     more than its later ones (measured on this 2-core machine: 3.8 s against 1.7 s for a cell without a delegate,
     8.0 s against 3.3 s with XNNPACK, whose lowering passes build their pattern graphs on first use, about 3.6 s);
     warming those here would only move that time, not save it. Returns the seconds it took."""
@@ -54,18 +54,21 @@ def warm_libraries(flows: tuple[str, ...] = ("pt2e", "fx")) -> float:
     import executorch.kernels.quantized  # noqa: F401  quantized_decomposed kernels
     import torch
 
-    import quantviz.flows  # noqa: F401  every flow's stage modules
     from quantviz.config import PipelineConfig
+    from quantviz.flows import FLOWS  # every flow's stage modules
     from quantviz.model_spec import ModelSpec
     from quantviz.pipeline import Pipeline
 
-    if "pt2e" in flows:
+    for name in dict.fromkeys(FLOWS if flows is None else flows):  # None: every flow
+        until = FLOWS[name].warm_until if name in FLOWS else ""
+        if not until:
+            continue
         gen = torch.Generator().manual_seed(0)
         model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU(), torch.nn.Flatten(),
                                     torch.nn.Linear(8, 2)).eval()
         x = torch.randn(1, 1, 4, 4, generator=gen)
         Pipeline(ModelSpec("warm-up", model, (x,), calibration_batches=[(x,)]),
-                 PipelineConfig(flow="pt2e", until="prepare")).run()
+                 PipelineConfig(flow=name, until=until)).run()
     return time.perf_counter() - t0
 
 

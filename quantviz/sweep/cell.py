@@ -173,13 +173,15 @@ def run_cell(model: str, config: PipelineConfig, cell: str = "", label: str = ""
             pipe, result.reused_stages, result.reused_seconds = WARM.pipelines.start(spec, model, config)
             pipe.on_event = on_event
             pipe.run()
-            if "trace" in pipe.results and pipe.results["trace"].ok:
+            first = pipe.results.get(pipe.stage_names[0])
+            if first is not None and first.ok:
                 WARM.pipelines.keep_pipeline(model, pipe)
         else:
             spec = load_model(model)
             pipe = Pipeline(spec, config, on_event=on_event).run()
         _measure(pipe, result)
-        if sensitivity and "convert" in pipe.results and pipe.results["convert"].ok:
+        reference = pipe.result_of("reference")
+        if sensitivity and reference is not None and reference.ok:
             _prepare_sensitivity(pipe, result, sensitivity)
     except LoadError as exc:
         result.failed_stage, result.cause = "load", str(exc)
@@ -205,33 +207,33 @@ def _measure(pipe, result: CellResult) -> None:
 
         result.latency_ms, result.latency_spread = quick_latency(pipe)
     numerics = pipe.numerics()
-    result.sqnr_float_vs_reference_db = _finite(numerics.get("float_vs_reference_sqnr_db"))
-    result.sqnr_reference_vs_runtime_db = _finite(numerics.get("reference_vs_runtime_sqnr_db"))
-    result.sqnr_float_vs_runtime_db = _finite(numerics.get("float_vs_runtime_sqnr_db"))
-    result.float_accuracy = _finite(numerics.get("float_accuracy"))
-    result.runtime_accuracy = _finite(numerics.get("runtime_accuracy"))
-    convert = pipe.results.get("convert")
-    if result.sqnr_float_vs_reference_db is None and convert is not None and convert.ok:
+    result.sqnr_float_vs_reference_db = _finite(numerics.float_vs_reference_sqnr_db)
+    result.sqnr_reference_vs_runtime_db = _finite(numerics.reference_vs_runtime_sqnr_db)
+    result.sqnr_float_vs_runtime_db = _finite(numerics.float_vs_runtime_sqnr_db)
+    result.float_accuracy = _finite(numerics.float_accuracy)
+    result.runtime_accuracy = _finite(numerics.runtime_accuracy)
+    reference = pipe.result_of("reference")
+    if result.sqnr_float_vs_reference_db is None and reference is not None and reference.ok:
         # the run stage did not measure (stopped earlier, or failed before running): float vs reference here
 
         batches = pipe.spec.comparison_batches()
         result.sqnr_float_vs_reference_db = _finite(sqnr_db(_outputs(pipe.spec.model, batches),
-                                                            _outputs(convert.artifact, batches)))
-    delegate = pipe.results.get("delegate")
+                                                            _outputs(reference.artifact, batches)))
+    delegate = pipe.result_of("delegated")
     if delegate is not None and delegate.ok and delegate.graph is not None:
         g = delegate.graph
         inside = g.delegated_node_count()
         outside = sum(1 for n in g.nodes if n.kind not in ("input", "parameter", "output", "delegate"))
         result.delegated_ops, result.ops = inside, inside + outside
         result.share_delegated = inside / (inside + outside) if inside + outside else 0.0
-    fuse = pipe.results.get("fuse")
+    fuse = pipe.result_of("lowered")
     if fuse is not None and fuse.ok and fuse.graph is not None:
         result.fused_ops = fuse.graph.kind_counts().get("quantized_op", 0)
 
 
 def _prepare_sensitivity(pipe, result: CellResult, limit: int) -> None:
     batches, labels = sensitivity_data(pipe.spec)
-    base = _outputs(pipe.results["convert"].artifact, batches)
+    base = _outputs(pipe.result_of("reference").artifact, batches)
     result.sensitivity_base_db = _finite(sqnr_db(_outputs(pipe.spec.model, batches), base))
     result.sensitivity_base_accuracy = accuracy(base, labels) if labels is not None else None
     result.sensitivity_layers = [x for x in layers_of(pipe.spec.model) if x not in pipe.config.skip_modules][:limit]
@@ -252,7 +254,7 @@ def run_layer(model: str, config: PipelineConfig, layer: str, warm: bool = False
         if not other.ok:
             row["error"] = str(other.failed.error)
         else:
-            out = _outputs(other.results["convert"].artifact, batches)
+            out = _outputs(other.result_of("reference").artifact, batches)
             row["sqnr_db"] = _finite(sqnr_db(_outputs(spec.model, batches), out))
             row["accuracy"] = accuracy(out, labels) if labels is not None else None
     except Exception as exc:  # noqa: BLE001

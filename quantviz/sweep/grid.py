@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from quantviz.config import ConfigError, PipelineConfig
-from quantviz.flows import choices_of
+from quantviz.flows import check, choices_of
 
 TRUE, FALSE = ("on", "true", "yes", "1"), ("off", "false", "no", "0")
 
@@ -125,6 +125,8 @@ def build_grid(models: list[str], values: dict[str, list[Any]]) -> list[Cell]:
     varied = [n for n in names if len(values[n]) > 1]
     combos = [dict(zip(names, combo)) for combo in itertools.product(*(values[n] for n in names))]
     configs = [PipelineConfig(**c) for c in combos]
+    for config in configs:
+        check(config)  # what a backend or flow cannot take: a ConfigError before anything runs
     cells = []
     for model in dict.fromkeys(models):
         for config in configs:

@@ -1,6 +1,7 @@
 """A device's own ETDump placed on the stages of a ``quantviz run --out DIR``: its times per pattern beside this
 machine's, and (with its debug buffer) its intermediate values against this machine's runtime on the same .pte and
-inputs, with the first node that diverges.
+inputs, with the first node that diverges; for a program without delegates also against its lowered program run ahead of
+time in PyTorch (the ETRecord's edge program).
 
 ``DIR`` holds what ``quantviz run --out`` writes: ``model.pte``, ``etrecord.bin`` (the debug-handle and delegate
 maps), ``inputs.pt``, ``latency.json`` (this machine's times) and the stage graphs. The device ran ``model.pte``
@@ -61,8 +62,9 @@ class ValueRow:
     event: str              # the runtime's event name
     node: str | None        # the node it was placed on (a delegate call's node for its outputs)
     label: str              # what the user reads: the op and its module
-    sqnr_db: float
+    sqnr_db: float          # against this machine's runtime on the same .pte and inputs
     max_abs_diff: float
+    ahead_of_time_sqnr_db: float | None = None  # against the lowered program run in PyTorch (no delegates only)
 
     @property
     def diverges(self) -> bool:
@@ -70,7 +72,8 @@ class ValueRow:
 
     def to_dict(self) -> dict[str, Any]:
         return {"index": self.index, "event": self.event, "node": self.node, "label": self.label,
-                "sqnr_db": self.sqnr_db, "max_abs_diff": self.max_abs_diff, "diverges": self.diverges}
+                "sqnr_db": self.sqnr_db, "max_abs_diff": self.max_abs_diff,
+                "ahead_of_time_sqnr_db": self.ahead_of_time_sqnr_db, "diverges": self.diverges}
 
 
 @dataclass
@@ -108,6 +111,8 @@ class DeviceRun:
             out.append(f"  values: {len(self.values)} logged outputs compared with this machine's runtime; " + (
                 f"first diverging: {first.label} ({first.event}), {first.sqnr_db:.1f} dB SQNR, max |diff| "
                 f"{first.max_abs_diff:.4g}" if first else f"none diverges (all >= {DIVERGES_DB:.0f} dB)"))
+            if first is not None and first.ahead_of_time_sqnr_db is not None:
+                out[-1] += f"; {first.ahead_of_time_sqnr_db:.1f} dB against the lowered program run in PyTorch"
         return out
 
 
@@ -250,7 +255,7 @@ def _here_values(out: Path) -> tuple[bytes, bytes]:
     inputs = torch.load(out / "inputs.pt")
     program = (out / "model.pte").read_bytes()  # the runtime reads the bytes it is given: keep them alive
     module = rt._load_for_executorch_from_buffer(program, enable_etdump=True, debug_buffer_size=64 << 20)
-    module.forward(tuple(inputs))
+    module.forward(tuple(torch.utils._pytree.tree_leaves(tuple(inputs))))  # nested inputs: the leaves
     with tempfile.TemporaryDirectory() as d:
         e, b = os.path.join(d, "e.etdp"), os.path.join(d, "b.bin")
         module.write_etdump_result_to_file(e, b)
@@ -265,6 +270,7 @@ def compare_values(out: Path, etdump: bytes, debug_buffer: bytes, placement: Pla
 
     device = _value_events(etdump, debug_buffer)
     here = _value_events(*_here_values(out))
+    aot = _ahead_of_time_values(out)
     node_of = {(pl.event.name, pl.event.instruction_id): pl.node for pl in placement.kernels}
     calls = {d.call.instruction_id: d.node for d in placement.delegates}
     rows = []
@@ -286,5 +292,26 @@ def compare_values(out: Path, etdump: bytes, debug_buffer: bytes, placement: Pla
         n = placement.nodes.get(node) if node else None
         label = f"{n.name} ({n.module_path})" if n is not None and n.module_path else (n.name if n else name)
         db = float(sqnr_db(fb, fa)) if fa.numel() else float("inf")
-        rows.append(ValueRow(i, name, node, label, db, float((fa - fb).abs().max()) if fa.numel() else 0.0))
+        ref = aot.get(n.name) if n is not None and not call else None
+        ref_db = float(sqnr_db(ref.double().flatten(), fa)) if isinstance(ref, torch.Tensor) and \
+            ref.shape == a.shape and fa.numel() else None
+        rows.append(ValueRow(i, name, node, label, db, float((fa - fb).abs().max()) if fa.numel() else 0.0, ref_db))
     return rows
+
+
+def _ahead_of_time_values(out: Path) -> dict[str, Any]:
+    """Every node's value when the ETRecord's lowered program runs in PyTorch on ``inputs.pt`` (node name ->
+    value); empty when the program calls delegates (only the runtime runs those)."""
+    import torch
+    from executorch.devtools.etrecord import parse_etrecord
+
+    from quantviz.numerics.capture import capture_values
+    from quantviz.numerics.kernel_instances import has_delegates
+
+    try:
+        program = parse_etrecord(str(out / "etrecord.bin")).edge_dialect_program
+        if program is None or has_delegates(program.graph_module):
+            return {}
+        return capture_values(program.module(), tuple(torch.load(out / "inputs.pt")))
+    except Exception:  # noqa: BLE001 - the runtime comparison stands without it
+        return {}

@@ -39,6 +39,12 @@ class PipelineTiming:
     float_error: str = ""        # why the float model could not be timed on the same backend ("" when it was)
 
 
+def runtime_inputs(example_inputs: Any) -> tuple:
+    """What the runtime's ``forward`` takes: the example inputs' tensors flattened (dicts, nested tuples), as
+    ``quantviz.backends.execute`` feeds them."""
+    return tuple(torch.utils._pytree.tree_leaves(tuple(example_inputs)))
+
+
 def handle_maps(program: Any) -> tuple[dict[int, list[int]], dict[int, dict]]:
     """The program's debug-handle map (instruction id -> debug handles) and delegate map, "forward" method."""
     handles = (getattr(program, "debug_handle_map", None) or {}).get("forward") or {}
@@ -77,14 +83,16 @@ def time_pipeline(pipe: PipelineView, repeat: int = DEFAULT_REPEAT, warmup: int 
     graph = pipe.graph(lowered_stage) if lowered_stage else None
     if program is None or graph is None or not hasattr(program, "buffer"):
         raise NotTimed("no .pte to time: the flow did not reach its emit stage")
+    if run is not None and run.ok and run.artifact.not_run:
+        raise NotTimed(f"not timed: {run.artifact.not_run}")
     if run is not None and run.ok and run.artifact.executed_by != "the ExecuTorch runtime":
-        raise NotTimed(f"not timed: {run.artifact.not_run or run.artifact.executed_by} computed the numbers, not "
-                       "ExecuTorch's runtime on this machine")
+        raise NotTimed(f"not timed: {run.artifact.executed_by} computed the numbers, not ExecuTorch's runtime on "
+                       "this machine")
     if pipe.config.uses_quantviz_kernels:
         from quantviz_kernels import load
 
         load()
-    batch = tuple(pipe.spec.example_inputs)
+    batch = runtime_inputs(pipe.spec.example_inputs)
     try:
         profile, placement = time_program(program, graph, batch, repeat, warmup, threads)
     except RuntimeError as exc:
@@ -92,7 +100,7 @@ def time_pipeline(pipe: PipelineView, repeat: int = DEFAULT_REPEAT, warmup: int 
     side, float_profile, error = None, None, ""
     if with_float:
         try:
-            fprog, fgraph = float_program(pipe.spec.model, batch, pipe.config)
+            fprog, fgraph = float_program(pipe.spec.model, tuple(pipe.spec.example_inputs), pipe.config)
             float_profile, fplacement = time_program(fprog, fgraph, batch, repeat, warmup, threads)
             side = float_side(float_profile, fplacement)
         except Exception as exc:  # noqa: BLE001 - the float side is extra: say why it is missing, keep the rest

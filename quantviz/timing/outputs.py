@@ -72,7 +72,8 @@ def write_latency_graph(pipe: PipelineView, timing: PipelineTiming, out: Path, s
 
 def write_device_files(pipe: PipelineView, out: Path) -> list[str]:
     """``etrecord.bin`` (the lowered program and the .pte's debug-handle and delegate maps) and ``inputs.pt`` (the
-    example inputs, to replay the program on a device); the names written (none before the emit stage)."""
+    example inputs as the runtime takes them, flattened, to replay the program on a device); the names written
+    (no ETRecord before the emit stage)."""
     import torch
     from executorch.devtools import generate_etrecord
 
@@ -81,8 +82,15 @@ def write_device_files(pipe: PipelineView, out: Path) -> list[str]:
     lowered = pipe.artifact(lowered_stage) if lowered_stage else None
     written = []
     if program is not None and lowered is not None and hasattr(program, "buffer"):
-        generate_etrecord(str(out / ETRECORD), copy.deepcopy(lowered), program)
-        written.append(ETRECORD)
-    torch.save(tuple(pipe.spec.example_inputs), out / INPUTS)
+        try:
+            generate_etrecord(str(out / ETRECORD), copy.deepcopy(lowered), program)
+            written.append(ETRECORD)
+        except Exception as exc:  # noqa: BLE001 - the run's outputs stand without it; say why it is missing
+            (out / ETRECORD).unlink(missing_ok=True)
+            written.append(f"(no {ETRECORD}: generate_etrecord failed: {type(exc).__name__}: "
+                           f"{(str(exc).splitlines() or [''])[0][:160]})")
+    from quantviz.timing.measure import runtime_inputs
+
+    torch.save(runtime_inputs(pipe.spec.example_inputs), out / INPUTS)  # flat: what the runtime's forward takes
     written.append(INPUTS)
     return written

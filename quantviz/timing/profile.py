@@ -154,25 +154,6 @@ def profile_program(buffer: bytes, batch: tuple, repeat: int = 10, warmup: int =
     return profile, (data if keep_etdump else None)
 
 
-def time_without_etdump(buffer: bytes, batch: tuple, repeat: int = 10, warmup: int = 2) -> Stat:
-    """The same runs timed from Python (``time.perf_counter`` around ``forward``) without an ETDump: what the
-    ETDump's own bookkeeping costs is the difference with :func:`profile_program`'s wall times."""
-    import time
-
-    from executorch.extension.pybindings import portable_lib as rt
-
-    import executorch.kernels.quantized  # noqa: F401
-
-    module = rt._load_for_executorch_from_buffer(buffer)
-    out = []
-    for i in range(warmup + repeat):
-        t = time.perf_counter()
-        module.forward(tuple(batch))
-        if i >= warmup:
-            out.append((time.perf_counter() - t) * 1e3)
-    return Stat(out)
-
-
 def read_profile(etdump: bytes, drop: int = 0, debug_buffer: bytes | None = None) -> Profile:
     """The ``Execute`` events of an ETDump's bytes, their first ``drop`` runs left out.
 

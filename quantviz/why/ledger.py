@@ -18,13 +18,14 @@ import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from quantviz.backends import backend_of
+from quantviz.config import PipelineConfig
 from quantviz.graph.diff import diff_graphs
 from quantviz.errors import StageError
 from quantviz.lowering import partitioner_name
 from quantviz.pipeline import Pipeline
 from quantviz.pipeline_view import PipelineView
 from quantviz.why.fusion_match import PatternGraph, explain_unfused, executorch_patterns
-from quantviz.backends.partition_log import xnnpack_supported_targets
 
 
 @dataclass
@@ -95,7 +96,7 @@ def build_ledger(pipe: PipelineView, patterns: tuple[PatternGraph, ...] | None =
     live = {n.name: n for n in delegate.artifact.exported_program().graph.nodes}
     reasons: dict[str, list[str]] = delegate.diagnostics.partition_reasons
     partitioner = partitioner_name(pipe.config)
-    supported = _supported_targets(partitioner)
+    supported = _supported_targets(pipe.config)
     rows = []
     for p in convert.graph.patterns:
         row = LedgerRow(p.id, p.label(), p.op, p.members, p.dtype, p.module_path, p.source, "removed")
@@ -148,11 +149,12 @@ def ledger_stages(pipe: PipelineView) -> tuple[str, str, str]:
     return roles.get("reference", "convert"), "delegate", roles.get("lowered", "fuse")
 
 
-def _supported_targets(partitioner: str) -> set[str] | None:
-    if partitioner != "xnnpack":
+def _supported_targets(config: PipelineConfig) -> set[str] | None:
+    """The op names the config's partitioner takes, when its backend lists them (``Backend.supported_ops``)."""
+    if partitioner_name(config) in ("none", "demo"):
         return None
-
-    return xnnpack_supported_targets()
+    backend = backend_of(config)
+    return backend.supported_ops() if backend.supported_ops is not None else None
 
 
 def _op_key(node: Any) -> str:

@@ -14,14 +14,14 @@ different values exclude each other (``conflicts``)::
 
 A backend with a higher-precision mode declares it in one line, e.g. Arm's int16 activations::
 
-    recovery=lambda config, scope: [int16_activations()] if config.flow == "pt2e" else []
+    recovery=lambda config, scope: [int16_activations()] if config.activation_bits == 8 else []
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Literal, Mapping
 
-from quantviz.config import OBSERVERS, PipelineConfig
+from quantviz.config import OBSERVERS, ConfigChanges, PipelineConfig
 
 CandidateKind = Literal["keep_float", "int8_weights", "per_channel", "observer", "calibration", "group_size",
                         "int16_activations"]
@@ -98,14 +98,14 @@ class ConflictError(ValueError):
     """Two candidates of one change set set the same scalar field to different values."""
 
 
-def combined_changes(base: PipelineConfig, candidates: list[Candidate]) -> dict[str, Any]:
+def combined_changes(base: PipelineConfig, candidates: list[Candidate]) -> ConfigChanges:
     """The PipelineConfig change of several candidates together, against ``base``: tuple fields get every
     candidate's names appended to ``base``'s (each once, in order), other fields the one value they agree on::
 
         combined_changes(PipelineConfig(skip_modules=("pad",)), [keep_float("conv1")])
         # {'skip_modules': ('pad', 'conv1')}
     """
-    out: dict[str, Any] = {}
+    out: ConfigChanges = {}
     for c in candidates:
         for name, value in c.changes.items():
             if merge_rule(name) == "append":

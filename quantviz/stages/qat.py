@@ -1,0 +1,177 @@
+"""The QAT stages (``--flow qat``): torchao's quantization-aware training, as its docs write it::
+
+    quantize_(model, QATConfig(activation_config=IntxFakeQuantizeConfig(torch.int8, "per_token", is_symmetric=False),
+                               weight_config=IntxFakeQuantizeConfig(torch.int4, group_size=32), step="prepare"))
+    ... train ...
+    quantize_(model, QATConfig(step="convert"))                       # the fake quantizers come out
+    quantize_(model, Int8DynamicActivationIntxWeightConfig(...))      # the PTQ config the fake quantizers mimicked
+
+``prepare_qat`` fake-quantizes a copy of the float model, ``train`` fine-tunes it on the factory's calibration
+batches with the float model's outputs as the target (distillation: no labels needed; a language model's logits
+by KL divergence, others by mean squared error) and records the loss curve, ``convert_qat`` removes the fake
+quantizers and quantizes with the same torchao config the torchao flow uses (``quantize.linear_config``).
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from quantviz.config import PipelineConfig
+from quantviz.runtime import first_output
+from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.quantize import describe, linear_config
+
+QAT_READS = ("scheme", "group_size")
+
+
+def fake_quantize_configs(config: PipelineConfig) -> tuple[object | None, object, str]:
+    """(activation config or None, weight config, the call as text) mimicking ``linear_config(config)``."""
+    from torchao.quantization.qat import IntxFakeQuantizeConfig
+
+    act = IntxFakeQuantizeConfig(torch.int8, "per_token", is_symmetric=False)
+    act_text = 'IntxFakeQuantizeConfig(torch.int8, "per_token", is_symmetric=False)'
+    if config.scheme == "8da4w" and config.group_size:
+        return act, IntxFakeQuantizeConfig(torch.int4, group_size=config.group_size), \
+            f"{act_text}, IntxFakeQuantizeConfig(torch.int4, group_size={config.group_size})"
+    if config.scheme == "8da4w":
+        return act, IntxFakeQuantizeConfig(torch.int4, "per_channel"), \
+            f"{act_text}, IntxFakeQuantizeConfig(torch.int4, 'per_channel')"
+    if config.scheme == "8da8w":
+        return act, IntxFakeQuantizeConfig(torch.int8, "per_channel"), \
+            f"{act_text}, IntxFakeQuantizeConfig(torch.int8, 'per_channel')"
+    return None, IntxFakeQuantizeConfig(torch.int8, "per_channel"), \
+        "None, IntxFakeQuantizeConfig(torch.int8, 'per_channel')"
+
+
+
+# -- prepare ------------------------------------------------------------------------------------------------------
+def prepare(ctx: StageContext) -> StageOutput:
+    from torchao.quantization import quantize_
+    from torchao.quantization.qat import QATConfig
+
+    act, weight, text = fake_quantize_configs(ctx.config)
+    model = copy.deepcopy(ctx.spec.model)
+    quantize_(model, QATConfig(activation_config=act, weight_config=weight, step="prepare"),
+              filter_fn=lambda m, fqn: isinstance(m, nn.Linear))
+    fake = sum(1 for m in model.modules() if "FakeQuantized" in type(m).__name__)
+    return StageOutput(model, graph_source=False, metrics={"fake_quantized_linears": fake},
+                       notes=[f"{fake} linear layer(s) fake-quantized ({text.split(', ', 1)[-1]}); activations "
+                              + ("int8 per token, asymmetric" if act is not None else "stay float")],
+                       calls=["from torchao.quantization import quantize_",
+                              "from torchao.quantization.qat import QATConfig, IntxFakeQuantizeConfig",
+                              "qat_model = copy.deepcopy(model)",
+                              f"quantize_(qat_model, QATConfig(activation_config={text.split(', Intx')[0]}, "
+                              f"weight_config=Intx{text.split(', Intx')[1] if ', Intx' in text else text}, "
+                              "step='prepare'), filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear))"])
+
+
+# -- train --------------------------------------------------------------------------------------------------------
+@dataclass
+class Training:
+    """The fine-tuned fake-quantized model and its loss per step."""
+
+    model: nn.Module
+    losses: list[float] = field(default_factory=list)
+    loss_name: str = ""
+
+
+def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, language_model: bool) -> torch.Tensor:
+    """KL(teacher || student) over the last dimension for a language model's logits, else mean squared error."""
+    if language_model:
+        return nn.functional.kl_div(student.log_softmax(-1).flatten(0, -2), teacher.log_softmax(-1).flatten(0, -2),
+                                    log_target=True, reduction="batchmean")
+    return nn.functional.mse_loss(student, teacher)
+
+
+def train(ctx: StageContext) -> StageOutput:
+    model = copy.deepcopy(ctx.previous())
+    batches = ctx.spec.calibration_data(10 ** 9)
+    language_model = ctx.spec.language_model is not None
+    torch.manual_seed(0)
+    opt = torch.optim.Adam(model.parameters(), lr=ctx.config.qat_lr)
+    with torch.no_grad():
+        targets = [first_output(ctx.spec.model(*b)).detach() for b in batches]
+    exported = isinstance(model, torch.fx.GraphModule)  # prepare_qat_pt2e's: train() is not for exported models
+    if exported:
+        from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
+
+        move_exported_model_to_train(model)
+    else:
+        model.train()
+    losses: list[float] = []
+    for step in range(ctx.config.qat_steps):
+        i = step % len(batches)
+        loss = distillation_loss(first_output(model(*batches[i])), targets[i], language_model)
+        if not torch.isfinite(loss):
+            from quantviz.errors import StageError
+
+            raise StageError("train", f"the distillation loss is {loss.item()} at step {step}: the fake-quantized "
+                                      "model's output is not finite",
+                             "a fake quantizer met an infinite value (an additive -inf attention mask is one: "
+                             "fake quantization turns it into NaN); keep that op float (--skip-module), or use "
+                             "--flow qat, whose fake quantizers sit on the linear layers only")
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if step % 10 == 0:
+            ctx.progress(step / max(1, ctx.config.qat_steps), f"step {step}: loss {losses[-1]:.4g}")
+    if exported:
+        move_exported_model_to_eval(model)
+    else:
+        model.eval()
+    name = "KL divergence to the float model's logits" if language_model else "MSE to the float model's outputs"
+    result = Training(model, losses, name)
+    notes = [f"{len(losses)} step(s) on {len(batches)} calibration batch(es), Adam lr {ctx.config.qat_lr:g}; loss "
+             f"({name}): first {losses[0]:.4g}, last {losses[-1]:.4g}, lowest {min(losses):.4g}"
+             if losses else "no fine-tuning steps (--qat-steps 0): convert takes the prepared model as it is"]
+    return StageOutput(result, graph_source=False, notes=notes,
+                       metrics={"qat_first_loss": losses[0] if losses else float("nan"),
+                                "qat_last_loss": losses[-1] if losses else float("nan"), "qat_steps": len(losses)},
+                       calls=["opt = torch.optim.Adam(qat_model.parameters(), lr=%g)" % ctx.config.qat_lr,
+                              f"for step in range({ctx.config.qat_steps}):  # the float model's outputs as targets",
+                              "    loss = distill(qat_model(*batches[step % len(batches)]), float_outputs[...])",
+                              "    opt.zero_grad(); loss.backward(); opt.step()"])
+
+
+# -- convert ------------------------------------------------------------------------------------------------------
+def convert(ctx: StageContext) -> StageOutput:
+    from torchao.quantization import quantize_
+    from torchao.quantization.qat import QATConfig
+
+    model = copy.deepcopy(ctx.previous().model)
+    quantize_(model, QATConfig(step="convert"))  # FakeQuantizedLinear -> Linear
+    base, text = linear_config(ctx.config)
+    given: dict[str, str] = {}
+
+    def chosen(m: nn.Module, fqn: str) -> bool:
+        if isinstance(m, nn.Linear):
+            given[fqn] = text
+            return True
+        return False
+
+    quantize_(model, base, filter_fn=chosen)
+    rows = describe(model, given)
+    return StageOutput(model.eval(), graph_source=False, table=rows, metrics={"quantized_weights": len(rows)},
+                       notes=[f"fake quantizers removed; {len(rows)} weight(s) quantized with {text}"],
+                       calls=["quantize_(qat_model, QATConfig(step='convert'))",
+                              f"quantize_(qat_model, {text}, filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear))"])
+
+
+PREPARE = Stage("prepare_qat", prepare, "torchao QAT prepare: fake-quantize the linear layers (QATConfig)",
+                "A copy of the float model gets fake quantizers on its linear layers' weights and activations: "
+                "the forward pass rounds as the quantized model will, the backward pass passes gradients straight "
+                "through.", reads=QAT_READS,
+                remedy=Remedy("try --scheme 8da8w", ({"scheme": "8da8w"},)))
+TRAIN = Stage("train", train, "fine-tune the fake-quantized model on the calibration data (distillation)",
+              "A short fine-tune with the fake quantizers in place, the float model's outputs as the target, so the "
+              "weights learn to live with the rounding. The loss curve is on this page.",
+              reads=("qat_steps", "qat_lr"),
+              remedy=Remedy("try a smaller --qat-lr", ({"qat_lr": 1e-5},)))
+CONVERT = Stage("convert_qat", convert, "torchao QAT convert, then quantize_ with the PTQ config it mimicked",
+                "The fake quantizers come out (QATConfig step='convert') and quantize_ quantizes the fine-tuned "
+                "weights with the configuration the torchao flow uses, so PTQ and QAT differ only in the weights.",
+                reads=QAT_READS, remedy=Remedy("try --scheme 8da8w", ({"scheme": "8da8w"},)))
