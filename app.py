@@ -23,8 +23,9 @@ init_state()
 warm_workers()
 
 
-# The rail stays in reach (its wrapper, a child of the page's block, sticky under Streamlit's header) and wraps to a second line rather than scrolling sideways
-# (torchao's 11 stages); the page's top padding is trimmed so the graph starts within a 1000-pixel-high screen.
+# The rail stays in reach (its wrapper, a child of the page's block, sticky under Streamlit's header) and wraps to a
+# second line rather than scrolling sideways (torchao's 11 stages); the status row keeps its height; the page's top
+# padding is trimmed so the graph starts within a 1000-pixel-high screen.
 RAIL_CSS = """<style>
 [data-testid="stLayoutWrapper"]:has(> .st-key-qv_rail) {position: sticky; top: 3.75rem; z-index: 990;}
 .st-key-qv_rail {background: var(--background-color, #fff); padding: 0.25rem 0;
@@ -95,7 +96,9 @@ def _status(run: BackgroundRun, s: RunState, not_run: list[str]) -> None:
     elif not_run:
         st.caption("Not run: " + ", ".join(not_run))
     else:  # the row keeps its height (an empty container is not drawn at all)
-        st.caption(f"All {len(s.ready)} stages ran.")
+        failed = [name for name in s.ready if s.states[name] == FAILED]
+        st.caption(f"All {len(s.ready)} stages ran; {', '.join(failed)} failed." if failed
+                   else f"All {len(s.ready)} stages ran.")
 
 
 def main() -> None:

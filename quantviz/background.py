@@ -50,6 +50,7 @@ class RunState:
     stopped: bool = False  # Stop ended the run before its last stage
     elapsed: float = 0.0  # seconds since the worker started
     finished_at: dict[str, float] = field(default_factory=dict)  # stage -> seconds after start it finished
+    stage_elapsed: float = 0.0  # seconds the current stage has run (a sign of life in long stages)
 
     @property
     def ready(self) -> tuple[str, ...]:
@@ -84,6 +85,7 @@ class BackgroundRun:
         self._current: str | None = None
         self._fraction, self._text = 0.0, ""
         self._t0 = 0.0
+        self._stage_t0 = 0.0
         self._finished_at: dict[str, float] = {}
         self.stopped_by_user = False
         self.error: BaseException | None = None  # an exception that escaped Pipeline.run (a bug)
@@ -167,6 +169,7 @@ class BackgroundRun:
             fraction, text = self._fraction, self._text
             finished = dict(self._finished_at)
             elapsed = time.perf_counter() - self._t0 if self._t0 else 0.0
+            stage_elapsed = time.perf_counter() - self._stage_t0 if current and self._stage_t0 else 0.0
         names = self.pipe.stage_names
         last = names.index(self.pipe.config.until)
         states = {}
@@ -184,7 +187,7 @@ class BackgroundRun:
                                                              if names.index(s) <= last) \
             and all(v != FAILED for v in states.values())
         return RunState(states, alive, current, fraction, text, alive and self._stop.is_set(), stopped,
-                        elapsed, finished)
+                        elapsed, finished, stage_elapsed)
 
     # -- the worker --------------------------------------------------------------------------------------------
     def _work(self) -> None:
@@ -211,6 +214,7 @@ class BackgroundRun:
         with self._lock:
             if e.kind == "start":
                 self._current, self._fraction, self._text = e.stage, 0.0, ""
+                self._stage_t0 = time.perf_counter()
             elif e.kind == "progress":
                 self._fraction, self._text = e.fraction, e.text
             elif e.kind == "end":  # nothing runs until the next stage starts (it may wait for TORCH_LOCK)

@@ -1,6 +1,6 @@
-"""A new user's first minutes, in real Chromium at 1600x1000, one app server shared by the tests (in file order), several
-tabs (each tab is its own Streamlit session). Screenshots under tests/artifacts/: first_screen.png, run_page.png,
-torchao_rail.png, runtime_abort.png, load_error_while_another_session_runs.png.
+"""A new user's first minutes, in real Chromium at 1600x1000, one app server shared by the tests (in file order),
+several tabs (each tab is its own Streamlit session). Screenshots under tests/artifacts/: first_screen.png,
+run_page.png, torchao_rail.png, runtime_abort.png, load_error_while_another_session_runs.png.
 
 - The first screen: pt2e + XNNPACK (delegation visible on the delegate page), the graph within the first 1000 pixels,
   no jump when the run ends; the run page's figures with labels and units, "bit-exact", accuracy once, the flow's

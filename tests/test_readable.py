@@ -70,3 +70,16 @@ def test_dynamic_activations_say_their_qparams_are_computed_at_run_time(flow):
     for node in dynamic:
         rows = {r["field"]: r["value"] for r in qparams_rows(node)}
         assert rows["scale"] == rows["zero point"] == "computed at run time"
+
+
+def test_a_long_stage_shows_its_progress_and_how_long_it_has_run():
+    from quantviz.background import RunState
+    from ui.runner import progress_text
+
+    states = {"trace": "done", "delegate": "running", "emit": "waiting"}
+    assert progress_text(RunState(states, True, "delegate", 0.4, "partition 3/7", stage_elapsed=95.4)) == \
+        "running: **delegate** (partition 3/7, 95 s) · waiting: emit"
+    assert progress_text(RunState(states, True, "delegate", stage_elapsed=312.0)) == \
+        "running: **delegate** (312 s) · waiting: emit"
+    assert progress_text(RunState(states, True, "delegate", stage_elapsed=0.3)) == \
+        "running: **delegate** · waiting: emit"

@@ -153,10 +153,13 @@ def wait_for_stage(run: BackgroundRun, stage: str) -> bool:
 
 
 def progress_text(s: RunState) -> str:
-    """``running: calibrate (calibration batch 3/10) · waiting: convert, capture`` (empty when idle)."""
+    """``running: calibrate (calibration batch 3/10, 12 s) · waiting: convert, capture`` (empty when idle): the
+    stage's own progress text and how long it has run."""
     parts = []
     if s.current:
-        parts.append(f"running: **{s.current}**" + (f" ({s.text})" if s.text else ""))
+        took = f", {s.stage_elapsed:.0f} s" if s.stage_elapsed >= 1 else ""  # a sign of life in long stages
+        parts.append(f"running: **{s.current}**" + (f" ({s.text}{took})" if s.text else f" ({took[2:]})" if took
+                                                     else ""))
     waiting = [name for name in s.states if s.states[name] == WAITING]
     if waiting:
         parts.append("waiting: " + ", ".join(waiting))

@@ -77,7 +77,7 @@ def error_panel(pipe: Pipeline, stage: str) -> None:
                     "\n".join(f"{i}. `{c}`" for i, c in enumerate(err.causes, 1)))
     if err.log:
         st.caption(f"What torch / torchao / executorch logged during the stage ({len(err.log)} line(s)):")
-        st.code("\n".join(err.log), language="text")
+        st.code("\n".join(err.log), language="text", wrap_lines=True)  # a runtime's last words in full
     if err.metrics:
         st.dataframe(pd.DataFrame([err.metrics]), hide_index=True)
     with st.expander("details"):

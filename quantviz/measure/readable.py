@@ -48,8 +48,8 @@ class SqnrLevels:
         if math.isinf(db) and db > 0:
             return "bit-exact"
         word = "good" if db >= self.good else "fair" if db >= self.fair else "poor"
-        return f"{word} for {self.scheme} (rule of thumb: ≥ {self.good:.0f} dB good, {self.fair:.0f}–{self.good:.0f} " \
-               f"fair, below {self.fair:.0f} poor)"
+        return (f"{word} for {self.scheme} (rule of thumb: ≥ {self.good:.0f} dB good, "
+                f"{self.fair:.0f}–{self.good:.0f} fair, below {self.fair:.0f} poor)")
 
 
 def activation_dtype(config: PipelineConfig) -> str:
