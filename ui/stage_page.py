@@ -110,7 +110,7 @@ def view_controls(pipe: Pipeline, stage: str, model_ref: str = "") -> ViewSpec:
         by_sqnr = st.toggle("Colour by SQNR", key="v_sqnr", disabled=not overlay,
                             help="per-node numerics from the run page's 'Compare node by node'" if overlay else
                             "compute 'Compare node by node' on the run page first")
-        timed = latency_overlay_for(pipe, model_ref, stage) if stage == pipe.role("lowered") else ()
+        timed = latency_overlay_for(pipe, model_ref, stage)  # () off the lowered stage, or before it was timed
         by_ms = stage == pipe.role("lowered") and st.toggle(
             "Colour by latency", key="v_latency", disabled=not timed,
             help="each node's median ms in this machine's runtime (most time in red)" if timed else
