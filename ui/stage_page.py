@@ -18,6 +18,7 @@ from ui.downloads import run_downloads, stage_downloads
 from ui.graph_component import clicked_value, graph_view
 from ui.inspector import inspector
 from ui.runner import retry_failed
+from ui.latency_panel import latency_overlay_for, latency_panel
 from ui.ledger_panel import ledger_panel
 from ui.numerics_panel import numerics_panel, overlay_pair, sqnr_overlay
 from ui.sidebar import apply_changes
@@ -109,6 +110,11 @@ def view_controls(pipe: Pipeline, stage: str, model_ref: str = "") -> ViewSpec:
         by_sqnr = st.toggle("Colour by SQNR", key="v_sqnr", disabled=not overlay,
                             help="per-node numerics from the run page's 'Compare node by node'" if overlay else
                             "compute 'Compare node by node' on the run page first")
+        timed = latency_overlay_for(pipe, model_ref, stage)  # () off the lowered stage, or before it was timed
+        by_ms = stage == pipe.role("lowered") and st.toggle(
+            "Colour by latency", key="v_latency", disabled=not timed,
+            help="each node's median ms in this machine's runtime (most time in red)" if timed else
+            "'Measure latency' on the run page first")
     selected = st.session_state[SELECTED_NODE]
     spec = ViewSpec(
         collapse_depth=None if depth == "auto" else (None if depth == "full detail" else int(depth)),
@@ -118,6 +124,8 @@ def view_controls(pipe: Pipeline, stage: str, model_ref: str = "") -> ViewSpec:
         search=search or None, show_patterns=patterns, show_params=show_params,
         expand_delegates=tuple(delegates) if expand else (),
         overlay=overlay if by_sqnr else (), overlay_label="SQNR dB" if by_sqnr else "")
+    if by_ms:  # the latency overlay replaces the SQNR one
+        spec = replace(spec, overlay=timed, overlay_label="ms", overlay_high_is_bad=True, overlay_digits=3)
     return stage_view(pipe, stage, spec)
 
 
@@ -166,7 +174,11 @@ def graph_panel(pipe: Pipeline, stage: str, spec: ViewSpec, other: str | None,
                 model_ref: str = "") -> tuple[str, str | None]:
     """The stage's graph, or two linked panes with ``other``; the inspector. Returns (DOT, SVG) of the stage."""
     graph = pipe.results[stage].graph
-    if spec.overlay:
+    if spec.overlay and spec.overlay_label == "ms":
+        most = max(spec.overlay, key=lambda kv: kv[1])
+        st.caption(f"Coloured by median ms in this machine's runtime (the run page's latency) on "
+                   f"{len(spec.overlay)} nodes; most: {most[0]} at {most[1]:.3f} ms.")
+    elif spec.overlay:
         worst = min(spec.overlay, key=lambda kv: kv[1])
         pair = overlay_pair(pipe, model_ref, stage)
         st.caption(f"Coloured by {spec.overlay_label} ({pair}) on {len(spec.overlay)} nodes; "
@@ -348,6 +360,7 @@ def stage_page(pipe: Pipeline, stage: str, model_ref: str) -> None:
         return
     if stage == "run":
         numerics_panel(pipe, model_ref)
+        latency_panel(pipe, model_ref)
         st.markdown("#### Downloads")
         run_downloads(pipe, model_ref)
         return

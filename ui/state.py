@@ -62,6 +62,7 @@ NUMERICS_DONE = _declare("numerics_done", dict,
 BLAME_BY_STAGE = _declare("blame_by_stage", dict, "id(report) -> stage -> node -> blame row (the current report's)")
 WHATIF_RESULT = _declare("whatif_result", dict, "run key -> (changes, error or None, changed ledger rows)")
 REPORT_HTML = _declare("report_html", dict, "run key -> the HTML report built on the run page")
+LATENCY_DONE = _declare("latency_done", dict, "run key -> the warm runs 'Measure latency' was asked with")
 
 # -- the Backends page -------------------------------------------------------------------------------------------
 BACKEND_ROWS = _declare("backend_rows", dict, "(model ref, backends, per channel) -> the comparison's BackendRows")

@@ -94,3 +94,22 @@ def write_device_files(pipe: PipelineView, out: Path) -> list[str]:
     torch.save(runtime_inputs(pipe.spec.example_inputs), out / INPUTS)  # flat: what the runtime's forward takes
     written.append(INPUTS)
     return written
+
+
+def write_device_dir(pipe: PipelineView, out: Path, timing: PipelineTiming | None,
+                     latency: dict[str, Any]) -> Path:
+    """Everything ``quantviz device`` reads, as ``quantviz run --out`` writes it: ``summary.json`` (with
+    ``latency``), the stage graphs (no SVG, no Model Explorer files), ``model.pte``, ``etrecord.bin``,
+    ``inputs.pt`` and (when timed) ``latency.json``; ``out``. For faces that hold a finished pipeline (the app)::
+
+        timing, latency = measure_for_summary(pipe, repeat=5)
+        read_device_run(write_device_dir(pipe, Path(d), timing, latency), Path("run.etdp"))
+    """
+    from quantviz.outputs import write_outputs
+
+    out.mkdir(parents=True, exist_ok=True)
+    write_outputs(pipe, out, svg=False, model_explorer=False, extra={"latency": latency})
+    write_device_files(pipe, out)
+    if timing is not None:
+        write_latency(timing, out)
+    return out
