@@ -8,7 +8,8 @@ import time
 import pytest
 
 from quantviz import Pipeline, PipelineConfig, load_model
-from quantviz_devtools.browser import ARTIFACTS, chrome_driver, choose, go_to_stage, page_text, running_app, wait_for
+from quantviz_devtools.browser import (ARTIFACTS, _clicked, chrome_driver, choose, go_to_stage, page_text, running_app,
+                                       wait_for)
 
 pytestmark = pytest.mark.e2e
 MODEL = "sample:zoo_llama"
@@ -23,8 +24,6 @@ def weight_dequantize() -> str:
 
 
 def test_the_decoders_quantize_and_capture_stages(weight_dequantize):
-    from selenium.webdriver.common.keys import Keys
-
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with running_app({"QUANTVIZ_DEFAULT_MODEL": MODEL}) as url:
         driver = chrome_driver(1600, 1300)
@@ -39,9 +38,10 @@ def test_the_decoders_quantize_and_capture_stages(weight_dequantize):
             assert "Not part of the torchao flow" in page_text(driver) and "nothing to calibrate" in page_text(driver)
             go_to_stage(driver, "quantize", "torchao", graph=False)
             # the notes sum the table up (the table itself is a canvas grid, its CSV a download)
-            wait_for(driver, lambda d: "Linear int4 per group 32 (IntxUnpackedToInt8Tensor)" in page_text(d))
-            text = page_text(driver)
-            assert "15 weight(s) quantized" in text and "int8 per token" in text and "no calibration" in text
+            # the notes are written one after another: wait for the last one, not the first
+            notes = ("Linear int4 per group 32 (IntxUnpackedToInt8Tensor)", "15 weight(s) quantized",
+                     "int8 per token", "no calibration")
+            wait_for(driver, lambda d: all(note in page_text(d) for note in notes))
             assert driver.find_elements("css selector", "[data-testid=stDataFrame]")  # one row per weight
             time.sleep(1.0)
             driver.save_screenshot(str(ARTIFACTS / "torchao_quantize.png"))
@@ -51,11 +51,11 @@ def test_the_decoders_quantize_and_capture_stages(weight_dequantize):
             field = box.find_element("css selector", "input")
             field.click()
             field.send_keys(weight_dequantize)
-            time.sleep(0.5)
-            field.send_keys(Keys.ENTER)
-            wait_for(driver, lambda d: "Quantization parameters" in page_text(d) and "group size" in page_text(d))
-            text = page_text(driver)
-            assert "per_group" in text and "one LSB per group" in text and "1 × 32" in text, text[-2000:]
+            # click the option that is this node (Enter took whatever the filter had highlighted so far)
+            wait_for(driver, lambda d: _clicked(next((o for o in d.find_elements("css selector", "[role=option]")
+                                                      if o.text.strip() == weight_dequantize), None)), 30)
+            expected = ("Quantization parameters", "per_group", "one LSB per group", "1 × 32")
+            wait_for(driver, lambda d: all(e in page_text(d) for e in expected))
             time.sleep(1.0)
             driver.save_screenshot(str(ARTIFACTS / "torchao_capture.png"))
         finally:
