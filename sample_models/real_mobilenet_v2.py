@@ -4,53 +4,24 @@ batch-norm statistics. For timing (``bench/latency.py``): the shipped samples ru
 from __future__ import annotations
 
 import torch
-from torch import nn
 
-from quantviz.model_spec import ModelSpec
-from sample_models.zoo_common import reestimate_batchnorm
-from sample_models.zoo_inverted_residual import Conv2dNormActivation, InvertedResidual, _make_divisible
+from sample_models.zoo_common import image_spec
+from sample_models.zoo_inverted_residual import MobileNetV2
 
 
-class MobileNetV2(nn.Module):
-    def __init__(self, num_classes: int = 1000, width_mult: float = 1.0, round_nearest: int = 8,
-                 dropout: float = 0.2) -> None:
-        super().__init__()
-        input_channel, last_channel = 32, 1280
-        inverted_residual_setting = [  # t (expansion), c (channels), n (repeats), s (first stride)
-            [1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2], [6, 320, 1, 1],
-        ]
-        input_channel = _make_divisible(input_channel * width_mult, round_nearest)
-        self.last_channel = _make_divisible(last_channel * max(1.0, width_mult), round_nearest)
-        features: list[nn.Module] = [Conv2dNormActivation(3, input_channel, stride=2)]
-        for t, c, n, s in inverted_residual_setting:
-            output_channel = _make_divisible(c * width_mult, round_nearest)
-            for i in range(n):
-                features.append(InvertedResidual(input_channel, output_channel, s if i == 0 else 1, expand_ratio=t))
-                input_channel = output_channel
-        features.append(Conv2dNormActivation(input_channel, self.last_channel, kernel_size=1))
-        self.features = nn.Sequential(*features)
-        self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Linear(self.last_channel, num_classes))
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+# torchvision's stage table: t (expansion), c (channels), n (repeats), s (first stride)
+TORCHVISION_SETTING = [[1, 16, 1, 1], [6, 24, 2, 2], [6, 32, 3, 2], [6, 64, 4, 2], [6, 96, 3, 1], [6, 160, 3, 2],
+                       [6, 320, 1, 1]]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.features(x)
-        x = nn.functional.adaptive_avg_pool2d(x, (1, 1))
-        x = torch.flatten(x, 1)
-        return self.classifier(x)
+
+def full_size_mobilenet_v2() -> MobileNetV2:
+    """The zoo's MobileNetV2 at torchvision's size: width 1.0, its stage repeats, a 1280-channel head, 1000 classes."""
+    return MobileNetV2(num_classes=1000, width_mult=1.0, last_channel=1280,
+                       inverted_residual_setting=TORCHVISION_SETTING)
 
 
 def make_spec():
     torch.manual_seed(0)
-    model = reestimate_batchnorm(MobileNetV2(), (1, 3, 224, 224), batches=2, batch_size=4, seed=70)
-    gen = torch.Generator().manual_seed(71)
-    batches = [(torch.randn(1, 3, 224, 224, generator=gen),) for _ in range(3)]  # 2 calibrate, 1 evaluates
-    return ModelSpec(name="real_mobilenet_v2", model=model, example_inputs=batches[0], calibration_batches=batches[:2],
-                     eval_batches=[(batches[2], None)])
+    # 224x224: batch norm re-estimated on 2 batches of 4 (not the zoo's 4 of 8); 2 batches calibrate, 1 evaluates
+    return image_spec("real_mobilenet_v2", full_size_mobilenet_v2(), (1, 3, 224, 224), seed=69, calibration=2, evaluation=1,
+                      bn_batches=2, bn_batch_size=4)

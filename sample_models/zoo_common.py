@@ -66,10 +66,11 @@ def reestimate_batchnorm(model: nn.Module, input_shape: tuple[int, ...], *, batc
 
 
 def image_spec(name: str, model: nn.Module, input_shape: tuple[int, ...], *, seed: int = 0,
-               calibration: int = 4, evaluation: int = 2) -> ModelSpec:
-    """A spec for an image model: batch-norm re-estimated, then ``calibration`` + ``evaluation`` seeded batches
-    of ``input_shape`` (batch 1), the first calibration batch doubling as the example input; no labels."""
-    reestimate_batchnorm(model, input_shape, seed=seed + 1)
+               calibration: int = 4, evaluation: int = 2, bn_batches: int = 4, bn_batch_size: int = 8) -> ModelSpec:
+    """A spec for an image model: batch-norm re-estimated (over ``bn_batches`` random batches of ``bn_batch_size``),
+    then ``calibration`` + ``evaluation`` seeded batches of ``input_shape`` (batch 1), the first calibration batch
+    doubling as the example input; no labels."""
+    reestimate_batchnorm(model, input_shape, batches=bn_batches, batch_size=bn_batch_size, seed=seed + 1)
     gen = torch.Generator().manual_seed(seed + 2)
     batches = [(torch.randn(*input_shape, generator=gen),) for _ in range(calibration + evaluation)]
     return ModelSpec(name=name, model=model, example_inputs=batches[0], calibration_batches=batches[:calibration],

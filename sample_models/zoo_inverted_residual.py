@@ -54,11 +54,12 @@ class InvertedResidual(nn.Module):
 
 class MobileNetV2(nn.Module):
     def __init__(self, num_classes: int = 10, width_mult: float = 0.35, round_nearest: int = 8,
-                 dropout: float = 0.2, last_channel: int = 256) -> None:
+                 dropout: float = 0.2, last_channel: int = 256,
+                 inverted_residual_setting: list[list[int]] | None = None) -> None:
         super().__init__()
         input_channel = 32
-        # t (expansion), c (channels), n (repeats), s (first stride)
-        inverted_residual_setting = [
+        # t (expansion), c (channels), n (repeats), s (first stride); torchvision's repeats are (1,2,3,4,3,3,1)
+        inverted_residual_setting = inverted_residual_setting or [
             [1, 16, 1, 1],
             [6, 24, 2, 2],
             [6, 32, 2, 2],
