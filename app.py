@@ -6,13 +6,11 @@ from __future__ import annotations
 
 import streamlit as st
 
-from quantviz import LoadError, StageError
 from quantviz.background import DONE, FAILED, RUNNING, WAITING, BackgroundRun, RunState
-from quantviz.config import ConfigError
 from quantviz.data import evaluation_data
 from quantviz.flows import describe_config
-from ui.runner import get_run, warm_workers, pick_stage, progress_text, torch_turn, wait_for_stage
-from ui.sidebar import flow_config, model_choice
+from ui.runner import warm_workers, pick_stage, progress_text, torch_turn, wait_for_stage
+from ui.sidebar import sidebar_run
 from ui.stage_page import absent_page, stage_page
 from ui.state import RAIL, SELECTED_NODE, SHOWN, STAGE, init_state
 
@@ -103,25 +101,10 @@ def _status(run: BackgroundRun, s: RunState, not_run: list[str]) -> None:
 
 def main() -> None:
     st.html(RAIL_CSS)  # style only: takes no room on the page
-    with st.sidebar:
-        st.title("quantviz")
-        choice = model_choice()
-        try:
-            config = flow_config()
-        except ConfigError as exc:
-            st.error(str(exc))
-            return
-    if choice is None:
-        st.info("Choose a model in the sidebar.")
+    found = sidebar_run("quantviz")
+    if found is None:
         return
-    try:
-        run = get_run(choice.key, choice.loader, config, choice.ref)
-    except ConfigError as exc:  # e.g. a backend whose package is missing: the pip command
-        st.error(f"This configuration cannot run here: {exc}", icon=":material/error:")
-        return
-    except (LoadError, StageError) as exc:
-        st.error(f"Could not load the model: {exc}", icon=":material/error:")
-        return
+    choice, config, run = found.choice, found.config, found.run
     about = f": {run.pipe.spec.description}" if run.pipe.spec.description else ""  # the name is the path already
     st.markdown(f"**{run.pipe.spec.name}**{about} · "
                 + " · ".join(f"`{part}`" for part in describe_config(config).split(", ")))

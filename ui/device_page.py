@@ -13,14 +13,13 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from quantviz import LoadError, Pipeline, StageError
-from quantviz.config import ConfigError
+from quantviz import Pipeline
 from quantviz.timing.device import DIVERGES_DB, DeviceInputError, DeviceRun, read_device_run
 from quantviz.timing.measure import DEFAULT_REPEAT
 from quantviz.timing.outputs import write_device_dir
 from ui.latency_panel import run_latency
-from ui.runner import get_run, holding_torch, wait_for_stage
-from ui.sidebar import flow_config, model_choice
+from ui.runner import holding_torch, wait_for_stage
+from ui.sidebar import sidebar_run
 from ui.state import LATENCY_DONE, for_run, run_key, set_for_run
 
 
@@ -58,21 +57,10 @@ def device_page() -> None:
     st.title("Device")
     st.caption("Run the .pte on the device with an ETDump (`executor_runner --etdump_path run.etdp`, or your app) and "
                "upload the .etdp, and the debug buffer if it logged values: `quantviz device DIR --etdump FILE`.")
-    with st.sidebar:
-        choice = model_choice()
-        try:
-            config = flow_config()
-        except ConfigError as exc:
-            st.error(str(exc))
-            return
-    if choice is None:
-        st.info("Choose a model in the sidebar.")
+    found = sidebar_run()
+    if found is None:
         return
-    try:
-        run = get_run(choice.key, choice.loader, config, choice.ref)
-    except (ConfigError, LoadError, StageError) as exc:
-        st.error(f"This configuration cannot run here: {exc}", icon=":material/error:")
-        return
+    choice, run = found.choice, found.run
     if not wait_for_stage(run, "run") or not run.pipe.results["run"].ok:
         st.info("The run did not reach its **run** stage: the main page says why.")
         return

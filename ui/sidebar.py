@@ -10,10 +10,13 @@ from typing import Any, Callable
 
 import streamlit as st
 
-from quantviz import ModelSpec, PipelineConfig, load_model
+from quantviz import LoadError, ModelSpec, PipelineConfig, StageError, load_model
+from quantviz.background import BackgroundRun
+from quantviz.config import ConfigError
 from quantviz.backends import all_recipes
 from quantviz.catalog import catalog
 from quantviz.flows import applies_to, choices_of
+from ui.runner import get_run
 from ui.state import config_widget_keys
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
@@ -131,3 +134,41 @@ def _widget(f: Field) -> Any:
                              help=meta["help"])
         return tuple(s.strip() for s in text.split(",") if s.strip())
     return int(st.number_input(label, meta.get("min", 0), 256, default, key=key, help=meta["help"]))
+
+
+@dataclass(frozen=True)
+class SidebarRun:
+    """The sidebar's model and config, and the run they share with every page."""
+
+    choice: ModelChoice
+    config: PipelineConfig
+    run: BackgroundRun
+
+
+def sidebar_run(title: str | None = None) -> SidebarRun | None:
+    """The sidebar's choices (under ``title``) and their run, started or shared; None, with the reason on the page,
+    when the config is invalid, no model is chosen, or the model cannot be loaded or run here::
+
+        found = sidebar_run()
+        if found is None:
+            return
+    """
+    with st.sidebar:
+        if title:
+            st.title(title)
+        choice = model_choice()
+        try:
+            config = flow_config()
+        except ConfigError as exc:
+            st.error(str(exc))
+            return None
+    if choice is None:
+        st.info("Choose a model in the sidebar.")
+        return None
+    try:
+        return SidebarRun(choice, config, get_run(choice.key, choice.loader, config, choice.ref))
+    except ConfigError as exc:  # e.g. a backend whose package is missing: the pip command
+        st.error(f"This configuration cannot run here: {exc}", icon=":material/error:")
+    except (LoadError, StageError) as exc:
+        st.error(f"Could not load the model: {exc}", icon=":material/error:")
+    return None
