@@ -159,7 +159,7 @@ def test_an_arm_pass_that_cannot_run_the_guards_is_named_with_its_remedy():
     err = pipe.results["prepare"].error
     assert err is not None and "Pass failed" in err.message and "_guards_fn" in err.message
     assert err.fix == {"check_guards": False}
-    assert not run_bare(pooled_spec(), config).ok  # the bare calls fail the same way
+    assert not run_bare(pooled_spec(), config, apply_backend_defaults=False).ok  # the bare calls fail the same way
     fixed = Pipeline(pooled_spec(), config.with_changes(**err.fix)).run()
     assert fixed.ok, fixed.failed and fixed.failed.error
     assert "check_guards=False" in "\n".join(fixed.results["prepare"].calls)

@@ -66,3 +66,24 @@ def test_pt2e_qat_fake_quantizes_the_exported_graph_and_converts_to_q_dq():
     assert len(pipe.results["train"].artifact.losses) == 4
     kinds = pipe.results["convert_qat_pt2e"].graph.kind_counts()
     assert kinds["quantize"] >= 1 and kinds["dequantize"] >= 1
+
+
+def test_both_qat_flows_have_bare_calls_and_export_llm_has_no_bare_equivalent():
+    """A parity row under QAT runs a user's own QAT script (it once stopped with KeyError 'reference')."""
+    from quantviz.bare_flow import bare_steps, run_bare
+
+    assert bare_steps(PipelineConfig(flow="qat")) == ("prepare_qat", "train", "convert_qat", "capture", "edge",
+                                                      "fuse", "emit", "run")
+    assert bare_steps(PipelineConfig(flow="qat_pt2e", backend="xnnpack"))[:4] == (
+        "trace", "prepare_qat_pt2e", "train", "convert_qat_pt2e")
+    bare = run_bare(load_model("sample:mlp_dynamic"), PipelineConfig(llm_config="llm.yaml"))
+    assert not bare.ok and bare.failed_step is None and "no bare calls" in bare.absent
+
+
+@pytest.mark.e2e
+def test_the_bare_qat_calls_make_quantviz_s_program_byte_for_byte():
+    from quantviz.parity import check_parity
+
+    row = check_parity(lambda: load_model("sample:mlp_dynamic"), PipelineConfig(flow="qat", qat_steps=2))
+    assert row.bare_ok and row.quantviz_ok, (row.bare_failure, row.quantviz_failure)
+    assert row.same_pte and row.same_lowering and row.bare_delegates == row.quantviz_delegates >= 1

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
 
 from quantviz.config import PipelineConfig
+from quantviz.model_spec import ModelSpec
 from quantviz.runtime import first_output
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 from quantviz.stages.quantize import describe, linear_config
@@ -48,14 +50,21 @@ def fake_quantize_configs(config: PipelineConfig) -> tuple[object | None, object
 
 
 # -- prepare ------------------------------------------------------------------------------------------------------
-def prepare(ctx: StageContext) -> StageOutput:
+def fake_quantized(model: nn.Module, config: PipelineConfig) -> nn.Module:
+    """A copy of ``model`` with torchao's fake quantizers on its linear layers (QATConfig step "prepare")."""
     from torchao.quantization import quantize_
     from torchao.quantization.qat import QATConfig
 
-    act, weight, text = fake_quantize_configs(ctx.config)
-    model = copy.deepcopy(ctx.spec.model)
+    act, weight, _ = fake_quantize_configs(config)
+    model = copy.deepcopy(model)
     quantize_(model, QATConfig(activation_config=act, weight_config=weight, step="prepare"),
               filter_fn=lambda m, fqn: isinstance(m, nn.Linear))
+    return model
+
+
+def prepare(ctx: StageContext) -> StageOutput:
+    act, _, text = fake_quantize_configs(ctx.config)
+    model = fake_quantized(ctx.spec.model, ctx.config)
     fake = sum(1 for m in model.modules() if "FakeQuantized" in type(m).__name__)
     return StageOutput(model, graph_source=False, metrics={"fake_quantized_linears": fake},
                        notes=[f"{fake} linear layer(s) fake-quantized ({text.split(', ', 1)[-1]}); activations "
@@ -66,6 +75,11 @@ def prepare(ctx: StageContext) -> StageOutput:
                               f"quantize_(qat_model, QATConfig(activation_config={text.split(', Intx')[0]}, "
                               f"weight_config=Intx{text.split(', Intx')[1] if ', Intx' in text else text}, "
                               "step='prepare'), filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear))"])
+
+
+def bare_prepare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """``quantize_(qat_model, QATConfig(..., step="prepare"), filter_fn=<linear layers>)`` on a copy."""
+    state["qat_model"] = fake_quantized(spec.model, config)
 
 
 # -- train --------------------------------------------------------------------------------------------------------
@@ -86,14 +100,16 @@ def distillation_loss(student: torch.Tensor, teacher: torch.Tensor, language_mod
     return nn.functional.mse_loss(student, teacher)
 
 
-def train(ctx: StageContext) -> StageOutput:
-    model = copy.deepcopy(ctx.previous())
-    batches = ctx.spec.calibration_data(10 ** 9)
-    language_model = ctx.spec.language_model is not None
+def fine_tune(model: nn.Module, spec: ModelSpec, config: PipelineConfig,
+              progress: Callable[[float, str], None] | None = None) -> list[float]:
+    """Fine-tune ``model`` in place on ``spec``'s calibration batches, the float model's outputs as the target
+    (a user's training loop: Adam, ``config.qat_steps`` steps at ``config.qat_lr``); the loss per step."""
+    batches = spec.calibration_data(10 ** 9)
+    language_model = spec.language_model is not None
     torch.manual_seed(0)
-    opt = torch.optim.Adam(model.parameters(), lr=ctx.config.qat_lr)
+    opt = torch.optim.Adam(model.parameters(), lr=config.qat_lr)
     with torch.no_grad():
-        targets = [first_output(ctx.spec.model(*b)).detach() for b in batches]
+        targets = [first_output(spec.model(*b)).detach() for b in batches]
     exported = isinstance(model, torch.fx.GraphModule)  # prepare_qat_pt2e's: train() is not for exported models
     if exported:
         from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
@@ -102,7 +118,7 @@ def train(ctx: StageContext) -> StageOutput:
     else:
         model.train()
     losses: list[float] = []
-    for step in range(ctx.config.qat_steps):
+    for step in range(config.qat_steps):
         i = step % len(batches)
         loss = distillation_loss(first_output(model(*batches[i])), targets[i], language_model)
         if not torch.isfinite(loss):
@@ -117,12 +133,20 @@ def train(ctx: StageContext) -> StageOutput:
         loss.backward()
         opt.step()
         losses.append(loss.item())
-        if step % 10 == 0:
-            ctx.progress(step / max(1, ctx.config.qat_steps), f"step {step}: loss {losses[-1]:.4g}")
+        if progress is not None and step % 10 == 0:
+            progress(step / max(1, config.qat_steps), f"step {step}: loss {losses[-1]:.4g}")
     if exported:
         move_exported_model_to_eval(model)
     else:
         model.eval()
+    return losses
+
+
+def train(ctx: StageContext) -> StageOutput:
+    model = copy.deepcopy(ctx.previous())
+    batches = ctx.spec.calibration_data(10 ** 9)
+    language_model = ctx.spec.language_model is not None
+    losses = fine_tune(model, ctx.spec, ctx.config, ctx.progress)
     name = "KL divergence to the float model's logits" if language_model else "MSE to the float model's outputs"
     result = Training(model, losses, name)
     notes = [f"{len(losses)} step(s) on {len(batches)} calibration batch(es), Adam lr {ctx.config.qat_lr:g}; loss "
@@ -135,6 +159,11 @@ def train(ctx: StageContext) -> StageOutput:
                               f"for step in range({ctx.config.qat_steps}):  # the float model's outputs as targets",
                               "    loss = distill(qat_model(*batches[step % len(batches)]), float_outputs[...])",
                               "    opt.zero_grad(); loss.backward(); opt.step()"])
+
+
+def bare_train(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """The training loop a user writes (``fine_tune``), on the prepared model in place."""
+    fine_tune(state["qat_model"], spec, config)
 
 
 # -- convert ------------------------------------------------------------------------------------------------------
@@ -161,17 +190,28 @@ def convert(ctx: StageContext) -> StageOutput:
                               f"quantize_(qat_model, {text}, filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear))"])
 
 
+def bare_convert(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """``quantize_(qat_model, QATConfig(step="convert"))``, then ``quantize_`` with the PTQ config it mimicked."""
+    from torchao.quantization import quantize_
+    from torchao.quantization.qat import QATConfig
+
+    model = state["qat_model"]
+    quantize_(model, QATConfig(step="convert"))
+    quantize_(model, linear_config(config)[0], filter_fn=lambda m, fqn: isinstance(m, nn.Linear))
+    state["reference"] = model.eval()
+
+
 PREPARE = Stage("prepare_qat", prepare, "torchao QAT prepare: fake-quantize the linear layers (QATConfig)",
                 "A copy of the float model gets fake quantizers on its linear layers' weights and activations: "
                 "the forward pass rounds as the quantized model will, the backward pass passes gradients straight "
                 "through.", reads=QAT_READS,
-                remedy=Remedy("try --scheme 8da8w", ({"scheme": "8da8w"},)))
+                remedy=Remedy("try --scheme 8da8w", ({"scheme": "8da8w"},)), bare=bare_prepare)
 TRAIN = Stage("train", train, "fine-tune the fake-quantized model on the calibration data (distillation)",
               "A short fine-tune with the fake quantizers in place, the float model's outputs as the target, so the "
               "weights learn to live with the rounding. The loss curve is on this page.",
               reads=("qat_steps", "qat_lr"),
-              remedy=Remedy("try a smaller --qat-lr", ({"qat_lr": 1e-5},)))
+              remedy=Remedy("try a smaller --qat-lr", ({"qat_lr": 1e-5},)), bare=bare_train)
 CONVERT = Stage("convert_qat", convert, "torchao QAT convert, then quantize_ with the PTQ config it mimicked",
                 "The fake quantizers come out (QATConfig step='convert') and quantize_ quantizes the fine-tuned "
                 "weights with the configuration the torchao flow uses, so PTQ and QAT differ only in the weights.",
-                reads=QAT_READS, remedy=Remedy("try --scheme 8da8w", ({"scheme": "8da8w"},)))
+                reads=QAT_READS, remedy=Remedy("try --scheme 8da8w", ({"scheme": "8da8w"},)), bare=bare_convert)

@@ -5,26 +5,35 @@ exported model goes to train mode with ``move_exported_model_to_train``), then `
 ``convert_pt2e``. Only the backends that quantize with XNNPACKQuantizer (portable, xnnpack) have it here."""
 from __future__ import annotations
 
+import torch
+
+from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
+from quantviz.model_spec import ModelSpec
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 
 SUPPORTED = ("portable", "xnnpack")
 
 
-def prepare(ctx: StageContext) -> StageOutput:
+def fake_quantized(ep: torch.export.ExportedProgram, config: PipelineConfig) -> torch.fx.GraphModule:
+    """``prepare_qat_pt2e(ep.module(), XNNPACKQuantizer().set_global(<its QAT config>))``."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
     )
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
-    if ctx.config.target not in SUPPORTED:
+    if config.target not in SUPPORTED:
         raise StageError("prepare_qat_pt2e", f"quantviz runs PT2E QAT with XNNPACKQuantizer's QAT config only, and "
-                                             f"backend {ctx.config.target!r} quantizes with another quantizer",
+                                             f"backend {config.target!r} quantizes with another quantizer",
                          "use --backend xnnpack, or --flow qat (torchao QAT, lowered to XNNPACK)",
                          fix={"backend": "xnnpack"})
-    qconfig = get_symmetric_quantization_config(is_per_channel=ctx.config.per_channel, is_qat=True)
-    prepared = prepare_qat_pt2e(ctx.previous().module(), XNNPACKQuantizer().set_global(qconfig))
+    qconfig = get_symmetric_quantization_config(is_per_channel=config.per_channel, is_qat=True)
+    return prepare_qat_pt2e(ep.module(), XNNPACKQuantizer().set_global(qconfig))
+
+
+def prepare(ctx: StageContext) -> StageOutput:
+    prepared = fake_quantized(ctx.previous(), ctx.config)
     fake = sum(1 for m in prepared.modules() if "FakeQuantize" in type(m).__name__)
     return StageOutput(prepared, metrics={"fake_quantizers": fake},
                        notes=[f"{fake} fake quantizer(s) in the exported graph (int8, symmetric weights "
@@ -35,23 +44,38 @@ def prepare(ctx: StageContext) -> StageOutput:
                               "prepared = prepare_qat_pt2e(ep.module(), XNNPACKQuantizer().set_global(qconfig))"])
 
 
-def convert(ctx: StageContext) -> StageOutput:
+def bare_prepare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """``prepare_qat_pt2e`` on the float export (the trace stage's bare call)."""
+    state["qat_model"] = fake_quantized(state["ep"], config)
+
+
+def converted(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
+    """``move_exported_model_to_eval(prepared); convert_pt2e(prepared)`` (on a copy)."""
     import copy
 
     from torchao.quantization.pt2e import move_exported_model_to_eval
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e
 
-    model = copy.deepcopy(ctx.previous().model)
+    model = copy.deepcopy(prepared)
     move_exported_model_to_eval(model)
-    return StageOutput(convert_pt2e(model), calls=["move_exported_model_to_eval(prepared)",
-                                                   "reference = convert_pt2e(prepared)"])
+    return convert_pt2e(model)
+
+
+def convert(ctx: StageContext) -> StageOutput:
+    return StageOutput(converted(ctx.previous().model), calls=["move_exported_model_to_eval(prepared)",
+                                                               "reference = convert_pt2e(prepared)"])
+
+
+def bare_convert(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
+    """``move_exported_model_to_eval``, ``convert_pt2e``: the reference model."""
+    state["reference"] = converted(state["qat_model"])
 
 
 PREPARE = Stage("prepare_qat_pt2e", prepare, "prepare_qat_pt2e with XNNPACKQuantizer's QAT config",
                 "The exported graph gets fake quantizers (not observers) around each quantizable op, so training "
                 "sees the rounding.", reads=("per_channel", "backend"),
-                remedy=Remedy("try --flow qat", ({"flow": "qat"},)))
+                remedy=Remedy("try --flow qat", ({"flow": "qat"},)), bare=bare_prepare)
 CONVERT = Stage("convert_qat_pt2e", convert, "move_exported_model_to_eval, convert_pt2e: the reference model",
                 "The fine-tuned graph goes to eval mode and convert_pt2e turns its fake quantizers into "
                 "quantize/dequantize pairs with the ranges they learned.", reads=("per_channel",),
-                remedy=Remedy("try --flow pt2e (post-training)", ({"flow": "pt2e"},)))
+                remedy=Remedy("try --flow pt2e (post-training)", ({"flow": "pt2e"},)), bare=bare_convert)
