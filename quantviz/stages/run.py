@@ -260,15 +260,15 @@ def explain_runtime_failure(exc: Exception, log: list[str], ctx: StageContext,
 
 
 def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
-    """``_load_for_executorch_from_buffer`` and ``forward`` on every evaluation batch (a program that would abort
-    this process is not loaded)."""
-    blocked = state.get("blocked")
-    if blocked is not None:
-        raise RuntimeError(f"the runtime would abort the process: {blocked.message}")
+    """``_load_for_executorch_from_buffer`` and ``forward`` on every evaluation batch, in a worker process as the run
+    stage does: a program that aborts the runtime ends the worker, and the step fails with the signal and the known
+    cause (``runtime_preflight``) instead of this process; a program the preflight suspects but that runs, runs."""
     try:  # the runtime, or the backend's reference model (a user's script here can call either)
         done = execute(config, state["program"], state.get("edge"), evaluation_data(spec, config).batches)
     except NoRuntimeHere:
         return  # nothing runs this backend here: the user's script ends with the .pte
+    except WorkerDied as died:
+        raise RuntimeError(died_error(died, state.get("blocked")).message) from died
     state["outputs"] = done.leaves
 
 
