@@ -9,7 +9,7 @@ import pytest
 
 from quantviz import PipelineConfig
 from quantviz.data import EvaluationData, calibrates
-from quantviz.measure.readable import activation_dtype, format_value, readable_numerics, sqnr_levels
+from quantviz.measure.readable import activation_dtype, format_value, quantized_name, readable_numerics, sqnr_levels
 
 NUMERICS = {"float_vs_reference_sqnr_db": 35.30, "float_vs_runtime_sqnr_db": 35.29,
             "reference_vs_runtime_sqnr_db": math.inf, "reference_vs_runtime_max_lsb": 0.0,
@@ -46,6 +46,11 @@ def test_values_and_levels():
                                            (PipelineConfig(recipe="arm_tosa_a16w8"), "int16")])
 def test_the_activation_dtype_is_the_flows_own(config, dtype):
     assert activation_dtype(config) == dtype
+
+
+def test_the_accuracy_names_torchaos_scheme_not_only_its_activations():
+    assert quantized_name(PipelineConfig(flow="torchao", scheme="8da4w")) == "8da4w"  # int4 weights: not "int8"
+    assert quantized_name(PipelineConfig(flow="pt2e")) == "int8" and quantized_name(PipelineConfig(flow="fx")) == "uint8"
 
 
 @pytest.mark.parametrize("config, calibrated", [

@@ -62,6 +62,14 @@ def activation_dtype(config: PipelineConfig) -> str:
     return "int8"
 
 
+def quantized_name(config: PipelineConfig) -> str:
+    """What the quantized model is called beside its accuracy: torchao's scheme (``8da4w``: int8 activations, int4
+    weights), else the activations' dtype (``int8``, ``uint8``, ``int16``)."""
+    if config.flow == "torchao" and getattr(config, "scheme", ""):
+        return str(config.scheme)
+    return activation_dtype(config)
+
+
 def sqnr_levels(config: PipelineConfig) -> SqnrLevels:
     """The SQNR levels of the config's scheme (4-bit weights and 16-bit activations have their own)."""
     weights4 = (config.flow == "torchao" and "4w" in str(getattr(config, "scheme", ""))) or \

@@ -68,8 +68,8 @@ class RuntimeRun:
         return self.runtime_leaves
 
     def agreement(self) -> str:
-        """One line: how the runtime compares with the reference model, e.g. 'runtime differs from the reference
-        by 13.5 dB SQNR (max 7 LSB of the output scale): rounding drift ...'."""
+        """One line: how the runtime compares with the reference model, e.g. 'runtime has an SQNR of 13.5 dB
+        against the reference (max 7 LSB of the output scale): rounding drift ...'."""
         if self.not_run:
             return self.not_run
         if self.verdict is None:
