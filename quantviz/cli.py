@@ -264,7 +264,7 @@ def run_pipeline(args: argparse.Namespace):
     """Load the model and run the flow, printing one line a stage."""
     from quantviz.data import evaluation_data
     from quantviz.backends import require_backend
-    from quantviz.flows import describe_config, flow_of, with_backend_defaults
+    from quantviz.flows import FLOWS, describe_config, flow_of, with_backend_defaults
     from quantviz.loading import load_model
     from quantviz.pipeline import Pipeline, StageEvent
 
@@ -275,18 +275,16 @@ def run_pipeline(args: argparse.Namespace):
         require_backend(config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    if config.llm_config or args.model == "export_llm":  # --llm-config FILE is the export_llm flow
-        if not config.llm_config or args.model != "export_llm":
-            raise UsageError("an export_llm configuration names its own model: quantviz run export_llm --llm-config "
-                             "FILE.yaml [--llm-set KEY=VALUE ...]")
-        from quantviz.llm_config import llm_spec
-
-        spec = llm_spec(config)
+    named = FLOWS.get(args.model)  # `quantviz run export_llm --llm-config FILE`: a flow that builds its own model
+    builder = flow if flow.own_model is not None else named if named is not None and named.own_model else None
+    if builder is not None:
+        if builder is not flow or args.model != flow.name:
+            raise UsageError(f"an {builder.name} configuration names its own model: {builder.own_model.usage}")
+        spec = flow.own_model.build(config)
     else:
         spec = load_model(args.model)
-    data = evaluation_data(spec, config)
-    measured = ("a prefill of the example tokens and decode steps in the runtime (the run stage)"
-                if flow.name == "export_llm" else data.describe())
+    measured = flow.own_model.measured_on if flow.own_model is not None else \
+        evaluation_data(spec, config, flow.calibrates(config)).describe()
     print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {measured}", flush=True)
     if applied:  # the values the backend needs (Backend.defaults), said before anything runs
         before = config.with_changes(**{name: getattr(PipelineConfig(), name) for name in applied})
@@ -320,9 +318,8 @@ def _finish(pipe, model_ref: str) -> int:
                  for k, v in numerics.items() if k.endswith("_sqnr_db")]
         print("  SQNR: " + ", ".join(parts))
         if "float_accuracy" in numerics and "runtime_accuracy" in numerics:
-            from quantviz.measure.readable import activation_dtype
-
-            print(f"  accuracy: float {numerics['float_accuracy']:.2%}, {activation_dtype(pipe.config)} runtime "
+            dtype = pipe.flow.precision(pipe.config).activations
+            print(f"  accuracy: float {numerics['float_accuracy']:.2%}, {dtype} runtime "
                   f"{numerics['runtime_accuracy']:.2%}")
     run = pipe.result_of("runtime")
     if run is not None and run.ok:

@@ -15,7 +15,7 @@ from quantviz.background import BackgroundRun
 from quantviz.config import ConfigError
 from quantviz.backends import all_recipes
 from quantviz.catalog import catalog
-from quantviz.flows import applies_to, choices_of
+from quantviz.flows import FLOWS, applies_to, choices_of
 from ui.runner import get_run
 from ui.state import config_widget_keys
 
@@ -36,14 +36,13 @@ class ModelChoice:
 
 
 def app_defaults() -> dict[str, Any]:
-    """The sidebar's first values where they differ from ``PipelineConfig``'s: the app opens on pt2e with XNNPACK,
-    where a newcomer sees delegation and fusion at once (the CLI's default stays fx + portable).
-    ``QUANTVIZ_DEFAULT_FLOW`` chooses another first flow (a class starting from fx, tests written for it)."""
-    flow = os.environ.get("QUANTVIZ_DEFAULT_FLOW") or "pt2e"
-    flows = choices_of(next(f for f in fields(PipelineConfig) if f.name == "flow"))
-    if flow != "pt2e" and flow in flows:
-        return {"flow": flow}
-    return {"flow": "pt2e", "backend": "xnnpack"}
+    """The sidebar's first values where they differ from ``PipelineConfig``'s: the app opens on the flow whose record
+    declares ``Flow.app_start``, with those values (pt2e with XNNPACK, where a newcomer sees delegation and fusion
+    at once; the CLI's default stays fx + portable). ``QUANTVIZ_DEFAULT_FLOW`` chooses another first flow (a class
+    starting from fx, tests written for it)."""
+    first = FLOWS.get(os.environ.get("QUANTVIZ_DEFAULT_FLOW", "")) or \
+        next(f for f in FLOWS.values() if f.app_start is not None)
+    return {"flow": first.name, **(first.app_start or {})}
 
 
 def default_sample() -> str:

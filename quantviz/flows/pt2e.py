@@ -7,6 +7,7 @@ backend's to declare (``Backend.recovery``).
 """
 from quantviz.config import PipelineConfig
 from quantviz.flows.base import Flow
+from quantviz.flows.fx import calibrates
 from quantviz.candidates import Candidate, Scope, keep_float, more_calibration
 from quantviz.stages import (calibrate_pt2e, capture, convert_pt2e, delegate, edge, emit, fuse, prepare_pt2e, run,
                              trace_export)
@@ -24,4 +25,6 @@ FLOW = Flow(
            edge.STAGE, delegate.STAGE, fuse.STAGE, emit.STAGE, run.STAGE),
     roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit", "delegated": "delegate",
            "runtime": "run"},
-    recovery=recovery, rank=1, warm_until="prepare", backend_recovery=True)
+    recovery=recovery, rank=1, warm_until="prepare", backend_recovery=True, calibration=calibrates,
+    # the app opens here, with XNNPACK: a newcomer sees delegation and fusion at once (the CLI's default stays fx)
+    app_start={"backend": "xnnpack"})

@@ -34,7 +34,7 @@ from quantviz.numerics.runtime_intermediates import (RuntimeIntermediates, debug
 from quantviz.numerics.sensitivity import SensitivityRow, sensitivity
 from quantviz.numerics.taps import TapRun, tap_runtime
 from quantviz.config import PipelineConfig
-from quantviz.data import calibrates, evaluation_data
+from quantviz.data import evaluation_data
 from quantviz.backends import backend_of
 from quantviz.backends.delegate_runs import run_with_delegates
 from quantviz.backends.execute import execute
@@ -354,7 +354,7 @@ def _describe_set(name: str, pipe: "Pipeline", n: int) -> str:
     if name == "evaluation":
         return f"evaluation data: {n} batch(es) from the factory, not used for calibration"
     if name == "calibration" and not pipe.spec.eval_batches and not pipe.config.held_out \
-            and not calibrates(pipe.config):
+            and not pipe.flow.calibrates(pipe.config):
         return (f"the factory's calibration batches ({n} batch(es); it gave no evaluation data): this flow "
                 "calibrates nothing, so they are not flattered")
     if name == "calibration" and not pipe.spec.eval_batches and not pipe.config.held_out:
