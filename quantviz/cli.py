@@ -613,6 +613,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     results. Exit 0 met, 3 not met within the budget, 1 bad arguments, a model that cannot be built, or
     --max-accuracy-drop without labelled evaluation data. On Ray this process imports no torch until the
     workers are done (they build the model; the first warm one reports what the driver needs)."""
+    from quantviz.recover.progress import Ended, ProgressLog, Started, TrialDone
     from quantviz.recover.runner import make_evaluator, recover
     from quantviz.recover.trial import Target
     from quantviz.sweep.actors import WorkersKeepDying
@@ -651,12 +652,10 @@ def cmd_recover(args: argparse.Namespace) -> int:
               "backend: " + (", ".join(c.id for c in probe.candidates) or "none"), flush=True)
         width = max([len(c.id) for c in probe.candidates] + [24]) + 6
         progress = ProgressLog(args.out / "progress.jsonl")
-        progress.write({"event": "start", "model": args.model, "target": target.to_dict(), "budget": args.budget,
-                        "data": probe.data, "candidates": [c.to_dict() for c in probe.candidates]})
+        progress.write(Started(args.model, target, args.budget, probe.data, list(probe.candidates)))
 
         def on_trial(t, done: int, total: int) -> None:
-            progress.write({"event": "trial", "done": done, "total": total, "meets": target.met(t),
-                            "trial": t.to_dict()})
+            progress.write(TrialDone(done, total, target.met(t), t))
             if t.ok:
                 what = f"{target.reached(t):>14}  {'meets' if target.met(t) else '     '}  .pte {t.pte_bytes:>9,} B"
                 if t.latency_ms is not None:
@@ -678,25 +677,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
     for line in summary_lines(found, args.model):
         print(f"  {line}")
     written = write_results(found, args.out, args.model)
-    progress.write({"event": "end", "met": found.met, "winner": found.winner.key if found.winner else None})
+    progress.write(Ended(found.met, found.winner.key if found.winner else None))
     print(f"  wrote {', '.join(str(p) for p in [*written, progress.path])}")
     return 0 if found.met else 3
-
-
-class ProgressLog:
-    """``progress.jsonl``: one JSON record per line as the recovery goes (start, each trial, end), for the app's
-    page and anything else that follows a running recovery; a new recovery starts the file afresh."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("")
-
-    def write(self, record: dict) -> None:
-        import json
-
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

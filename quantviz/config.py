@@ -200,6 +200,11 @@ class PipelineConfig:
         d["llm_overrides"] = list(self.llm_overrides)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
+        """A config back from ``to_dict`` (JSON lists become the tuple fields' tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
     def with_changes(self, **changes: Any) -> "PipelineConfig":
         return replace(self, **changes)
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from quantviz.config import PipelineConfig
+from quantviz.config import PipelineConfig, config_flags
 from quantviz.candidates import (ConflictError, Scope, combined_changes, compose, keep_float, observer,
                                          per_channel)
 from quantviz.recover.generate import candidates_for
@@ -328,6 +328,46 @@ def test_a_recovery_survives_its_json_round_trip():
     back = Recovery.from_dict(json.loads(json.dumps(found.to_dict())))
     assert back.winner.key == found.winner.key and back.base_config == found.base_config
     assert [t.key for t in back.trials] == [t.key for t in found.trials] and back.candidates == found.candidates
+
+
+def test_the_progress_events_and_recover_json_are_records_whose_json_is_the_files_format(tmp_path):
+    """What the CLI writes and the page reads: typed events and a typed recover.json, to_dict() at the edge; the
+    files keep their format (the keys and values the CLI wrote before the records)."""
+    from quantviz.recover.progress import Ended, ProgressLog, Started, TrialDone, read_progress
+    from quantviz.recover.results import RecoverFile, config_of, load_recovery, write_results
+
+    target = Target("sqnr", 38.5)
+    found = search(PipelineConfig(flow="pt2e", skip_modules=("pad",)), _stub_candidates(), target,
+                   _stub_evaluator([]), budget=12, width=1)
+    log = ProgressLog(tmp_path / "progress.jsonl")
+    events = [Started("sample:digits_cnn", target, 12, "stub data", found.candidates),
+              *(TrialDone(i + 1, 13, target.met(t), t) for i, t in enumerate(found.trials)),
+              Ended(found.met, found.winner.key)]
+    for e in events:
+        log.write(e)
+    lines = [json.loads(line) for line in (tmp_path / "progress.jsonl").read_text().splitlines()]
+    assert lines[0] == {"event": "start", "model": "sample:digits_cnn", "target": target.to_dict(), "budget": 12,
+                        "data": "stub data", "candidates": [c.to_dict() for c in found.candidates]}
+    assert lines[1] == {"event": "trial", "done": 1, "total": 13, "meets": False,
+                        "trial": json.loads(json.dumps(found.trials[0].to_dict()))}
+    assert lines[-1] == {"event": "end", "met": True, "winner": found.winner.key}
+    back = read_progress(tmp_path / "progress.jsonl")
+    assert [type(e).__name__ for e in back] == ["Started", *["TrialDone"] * len(found.trials), "Ended"]
+    assert back[0].target == target and back[0].candidates == found.candidates
+    assert [e.trial.key for e in back[1:-1]] == [t.key for t in found.trials] and back[-1] == events[-1]
+    with (tmp_path / "progress.jsonl").open("a") as fh:
+        fh.write('{"event": "tri')  # a line being written: left for the next read
+    assert len(read_progress(tmp_path / "progress.jsonl")) == len(events)
+
+    write_results(found, tmp_path, "sample:digits_cnn")
+    raw = json.loads((tmp_path / "recover.json").read_text())
+    chosen = config_of(found, found.chosen)
+    assert raw == json.loads(json.dumps({"model": "sample:digits_cnn", **found.to_dict(),
+                                         "chosen_config": chosen.to_dict(), "chosen_flags": config_flags(chosen)}))
+    saved = load_recovery(tmp_path)
+    assert isinstance(saved, RecoverFile) and saved.model == "sample:digits_cnn"
+    assert saved.chosen_config == config_of(found, found.chosen) and saved.recovery.chosen.key == found.chosen.key
+    assert json.loads(json.dumps(saved.to_dict())) == raw  # back to the same file
 
 
 def test_a_latency_budget_rules_out_a_winner_that_is_too_slow():

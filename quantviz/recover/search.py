@@ -72,8 +72,8 @@ class Recovery:
         """A recovery back from ``to_dict`` (recover.json)."""
         trials = [Trial.from_dict(t) for t in d["trials"]]
         by_key = {t.key: t for t in trials}
-        base = PipelineConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["base_config"].items()})
-        return cls(Target(d["target"]["kind"], d["target"]["value"], d["target"].get("max_latency_ms")), base,
+        base = PipelineConfig.from_dict(d["base_config"])
+        return cls(Target.from_dict(d["target"]), base,
                    [Candidate.from_dict(c) for c in d["candidates"]], by_key[d["base"]], trials,
                    by_key[d["winner"]] if d.get("winner") else None, by_key[d["best"]], d["budget"],
                    d.get("engine", {}))

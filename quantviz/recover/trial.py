@@ -86,6 +86,11 @@ class Target:
         return {"kind": self.kind, "value": self.value, "max_latency_ms": self.max_latency_ms,
                 "description": self.describe()}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Target":
+        """A target back from ``to_dict`` (its description is derived, not read)."""
+        return cls(d["kind"], d["value"], d.get("max_latency_ms"))
+
 
 @dataclass(frozen=True)
 class Request:
