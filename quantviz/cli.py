@@ -275,11 +275,11 @@ def run_pipeline(args: argparse.Namespace):
         require_backend(config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    named = FLOWS.get(args.model)  # `quantviz run export_llm --llm-config FILE`: a flow that builds its own model
-    builder = flow if flow.own_model is not None else named if named is not None and named.own_model else None
-    if builder is not None:
-        if builder is not flow or args.model != flow.name:
-            raise UsageError(f"an {builder.name} configuration names its own model: {builder.own_model.usage}")
+    # a flow that builds its own model is run as `quantviz run FLOW ...` (export_llm: --llm-config FILE names it)
+    builders = [f for f in (flow, FLOWS.get(args.model)) if f is not None and f.own_model is not None]
+    if builders:
+        if builders[0] is not flow or args.model != flow.name:
+            raise UsageError(f"an {builders[0].name} configuration names its own model: {builders[0].own_model.usage}")
         spec = flow.own_model.build(config)
     else:
         spec = load_model(args.model)

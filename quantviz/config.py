@@ -36,7 +36,7 @@ EMBEDDING_BITS = (0, 4, 8)
 
 
 # a config field's value, and a change of some fields (a remedy's fix, a backend's defaults, a recovery candidate)
-ConfigValue = bool | int | str | tuple[str, ...]
+ConfigValue = bool | int | float | str | tuple[str, ...]
 ConfigChanges = dict[str, ConfigValue]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from quantviz.config import PipelineConfig, config_flags
+from quantviz.config import ConfigChanges, PipelineConfig, config_flags
 from quantviz.recover.progress import ProgressEvent, Started, TrialDone, read_progress
 from quantviz.recover.results import load_recovery, startup_hint
 from quantviz.recover.trial import Trial
@@ -99,7 +99,7 @@ def progress_panel(folder: str) -> None:
         st.rerun()
 
 
-def changes_to(found: PipelineConfig, current: PipelineConfig) -> dict[str, Any]:
+def changes_to(found: PipelineConfig, current: PipelineConfig) -> ConfigChanges:
     """The sidebar changes that turn ``current`` into ``found`` (only fields the sidebar shows)."""
     return {f.name: getattr(found, f.name) for f in fields(PipelineConfig)
             if f.name not in NOT_IN_SIDEBAR and getattr(found, f.name) != getattr(current, f.name)}
@@ -160,7 +160,7 @@ def _reached(kind: str, trial: Trial) -> str:
     return f"{trial.runtime_accuracy:.2%}" if trial.runtime_accuracy is not None else "–"
 
 
-def _apply(changes: dict[str, Any], flags: str) -> None:
+def _apply(changes: ConfigChanges, flags: str) -> None:
     apply_changes(changes)
     st.session_state[RECOVER_APPLIED] = flags
 

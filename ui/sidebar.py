@@ -12,7 +12,7 @@ import streamlit as st
 
 from quantviz import LoadError, ModelSpec, PipelineConfig, StageError, load_model
 from quantviz.background import BackgroundRun
-from quantviz.config import ConfigError
+from quantviz.config import ConfigChanges, ConfigError
 from quantviz.backends import all_recipes
 from quantviz.catalog import catalog
 from quantviz.flows import FLOWS, applies_to, choices_of
@@ -35,7 +35,7 @@ class ModelChoice:
     loader: Callable[[], ModelSpec]
 
 
-def app_defaults() -> dict[str, Any]:
+def app_defaults() -> ConfigChanges:
     """The sidebar's first values where they differ from ``PipelineConfig``'s: the app opens on the flow whose record
     declares ``Flow.app_start``, with those values (pt2e with XNNPACK, where a newcomer sees delegation and fusion
     at once; the CLI's default stays fx + portable). ``QUANTVIZ_DEFAULT_FLOW`` chooses another first flow (a class
@@ -91,7 +91,7 @@ def flow_config() -> PipelineConfig:
     keys = config_widget_keys()
     by_name = {f.name: f for f in fields(PipelineConfig)}
     flow = _widget(by_name["flow"])
-    values: dict[str, Any] = {"flow": flow}
+    values: ConfigChanges = {"flow": flow}
     for f in fields(PipelineConfig):
         if f.name not in keys or f.name == "flow" or not applies_to(f.name, flow):
             continue
@@ -108,7 +108,7 @@ def _recipe_widget(f: Field) -> str:
     return st.selectbox("Recipe", names, key=f.name, help=f.metadata["help"])
 
 
-def apply_changes(changes: dict[str, Any]) -> None:
+def apply_changes(changes: ConfigChanges) -> None:
     """Set the sidebar's widgets to a config change (a ``StageError.fix`` or a what-if). Call it from a widget
     callback, which runs before the widgets are drawn again."""
     unknown = set(changes) - set(config_widget_keys())
