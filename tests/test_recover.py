@@ -22,7 +22,7 @@ from quantviz.candidates import (ConflictError, Scope, combined_changes, compose
 from quantviz.recover.generate import candidates_for
 from quantviz.recover.results import pareto_charts, pareto_front, startup_hint
 from quantviz.recover.search import rank, search
-from quantviz.recover.trial import Request, Target, Trial
+from quantviz.recover.trial import Engine, Request, Target, Trial
 
 ROOT = Path(__file__).resolve().parents[1]
 QUANTVIZ = [sys.executable, "-m", "quantviz.cli"]
@@ -169,13 +169,15 @@ def test_accuracy_targets_and_the_pareto_front():
 
 
 def test_a_search_mostly_spent_starting_ray_is_told_in_process_is_as_fast():
-    short = {"engine": "ray", "address": "embedded", "ray_init_seconds": 2.0, "warm_seconds": [7.1, 6.9],
-             "wall_seconds": 12.6}  # a digits_cnn-sized search: 9 trials of ~1 s
+    short = Engine("ray", address="embedded", ray_init_seconds=2.0, warm_seconds=[7.1, 6.9],
+                   wall_seconds=12.6)  # a digits_cnn-sized search: 9 trials of ~1 s
     assert startup_hint(short) == ("Ray's start-up took 9.1 of the 12.6 s (ray.init 2.0 s, workers warming 7.1 s, "
                                    "once per worker): a search this short is as fast with --in-process")
-    assert startup_hint({**short, "wall_seconds": 50.9}) is None  # zoo_tf_mobilenet: the trials dominate
-    assert startup_hint({**short, "address": "10.0.0.1:6379"}) is None  # a cluster: its start-up is not ours
-    assert startup_hint({"engine": "in-process", "wall_seconds": 3.0}) is None
+    assert startup_hint(dataclasses.replace(short, wall_seconds=50.9)) is None  # zoo_tf_mobilenet: trials dominate
+    assert startup_hint(dataclasses.replace(short, address="10.0.0.1:6379")) is None  # a cluster's start-up
+    assert startup_hint(Engine("in-process", wall_seconds=3.0)) is None
+    assert Engine.from_dict(short.to_dict()) == short and not Engine() and Engine().to_dict() == {}
+    assert list(short.to_dict()) == ["engine", "address", "ray_init_seconds", "warm_seconds", "wall_seconds"]
 
 
 # -- a worker that aborts --------------------------------------------------------------------------------------------
@@ -280,8 +282,8 @@ def test_the_app_page_shows_a_recovery_and_applies_the_found_config_to_the_sideb
 
     found = search(PipelineConfig(flow="pt2e"), _stub_candidates(), Target("sqnr", 38.5), _stub_evaluator([]),
                    budget=12, width=1)
-    found.engine = {"engine": "ray", "address": "embedded", "workers": 2, "ray_init_seconds": 2.0,
-                    "warm_seconds": [7.1, 6.9], "wall_seconds": 12.6}  # mostly Ray's start-up
+    found.engine = Engine("ray", address="embedded", workers=2, ray_init_seconds=2.0, warm_seconds=[7.1, 6.9],
+                          wall_seconds=12.6)  # mostly Ray's start-up
     write_results(found, tmp_path, "sample:digits_cnn")
     (tmp_path / "progress.jsonl").write_text("\n".join(json.dumps(r) for r in [
         {"event": "start", "budget": 12, "data": "stub data", "target": found.target.to_dict()},

@@ -122,8 +122,8 @@ def result_panel(folder: str, model_ref: str | None, current: PipelineConfig | N
     cols[4].metric(".pte bytes", f"{chosen.pte_bytes:,}" if chosen.pte_bytes else "–")
     e = found.engine
     st.caption(f"measured on {base.data} · {len(found.trials) - 1} trial(s) of {found.budget} · "
-               f"{e.get('engine', '?')}, {e.get('workers', '?')} worker(s), {e.get('wall_seconds', 0):.0f} s · "
-               f"stage reuse saved {e.get('reuse_share', 0):.0%} of the stage work")
+               f"{e.engine or '?'}, {e.workers if e.workers is not None else '?'} worker(s), "
+               f"{e.wall_seconds or 0:.0f} s · stage reuse saved {e.reuse_share or 0:.0%} of the stage work")
     hint = startup_hint(e, remedy="'In this process'")
     if hint:
         st.info(hint, icon=":material/timer:")

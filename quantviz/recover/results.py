@@ -20,7 +20,7 @@ from typing import Any
 from quantviz.config import PipelineConfig, config_flags
 from quantviz.candidates import merge_rule
 from quantviz.recover.search import Recovery
-from quantviz.recover.trial import Trial
+from quantviz.recover.trial import Engine, Trial
 from quantviz.render.charts import Chart, to_svg, vega_lite
 from quantviz.script import script_from_calls
 
@@ -219,24 +219,24 @@ def summary_lines(found: Recovery, model_ref: str) -> list[str]:
         lines.append("  quantizer code (also in reproduce.py):")
         lines += [f"    {c}" for c in code]
     if e:
-        lines.append(f"engine {e.get('engine', '?')}: {e.get('workers', '?')} worker(s), wall "
-                     f"{e.get('wall_seconds', 0):.1f} s; stage reuse saved {e.get('reuse_share', 0):.0%} of the "
-                     f"stage work ({e.get('stage_seconds_reused', 0):.1f} of "
-                     f"{e.get('stage_seconds_reused', 0) + e.get('stage_seconds_run', 0):.1f} stage-seconds)")
+        reused, run = e.stage_seconds_reused or 0, e.stage_seconds_run or 0
+        lines.append(f"engine {e.engine or '?'}: {e.workers if e.workers is not None else '?'} worker(s), wall "
+                     f"{e.wall_seconds or 0:.1f} s; stage reuse saved {e.reuse_share or 0:.0%} of the "
+                     f"stage work ({reused:.1f} of {reused + run:.1f} stage-seconds)")
         hint = startup_hint(e)
         if hint:
             lines.append(hint)
     return lines
 
 
-def startup_hint(engine: dict[str, Any], remedy: str = "--in-process") -> str | None:
+def startup_hint(engine: Engine, remedy: str = "--in-process") -> str | None:
     """When Ray's start-up (``ray.init`` and the slowest worker's warm-up, paid once per worker) took half the
     recovery's wall time or more, say so: a search that short is as fast in one process (``remedy``: the CLI's
     flag, or the app's toggle)."""
-    if engine.get("engine") != "ray" or engine.get("address", "embedded") != "embedded":
+    if engine.engine != "ray" or (engine.address or "embedded") != "embedded":
         return None
-    init, warm = float(engine.get("ray_init_seconds", 0.0)), max(engine.get("warm_seconds") or [0.0])
-    wall = float(engine.get("wall_seconds", 0.0))
+    init, warm = float(engine.ray_init_seconds or 0.0), max(engine.warm_seconds or [0.0])
+    wall = float(engine.wall_seconds or 0.0)
     if not wall or init + warm < wall / 2:
         return None
     return (f"Ray's start-up took {init + warm:.1f} of the {wall:.1f} s (ray.init {init:.1f} s, workers warming "
