@@ -7,10 +7,15 @@ backend's to declare (``Backend.recovery``).
 """
 from quantviz.config import PipelineConfig
 from quantviz.flows.base import Flow
-from quantviz.flows.fx import calibrates
 from quantviz.candidates import Candidate, Scope, keep_float, more_calibration
 from quantviz.stages import (calibrate_pt2e, capture, convert_pt2e, delegate, edge, emit, fuse, prepare_pt2e, run,
                              trace_export)
+
+
+def calibrates(config: PipelineConfig) -> bool:
+    """The observers see the calibration batches in static mode (dynamic mode computes activation scales at run
+    time)."""
+    return config.mode == "static"
 
 
 def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
