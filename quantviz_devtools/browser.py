@@ -185,6 +185,8 @@ def choose(driver: Any, label: str, option: str) -> None:
     """Pick ``option`` in the selectbox labelled ``label``."""
     box = wait_for(driver, lambda d: next((b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
                                            if b.text.startswith(label)), None))
+    # mid-window: not under the sticky rail when the page has scrolled
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
     box.find_element("css selector", "input").click()
     wait_for(driver, lambda d: _clicked(next((o for o in d.find_elements("css selector", "[role=option]")
                                               if o.text.strip() == option), None)), 30)

@@ -2,7 +2,8 @@
 several tabs (each tab is its own Streamlit session). Screenshots under tests/artifacts/: first_screen.png,
 run_page.png, torchao_rail.png, runtime_abort.png, load_error_while_another_session_runs.png.
 
-- The first screen: pt2e + XNNPACK (delegation visible on the delegate page), the graph within the first 1000 pixels,
+- The first screen: pt2e + XNNPACK (delegation visible on the delegate page), the trace page's one counter (nodes),
+  the graph within the first 1000 pixels,
   no jump when the run ends; the run page's figures with labels and units, "bit-exact", accuracy once, the flow's
   dtype; torchao's 11 stages all on the rail, which stays in reach when the page scrolls.
 
@@ -59,6 +60,8 @@ def test_the_first_screen_shows_pt2e_xnnpack_and_the_graph_and_does_not_jump(dri
     text = page_text(driver)
     assert "flow pt2e" in text and "backend xnnpack" in text and "partitioner xnnpack" in text, text[:1500]
     was_running = "running:" in text or "waiting:" in text
+    labels = [e.text.strip() for e in driver.find_elements("css selector", "[data-testid=stMetricLabel]")]
+    assert labels == ["nodes"], labels  # a float graph: its node count, not five zeros beside it
     top = graph_top(driver)
     assert top < 700, top  # the graph starts in the first screen, 300 pixels of it at least
     driver.save_screenshot(str(ARTIFACTS / "first_screen.png"))

@@ -26,7 +26,7 @@ def test_one_lsb_off_on_a_third_of_the_elements_is_drift_not_an_error():
     v = judge(f, r, r + off * scale, scale)
     assert not v.wrong and v.max_lsb == 1.0
     assert v.excess_db < WRONG_EXCESS_DB
-    assert "differs from the reference by" in v.summary() and "max 1 LSB" in v.summary()
+    assert "has an SQNR of" in v.summary() and "dB against the reference" in v.summary() and "max 1 LSB" in v.summary()
 
 
 def test_deep_drift_with_a_low_sqnr_is_still_drift_when_quantization_error_is_as_large():

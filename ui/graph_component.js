@@ -1,6 +1,7 @@
 // The graph viewer in the browser (ui/graph_component.py loads this file as the component's module).
 const NATURAL = 96 / 72;  // px per point: graphviz's SVG at its own size
 const MIN_SCALE = 0.02, MAX_SCALE = 8;
+const FOCUS_MIN = 0.7;  // the smallest first view, a share of natural size: 10-point node labels at 9 px or more
 const VIEWS = (window.__qvViews = window.__qvViews || {});  // component key -> {svgKey, view}
 
 function afterPaint() {  // resolves after the next frame is painted
@@ -180,12 +181,37 @@ class Viewer {
     });
   }
 
-  initial() {  // natural size, the top of the graph, centred across on the graph's input (or its middle)
+  initial() {  // fitted to the patterns and delegates (what the stage is about), else as below
     const b = this.bounds, {w} = this.size(), s = NATURAL;
     this.view = {x: b.x + b.w / 2 - w / 2 / s, y: b.y, s};
     this.apply();
+    if (this.fitFocus()) return;
+    // natural size, the top of the graph, centred across on the graph's input (or its middle)
     const input = b.w * s > w && this.svg.querySelector('g.node.qv-input');
     if (input) { const r = this.graphBox(input); this.view.x = r.x + r.w / 2 - w / 2 / s; }
+  }
+
+  focusBoxes() {  // the pattern and delegate clusters' boxes in graph units, in reading order (top to bottom)
+    return [...this.svg.querySelectorAll('g.cluster[id^="qv_pattern_"], g.cluster[id^="qv_delegate_"]')]
+      .map((g) => this.graphBox(g)).filter((r) => r.w > 0 && r.h > 0).sort((a, b) => a.y - b.y || a.x - b.x);
+  }
+
+  fitFocus() {  // the patterns (delegates) whole, at most natural size: all of them when they fit at FOCUS_MIN or
+    // more, else the first ones in reading order that do (a tall chain of patterns: its top, none cut through)
+    const boxes = this.focusBoxes();
+    if (!boxes.length) return false;
+    const {w, h} = this.size(), pad = 24;
+    const fit = (u) => Math.min(w / (u.w + 2 * pad), h / (u.h + 2 * pad));
+    let u = boxes[0];
+    for (const r of boxes.slice(1)) {
+      const x = Math.min(u.x, r.x), y = Math.min(u.y, r.y);
+      const next = {x, y, w: Math.max(u.x + u.w, r.x + r.w) - x, h: Math.max(u.y + u.h, r.y + r.h) - y};
+      if (fit(next) < FOCUS_MIN * NATURAL) break;
+      u = next;
+    }
+    this.centreAt(u.x + u.w / 2, u.y + u.h / 2, this.clampScale(Math.min(NATURAL, fit(u))));
+    this.apply();
+    return true;
   }
 
   graphBox(el) {  // an element's box in graph units (from the screen: transform included)
@@ -336,9 +362,13 @@ export default function(component) {
   }
   viewer.mark('qv-selected', data.selected);
   viewer.mark('qv-linked', data.linked);
-  if (data.focus && data.focus !== viewer.lastFocus) {
+  if (data.focus && (data.reveal || data.focus !== viewer.lastFocus)) {
     viewer.lastFocus = data.focus;
-    if (viewer.centreOn(data.focus)) viewer.apply();
+    if (data.reveal) {  // a node found by name: the pane scrolled into the window, the node centred and ringed
+      root.scrollIntoView({block: 'nearest'});
+      viewer.highlight(data.focus);
+    }
+    else if (viewer.centreOn(data.focus)) viewer.apply();
   }
   const api = viewer.api();
   Object.defineProperty(api, 'last', {get: () => viewer.last});

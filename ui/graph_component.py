@@ -6,6 +6,10 @@ inline (``tests/test_graph_component.py`` parses the JS with node). Node ``<g>``
 ``qv_<box id>`` that quantviz's renderer writes (``qv_module/<path>`` a collapsed module, ``qv_open/<path>``
 an expanded module's cluster).
 
+A new drawing opens fitted to its pattern and delegate clusters (all of them when their labels stay readable, at
+least 70 % of natural size, else the first ones top to bottom, none cut through); a drawing without any opens at
+natural size on its input.
+
 In the browser, with no Streamlit rerun: wheel zoom around the pointer, drag to pan, the Fit / 1:1 / + / −
 buttons, the overview inset (where the viewport is; click it to move there), hover (a box and its edges),
 find-a-box (centres and highlights it) and the selection marks. A rerun comes only from a click on a box
@@ -46,12 +50,13 @@ def clicked_value(key: str) -> str | None:
 
 def graph_view(svg: str, key: str, selected: Sequence[str] = (), linked: Sequence[str] = (),
                focus: str | None = None, run: int = 0, height: int = 640,
-               on_click: Callable[[], None] | None = None) -> str | None:
+               on_click: Callable[[], None] | None = None, reveal: bool = False) -> str | None:
     """Draw ``svg`` at its natural size in a ``height``-px pane that pans and zooms in the browser; returns the
     box id clicked in this run (a node id, ``module/<path>`` to expand, ``open/<path>`` to collapse), if any.
 
     ``selected`` / ``linked`` are box ids marked blue / orange (the selection here and its counterparts from a
-    linked pane); ``focus`` a box id to centre on when it changes (an expanded module, a search match)::
+    linked pane); ``focus`` a box id to centre on when it changes (an expanded module, a search match); with
+    ``reveal`` it is centred and ringed even when it was the last focus (a node chosen in "Find a node")::
 
         clicked = graph_view(svg, key="graph_convert", selected=["conv1"], focus="open/blocks.3", run=7)
 
@@ -60,6 +65,6 @@ def graph_view(svg: str, key: str, selected: Sequence[str] = (), linked: Sequenc
     """
     digest = hashlib.sha1(svg.encode("utf-8")).hexdigest()
     result = _GRAPH(data={"svg": svg, "key": digest, "comp": key, "selected": list(selected), "linked": list(linked),
-                          "focus": focus or "", "run": run, "height": height}, key=key,
+                          "focus": focus or "", "reveal": reveal, "run": run, "height": height}, key=key,
                     on_clicked_change=on_click or (lambda: None))
     return getattr(result, "clicked", None)

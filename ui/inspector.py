@@ -1,5 +1,10 @@
-"""The node inspector: everything the graph model holds about one node, and its whole pattern."""
+"""The node inspector: everything the graph model holds about one node, and its whole pattern. "Find a node" finds
+every node whose name contains the text typed; choosing one calls ``on_pick`` (the stage page reveals it in the
+graph). Its tables wrap long cells (``inspector.css`` beside this file) instead of cutting them off."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import streamlit as st
@@ -36,17 +41,35 @@ def qparams_rows(n: NodeView) -> list[dict]:
     return [{k: ("" if v is None else str(v)) for k, v in r.items()} for r in rows]
 
 
-def inspector(graph: GraphView, selected: str | None, notes: dict[str, str] | None = None) -> None:
-    """Everything about the selected node; ``notes`` (node id -> text) adds e.g. why it was not fused."""
+_CSS = (Path(__file__).resolve().parent / "inspector.css").read_text(encoding="utf-8")
+
+
+def inspector(graph: GraphView, selected: str | None, notes: dict[str, str] | None = None,
+              on_pick: Callable[[str], None] | None = None) -> None:
+    """Everything about the selected node; ``notes`` (node id -> text) adds e.g. why it was not fused; ``on_pick``
+    gets the node chosen in "Find a node" (by default it is only selected)."""
+    with st.container(key="qv_inspector"):
+        st.html(f"<style>{_CSS}</style>")  # style only: takes no room
+        _inspector(graph, selected, notes, on_pick)
+
+
+def _inspector(graph: GraphView, selected: str | None, notes: dict[str, str] | None,
+               on_pick: Callable[[str], None] | None) -> None:
     st.markdown("#### Inspector")
     ids = [n.id for n in graph.nodes] + [n.id for g in graph.subgraphs.values() for n in g.nodes]
     key = inspector_key(graph.stage)
     st.session_state[key] = selected if selected in ids else None  # a click in the graph selects here too
 
     def picked() -> None:
-        st.session_state[SELECTED_NODE] = st.session_state[key]
+        choice = st.session_state[key]
+        if choice and on_pick is not None:
+            on_pick(choice)
+        else:
+            st.session_state[SELECTED_NODE] = choice
 
-    choice = st.selectbox("Find a node", ids, key=key, on_change=picked, placeholder="click a node or type its name")
+    # "contains": every node whose name holds the text, in graph order (the fuzzy default ranks subsequences)
+    choice = st.selectbox("Find a node", ids, key=key, on_change=picked, filter_mode="contains",
+                          placeholder="click a node or type part of its name")
     if choice is None:
         st.caption("Click a node in the graph, or search for it by name.")
         return

@@ -12,7 +12,8 @@ from quantviz.config import ConfigError, config_flags
 from quantviz.graph.diff import GraphDiff, diff_graphs
 from quantviz.render import ViewSpec, dot_available, dot_to_svg, plan_view, to_dot
 from quantviz.render.view import DEFAULT_MAX_NODES, collapse, expand_path_to
-from quantviz.stage_views import linked_nodes, previous_graph_stage, stage_diff, stage_view
+from quantviz.stage_counts import stage_counters
+from quantviz.stage_views import linked_nodes, previous_graph_stage, stage_view
 from quantviz.outputs import stage_file_stem
 from ui.downloads import run_downloads, stage_downloads
 from ui.graph_component import clicked_value, graph_view
@@ -22,7 +23,8 @@ from ui.latency_panel import latency_overlay_for, latency_panel
 from ui.ledger_panel import ledger_panel
 from ui.numerics_panel import numerics_panel, overlay_pair, sqnr_overlay
 from ui.sidebar import apply_changes
-from ui.state import COMPARE_NODE, EXPANDED, QV_CLICK_HANDLED, QV_RUN, SELECTED_NODE, VIEW_FOCUS, graph_key
+from ui.state import (COMPARE_NODE, EXPAND_DELEGATES, EXPANDED, QV_CLICK_HANDLED, QV_RUN, REVEAL, SELECTED_NODE,
+                      VIEW_FOCUS, graph_key)
 
 
 @st.cache_data(max_entries=128, show_spinner=False)
@@ -32,18 +34,12 @@ def layout_svg(dot: str) -> str | None:
 
 
 def counts_row(pipe: Pipeline, stage: str) -> None:
-    r = pipe.results[stage]
-    if r.graph is None:
+    """The counts that mean something for this stage (``quantviz.stage_counts``), left to right in six columns."""
+    counters = stage_counters(pipe, stage)
+    if not counters:
         return
-    c = r.graph.kind_counts()
-    d = stage_diff(pipe, "delegate", "edge") if stage in ("delegate", "fuse", "emit") else None
-    cols = st.columns(6)
-    cols[0].metric("nodes", len(r.graph.nodes))
-    cols[1].metric("quantize", c.get("quantize", 0))
-    cols[2].metric("dequantize", c.get("dequantize", 0))
-    cols[3].metric("patterns", len(r.graph.patterns))
-    cols[4].metric("delegated ops", len(d.delegated) if d else 0)
-    cols[5].metric("fused ops", c.get("quantized_op", 0))
+    for col, c in zip(st.columns(6), counters):
+        col.metric(c.label, c.value, help=c.help)
 
 
 def error_panel(pipe: Pipeline, stage: str) -> None:
@@ -101,7 +97,7 @@ def view_controls(pipe: Pipeline, stage: str, model_ref: str = "") -> ViewSpec:
         c2 = st.columns(4)
         focus = c2[0].toggle("Focus on the selected node", key="v_focus")
         delegates = [n.id for n in graph.nodes if n.kind == "delegate"]
-        expand = c2[1].toggle("Expand delegates", key="v_expand_delegates", disabled=not delegates)
+        expand = c2[1].toggle("Expand delegates", key=EXPAND_DELEGATES, disabled=not delegates)
         patterns = c2[2].toggle("Pattern clusters", value=True, key="v_patterns")
         if search:
             c2[3].button("Open the matches", key="v_open_matches", on_click=open_matches, args=(graph, search),
@@ -150,6 +146,19 @@ def open_matches(graph, pattern: str, limit: int = 5) -> None:
     set_expanded(graph.stage, modules, matches[0] if matches else None)
 
 
+def reveal(graph, node_id: str, pane: str) -> None:
+    """Select ``node_id`` and show it in the pane ``pane``: every module around it opened (its delegate's ops drawn
+    when it is inside one), centred and ringed when the pane is drawn next ("Find a node")."""
+    st.session_state[SELECTED_NODE] = node_id
+    st.session_state[COMPARE_NODE] = None
+    owner = next((n.id for n in graph.nodes if n.subgraph in graph.subgraphs
+                  and any(s.id == node_id for s in graph.subgraphs[n.subgraph].nodes)), None)
+    if owner is not None:
+        st.session_state[EXPAND_DELEGATES] = True
+    set_expanded(graph.stage, expand_path_to(graph, owner or node_id, expanded_modules(graph.stage)))
+    st.session_state[REVEAL][pane] = node_id
+
+
 def diff_section(pipe: Pipeline, stage: str) -> None:
     """One line: what changed since the previous stage with a graph."""
     against = previous_graph_stage(pipe, stage)
@@ -189,7 +198,8 @@ def graph_panel(pipe: Pipeline, stage: str, spec: ViewSpec, other: str | None,
             sel = _own_selection(stage)
             dot, svg = _draw(graph, spec, graph_key(stage), sel, ())
         with right:
-            inspector(graph, st.session_state[SELECTED_NODE], dict(spec.notes))
+            inspector(graph, st.session_state[SELECTED_NODE], dict(spec.notes),
+                      on_pick=partial(reveal, graph, pane=graph_key(stage)))
         return dot, svg
     return _linked_panes(pipe, stage, spec, other)
 
@@ -222,7 +232,8 @@ def _linked_panes(pipe: Pipeline, stage: str, spec: ViewSpec, other: str) -> tup
         if in_other:
             inspector(pipe.results[other].graph, clicked[2], dict(specs[other].notes))
         else:
-            inspector(pipe.results[stage].graph, st.session_state[SELECTED_NODE], dict(spec.notes))
+            inspector(pipe.results[stage].graph, st.session_state[SELECTED_NODE], dict(spec.notes),
+                      on_pick=partial(reveal, pipe.results[stage].graph, pane=graph_key(stage)))
     return out[stage]
 
 
@@ -262,16 +273,26 @@ def _draw(graph, spec: ViewSpec, key: str, selected: tuple[str, ...] = (), linke
         st.warning("graphviz's `dot` is not installed: showing DOT text (scripts/system_deps.sh installs it).")
         st.code(dot, language="dot")
         return dot, None
+    found = st.session_state[REVEAL].pop(key, None)
     focus = st.session_state[VIEW_FOCUS].pop(key, None) or (linked[0] if linked else None)
+    focus = found or focus
+    if found and plan.box_of(found) is None and found not in _inner_drawn(graph, spec):
+        st.caption(f"`{found}` is hidden by the view's filters (View: quantization nodes only, focus).")
     clicked = graph_view(svg, key=key, selected=_boxes(plan, selected), linked=_boxes(plan, linked),
                          focus=plan.box_of(focus) or focus if focus else None, run=st.session_state[QV_RUN],
-                         on_click=partial(_clicked_callback, key, owner, pane))
+                         on_click=partial(_clicked_callback, key, owner, pane), reveal=bool(found))
     handled = st.session_state[QV_CLICK_HANDLED]
     st.session_state[QV_CLICK_HANDLED] = None
     if clicked and handled != (key, clicked):  # the callback could not read the click: handle it and run again
         _on_click(clicked, key, owner, pane)
         st.rerun()
     return dot, svg
+
+
+def _inner_drawn(graph, spec: ViewSpec) -> set[str]:
+    """The ops drawn inside expanded delegates (not boxes of the plan)."""
+    return {s.id for n in graph.nodes if n.id in spec.expand_delegates and n.subgraph in graph.subgraphs
+            for s in graph.subgraphs[n.subgraph].nodes}
 
 
 def _clicked_callback(key: str, owner: str, pane: str) -> None:

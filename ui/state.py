@@ -53,6 +53,8 @@ COMPARE_NODE = _declare("compare_node", lambda: None,
                         "(page stage, other stage, node id): a click in the other pane of a comparison")
 EXPANDED = _declare("expanded", dict, "stage -> the module paths drawn open on its graph")
 VIEW_FOCUS = _declare("view_focus", dict, "pane key -> the box id to centre on when the pane is drawn next")
+REVEAL = _declare("reveal", dict, "pane key -> the node chosen in 'Find a node': centred and ringed when the pane is "
+                                  "drawn next (the modules around it opened)")
 QV_RUN = _declare("qv_run", lambda: 0, "the page's run counter, shown by the viewer (tests count reruns with it)")
 QV_CLICK_HANDLED = _declare("qv_click_handled", lambda: None,
                             "(pane key, box id): the click the viewer's callback handled before this run")
@@ -84,7 +86,8 @@ RECOVER_WAS_RUNNING = _declare("recover_was_running", lambda: False,
 RAIL = "rail"  # the stage rail's segmented control (kept in step with STAGE)
 SWEEP_DIR = "sweep_dir"  # the sweeps page's folder box
 SWEEP_FOUND = "sweep_found"  # the sweeps page's "Sweeps found here" choice
-WIDGET_KEYS = (RAIL, SWEEP_DIR, SWEEP_FOUND)
+EXPAND_DELEGATES = "v_expand_delegates"  # a stage page's View toggle "Expand delegates" ("Find a node" turns it on)
+WIDGET_KEYS = (RAIL, SWEEP_DIR, SWEEP_FOUND, EXPAND_DELEGATES)
 NOT_IN_SIDEBAR = ("until",)  # config fields the sidebar does not offer: the app always runs every stage
 
 

@@ -41,11 +41,12 @@ class RuntimeVerdict:
     reason: str                    # one sentence: why it is drift, or why it is wrong
 
     def summary(self) -> str:
-        """E.g. 'differs from the reference by 13.5 dB SQNR (max 7 LSB of the output scale)'."""
+        """E.g. 'has an SQNR of 13.5 dB against the reference (max 7 LSB of the output scale)' (the higher, the
+        closer: a "differs by 58 dB" would read as far apart)."""
         if math.isinf(self.reference_vs_runtime_db) and self.reference_vs_runtime_db > 0:
             return "matches the reference model exactly"
         lsb = f" (max {self.max_lsb:.0f} LSB of the output scale)" if self.max_lsb is not None else ""
-        return f"differs from the reference by {self.reference_vs_runtime_db:.1f} dB SQNR{lsb}"
+        return f"has an SQNR of {self.reference_vs_runtime_db:.1f} dB against the reference{lsb}"
 
 
 def judge(float_out: torch.Tensor, reference_out: torch.Tensor, runtime_out: torch.Tensor,

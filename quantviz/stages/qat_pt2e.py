@@ -2,17 +2,16 @@
 (``get_symmetric_quantization_config(is_per_channel=..., is_qat=True)``: fake quantizers with learnable-range
 observers in the exported graph), the qat flow's ``train`` stage (the float model's outputs as the target; an
 exported model goes to train mode with ``move_exported_model_to_train``), then ``move_exported_model_to_eval`` and
-``convert_pt2e``. Only the backends that quantize with XNNPACKQuantizer (portable, xnnpack) have it here."""
+``convert_pt2e``. Only the backends whose record says so have it here (``Backend.pt2e_qat``: portable, xnnpack)."""
 from __future__ import annotations
 
 import torch
 
+from quantviz.backends import backend_of
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
 from quantviz.model_spec import ModelSpec
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
-
-SUPPORTED = ("portable", "xnnpack")
 
 
 def fake_quantized(ep: torch.export.ExportedProgram, config: PipelineConfig) -> torch.fx.GraphModule:
@@ -23,9 +22,10 @@ def fake_quantized(ep: torch.export.ExportedProgram, config: PipelineConfig) -> 
     )
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
-    if config.target not in SUPPORTED:
+    backend = backend_of(config)
+    if not backend.pt2e_qat:
         raise StageError("prepare_qat_pt2e", f"quantviz runs PT2E QAT with XNNPACKQuantizer's QAT config only, and "
-                                             f"backend {config.target!r} quantizes with another quantizer",
+                                             f"backend {backend.name!r} quantizes with another quantizer",
                          "use --backend xnnpack, or --flow qat (torchao QAT, lowered to XNNPACK)",
                          fix={"backend": "xnnpack"})
     qconfig = get_symmetric_quantization_config(is_per_channel=config.per_channel, is_qat=True)
