@@ -108,7 +108,8 @@ def main() -> None:
     about = f": {run.pipe.spec.description}" if run.pipe.spec.description else ""  # the name is the path already
     st.markdown(f"**{run.pipe.spec.name}**{about} · "
                 + " · ".join(f"`{part}`" for part in describe_config(config).split(", ")))
-    st.caption(f"Figures measured on {evaluation_data(run.pipe.spec, config).describe()}.")
+    data = evaluation_data(run.pipe.spec, config, run.pipe.flow.calibrates(config))
+    st.caption(f"Figures measured on {data.describe()}.")
     stage = pick_stage(run)
     running = run.alive
     st.session_state[SHOWN] = (stage, running)

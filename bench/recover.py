@@ -44,7 +44,7 @@ def case(name: str):
 
 def summary(found, wall: float) -> dict:
     return {"wall": wall, "keys": sorted(t.key for t in found.trials), "met": found.met,
-            "found": found.to_dict(), "engine": found.engine}
+            "found": found.to_dict(), "engine": found.engine.to_dict()}
 
 
 def sequential_child(name: str) -> None:

@@ -264,7 +264,7 @@ def run_pipeline(args: argparse.Namespace):
     """Load the model and run the flow, printing one line a stage."""
     from quantviz.data import evaluation_data
     from quantviz.backends import require_backend
-    from quantviz.flows import describe_config, flow_of, with_backend_defaults
+    from quantviz.flows import FLOWS, describe_config, flow_of, with_backend_defaults
     from quantviz.loading import load_model
     from quantviz.pipeline import Pipeline, StageEvent
 
@@ -275,18 +275,16 @@ def run_pipeline(args: argparse.Namespace):
         require_backend(config)
     except ConfigError as exc:
         raise UsageError(str(exc)) from None
-    if config.llm_config or args.model == "export_llm":  # --llm-config FILE is the export_llm flow
-        if not config.llm_config or args.model != "export_llm":
-            raise UsageError("an export_llm configuration names its own model: quantviz run export_llm --llm-config "
-                             "FILE.yaml [--llm-set KEY=VALUE ...]")
-        from quantviz.llm_config import llm_spec
-
-        spec = llm_spec(config)
+    # a flow that builds its own model is run as `quantviz run FLOW ...` (export_llm: --llm-config FILE names it)
+    builders = [f for f in (flow, FLOWS.get(args.model)) if f is not None and f.own_model is not None]
+    if builders:
+        if builders[0] is not flow or args.model != flow.name:
+            raise UsageError(f"an {builders[0].name} configuration names its own model: {builders[0].own_model.usage}")
+        spec = flow.own_model.build(config)
     else:
         spec = load_model(args.model)
-    data = evaluation_data(spec, config)
-    measured = ("a prefill of the example tokens and decode steps in the runtime (the run stage)"
-                if flow.name == "export_llm" else data.describe())
+    measured = flow.own_model.measured_on if flow.own_model is not None else \
+        evaluation_data(spec, config, flow.calibrates(config)).describe()
     print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {measured}", flush=True)
     if applied:  # the values the backend needs (Backend.defaults), said before anything runs
         before = config.with_changes(**{name: getattr(PipelineConfig(), name) for name in applied})
@@ -320,9 +318,8 @@ def _finish(pipe, model_ref: str) -> int:
                  for k, v in numerics.items() if k.endswith("_sqnr_db")]
         print("  SQNR: " + ", ".join(parts))
         if "float_accuracy" in numerics and "runtime_accuracy" in numerics:
-            from quantviz.measure.readable import activation_dtype
-
-            print(f"  accuracy: float {numerics['float_accuracy']:.2%}, {activation_dtype(pipe.config)} runtime "
+            dtype = pipe.flow.precision(pipe.config).activations
+            print(f"  accuracy: float {numerics['float_accuracy']:.2%}, {dtype} runtime "
                   f"{numerics['runtime_accuracy']:.2%}")
     run = pipe.result_of("runtime")
     if run is not None and run.ok:
@@ -616,6 +613,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     results. Exit 0 met, 3 not met within the budget, 1 bad arguments, a model that cannot be built, or
     --max-accuracy-drop without labelled evaluation data. On Ray this process imports no torch until the
     workers are done (they build the model; the first warm one reports what the driver needs)."""
+    from quantviz.recover.progress import Ended, ProgressLog, Started, TrialDone
     from quantviz.recover.runner import make_evaluator, recover
     from quantviz.recover.trial import Target
     from quantviz.sweep.actors import WorkersKeepDying
@@ -654,12 +652,10 @@ def cmd_recover(args: argparse.Namespace) -> int:
               "backend: " + (", ".join(c.id for c in probe.candidates) or "none"), flush=True)
         width = max([len(c.id) for c in probe.candidates] + [24]) + 6
         progress = ProgressLog(args.out / "progress.jsonl")
-        progress.write({"event": "start", "model": args.model, "target": target.to_dict(), "budget": args.budget,
-                        "data": probe.data, "candidates": [c.to_dict() for c in probe.candidates]})
+        progress.write(Started(args.model, target, args.budget, probe.data, list(probe.candidates)))
 
         def on_trial(t, done: int, total: int) -> None:
-            progress.write({"event": "trial", "done": done, "total": total, "meets": target.met(t),
-                            "trial": t.to_dict()})
+            progress.write(TrialDone(done, total, target.met(t), t))
             if t.ok:
                 what = f"{target.reached(t):>14}  {'meets' if target.met(t) else '     '}  .pte {t.pte_bytes:>9,} B"
                 if t.latency_ms is not None:
@@ -681,25 +677,9 @@ def cmd_recover(args: argparse.Namespace) -> int:
     for line in summary_lines(found, args.model):
         print(f"  {line}")
     written = write_results(found, args.out, args.model)
-    progress.write({"event": "end", "met": found.met, "winner": found.winner.key if found.winner else None})
+    progress.write(Ended(found.met, found.winner.key if found.winner else None))
     print(f"  wrote {', '.join(str(p) for p in [*written, progress.path])}")
     return 0 if found.met else 3
-
-
-class ProgressLog:
-    """``progress.jsonl``: one JSON record per line as the recovery goes (start, each trial, end), for the app's
-    page and anything else that follows a running recovery; a new recovery starts the file afresh."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("")
-
-    def write(self, record: dict) -> None:
-        import json
-
-        with self.path.open("a") as fh:
-            fh.write(json.dumps(record) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

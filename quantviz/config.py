@@ -36,7 +36,7 @@ EMBEDDING_BITS = (0, 4, 8)
 
 
 # a config field's value, and a change of some fields (a remedy's fix, a backend's defaults, a recovery candidate)
-ConfigValue = bool | int | str | tuple[str, ...]
+ConfigValue = bool | int | float | str | tuple[str, ...]
 ConfigChanges = dict[str, ConfigValue]
 
 
@@ -47,8 +47,10 @@ class ConfigError(ValueError):
 def option(default: Any, help: str, choices: tuple[Any, ...] | None = None, **extra: Any) -> Any:
     """A config field described for the CLI and the app: ``help`` is their help text, ``choices`` the allowed
     values (checked in ``__post_init__``). ``extra`` may set ``flag`` (the CLI flag, default ``--field-name``),
-    ``metavar`` and ``label`` (the app's widget label). Which flows an option applies to is not declared here: it is
-    what their stages read (``quantviz.flows.applies_to``)."""
+    ``metavar`` and ``label`` (the app's widget label), and ``selects_flow`` with ``needed`` for a flow's own
+    option that, set, is that flow (``--recipe NAME`` is ``--flow recipe``; ``needed`` words it in "flow='recipe'
+    needs ..."). Which flows an option applies to is not declared here: it is what their stages read
+    (``quantviz.flows.applies_to``)."""
     return field(default=default, metadata={"help": help, "choices": choices, **extra})
 
 
@@ -121,10 +123,12 @@ class PipelineConfig:
                                       metavar="BITS")
     recipe: str = option("", "an ExecuTorch export recipe (e.g. xnnpack_torchao_int8da_int4w_per_channel): "
                              "quantviz calls executorch.export.export with it and shows every stage of the session; "
-                             "sets --flow recipe (`quantviz recipes` lists them)", metavar="NAME")
+                             "sets --flow recipe (`quantviz recipes` lists them)", metavar="NAME",
+                        selects_flow="recipe", needed="a recipe (--recipe NAME; `quantviz recipes` lists them)")
     llm_config: str = option("", "an export_llm LlmConfig YAML file (e.g. executorch/examples/models/llama/config/"
                                  "llama_xnnpack.yaml): quantviz runs export_llm's own steps and shows each; sets "
-                                 "--flow export_llm (the model is the one the file names)", metavar="FILE.yaml")
+                                 "--flow export_llm (the model is the one the file names)", metavar="FILE.yaml",
+                            selects_flow="export_llm", needed="an LLM config (--llm-config FILE.yaml)")
     llm_overrides: tuple[str, ...] = option((), "export_llm: a key=value override of the LLM config, as export_llm "
                                                 "takes them (e.g. +base.params=params.json quantization.group_size=32)",
                                             flag="--llm-set", metavar="KEY=VALUE")
@@ -151,15 +155,14 @@ class PipelineConfig:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more")
         object.__setattr__(self, "skip_modules", tuple(self.skip_modules))
-        if self.recipe and self.flow != "recipe":
-            object.__setattr__(self, "flow", "recipe")  # --recipe NAME is the recipe flow
         object.__setattr__(self, "llm_overrides", tuple(self.llm_overrides))
-        if self.llm_config and self.flow != "export_llm":
-            object.__setattr__(self, "flow", "export_llm")  # --llm-config FILE is the export_llm flow
-        if self.flow == "export_llm" and not self.llm_config:
-            raise ConfigError("flow='export_llm' needs an LLM config (--llm-config FILE.yaml)")
-        if self.flow == "recipe" and not self.recipe:
-            raise ConfigError("flow='recipe' needs a recipe (--recipe NAME; `quantviz recipes` lists them)")
+        selecting = [f for f in fields(self) if f.metadata.get("selects_flow")]
+        for f in selecting:  # --recipe NAME is the recipe flow, --llm-config FILE the export_llm flow
+            if getattr(self, f.name):
+                object.__setattr__(self, "flow", f.metadata["selects_flow"])
+        for f in selecting:  # and that flow needs its option
+            if self.flow == f.metadata["selects_flow"] and not getattr(self, f.name):
+                raise ConfigError(f"flow={self.flow!r} needs {f.metadata['needed']}")
         if self.partitioner == "xnnpack":  # one config for one meaning: --partitioner xnnpack is --backend xnnpack
             if self.backend not in ("auto", "portable", "xnnpack"):
                 raise ConfigError(f"partitioner='xnnpack' delegates to XNNPACK, but backend={self.backend!r}: "
@@ -197,6 +200,11 @@ class PipelineConfig:
         d["llm_overrides"] = list(self.llm_overrides)
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "PipelineConfig":
+        """A config back from ``to_dict`` (JSON lists become the tuple fields' tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
     def with_changes(self, **changes: Any) -> "PipelineConfig":
         return replace(self, **changes)
 
@@ -205,11 +213,12 @@ def config_flags(config: PipelineConfig, base: PipelineConfig | None = None) -> 
     """``config`` as the CLI flags that differ from ``base`` (default: the defaults), e.g.
     ``--flow pt2e --skip-module pad``; for a tuple field, the values ``base`` does not have."""
     out: list[str] = []
+    selected = {f.metadata["selects_flow"] for f in fields(PipelineConfig)
+                if f.metadata.get("selects_flow") and getattr(config, f.name)}  # the flows an option set
     for f in fields(PipelineConfig):
         value, flag = getattr(config, f.name), f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         was = f.default if base is None else getattr(base, f.name)
-        if value == was or (f.name == "flow" and config.recipe and value == "recipe") or \
-                (f.name == "flow" and config.llm_config and value == "export_llm"):
+        if value == was or (f.name == "flow" and value in selected):
             continue  # --recipe NAME says --flow recipe, --llm-config FILE --flow export_llm
         if isinstance(value, bool):  # the flag turns the default off: --skip-untraceable, --no-check-guards
             out.append(flag if value != f.default else f"(without {flag})")

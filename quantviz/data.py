@@ -2,7 +2,8 @@
 
 Every number quantviz reports names its data: the factory's evaluation batches, the calibration batches (when
 the factory gives no evaluation data: figures measured on the data the observers saw flatter the model), or
-synthetic held-out batches drawn like the example inputs (``--held-out N``)::
+synthetic held-out batches drawn like the example inputs (``--held-out N``). Whether the flow's observers saw the
+calibration batches is the flow's to say (``Flow.calibrates(config)``): a caller that describes the data passes it::
 
     data = evaluation_data(spec, PipelineConfig(held_out=4))
     data.source        # "synthetic held-out"
@@ -57,31 +58,18 @@ class EvaluationData:
                 "description": self.describe(), "drawn": list(self.drawn)}
 
 
-def evaluation_data(spec: ModelSpec, config: PipelineConfig) -> EvaluationData:
+def evaluation_data(spec: ModelSpec, config: PipelineConfig, calibrated: bool = True) -> EvaluationData:
     """The data end-to-end numerics use under ``config``: synthetic held-out batches with ``held_out``, else the
-    factory's evaluation batches, else its calibration batches (said so)."""
+    factory's evaluation batches, else its calibration batches (said so). ``calibrated``: the flow's observers saw
+    the calibration batches (``Flow.calibrates(config)``; it words ``describe()`` only: left True, figures on the
+    calibration batches are said to flatter the model)."""
     if config.held_out:
         batches, drawn = synthetic_batches(spec, config.held_out)
         return EvaluationData(batches, [None] * len(batches), "synthetic held-out", drawn)
     if spec.eval_batches:
         return EvaluationData([b for b, _ in spec.eval_batches], [lbl for _, lbl in spec.eval_batches], "evaluation")
     batches = list(spec.calibration_batches or [spec.example_inputs])
-    return EvaluationData(batches, [None] * len(batches), "calibration", calibrated=calibrates(config))
-
-
-def calibrates(config: PipelineConfig) -> bool:
-    """True when the flow's observers see calibration batches: fx and pt2e in static mode, and the static pt2e
-    export recipes; torchao's quantize_, dynamic activations and weight-only recipes calibrate nothing.
-
-    >>> calibrates(PipelineConfig(flow="torchao"))
-    False
-    """
-    if config.flow in ("fx", "pt2e"):
-        return config.mode == "static"
-    if config.flow == "recipe":
-        return "static" in str(config.recipe) or any(k in str(config.recipe) for k in ("tosa_int8", "a16w8",
-                                                                                         "ethos_u"))
-    return False
+    return EvaluationData(batches, [None] * len(batches), "calibration", calibrated=calibrated)
 
 
 def synthetic_batches(spec: ModelSpec, n: int, seed: int = HELD_OUT_SEED) -> tuple[list[Inputs], list[str]]:

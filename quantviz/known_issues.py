@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
-from quantviz.config import PipelineConfig
+from quantviz.config import ConfigChanges, PipelineConfig
 from quantviz.errors import StageError
 from quantviz.failure_site import find_failure_site
 from quantviz.remedy import Remedy
@@ -25,8 +25,8 @@ class KnownIssue:
     pattern: str  # regex on the text of the exception and every exception it chains
     message: str  # may use the pattern's named groups and {cause}: the innermost cause, "Type: first line"
     hint: str
-    fix: dict[str, Any] = field(default_factory=dict)  # the hint's config change (StageError.fix)
-    requires: dict[str, Any] = field(default_factory=dict)  # config values under which this explanation holds
+    fix: ConfigChanges = field(default_factory=dict)  # the hint's config change (StageError.fix)
+    requires: ConfigChanges = field(default_factory=dict)  # config values under which this explanation holds
     # regex on the innermost exception's traceback (file, function, line text): for asserts that say nothing
     where: str = ""
 
@@ -163,7 +163,7 @@ def _with_context(error: StageError, exc: BaseException, name_site: bool = False
     return error
 
 
-def _holds(config: PipelineConfig, values: dict[str, Any]) -> bool:
+def _holds(config: PipelineConfig, values: ConfigChanges) -> bool:
     return all(getattr(config, k, None) == v for k, v in values.items())
 
 

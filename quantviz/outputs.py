@@ -43,7 +43,7 @@ def stage_file_stem(pipe: Pipeline, stage: str) -> str:
 def summary(pipe: Pipeline) -> dict[str, Any]:
     run = pipe.result_of("runtime")
     data = run.artifact.data if run is not None and run.ok and run.artifact.data is not None else \
-        evaluation_data(pipe.spec, pipe.config)
+        evaluation_data(pipe.spec, pipe.config, pipe.flow.calibrates(pipe.config))
     return {
         "model": pipe.spec.name,
         "flow": pipe.config.flow,

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from quantviz.config import PipelineConfig
 from quantviz.numerics.blame import BlameRow
 from quantviz.numerics.compare import LEVEL_OK, NumericsReport
 from quantviz.numerics.kernel_instances import KernelInstance
@@ -49,7 +50,7 @@ ACCURACY = {"evaluation": {"runtime": 0.95, "float": 0.97, "fused": 0.96, "refer
 
 
 def make_report(blame: list[BlameRow] | None = None) -> NumericsReport:
-    return NumericsReport("toy", {}, accuracy=ACCURACY, kernels=KERNELS, sensitivity=SENSITIVITY,
+    return NumericsReport("toy", PipelineConfig(), accuracy=ACCURACY, kernels=KERNELS, sensitivity=SENSITIVITY,
                           per_node=[per_node_row(n, 40.0 - i) for i, n in enumerate(NODES)], blame=blame or [])
 
 
@@ -187,7 +188,7 @@ def test_report_charts_section_with_a_given_report():
     assert section.startswith("<section id='charts'")
     assert re.findall(r"<figure class='chart' id='chart-(\w+)'>", section) == [
         "sqnr_by_node", "lsb_histograms", "sensitivity_bars", "accuracy_bars"]
-    empty = NumericsReport("toy", {}, levels={"float": LEVEL_OK})
+    empty = NumericsReport("toy", PipelineConfig(), levels={"float": LEVEL_OK})
     assert "No numerics to chart" in charts_section(pipe, empty)
 
 

@@ -91,7 +91,10 @@ def test_cli_wants_export_llm_as_the_model_name(tmp_path, capsys):
     config = tiny_llama(tmp_path)
     args = ["run", "sample:digits_cnn", "--llm-config", config.llm_config, "--out", str(tmp_path / "o")]
     assert main(args) == 1
-    assert "quantviz run export_llm --llm-config" in capsys.readouterr().err
+    assert "an export_llm configuration names its own model: quantviz run export_llm --llm-config" in \
+        capsys.readouterr().err
+    assert main(["run", "export_llm", "--out", str(tmp_path / "o")]) == 1  # the flow's model without its config
+    assert "quantviz run export_llm --llm-config FILE.yaml" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -15,26 +15,46 @@ from quantviz.flows import applies_to, choices_of, discover, flow_of
 
 TOY = '''
 """toy: pt2e's stages without fusion, a flow made of existing stage variants only."""
+from quantviz.config import PipelineConfig
 from quantviz.flows.base import Absent, Flow
 from quantviz.stages import (calibrate_pt2e, capture, convert_pt2e, delegate, edge, emit, prepare_pt2e, run,
                              trace_export)
+
+
+def calibrates(config: PipelineConfig) -> bool:
+    return config.mode == "static"
 
 FLOW = Flow("toy", "export, prepare_pt2e, calibrate, convert_pt2e, export, lower; nothing fused",
             slots=(trace_export.STAGE, prepare_pt2e.STAGE, calibrate_pt2e.STAGE, convert_pt2e.STAGE, capture.STAGE,
                    edge.STAGE, delegate.STAGE, Absent("fuse", "the toy flow fuses nothing"), emit.STAGE, run.STAGE),
             roles={"float_graph": "trace", "reference": "convert", "delegated": "delegate", "lowered": "delegate",
-                   "program": "emit", "runtime": "run"})
+                   "program": "emit", "runtime": "run"},
+            calibration=calibrates)
 '''
+
+NO_RUNTIME = '''
+from quantviz.flows.base import Flow
+from quantviz.stages import capture, edge, emit, run, trace_export
+
+FLOW = Flow("quiet", "export and run, with no runtime role", slots=(trace_export.STAGE, capture.STAGE, edge.STAGE,
+            emit.STAGE, run.STAGE), roles={"float_graph": "trace", "program": "emit"})
+'''
+
+
+def flow_package(tmp_path, monkeypatch, name: str, **modules: str):
+    """A package ``name`` in ``tmp_path`` with one module per keyword (its source), on the import path."""
+    package = tmp_path / name
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    for module, source in modules.items():
+        (package / f"{module}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return importlib.import_module(name)
 
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
-    package = tmp_path / "toyflows"
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    (package / "toy.py").write_text(textwrap.dedent(TOY))
-    monkeypatch.syspath_prepend(str(tmp_path))
-    found = discover(importlib.import_module("toyflows"))
+    found = discover(flow_package(tmp_path, monkeypatch, "toyflows", toy=TOY))
     monkeypatch.setattr(flows, "FLOWS", {**flows.FLOWS, **found})
     yield found["toy"]
     sys.modules.pop("toyflows.toy", None)
@@ -65,8 +85,54 @@ def test_a_toy_flow_from_existing_variants_runs_end_to_end(toy):
     assert list(pipe.results) == ["trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate", "emit",
                                   "run"]
     assert "prepare_pt2e" in "\n".join(pipe.results["prepare"].calls)
+    # what the code around a flow asks of it are its record's fields: the toy says it calibrates, in static mode
+    assert toy.calibrates(config) and not toy.calibrates(config.with_changes(mode="dynamic"))
+    assert pipe.results["run"].artifact.data.calibrated  # the run's data is worded by the toy's own answer
+    assert toy.precision(config).activations == "int8" and toy.own_model is None and toy.app_start is None
     numbers = pipe.numerics()  # the run of the flow's "runtime" role
     assert numbers.float_vs_reference_sqnr_db > 20  # quantized, and close to float
     assert numbers.reference_vs_runtime_sqnr_db > 20  # the runtime ran the program it lowered
     # a change to what a stage reads re-runs from that stage (calibrate observes in place: from prepare), not trace
     assert pipe.update(config.with_changes(calibration_batches=2))[:2] == ["prepare", "calibrate"]
+
+
+def test_a_flow_without_a_runtime_role_is_refused_where_it_is_registered(tmp_path, monkeypatch):
+    """Pipeline.numerics() reads the run of the stage playing ``runtime``: a flow that forgets the role would show
+    no figures, silently; discover refuses it, naming the module and what to declare."""
+    package = flow_package(tmp_path, monkeypatch, "quietflows", quiet=NO_RUNTIME)
+    try:
+        with pytest.raises(flows.FlowRecordError, match=r"flow 'quiet' \(quietflows.quiet\): it declares no "
+                                                         r"'runtime' role.*'runtime': 'run'"):
+            discover(package)
+    finally:
+        sys.modules.pop("quietflows.quiet", None)
+        sys.modules.pop("quietflows", None)
+    assert all(not f.problems() and f.roles.get("runtime", "run") == "run" for f in flows.FLOWS.values())
+
+
+def test_a_role_must_name_a_running_stage_and_a_resolved_flow_is_checked_too():
+    from quantviz.flows.base import Flow
+    from quantviz.stages import emit, run, trace_export
+
+    slots = (trace_export.STAGE, emit.STAGE, run.STAGE)
+    wrong = Flow("wrong", "a role naming no stage", slots=slots, roles={"reference": "convert", "runtime": "run"})
+    assert wrong.problems() == ["its 'reference' role names 'convert', which is not one of its running stages "
+                                "(trace, emit, run)"]
+    resolving = Flow("late", "stages per config", slots=(run.STAGE,),
+                     resolve=lambda config: Flow("late", "resolved", slots=slots, roles={"program": "emit"}))
+    assert resolving.problems() == []  # its stages are the config's: checked when resolved
+    with pytest.raises(flows.FlowRecordError, match="flow 'late': it declares no 'runtime' role"):
+        resolving.for_config(PipelineConfig())
+
+
+def test_the_app_opens_on_the_flow_whose_record_says_so(monkeypatch):
+    from ui.sidebar import app_defaults
+
+    opening = [f.name for f in flows.FLOWS.values() if f.app_start is not None]
+    assert opening == ["pt2e"]  # one flow's record declares the app's first values
+    monkeypatch.setenv("QUANTVIZ_DEFAULT_FLOW", "")
+    assert app_defaults() == {"flow": "pt2e", "backend": "xnnpack"}
+    monkeypatch.setenv("QUANTVIZ_DEFAULT_FLOW", "fx")  # a class starting from fx
+    assert app_defaults() == {"flow": "fx"}
+    monkeypatch.setenv("QUANTVIZ_DEFAULT_FLOW", "no-such-flow")
+    assert app_defaults() == {"flow": "pt2e", "backend": "xnnpack"}

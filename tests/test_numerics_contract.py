@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from quantviz.config import PipelineConfig
 from quantviz.numerics import compare as compare_module
 from quantviz.numerics.blame import BlameRow
 from quantviz.numerics.compare import (LEVEL_OK, BlameSummary, GranularityCheck, LevelComparison, LevelState,
@@ -91,7 +92,7 @@ def per_node_row(node: str, db: float) -> PerNodeRow:
 def hand_built() -> NumericsReport:
     """No fused level, no ETDump, a granularity check that could not lower, an integer output."""
     return NumericsReport(
-        "toy", {"flow": "pt2e"},
+        "toy", PipelineConfig(flow="pt2e"),
         levels={"float": LEVEL_OK, "reference": LEVEL_OK,
                 "fused": LevelState("unavailable", "the fuse stage has no result"), "runtime": LEVEL_OK},
         end_to_end=[LevelComparison("calibration", "float", "reference", 29.0, 0.998, 0.2, 0.02),
@@ -130,7 +131,7 @@ def test_summary_lines_of_a_hand_built_report():
 
 
 def test_summary_lines_of_the_other_branches():
-    report = NumericsReport("toy", {}, levels={"float": LEVEL_OK}, runtime_reused=True,
+    report = NumericsReport("toy", PipelineConfig(), levels={"float": LEVEL_OK}, runtime_reused=True,
                             end_to_end=[LevelComparison("calibration", "float", "runtime", 20.0, 0.99, 0.1, 0.01)],
                             runtime_intermediates=RuntimeIntermediates(True, "note", [
                                 RuntimeOpRow(0, "quantize_per_tensor.out", "q", OpStatus.COMPARED, 4, 0.5, 40.0),
@@ -173,7 +174,7 @@ def test_to_dict_keeps_the_json_format_of_every_record():
                                max_lsb=1.0, share_ge_1_lsb=0.01)
     assert checked.to_dict() == {"other": "graph", "batches": 2, "identical": False, "sqnr_db": 41.0,
                                  "delegate_calls": {"op": 5, "graph": 1}, "max_lsb": 1.0, "share_ge_1_lsb": 0.01}
-    empty = NumericsReport("toy", {}).to_dict()
+    empty = NumericsReport("toy", PipelineConfig()).to_dict()
     assert empty["blame_summary"] == {} and empty["granularity_check"] == {}  # not computed: as before
     assert RuntimeOpRow(0, "DELEGATE_CALL", "", OpStatus.INSIDE_DELEGATE).to_dict()["status"] == \
         "inside a delegate: the backend reports the op but not its output"

@@ -59,10 +59,21 @@ def test_fine_tuning_lowers_the_distillation_loss_and_changes_the_weights(spec):
 
 def test_pt2e_qat_fake_quantizes_the_exported_graph_and_converts_to_q_dq():
     pipe = Pipeline(load_model("sample:digits_cnn"),
-                    PipelineConfig(flow="qat_pt2e", backend="xnnpack", qat_steps=4, until="convert_qat_pt2e")).run()
+                    PipelineConfig(flow="qat_pt2e", backend="xnnpack", qat_steps=4)).run()
     assert pipe.ok, pipe.failed and pipe.failed.error
     assert pipe.stage_names[:4] == ("trace", "prepare_qat_pt2e", "train", "convert_qat_pt2e")
     assert pipe.results["prepare_qat_pt2e"].metrics["fake_quantizers"] > 0
     assert len(pipe.results["train"].artifact.losses) == 4
     kinds = pipe.results["convert_qat_pt2e"].graph.kind_counts()
     assert kinds["quantize"] >= 1 and kinds["dequantize"] >= 1
+    numbers = pipe.numerics()  # the flow's runtime role: the .pte run in the runtime (it was empty without it)
+    assert numbers.float_vs_runtime_sqnr_db > 15 and numbers.reference_vs_runtime_sqnr_db > 15
+    assert pipe.result_of("delegated").metrics["delegate_calls"] >= 1
+
+
+def test_pt2e_qat_runs_only_for_backends_whose_record_says_so():
+    pipe = Pipeline(load_model("sample:conv_add"), PipelineConfig(flow="qat_pt2e", backend="vulkan",
+                                                                   until="prepare_qat_pt2e")).run()
+    assert pipe.failed is not None and pipe.failed.name == "prepare_qat_pt2e"
+    assert "backend 'vulkan' quantizes with another quantizer" in pipe.failed.error.message
+    assert pipe.failed.error.fix == {"backend": "xnnpack"}

@@ -1,6 +1,7 @@
 """Figures and words a person reads (quantviz.measure.readable, quantviz.data, the inspector): labels with units,
 "bit-exact" for an infinite SQNR, accuracy left to the headline, the flow's own activation dtype, SQNR levels for
-the scheme, and flows that calibrate nothing not said to flatter the model."""
+the scheme, and flows that calibrate nothing not said to flatter the model. What a flow computes in and whether it
+calibrates are its record's (``Flow.precision``, ``Flow.calibrates``)."""
 from __future__ import annotations
 
 import math
@@ -8,8 +9,9 @@ import math
 import pytest
 
 from quantviz import PipelineConfig
-from quantviz.data import EvaluationData, calibrates
-from quantviz.measure.readable import activation_dtype, format_value, readable_numerics, sqnr_levels
+from quantviz.data import EvaluationData
+from quantviz.flows import flow_of
+from quantviz.measure.readable import Precision, format_value, readable_numerics, sqnr_levels
 
 NUMERICS = {"float_vs_reference_sqnr_db": 35.30, "float_vs_runtime_sqnr_db": 35.29,
             "reference_vs_runtime_sqnr_db": math.inf, "reference_vs_runtime_max_lsb": 0.0,
@@ -18,7 +20,7 @@ NUMERICS = {"float_vs_reference_sqnr_db": 35.30, "float_vs_runtime_sqnr_db": 35.
 
 
 def test_run_figures_have_labels_units_and_no_infinities_and_no_accuracy():
-    rows = readable_numerics(NUMERICS, PipelineConfig(flow="pt2e"))
+    rows = readable_numerics(NUMERICS, Precision("int8", 8))
     table = {r.label: (r.value, r.meaning) for r in rows}
     assert table["SQNR, float vs reference quantized model (the quantization error)"] == (
         "35.3 dB", "good for int8 (rule of thumb: ≥ 30 dB good, 20–30 fair, below 20 poor)")
@@ -35,17 +37,27 @@ def test_values_and_levels():
     assert format_value("reference_vs_runtime_sqnr_db", -math.inf) == "no signal in common"
     assert format_value("float_vs_runtime_sqnr_db", math.nan) == "not measured"
     assert format_value("runtime_error_over_quantization_error_db", -22.79) == "-22.8 dB"
-    torchao = sqnr_levels(PipelineConfig(flow="torchao", scheme="8da4w"))
-    assert torchao.judge(21.1).startswith("good for 8-bit activations with 4-bit weights")
-    assert sqnr_levels(PipelineConfig(flow="pt2e")).judge(21.1).startswith("fair for int8")
-    assert sqnr_levels(PipelineConfig(flow="fx")).judge(15.0).startswith("poor for uint8")
+    assert sqnr_levels(precision(PipelineConfig(flow="torchao", scheme="8da4w"))).judge(21.1).startswith(
+        "good for 8-bit activations with 4-bit weights")
+    assert sqnr_levels(precision(PipelineConfig(flow="torchao", scheme="8da8w"))).judge(21.1).startswith(
+        "fair for int8")
+    assert sqnr_levels(precision(PipelineConfig(recipe="xnnpack_torchao_int8da_int4w_per_channel"))).scheme == \
+        "8-bit activations with 4-bit weights"
+    assert sqnr_levels(precision(PipelineConfig(flow="pt2e"))).judge(21.1).startswith("fair for int8")
+    assert sqnr_levels(precision(PipelineConfig(flow="fx"))).judge(15.0).startswith("poor for uint8")
+    assert sqnr_levels(precision(PipelineConfig(flow="pt2e", backend="arm-tosa", activation_bits=16))).judge(
+        35.0).startswith("fair for 16-bit activations with 8-bit weights")
+
+
+def precision(config: PipelineConfig) -> Precision:
+    return flow_of(config).precision(config)
 
 
 @pytest.mark.parametrize("config, dtype", [(PipelineConfig(flow="fx"), "uint8"), (PipelineConfig(flow="pt2e"), "int8"),
                                            (PipelineConfig(flow="torchao"), "int8"),
                                            (PipelineConfig(recipe="arm_tosa_a16w8"), "int16")])
 def test_the_activation_dtype_is_the_flows_own(config, dtype):
-    assert activation_dtype(config) == dtype
+    assert precision(config).activations == dtype
 
 
 @pytest.mark.parametrize("config, calibrated", [
@@ -55,8 +67,8 @@ def test_the_activation_dtype_is_the_flows_own(config, dtype):
     (PipelineConfig(recipe="xnnpack_pt2e_int8_dynamic_per_channel"), False),
     (PipelineConfig(recipe="xnnpack_pt2e_int8_static_per_tensor"), True)])
 def test_only_flows_that_calibrate_say_their_figures_flatter_the_model(config, calibrated):
-    assert calibrates(config) is calibrated
-    words = EvaluationData([()], [None], "calibration", calibrated=calibrates(config)).describe()
+    assert flow_of(config).calibrates(config) is calibrated
+    words = EvaluationData([()], [None], "calibration", calibrated=calibrated).describe()
     assert ("observers saw" in words) is calibrated and ("calibrates nothing" in words) is (not calibrated)
 
 

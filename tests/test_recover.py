@@ -16,13 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from quantviz.config import PipelineConfig
+from quantviz.config import PipelineConfig, config_flags
 from quantviz.candidates import (ConflictError, Scope, combined_changes, compose, keep_float, observer,
                                          per_channel)
 from quantviz.recover.generate import candidates_for
 from quantviz.recover.results import pareto_charts, pareto_front, startup_hint
 from quantviz.recover.search import rank, search
-from quantviz.recover.trial import Request, Target, Trial
+from quantviz.recover.trial import Engine, Request, Target, Trial
 
 ROOT = Path(__file__).resolve().parents[1]
 QUANTVIZ = [sys.executable, "-m", "quantviz.cli"]
@@ -169,13 +169,15 @@ def test_accuracy_targets_and_the_pareto_front():
 
 
 def test_a_search_mostly_spent_starting_ray_is_told_in_process_is_as_fast():
-    short = {"engine": "ray", "address": "embedded", "ray_init_seconds": 2.0, "warm_seconds": [7.1, 6.9],
-             "wall_seconds": 12.6}  # a digits_cnn-sized search: 9 trials of ~1 s
+    short = Engine("ray", address="embedded", ray_init_seconds=2.0, warm_seconds=[7.1, 6.9],
+                   wall_seconds=12.6)  # a digits_cnn-sized search: 9 trials of ~1 s
     assert startup_hint(short) == ("Ray's start-up took 9.1 of the 12.6 s (ray.init 2.0 s, workers warming 7.1 s, "
                                    "once per worker): a search this short is as fast with --in-process")
-    assert startup_hint({**short, "wall_seconds": 50.9}) is None  # zoo_tf_mobilenet: the trials dominate
-    assert startup_hint({**short, "address": "10.0.0.1:6379"}) is None  # a cluster: its start-up is not ours
-    assert startup_hint({"engine": "in-process", "wall_seconds": 3.0}) is None
+    assert startup_hint(dataclasses.replace(short, wall_seconds=50.9)) is None  # zoo_tf_mobilenet: trials dominate
+    assert startup_hint(dataclasses.replace(short, address="10.0.0.1:6379")) is None  # a cluster's start-up
+    assert startup_hint(Engine("in-process", wall_seconds=3.0)) is None
+    assert Engine.from_dict(short.to_dict()) == short and not Engine() and Engine().to_dict() == {}
+    assert list(short.to_dict()) == ["engine", "address", "ray_init_seconds", "warm_seconds", "wall_seconds"]
 
 
 # -- a worker that aborts --------------------------------------------------------------------------------------------
@@ -280,8 +282,8 @@ def test_the_app_page_shows_a_recovery_and_applies_the_found_config_to_the_sideb
 
     found = search(PipelineConfig(flow="pt2e"), _stub_candidates(), Target("sqnr", 38.5), _stub_evaluator([]),
                    budget=12, width=1)
-    found.engine = {"engine": "ray", "address": "embedded", "workers": 2, "ray_init_seconds": 2.0,
-                    "warm_seconds": [7.1, 6.9], "wall_seconds": 12.6}  # mostly Ray's start-up
+    found.engine = Engine("ray", address="embedded", workers=2, ray_init_seconds=2.0, warm_seconds=[7.1, 6.9],
+                          wall_seconds=12.6)  # mostly Ray's start-up
     write_results(found, tmp_path, "sample:digits_cnn")
     (tmp_path / "progress.jsonl").write_text("\n".join(json.dumps(r) for r in [
         {"event": "start", "budget": 12, "data": "stub data", "target": found.target.to_dict()},
@@ -328,6 +330,46 @@ def test_a_recovery_survives_its_json_round_trip():
     back = Recovery.from_dict(json.loads(json.dumps(found.to_dict())))
     assert back.winner.key == found.winner.key and back.base_config == found.base_config
     assert [t.key for t in back.trials] == [t.key for t in found.trials] and back.candidates == found.candidates
+
+
+def test_the_progress_events_and_recover_json_are_records_whose_json_is_the_files_format(tmp_path):
+    """What the CLI writes and the page reads: typed events and a typed recover.json, to_dict() at the edge; the
+    files keep their format (the keys and values the CLI wrote before the records)."""
+    from quantviz.recover.progress import Ended, ProgressLog, Started, TrialDone, read_progress
+    from quantviz.recover.results import RecoverFile, config_of, load_recovery, write_results
+
+    target = Target("sqnr", 38.5)
+    found = search(PipelineConfig(flow="pt2e", skip_modules=("pad",)), _stub_candidates(), target,
+                   _stub_evaluator([]), budget=12, width=1)
+    log = ProgressLog(tmp_path / "progress.jsonl")
+    events = [Started("sample:digits_cnn", target, 12, "stub data", found.candidates),
+              *(TrialDone(i + 1, 13, target.met(t), t) for i, t in enumerate(found.trials)),
+              Ended(found.met, found.winner.key)]
+    for e in events:
+        log.write(e)
+    lines = [json.loads(line) for line in (tmp_path / "progress.jsonl").read_text().splitlines()]
+    assert lines[0] == {"event": "start", "model": "sample:digits_cnn", "target": target.to_dict(), "budget": 12,
+                        "data": "stub data", "candidates": [c.to_dict() for c in found.candidates]}
+    assert lines[1] == {"event": "trial", "done": 1, "total": 13, "meets": False,
+                        "trial": json.loads(json.dumps(found.trials[0].to_dict()))}
+    assert lines[-1] == {"event": "end", "met": True, "winner": found.winner.key}
+    back = read_progress(tmp_path / "progress.jsonl")
+    assert [type(e).__name__ for e in back] == ["Started", *["TrialDone"] * len(found.trials), "Ended"]
+    assert back[0].target == target and back[0].candidates == found.candidates
+    assert [e.trial.key for e in back[1:-1]] == [t.key for t in found.trials] and back[-1] == events[-1]
+    with (tmp_path / "progress.jsonl").open("a") as fh:
+        fh.write('{"event": "tri')  # a line being written: left for the next read
+    assert len(read_progress(tmp_path / "progress.jsonl")) == len(events)
+
+    write_results(found, tmp_path, "sample:digits_cnn")
+    raw = json.loads((tmp_path / "recover.json").read_text())
+    chosen = config_of(found, found.chosen)
+    assert raw == json.loads(json.dumps({"model": "sample:digits_cnn", **found.to_dict(),
+                                         "chosen_config": chosen.to_dict(), "chosen_flags": config_flags(chosen)}))
+    saved = load_recovery(tmp_path)
+    assert isinstance(saved, RecoverFile) and saved.model == "sample:digits_cnn"
+    assert saved.chosen_config == config_of(found, found.chosen) and saved.recovery.chosen.key == found.chosen.key
+    assert json.loads(json.dumps(saved.to_dict())) == raw  # back to the same file
 
 
 def test_a_latency_budget_rules_out_a_winner_that_is_too_slow():

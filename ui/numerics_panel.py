@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from quantviz import Pipeline
-from quantviz.measure.readable import activation_dtype, readable_numerics
+from quantviz.measure.readable import readable_numerics
 from quantviz.numerics.blame import BlameRow, blame_by_stage
 from quantviz.numerics.compare import NumericsReport, compare
 from quantviz.render.charts import Chart, blame_overlay, execution_order, pair_label, report_charts, vega_lite
@@ -85,12 +85,13 @@ def overlay_pair(pipe: Pipeline, model_ref: str, stage: str = "convert") -> str:
 def numerics_panel(pipe: Pipeline, model_ref: str) -> None:
     st.markdown("#### Numerics (float, reference quantized model, ExecuTorch runtime)")
     n = pipe.numerics()
+    precision = pipe.flow.precision(pipe.config)  # the dtypes the flow computes in: the levels a figure is judged by
     if n.float_accuracy is not None and n.runtime_accuracy is not None:
         c = st.columns(2)
         c[0].metric("float accuracy", f"{n.float_accuracy:.2%}")
-        c[1].metric(f"{activation_dtype(pipe.config)} runtime accuracy", f"{n.runtime_accuracy:.2%}",
+        c[1].metric(f"{precision.activations} runtime accuracy", f"{n.runtime_accuracy:.2%}",
                     delta=f"{(n.runtime_accuracy - n.float_accuracy) * 100:+.2f} pts")
-    rows = readable_numerics(n, pipe.config)
+    rows = readable_numerics(n, precision)
     if rows:  # labels with units; accuracy is above, once; summary.json keeps the raw keys. A table: cells wrap
         st.table(pd.DataFrame([{"measure": r.label, "value": r.value, "how to read it": r.meaning}
                                for r in rows]).set_index("measure"))

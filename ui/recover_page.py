@@ -4,7 +4,8 @@ It runs ``quantviz recover`` for the sidebar's model and config (the same sideba
 subprocess, so its workers (warm Ray actors, or ``--in-process``) never share this process's torch with the
 main page's running stages; it follows ``DIR/progress.jsonl`` (one line per finished trial) while it runs, then
 shows the Pareto charts (``DIR/pareto.vl.json``) and the found configuration, which "Apply" puts into the sidebar
-(``ui.sidebar.apply_changes``): the main page's stages re-run from the first one the change affects.
+(``ui.sidebar.apply_changes``): the main page's stages re-run from the first one the change affects. Both files are
+read as records (``quantviz.recover.progress`` events, ``quantviz.recover.results.RecoverFile``), never by key.
 """
 from __future__ import annotations
 
@@ -20,8 +21,10 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from quantviz.config import PipelineConfig, config_flags
-from quantviz.recover.results import startup_hint
+from quantviz.config import ConfigChanges, PipelineConfig, config_flags
+from quantviz.recover.progress import ProgressEvent, Started, TrialDone, read_progress
+from quantviz.recover.results import load_recovery, startup_hint
+from quantviz.recover.trial import Trial
 from ui.sidebar import apply_changes, flow_config, model_choice
 from ui.state import (
     NOT_IN_SIDEBAR,
@@ -69,42 +72,24 @@ def start(model_ref: str, config: PipelineConfig, folder: str) -> None:
                                                        stderr=subprocess.STDOUT, cwd=os.getcwd())
 
 
-def read_progress(folder: str) -> list[dict[str, Any]]:
-    path = Path(folder) / "progress.jsonl"
-    if not path.is_file():
-        return []
-    out = []
-    for line in path.read_text().splitlines():
-        try:
-            out.append(json.loads(line))
-        except ValueError:  # a line being written
-            break
-    return out
-
-
-def trial_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    rows = []
-    for r in records:
-        if r.get("event") != "trial":
-            continue
-        t = r["trial"]
-        rows.append({"#": r["done"], "phase": t["phase"], "change set": t["key"], "meets": r["meets"],
-                     "SQNR dB": t.get("sqnr_db"), "runtime accuracy": t.get("runtime_accuracy"),
-                     ".pte bytes": t.get("pte_bytes"), "float layers": t.get("float_layers"),
-                     "seconds": round(t.get("seconds", 0.0), 1), "reused": ", ".join(t.get("reused", [])),
-                     "error": t.get("error", "")})
-    return rows
+def trial_rows(events: list[ProgressEvent]) -> list[dict[str, Any]]:
+    """One table row per finished trial (the page's table: a dataframe at the edge)."""
+    return [{"#": e.done, "phase": e.trial.phase, "change set": e.trial.key, "meets": e.meets,
+             "SQNR dB": e.trial.sqnr_db, "runtime accuracy": e.trial.runtime_accuracy,
+             ".pte bytes": e.trial.pte_bytes, "float layers": e.trial.float_layers,
+             "seconds": round(e.trial.seconds, 1), "reused": ", ".join(e.trial.reused), "error": e.trial.error}
+            for e in events if isinstance(e, TrialDone)]
 
 
 def progress_panel(folder: str) -> None:
     """Each trial as it finishes; redraws the whole page when the recovery ends."""
-    records = read_progress(folder)
-    head = next((r for r in records if r.get("event") == "start"), None)
-    rows = trial_rows(records)
+    events = read_progress(Path(folder) / "progress.jsonl")
+    head = next((e for e in events if isinstance(e, Started)), None)
+    rows = trial_rows(events)
     if head is not None:
-        total = head["budget"] + 1
+        total = head.budget + 1
         st.progress(min(1.0, len(rows) / total), text=f"{len(rows)} of at most {total} trial(s) · target "
-                                                        f"{head['target']['description']} · measured on {head['data']}")
+                                                        f"{head.target.describe()} · measured on {head.data}")
     elif running(folder):
         st.caption("starting the workers (each builds the model and traces it once) …")
     if rows:
@@ -114,7 +99,7 @@ def progress_panel(folder: str) -> None:
         st.rerun()
 
 
-def changes_to(found: PipelineConfig, current: PipelineConfig) -> dict[str, Any]:
+def changes_to(found: PipelineConfig, current: PipelineConfig) -> ConfigChanges:
     """The sidebar changes that turn ``current`` into ``found`` (only fields the sidebar shows)."""
     return {f.name: getattr(found, f.name) for f in fields(PipelineConfig)
             if f.name not in NOT_IN_SIDEBAR and getattr(found, f.name) != getattr(current, f.name)}
@@ -124,42 +109,39 @@ def result_panel(folder: str, model_ref: str | None, current: PipelineConfig | N
     path = Path(folder) / "recover.json"
     if not path.is_file():
         return
-    data = json.loads(path.read_text())
-    trials = {t["key"]: t for t in data["trials"]}
-    base, chosen = trials[data["base"]], trials[data["winner"] or data["best"]]
-    kind = data["target"]["kind"]
+    saved = load_recovery(path)
+    found = saved.recovery
+    base, chosen = found.base, found.chosen
+    kind = found.target.kind
     cols = st.columns(5)
-    cols[0].metric("target", "met" if data["met"] else "not met", help=data["target"]["description"])
-    value = (lambda t: f"{t['sqnr_db']:.2f} dB") if kind == "sqnr" else \
-        (lambda t: f"{t['runtime_accuracy']:.2%}" if t.get("runtime_accuracy") is not None else "–")
-    cols[1].metric("before", value(base))
-    cols[2].metric("winner" if data["met"] else "best found", value(chosen),
-                   delta=f"{chosen['sqnr_db'] - base['sqnr_db']:+.2f} dB" if kind == "sqnr" else None)
-    cols[3].metric("layers kept float", chosen["float_layers"])
-    cols[4].metric(".pte bytes", f"{chosen['pte_bytes']:,}" if chosen.get("pte_bytes") else "–")
-    e = data.get("engine", {})
-    st.caption(f"measured on {data['data']} · {len(data['trials']) - 1} trial(s) of {data['budget']} · "
-               f"{e.get('engine', '?')}, {e.get('workers', '?')} worker(s), {e.get('wall_seconds', 0):.0f} s · "
-               f"stage reuse saved {e.get('reuse_share', 0):.0%} of the stage work")
+    cols[0].metric("target", "met" if found.met else "not met", help=found.target.describe())
+    cols[1].metric("before", _reached(kind, base))
+    cols[2].metric("winner" if found.met else "best found", _reached(kind, chosen),
+                   delta=f"{chosen.sqnr_db - base.sqnr_db:+.2f} dB" if kind == "sqnr" else None)
+    cols[3].metric("layers kept float", chosen.float_layers)
+    cols[4].metric(".pte bytes", f"{chosen.pte_bytes:,}" if chosen.pte_bytes else "–")
+    e = found.engine
+    st.caption(f"measured on {base.data} · {len(found.trials) - 1} trial(s) of {found.budget} · "
+               f"{e.engine or '?'}, {e.workers if e.workers is not None else '?'} worker(s), "
+               f"{e.wall_seconds or 0:.0f} s · stage reuse saved {e.reuse_share or 0:.0%} of the stage work")
     hint = startup_hint(e, remedy="'In this process'")
     if hint:
         st.info(hint, icon=":material/timer:")
-    st.code(f"quantviz run {data['model']} {data['chosen_flags']}".rstrip(), language="bash")
+    st.code(f"quantviz run {saved.model} {saved.chosen_flags}".rstrip(), language="bash")
     charts = Path(folder) / "pareto.vl.json"
     if charts.is_file():
         for spec in json.loads(charts.read_text()):
             st.vega_lite_chart(spec=spec, width="stretch")
-    if not data["met"]:
-        st.warning(f"The target was not met within the budget: the best found is {chosen['key']}.",
+    if not found.met:
+        st.warning(f"The target was not met within the budget: the best found is {chosen.key}.",
                    icon=":material/warning:")
-    if current is None or not chosen["changes"]:
+    if current is None or not chosen.changes:
         return
-    found = PipelineConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in data["chosen_config"].items()})
-    changes = changes_to(found, current)
-    if model_ref is not None and model_ref != data["model"]:
-        st.info(f"This recovery is of {data['model']}; the sidebar has {model_ref}.")
+    changes = changes_to(saved.chosen_config, current)
+    if model_ref is not None and model_ref != saved.model:
+        st.info(f"This recovery is of {saved.model}; the sidebar has {model_ref}.")
     if changes:
-        flags = config_flags(found, current)
+        flags = config_flags(saved.chosen_config, current)
         if st.button(f"Apply: {flags}", type="primary", key="recover_apply", on_click=_apply, args=(changes, flags),
                      help="set the sidebar to the found configuration; the main page re-runs its stages from "
                           "the first one the change affects"):
@@ -171,7 +153,14 @@ def result_panel(folder: str, model_ref: str | None, current: PipelineConfig | N
         st.success(f"Applied to the sidebar: {st.session_state[RECOVER_APPLIED]}")
 
 
-def _apply(changes: dict[str, Any], flags: str) -> None:
+def _reached(kind: str, trial: Trial) -> str:
+    """A trial's figure in the target's terms: its SQNR, or its runtime accuracy."""
+    if kind == "sqnr":
+        return f"{trial.sqnr_db:.2f} dB"
+    return f"{trial.runtime_accuracy:.2%}" if trial.runtime_accuracy is not None else "–"
+
+
+def _apply(changes: ConfigChanges, flags: str) -> None:
     apply_changes(changes)
     st.session_state[RECOVER_APPLIED] = flags
 

@@ -12,10 +12,10 @@ import streamlit as st
 
 from quantviz import LoadError, ModelSpec, PipelineConfig, StageError, load_model
 from quantviz.background import BackgroundRun
-from quantviz.config import ConfigError
+from quantviz.config import ConfigChanges, ConfigError
 from quantviz.backends import all_recipes
 from quantviz.catalog import catalog
-from quantviz.flows import applies_to, choices_of
+from quantviz.flows import FLOWS, applies_to, choices_of
 from ui.runner import get_run
 from ui.state import config_widget_keys
 
@@ -35,15 +35,14 @@ class ModelChoice:
     loader: Callable[[], ModelSpec]
 
 
-def app_defaults() -> dict[str, Any]:
-    """The sidebar's first values where they differ from ``PipelineConfig``'s: the app opens on pt2e with XNNPACK,
-    where a newcomer sees delegation and fusion at once (the CLI's default stays fx + portable).
-    ``QUANTVIZ_DEFAULT_FLOW`` chooses another first flow (a class starting from fx, tests written for it)."""
-    flow = os.environ.get("QUANTVIZ_DEFAULT_FLOW") or "pt2e"
-    flows = choices_of(next(f for f in fields(PipelineConfig) if f.name == "flow"))
-    if flow != "pt2e" and flow in flows:
-        return {"flow": flow}
-    return {"flow": "pt2e", "backend": "xnnpack"}
+def app_defaults() -> ConfigChanges:
+    """The sidebar's first values where they differ from ``PipelineConfig``'s: the app opens on the flow whose record
+    declares ``Flow.app_start``, with those values (pt2e with XNNPACK, where a newcomer sees delegation and fusion
+    at once; the CLI's default stays fx + portable). ``QUANTVIZ_DEFAULT_FLOW`` chooses another first flow (a class
+    starting from fx, tests written for it)."""
+    first = FLOWS.get(os.environ.get("QUANTVIZ_DEFAULT_FLOW", "")) or \
+        next(f for f in FLOWS.values() if f.app_start is not None)
+    return {"flow": first.name, **(first.app_start or {})}
 
 
 def default_sample() -> str:
@@ -92,7 +91,7 @@ def flow_config() -> PipelineConfig:
     keys = config_widget_keys()
     by_name = {f.name: f for f in fields(PipelineConfig)}
     flow = _widget(by_name["flow"])
-    values: dict[str, Any] = {"flow": flow}
+    values: ConfigChanges = {"flow": flow}
     for f in fields(PipelineConfig):
         if f.name not in keys or f.name == "flow" or not applies_to(f.name, flow):
             continue
@@ -109,7 +108,7 @@ def _recipe_widget(f: Field) -> str:
     return st.selectbox("Recipe", names, key=f.name, help=f.metadata["help"])
 
 
-def apply_changes(changes: dict[str, Any]) -> None:
+def apply_changes(changes: ConfigChanges) -> None:
     """Set the sidebar's widgets to a config change (a ``StageError.fix`` or a what-if). Call it from a widget
     callback, which runs before the widgets are drawn again."""
     unknown = set(changes) - set(config_widget_keys())

@@ -99,6 +99,9 @@ class Backend:
     # its programs may hold XNNPACK delegates: the torchao flow's configurations and the demo partitioner lower
     # to XNNPACK, so they run only on the backends that take them (portable, xnnpack)
     takes_xnnpack: bool = False
+    # quantviz's PT2E QAT (XNNPACKQuantizer's QAT config, ``--flow qat_pt2e``) quantizes for it: its quantizer is
+    # XNNPACKQuantizer and its programs are checked with that QAT (portable, xnnpack)
+    pt2e_qat: bool = False
     splits_per_op: bool = False  # its partitioner splits per op itself (XNNPACK's per_op_mode): no PerOpPartitioner
     int4_group_step: int = 8  # groupwise int4 weights: group sizes a multiple of this (XNNPACK: 32)
     # the op names its partitioner takes (``format_target_name`` keys), for the ledger's support check; None:

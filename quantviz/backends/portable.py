@@ -13,4 +13,5 @@ from quantviz.backends.xnnpack_quantizer import (xnnpack_quantizer, xnnpack_quan
 BACKEND = Backend(
     "portable", "ExecuTorch's portable and quantized kernels (XNNPACKQuantizer's int8 scheme), no delegate",
     quantizer=xnnpack_quantizer, quantizer_calls=xnnpack_quantizer_calls, quantizer_key="xnnpack-int8",
-    partitioner=None, numbers="runtime", recovery=xnnpack_quantizer_recovery, takes_xnnpack=True, rank=0)
+    partitioner=None, numbers="runtime", recovery=xnnpack_quantizer_recovery, takes_xnnpack=True, pt2e_qat=True,
+    rank=0)

@@ -36,5 +36,5 @@ BACKEND = Backend(
     "xnnpack", "XNNPACK: XNNPACKQuantizer (int8) and XnnpackPartitioner, run by the runtime here",
     quantizer=xnnpack_quantizer, quantizer_calls=xnnpack_quantizer_calls, quantizer_key="xnnpack-int8",
     partitioner=xnnpack_partitioner, numbers="runtime", recipes=xnnpack_recipes,
-    recovery=xnnpack_quantizer_recovery, takes_xnnpack=True, splits_per_op=True, int4_group_step=32,
+    recovery=xnnpack_quantizer_recovery, takes_xnnpack=True, pt2e_qat=True, splits_per_op=True, int4_group_step=32,
     supported_ops=xnnpack_supported_targets, rank=1)

@@ -19,15 +19,20 @@ from typing import Any
 from quantviz.config import ConfigChanges, ConfigError, PipelineConfig
 from quantviz.backends import BACKENDS, backend_of
 from quantviz.backends import check as check_backend
-from quantviz.flows.base import Absent, Flow
+from quantviz.flows.base import Absent, Flow, FlowRecordError
 from quantviz.lowering import partitioner_name
 
 
 def discover(package: ModuleType) -> dict[str, Flow]:
     """Every ``FLOW`` of ``package``'s modules (``base`` and private modules left out), by name, in rank order
-    (``Flow.rank``; then by name)."""
-    found = [importlib.import_module(f"{package.__name__}.{m.name}").FLOW
-             for m in pkgutil.iter_modules(package.__path__) if m.name != "base" and not m.name.startswith("_")]
+    (``Flow.rank``; then by name); a FlowRecordError for a record that cannot work (``Flow.problems``: a flow
+    without a ``runtime`` role would have empty numerics)."""
+    found = []
+    for m in pkgutil.iter_modules(package.__path__):
+        if m.name != "base" and not m.name.startswith("_"):
+            module = importlib.import_module(f"{package.__name__}.{m.name}")
+            module.FLOW.raise_problems(module.__name__)
+            found.append(module.FLOW)
     return {f.name: f for f in sorted(found, key=lambda f: (f.rank, f.name))}
 
 
@@ -123,5 +128,5 @@ def describe_config(config: PipelineConfig) -> str:
     return ", ".join(parts)
 
 
-__all__ = ["FLOWS", "Absent", "Flow", "applies_to", "check", "choices_of", "describe_config", "discover", "flow_of",
-           "with_backend_defaults"]
+__all__ = ["FLOWS", "Absent", "Flow", "FlowRecordError", "applies_to", "check", "choices_of", "describe_config",
+           "discover", "flow_of", "with_backend_defaults"]

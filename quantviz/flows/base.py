@@ -5,7 +5,11 @@ A flow is one file, ``quantviz/flows/<name>.py``, with one record, ``FLOW = Flow
     FLOW = Flow("torchao", "torchao's quantize_ source transform, then torch.export and lowering",
                 slots=(trace.STAGE, quantize.STAGE, Absent("calibrate", "dynamic activations: nothing to observe"),
                        capture.STAGE, edge.STAGE, delegate.STAGE, emit.STAGE, run.STAGE),
-                roles={"reference": "capture", "lowered": "delegate", "program": "emit"})
+                roles={"reference": "capture", "lowered": "delegate", "program": "emit", "runtime": "run"})
+
+What the code around the flow needs to know of it is a field of its record, never a test of its name: whether its
+observers see calibration data (``calibration``), the dtypes its figures are judged by (``precision_of``), a model
+it builds itself (``own_model``), the sidebar's first values when the app opens on it (``app_start``).
 
 ``recovery`` declares the config changes ``quantviz recover`` may try under the flow (``quantviz.candidates``;
 the fx flow: a layer kept float, per-channel weights, another observer, more calibration).
@@ -21,7 +25,8 @@ from typing import Callable, Literal
 from torch.fx import GraphModule
 
 from quantviz.backends.base import Backend
-from quantviz.config import PipelineConfig
+from quantviz.config import ConfigChanges, PipelineConfig
+from quantviz.measure.readable import Precision
 from quantviz.model_spec import ModelSpec
 from quantviz.candidates import Recovery
 from quantviz.stages.base import Stage
@@ -36,12 +41,33 @@ from quantviz.stages.base import Stage
 Role = Literal["reference", "lowered", "program", "float_graph", "delegated", "runtime"]
 
 
+class FlowRecordError(ValueError):
+    """A flow record that cannot work (raised where flows are registered: ``quantviz.flows.discover``, and where a
+    resolving flow makes its stages: ``Flow.for_config``), naming the flow and what to declare."""
+
+
 @dataclass(frozen=True)
 class Absent:
     """A stage a flow does not have, shown in its place on the rail."""
 
     name: str  # e.g. "calibrate"
     reason: str  # why this flow has no such stage, in one sentence
+
+
+@dataclass(frozen=True)
+class OwnModel:
+    """The model a flow builds from its own configuration (export_llm: the one its LlmConfig names), instead of
+    one the user loads."""
+
+    build: Callable[[PipelineConfig], ModelSpec]  # the config -> the model, its inputs and its data
+    usage: str  # the CLI call that runs it, e.g. "quantviz run export_llm --llm-config FILE.yaml"
+    measured_on: str  # what its end-to-end figures are measured on, in words (the CLI's first line says it)
+
+
+def default_precision(config: PipelineConfig) -> Precision:
+    """int16 activations with ``activation_bits=16``, else int8; 8-bit weights (XNNPACK's and the backends' own
+    quantizers)."""
+    return Precision("int16" if config.activation_bits == 16 else "int8", 8)
 
 
 @dataclass(frozen=True)
@@ -71,10 +97,64 @@ class Flow:
     # torch.export's first call and the quantizer's pattern graphs are); "": nothing beyond the imports
     warm_until: str = ""
     rank: int = 100  # where the CLI and the app list it among the flows (lower first; then by name)
+    # True when its observers see the calibration batches under a config (figures measured on those batches then
+    # flatter the model: ``quantviz.data.EvaluationData`` says so); None: never (quantize_'s dynamic or
+    # weight-only schemes calibrate nothing)
+    calibration: Callable[[PipelineConfig], bool] | None = None
+    # the dtypes its quantized model computes in under a config (the activation dtype the pages name, the SQNR
+    # levels a figure is judged by: ``quantviz.measure.readable``); ``default_precision`` unless it says otherwise
+    precision_of: Callable[[PipelineConfig], Precision] = default_precision
+    # the model it builds from its own config (export_llm); None: the model the user loads
+    own_model: OwnModel | None = None
+    # the sidebar's first values, beyond ``flow``, when the app opens on this flow (pt2e: XNNPACK, where a newcomer
+    # sees delegation and fusion at once); None: the app opens on it only when QUANTVIZ_DEFAULT_FLOW names it
+    app_start: ConfigChanges | None = None
+
+    def calibrates(self, config: PipelineConfig) -> bool:
+        """True when this flow's observers see the calibration batches under ``config``::
+
+            flow_of(PipelineConfig(flow="torchao")).calibrates(PipelineConfig(flow="torchao"))   # False
+        """
+        return self.calibration is not None and self.calibration(config)
+
+    def precision(self, config: PipelineConfig) -> Precision:
+        """The dtypes this flow's quantized model computes in under ``config``, e.g. ``Precision("uint8", 8)`` for
+        fx (ExecuTorch's BackendConfig)."""
+        return self.precision_of(config)
 
     def for_config(self, config: PipelineConfig) -> "Flow":
-        """This flow as it runs under ``config`` (itself, unless it resolves its stages per config)."""
-        return self.resolve(config) if self.resolve is not None else self
+        """This flow as it runs under ``config`` (itself, unless it resolves its stages per config: that record is
+        checked as ``discover`` checks the others, a FlowRecordError when ``problems()`` finds any)."""
+        if self.resolve is None:
+            return self
+        flow = self.resolve(config)
+        flow.raise_problems()
+        return flow
+
+    def problems(self) -> list[str]:
+        """What makes this record unable to work, in words (empty when nothing does): every role must name one of
+        its running stages, and the ``runtime`` role must be declared, or ``Pipeline.numerics()`` (the run of the
+        stage playing it) is silently empty. A flow that resolves its stages per config is checked as resolved.
+        ::
+
+            Flow("toy", "...", slots=(trace_export.STAGE, run.STAGE), roles={}).problems()
+            # ["it declares no 'runtime' role: ... roles={..., 'runtime': 'run'}"]
+        """
+        if self.resolve is not None:
+            return []
+        out = [f"its {role!r} role names {stage!r}, which is not one of its running stages ({', '.join(self.names)})"
+               for role, stage in self.roles.items() if stage not in self.names]
+        if "runtime" not in self.roles:
+            out.append("it declares no 'runtime' role: Pipeline.numerics() reads the run of the stage playing it, so "
+                       "its end-to-end figures would be empty; declare the stage that runs the .pte, e.g. "
+                       "roles={..., 'runtime': 'run'}")
+        return out
+
+    def raise_problems(self, where: str = "") -> None:
+        """A FlowRecordError listing ``problems()`` (``where``: the module that declares the record), if any."""
+        found = self.problems()
+        if found:
+            raise FlowRecordError(f"flow {self.name!r}{f' ({where})' if where else ''}: " + "; ".join(found))
 
     def reads(self, config: PipelineConfig) -> frozenset[str]:
         """The config fields this flow's stages read under ``config`` (their ``reads`` and ``reads_when``)."""

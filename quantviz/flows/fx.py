@@ -8,6 +8,7 @@ every calibration batch the factory gives.
 from torch.fx import GraphModule
 
 from quantviz.config import PipelineConfig
+from quantviz.measure.readable import Precision
 from quantviz.model_spec import ModelSpec
 from quantviz.untraceable import find_untraceable
 from quantviz.flows.base import Flow
@@ -20,6 +21,17 @@ from quantviz.stages import (calibrate_fx, capture_fx, convert_fx, delegate, edg
 def float_graph(spec: ModelSpec, config: PipelineConfig) -> GraphModule:
     """The float model symbolically traced, skipped modules kept as leaves (what the trace stage makes)."""
     return find_untraceable(spec.model, tuple(config.skip_modules)).graph_module
+
+
+def calibrates(config: PipelineConfig) -> bool:
+    """The observers see the calibration batches in static mode (dynamic mode computes activation scales at run
+    time)."""
+    return config.mode == "static"
+
+
+def precision(config: PipelineConfig) -> Precision:
+    """uint8 activations and int8 weights: ExecuTorch's BackendConfig, whatever ``activation_bits`` says."""
+    return Precision("uint8", 8)
 
 
 def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
@@ -36,4 +48,5 @@ FLOW = Flow(
            delegate.STAGE, fuse.STAGE, emit.STAGE, run_fx.STAGE),
     roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit", "delegated": "delegate",
            "runtime": "run"},
-    recovery=recovery, rank=0, float_graph=float_graph)
+    recovery=recovery, rank=0, float_graph=float_graph, calibration=calibrates,
+    precision_of=precision)

@@ -12,6 +12,12 @@ from quantviz.stages import (calibrate_pt2e, capture, convert_pt2e, delegate, ed
                              trace_export)
 
 
+def calibrates(config: PipelineConfig) -> bool:
+    """The observers see the calibration batches in static mode (dynamic mode computes activation scales at run
+    time)."""
+    return config.mode == "static"
+
+
 def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
     """``recovery(PipelineConfig(flow="pt2e"), Scope(layers=("conv1", "fc")))`` -> keep conv1, fc float."""
     return [*(keep_float(layer) for layer in scope.layers if layer not in config.skip_modules),
@@ -24,4 +30,6 @@ FLOW = Flow(
            edge.STAGE, delegate.STAGE, fuse.STAGE, emit.STAGE, run.STAGE),
     roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit", "delegated": "delegate",
            "runtime": "run"},
-    recovery=recovery, rank=1, warm_until="prepare", backend_recovery=True)
+    recovery=recovery, rank=1, warm_until="prepare", backend_recovery=True, calibration=calibrates,
+    # the app opens here, with XNNPACK: a newcomer sees delegation and fusion at once (the CLI's default stays fx)
+    app_start={"backend": "xnnpack"})

@@ -11,4 +11,5 @@ FLOW = Flow(
     slots=(trace_export.STAGE, qat_pt2e.PREPARE, qat.TRAIN,
            Absent("calibrate", "the fake quantizers learn their ranges while training"),
            qat_pt2e.CONVERT, capture.STAGE, edge.STAGE, delegate.STAGE, fuse.STAGE, emit.STAGE, run.STAGE),
-    roles={"float_graph": "trace", "reference": "convert_qat_pt2e", "lowered": "fuse", "program": "emit"}, rank=6)
+    roles={"float_graph": "trace", "reference": "convert_qat_pt2e", "lowered": "fuse", "program": "emit",
+           "delegated": "delegate", "runtime": "run"}, rank=6)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from quantviz.backends import recipe_type_of
 from quantviz.config import PipelineConfig
 from quantviz.flows.base import Flow
+from quantviz.measure.readable import Precision
 from quantviz.stages import run
 from quantviz.stages.session import session_stage
 
@@ -29,6 +30,18 @@ def session_stage_types(config: PipelineConfig) -> list[str]:
     return types + ["to_executorch"]
 
 
+def calibrates(config: PipelineConfig) -> bool:
+    """The static pt2e recipes calibrate (``*static*``, Arm's ``tosa_int8``/``a16w8``, Ethos-U's); the dynamic and
+    weight-only ones calibrate nothing."""
+    return "static" in config.recipe or any(k in config.recipe for k in ("tosa_int8", "a16w8", "ethos_u"))
+
+
+def precision(config: PipelineConfig) -> Precision:
+    """What the recipe's name says: int16 activations for a16w8, 4-bit weights for int4w; else int8."""
+    activations = "int16" if config.activation_bits == 16 or "a16w8" in config.recipe else "int8"
+    return Precision(activations, 4 if "int4w" in config.recipe else 8)
+
+
 def resolve(config: PipelineConfig) -> Flow:
     """The recipe flow for ``config.recipe``: the session's stages, then quantviz's run stage."""
     types = session_stage_types(config)
@@ -38,9 +51,10 @@ def resolve(config: PipelineConfig) -> Flow:
     return Flow("recipe", f"executorch.export.export with the {config.recipe} recipe",
                 slots=(*stages, run.STAGE),
                 roles={"session": types[0], "reference": reference, "lowered": lowered, "program": "to_executorch",
-                       "runtime": "run"})
+                       "runtime": "run"},
+                calibration=calibrates, precision_of=precision)
 
 
 FLOW = Flow("recipe", "executorch.export.export with an ExportRecipe (--recipe NAME): every ExportSession stage",
             slots=(run.STAGE,), roles={}, resolve=resolve, example=PipelineConfig(recipe="xnnpack_fp32"),
-            rank=3)
+            rank=3, calibration=calibrates, precision_of=precision)

@@ -12,7 +12,8 @@ import dataclasses
 
 from quantviz.backends import Backend, backend_of
 from quantviz.config import PipelineConfig
-from quantviz.flows.base import Absent, Flow
+from quantviz.flows.base import Absent, Flow, default_precision
+from quantviz.measure.readable import Precision
 from quantviz.candidates import Candidate, Scope, group_size, int8_everywhere, int8_weights, keep_float
 from quantviz.stages import capture, delegate, edge, emit, fuse_torchao, quantize, run, trace_export
 
@@ -39,6 +40,11 @@ def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
             *(group_size(g) for g in (smaller_groups(config, scope) if int4 else []))]
 
 
+def precision(config: PipelineConfig) -> Precision:
+    """int8 activations (per token, at run time) with 4-bit weights under 8da4w, 8-bit otherwise."""
+    return Precision(default_precision(config).activations, 4 if "4w" in config.scheme else 8)
+
+
 def backend_refusal(backend: Backend) -> str:
     """Why the torchao flow cannot lower to ``backend`` ("" when it can)."""
     if backend.takes_xnnpack:
@@ -58,4 +64,4 @@ FLOW = Flow(
            capture.STAGE, edge.STAGE, delegate.STAGE, fuse_torchao.STAGE, emit.STAGE, run.STAGE),
     roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit", "delegated": "delegate",
            "runtime": "run"},
-    recovery=recovery, rank=2, backend_refusal=backend_refusal)
+    recovery=recovery, rank=2, backend_refusal=backend_refusal, precision_of=precision)

@@ -2,16 +2,31 @@
 infinite SQNR, the activation dtype the flow really uses, and what an SQNR level means for the scheme in use. The app's
 run page and the HTML report show these; ``summary.json`` keeps the raw keys and values.
 
-    rows = readable_numerics(pipe.numerics(), pipe.config)
+What the flow computes in is the flow's to say (``Flow.precision(config)``, a :class:`Precision`); the caller passes
+it in::
+
+    precision = pipe.flow.precision(pipe.config)     # Precision("uint8", 8) under fx
+    rows = readable_numerics(pipe.numerics(), precision)
     rows[0]            # Reading("SQNR, float vs reference quantized model", "35.3 dB", "good for int8 ...")
-    activation_dtype(PipelineConfig(flow="fx"))   # "uint8"
+    precision.activations                            # "uint8"
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
-from quantviz.config import PipelineConfig
+ActivationDtype = Literal["uint8", "int8", "int16"]
+
+
+@dataclass(frozen=True)
+class Precision:
+    """The dtypes a flow's quantized model computes in under one config (declared by the flow:
+    ``Flow.precision_of``)."""
+
+    activations: ActivationDtype  # the quantized activations' dtype (uint8: fx's BackendConfig; int16: a16w8)
+    weight_bits: int  # 8, or 4 (torchao's 8da4w, the int4w recipes)
+
 
 # key -> (label, unit): what each figure of the run stage measures
 LABELS: dict[str, tuple[str, str]] = {
@@ -52,25 +67,16 @@ class SqnrLevels:
                 f"{self.fair:.0f}–{self.good:.0f} fair, below {self.fair:.0f} poor)")
 
 
-def activation_dtype(config: PipelineConfig) -> str:
-    """The dtype of the flow's quantized activations: uint8 for fx (ExecuTorch's BackendConfig), int16 with 16-bit
-    activations, int8 otherwise (XNNPACK's and torchao's schemes)."""
-    if config.flow == "fx":
-        return "uint8"
-    if config.activation_bits == 16 or (config.flow == "recipe" and "a16w8" in str(config.recipe)):
-        return "int16"
-    return "int8"
+def sqnr_levels(precision: Precision) -> SqnrLevels:
+    """The SQNR levels of a scheme (4-bit weights and 16-bit activations have their own)::
 
-
-def sqnr_levels(config: PipelineConfig) -> SqnrLevels:
-    """The SQNR levels of the config's scheme (4-bit weights and 16-bit activations have their own)."""
-    weights4 = (config.flow == "torchao" and "4w" in str(getattr(config, "scheme", ""))) or \
-        (config.flow == "recipe" and "int4w" in str(config.recipe))
-    if weights4:
+        sqnr_levels(Precision("int8", 4)).scheme    # "8-bit activations with 4-bit weights"
+    """
+    if precision.weight_bits == 4:
         return SqnrLevels("8-bit activations with 4-bit weights", 20.0, 12.0)
-    if activation_dtype(config) == "int16":
+    if precision.activations == "int16":
         return SqnrLevels("16-bit activations with 8-bit weights", 40.0, 30.0)
-    return SqnrLevels(activation_dtype(config), 30.0, 20.0)
+    return SqnrLevels(precision.activations, 30.0, 20.0)
 
 
 def format_value(key: str, value: float) -> str:
@@ -91,9 +97,10 @@ def format_value(key: str, value: float) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def readable_numerics(numerics: dict[str, float], config: PipelineConfig) -> list[Reading]:
-    """The run stage's figures without the accuracies (shown once, above), labelled, with units and meanings."""
-    levels = sqnr_levels(config)
+def readable_numerics(numerics: dict[str, float], precision: Precision) -> list[Reading]:
+    """The run stage's figures without the accuracies (shown once, above), labelled, with units and meanings
+    (``precision``: the flow's, ``Flow.precision(config)``)."""
+    levels = sqnr_levels(precision)
     rows = []
     for key, value in numerics.items():
         if key in ACCURACY_KEYS:

@@ -34,7 +34,7 @@ from quantviz.numerics.runtime_intermediates import (RuntimeIntermediates, debug
 from quantviz.numerics.sensitivity import SensitivityRow, sensitivity
 from quantviz.numerics.taps import TapRun, tap_runtime
 from quantviz.config import PipelineConfig
-from quantviz.data import calibrates, evaluation_data
+from quantviz.data import evaluation_data
 from quantviz.backends import backend_of
 from quantviz.backends.delegate_runs import run_with_delegates
 from quantviz.backends.execute import execute
@@ -202,7 +202,7 @@ class GranularityCheck:
 @dataclass
 class NumericsReport:
     model: str
-    config: dict[str, Any]                                           # PipelineConfig.to_dict() of the run
+    config: PipelineConfig                                           # the run's (to_dict at the edge)
     levels: dict[LevelName, LevelState] = field(default_factory=dict)  # ran, or why not
     end_to_end: list[LevelComparison] = field(default_factory=list)  # one row per (data set, level pair)
     accuracy: dict[str, dict[str, float]] = field(default_factory=dict)  # data set -> level -> accuracy
@@ -243,7 +243,7 @@ class NumericsReport:
     def to_dict(self) -> dict[str, Any]:
         """numerics.json: plain data, infinities as "inf"/"-inf", NaN as null."""
         return _clean({
-            "model": self.model, "config": dict(self.config), "data": dict(self.data),
+            "model": self.model, "config": self.config.to_dict(), "data": dict(self.data),
             "levels": {k: v.text for k, v in self.levels.items()},
             "end_to_end": [r.to_dict() for r in self.end_to_end],
             "accuracy": {d: dict(by) for d, by in self.accuracy.items()},
@@ -354,7 +354,7 @@ def _describe_set(name: str, pipe: "Pipeline", n: int) -> str:
     if name == "evaluation":
         return f"evaluation data: {n} batch(es) from the factory, not used for calibration"
     if name == "calibration" and not pipe.spec.eval_batches and not pipe.config.held_out \
-            and not calibrates(pipe.config):
+            and not pipe.flow.calibrates(pipe.config):
         return (f"the factory's calibration batches ({n} batch(es); it gave no evaluation data): this flow "
                 "calibrates nothing, so they are not flattered")
     if name == "calibration" and not pipe.spec.eval_batches and not pipe.config.held_out:
@@ -375,7 +375,7 @@ def compare(pipe: "Pipeline", sensitivity_layers: int = 0, max_batches: int = 16
     patterns, also run the program with every quantize tapped (``taps.tap_runtime``) so the blame table has the
     runtime's value inside them (``NumericsReport.taps``).
     """
-    report = NumericsReport(pipe.spec.name, pipe.config.to_dict())
+    report = NumericsReport(pipe.spec.name, pipe.config)
     sets = data_sets(pipe.spec, max_batches, pipe.config)
     report.data = {name: _describe_set(name, pipe, len(b)) for name, (b, _) in sets.items()}
     fuse = pipe.results.get(pipe.role("lowered") or "")

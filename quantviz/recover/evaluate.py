@@ -25,7 +25,7 @@ from typing import Any, Callable
 
 from quantviz.config import ConfigError, PipelineConfig, config_flags
 from quantviz.data import evaluation_data
-from quantviz.flows import check
+from quantviz.flows import check, flow_of
 from quantviz.loading import load_model
 from quantviz.pipeline import Pipeline, StageEvent
 from quantviz.candidates import Candidate, Scope, combined_changes
@@ -49,7 +49,7 @@ class Session:
         self.spec = load_model(model_ref)
         self.scope = scope_of(self.spec)
         self.cache = PipelineCache(keep)
-        data = evaluation_data(self.spec, base_config)
+        data = evaluation_data(self.spec, base_config, flow_of(base_config).calibrates(base_config))
         self.data = data.describe()
         self.probe = Probe(self.spec.name, self.data, data.labelled, self.scope,
                            candidates_for(base_config, self.scope),

@@ -13,13 +13,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from quantviz.config import PipelineConfig, config_flags
 from quantviz.candidates import merge_rule
 from quantviz.recover.search import Recovery
-from quantviz.recover.trial import Trial
+from quantviz.recover.trial import Engine, Trial
 from quantviz.render.charts import Chart, to_svg, vega_lite
 from quantviz.script import script_from_calls
 
@@ -36,6 +37,34 @@ def config_of(found: Recovery, trial: Trial) -> PipelineConfig:
     """The PipelineConfig a trial ran (its changes applied to the base config)."""
     changes = {k: tuple(v) if merge_rule(k) == "append" else v for k, v in trial.changes.items()}
     return found.base_config.with_changes(**changes)
+
+
+@dataclass
+class RecoverFile:
+    """``recover.json``: the recovery of one model and the configuration it chose, typed until ``to_dict()`` (the
+    file is the recovery's own dict with the model and the chosen configuration beside it)::
+
+        saved = load_recovery(Path("out/recover"))
+        saved.recovery.chosen.sqnr_db, saved.chosen_flags      # 39.2, "--flow pt2e --skip-module conv1"
+    """
+
+    model: str  # the model reference the recovery ran
+    recovery: Recovery
+    chosen_config: PipelineConfig  # the chosen trial's config (the winner's, else the best found's)
+    chosen_flags: str  # the same as CLI flags (``config_flags``)
+
+    @classmethod
+    def of(cls, found: Recovery, model_ref: str) -> "RecoverFile":
+        config = config_of(found, found.chosen)
+        return cls(model_ref, found, config, config_flags(config))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.model, **self.recovery.to_dict(), "chosen_config": self.chosen_config.to_dict(),
+                "chosen_flags": self.chosen_flags}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "RecoverFile":
+        return cls(d["model"], Recovery.from_dict(d), PipelineConfig.from_dict(d["chosen_config"]), d["chosen_flags"])
 
 
 def quantizer_code(found: Recovery, trial: Trial | None = None) -> list[str]:
@@ -190,24 +219,24 @@ def summary_lines(found: Recovery, model_ref: str) -> list[str]:
         lines.append("  quantizer code (also in reproduce.py):")
         lines += [f"    {c}" for c in code]
     if e:
-        lines.append(f"engine {e.get('engine', '?')}: {e.get('workers', '?')} worker(s), wall "
-                     f"{e.get('wall_seconds', 0):.1f} s; stage reuse saved {e.get('reuse_share', 0):.0%} of the "
-                     f"stage work ({e.get('stage_seconds_reused', 0):.1f} of "
-                     f"{e.get('stage_seconds_reused', 0) + e.get('stage_seconds_run', 0):.1f} stage-seconds)")
+        reused, run = e.stage_seconds_reused or 0, e.stage_seconds_run or 0
+        lines.append(f"engine {e.engine or '?'}: {e.workers if e.workers is not None else '?'} worker(s), wall "
+                     f"{e.wall_seconds or 0:.1f} s; stage reuse saved {e.reuse_share or 0:.0%} of the "
+                     f"stage work ({reused:.1f} of {reused + run:.1f} stage-seconds)")
         hint = startup_hint(e)
         if hint:
             lines.append(hint)
     return lines
 
 
-def startup_hint(engine: dict[str, Any], remedy: str = "--in-process") -> str | None:
+def startup_hint(engine: Engine, remedy: str = "--in-process") -> str | None:
     """When Ray's start-up (``ray.init`` and the slowest worker's warm-up, paid once per worker) took half the
     recovery's wall time or more, say so: a search that short is as fast in one process (``remedy``: the CLI's
     flag, or the app's toggle)."""
-    if engine.get("engine") != "ray" or engine.get("address", "embedded") != "embedded":
+    if engine.engine != "ray" or (engine.address or "embedded") != "embedded":
         return None
-    init, warm = float(engine.get("ray_init_seconds", 0.0)), max(engine.get("warm_seconds") or [0.0])
-    wall = float(engine.get("wall_seconds", 0.0))
+    init, warm = float(engine.ray_init_seconds or 0.0), max(engine.warm_seconds or [0.0])
+    wall = float(engine.wall_seconds or 0.0)
     if not wall or init + warm < wall / 2:
         return None
     return (f"Ray's start-up took {init + warm:.1f} of the {wall:.1f} s (ray.init {init:.1f} s, workers warming "
@@ -236,10 +265,7 @@ def write_results(found: Recovery, out: Path, model_ref: str) -> list[Path]:
     """recover.json, recover.csv, reproduce.py, recover.md, and the Pareto charts (pareto_*.svg, pareto.vl.json)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("recover.json", "recover.csv", "reproduce.py", "recover.md")}
-    data = {"model": model_ref, **found.to_dict(),
-            "chosen_config": config_of(found, found.chosen).to_dict(),
-            "chosen_flags": config_flags(config_of(found, found.chosen))}
-    paths["recover.json"].write_text(json.dumps(data, indent=1))
+    paths["recover.json"].write_text(json.dumps(RecoverFile.of(found, model_ref).to_dict(), indent=1))
     with paths["recover.csv"].open("w", newline="") as fh:
         w = csv.DictWriter(fh, CSV_COLUMNS)
         w.writeheader()
@@ -260,7 +286,7 @@ def write_results(found: Recovery, out: Path, model_ref: str) -> list[Path]:
     return written
 
 
-def load_recovery(path: Path) -> dict[str, Any]:
-    """A recover.json (or the folder holding one) as a dict (the app reads it)."""
+def load_recovery(path: Path) -> RecoverFile:
+    """A recover.json (or the folder holding one), typed (the app's Recover page reads it)."""
     path = Path(path)
-    return json.loads((path / "recover.json" if path.is_dir() else path).read_text())
+    return RecoverFile.from_dict(json.loads((path / "recover.json" if path.is_dir() else path).read_text()))

@@ -13,10 +13,11 @@ Example::
 
     found = recover("sample:digits_cnn", PipelineConfig(flow="pt2e"), Target("sqnr", 38.0), budget=8,
                     on_trial=lambda t, n, total: print(n, t.key, t.sqnr_db))
-    found.winner.flags, found.engine["reuse_share"]
+    found.winner.flags, found.engine.reuse_share
 """
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 import time
@@ -26,7 +27,7 @@ from typing import Any, Callable
 from quantviz.config import PipelineConfig
 from quantviz.candidates import Candidate, Scope
 from quantviz.recover.search import Recovery, search
-from quantviz.recover.trial import Probe, Request, Target, Trial
+from quantviz.recover.trial import Engine, Probe, Request, Target, Trial
 
 OnTrial = Callable[[Trial, int, int], None]  # (trial, trials done, budget + 1)
 JOB = "quantviz.recover.evaluate:evaluate_job"  # what a warm worker runs per request (resolved in the worker)
@@ -61,9 +62,8 @@ class LocalEvaluator:
             out.append(trial)
         return out
 
-    def engine(self) -> dict[str, Any]:
-        return {"engine": "in-process", "workers": 1, "warm_trace_seconds": [round(self.warm_seconds, 3)],
-                "workers_replaced": 0}
+    def engine(self) -> Engine:
+        return Engine("in-process", workers=1, warm_trace_seconds=[round(self.warm_seconds, 3)], workers_replaced=0)
 
     def close(self) -> None:
         pass
@@ -128,16 +128,16 @@ class RayEvaluator:
                 self.on_trial(trial, self.done, self.total)
         return [got[r.key] for r in requests]
 
-    def engine(self) -> dict[str, Any]:
+    def engine(self) -> Engine:
         resources = self.ray.cluster_resources()
         info = self.pool.info()
         trace = [float(w["warm_result"].get("trace_seconds", 0.0)) for w in info
                  if isinstance(w.get("warm_result"), dict)]
-        return {"engine": "ray", "ray_version": self.ray.__version__, "address": self.address or "embedded",
-                "cluster_cpus": int(resources.get("CPU", 0)), "workers": self.pool.size,
-                "ray_init_seconds": round(self.init_seconds, 3),
-                "warm_seconds": [w["warm_seconds"] for w in info], "warm_trace_seconds": [round(t, 3) for t in trace],
-                "workers_replaced": self.pool.replaced, "workers_started": self.pool.size + self.pool.replaced}
+        return Engine("ray", ray_version=self.ray.__version__, address=self.address or "embedded",
+                      cluster_cpus=int(resources.get("CPU", 0)), workers=self.pool.size,
+                      ray_init_seconds=round(self.init_seconds, 3), warm_seconds=[w["warm_seconds"] for w in info],
+                      warm_trace_seconds=[round(t, 3) for t in trace], workers_replaced=self.pool.replaced,
+                      workers_started=self.pool.size + self.pool.replaced)
 
     def close(self) -> None:
         self.pool.shutdown()
@@ -146,7 +146,7 @@ class RayEvaluator:
         shutil.rmtree(self.staging, ignore_errors=True)
 
 
-def reuse_figures(trials: list[Trial], warm_seconds: float = 0.0) -> dict[str, float]:
+def reuse_figures(trials: list[Trial], warm_seconds: float = 0.0) -> dict[str, float]:  # Engine's stage_* fields
     """How much stage work reuse saved: stage-seconds run (the workers' warm-up traces included: work done once
     per worker so that every trial could skip it), stage-seconds taken from earlier pipelines, and the share of
     the work without reuse that was not done."""
@@ -191,11 +191,11 @@ def recover(model_ref: str, config: PipelineConfig, target: Target, budget: int 
             candidates = probe.candidates
         found = search(config, candidates, target, evaluator, budget=budget,
                        width=width or getattr(evaluator, "width", 1))
-        engine = evaluator.engine() if hasattr(evaluator, "engine") else {}
+        engine = evaluator.engine() if hasattr(evaluator, "engine") else Engine()
     finally:
         if own:
             evaluator.close()
-    warm = sum(engine.get("warm_trace_seconds", []) or [])
-    found.engine = {**engine, **reuse_figures(found.trials, warm), "wall_seconds": round(time.perf_counter() - t0, 3),
-                    "trials": len(found.trials)}
+    warm = sum(engine.warm_trace_seconds or [])
+    found.engine = dataclasses.replace(engine, **reuse_figures(found.trials, warm),
+                                       wall_seconds=round(time.perf_counter() - t0, 3), trials=len(found.trials))
     return found

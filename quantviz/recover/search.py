@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 from quantviz.config import PipelineConfig
 from quantviz.candidates import Candidate
-from quantviz.recover.trial import Request, Target, Trial, change_key
+from quantviz.recover.trial import Engine, Request, Target, Trial, change_key
 
 Evaluator = Callable[[list[Request]], list[Trial]]  # runs every request (in parallel where it can), in order
 
@@ -53,7 +53,7 @@ class Recovery:
     winner: Trial | None
     best: Trial
     budget: int
-    engine: dict[str, Any] = field(default_factory=dict)  # where the trials ran; stage reuse; wall time
+    engine: Engine = field(default_factory=Engine)  # where the trials ran; stage reuse; wall time
 
     @property
     def met(self) -> bool:
@@ -72,18 +72,18 @@ class Recovery:
         """A recovery back from ``to_dict`` (recover.json)."""
         trials = [Trial.from_dict(t) for t in d["trials"]]
         by_key = {t.key: t for t in trials}
-        base = PipelineConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d["base_config"].items()})
-        return cls(Target(d["target"]["kind"], d["target"]["value"], d["target"].get("max_latency_ms")), base,
+        base = PipelineConfig.from_dict(d["base_config"])
+        return cls(Target.from_dict(d["target"]), base,
                    [Candidate.from_dict(c) for c in d["candidates"]], by_key[d["base"]], trials,
                    by_key[d["winner"]] if d.get("winner") else None, by_key[d["best"]], d["budget"],
-                   d.get("engine", {}))
+                   Engine.from_dict(d.get("engine", {})))
 
     def to_dict(self) -> dict[str, Any]:
         return {"target": self.target.to_dict(), "met": self.met, "budget": self.budget,
                 "base_config": self.base_config.to_dict(), "data": self.base.data,
                 "candidates": [c.to_dict() for c in self.candidates],
                 "base": self.base.key, "winner": self.winner.key if self.winner else None, "best": self.best.key,
-                "engine": self.engine, "trials": [t.to_dict() for t in self.trials]}
+                "engine": self.engine.to_dict(), "trials": [t.to_dict() for t in self.trials]}
 
 
 def rank(candidates: list[Candidate], layer_scores: dict[str, float]) -> list[Candidate]:

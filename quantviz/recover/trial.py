@@ -1,6 +1,6 @@
 """What the recovery search asks for and gets back: the :class:`Target`, one :class:`Request` (a change set to
-run) and one :class:`Trial` (that change set run through the whole flow to the runtime, measured). Plain data:
-the Ray driver and the app read them without torch.
+run) and one :class:`Trial` (that change set run through the whole flow to the runtime, measured), and the
+:class:`Engine` the trials ran on. Plain data: the Ray driver and the app read them without torch.
 
 Example::
 
@@ -86,6 +86,11 @@ class Target:
         return {"kind": self.kind, "value": self.value, "max_latency_ms": self.max_latency_ms,
                 "description": self.describe()}
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Target":
+        """A target back from ``to_dict`` (its description is derived, not read)."""
+        return cls(d["kind"], d["value"], d.get("max_latency_ms"))
+
 
 @dataclass(frozen=True)
 class Request:
@@ -170,6 +175,43 @@ class Trial:
         out = cls(**{k: v for k, v in d.items() if k in known})
         out.candidates = tuple(out.candidates)
         return out
+
+
+@dataclass
+class Engine:
+    """Where a recovery's trials ran and what stage reuse saved (recover.json's ``engine``). A fact not known is
+    None and left out of ``to_dict``: the in-process evaluator has no Ray facts, a bare search none at all."""
+
+    engine: str | None = None  # "in-process" or "ray"
+    ray_version: str | None = None
+    address: str | None = None  # the Ray cluster's, or "embedded" (started for this recovery)
+    cluster_cpus: int | None = None
+    workers: int | None = None
+    ray_init_seconds: float | None = None
+    warm_seconds: list[float] | None = None  # each worker's warm-up (building the model, tracing the base once)
+    warm_trace_seconds: list[float] | None = None  # the trace stage within it: stage work done once per worker
+    workers_replaced: int | None = None  # workers that died and were replaced
+    workers_started: int | None = None
+    # the stage work (``quantviz.recover.runner.reuse_figures``): run, taken from kept pipelines, what it would be
+    # without reuse, and the share saved
+    stage_seconds_run: float | None = None
+    stage_seconds_reused: float | None = None
+    stage_seconds_without_reuse: float | None = None
+    reuse_share: float | None = None
+    wall_seconds: float | None = None  # from the evaluator's start (Ray's start-up and warm-up included)
+    trials: int | None = None  # the base run included
+
+    def __bool__(self) -> bool:
+        """False when nothing is known (a search not run by ``recover``)."""
+        return bool(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Engine":
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in known})
 
 
 def _db(v: float | None) -> str:

@@ -31,14 +31,16 @@ Progress = Callable[[float, str], None]
 OverlayPair = Literal["float_vs_reference_sqnr_db", "reference_vs_fused_sqnr_db", "fused_vs_runtime_sqnr_db"]
 
 class StageOrder(Protocol):
-    """What a stage may know of its flow (``quantviz.flows.base.Flow`` is one): the stage before it, and which
-    stage plays which role."""
+    """What a stage may know of its flow (``quantviz.flows.base.Flow`` is one): the stage before it, which stage
+    plays which role, and the facts of it a stage needs (its kernels, whether its observers saw calibration data)."""
 
     roles: dict[str, str]
 
     def before(self, name: str) -> str | None: ...
 
     def uses_quantviz_kernels(self, config: PipelineConfig) -> bool: ...
+
+    def calibrates(self, config: PipelineConfig) -> bool: ...
 
 
 @dataclass

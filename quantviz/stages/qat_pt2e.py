@@ -2,13 +2,11 @@
 (``get_symmetric_quantization_config(is_per_channel=..., is_qat=True)``: fake quantizers with learnable-range
 observers in the exported graph), the qat flow's ``train`` stage (the float model's outputs as the target; an
 exported model goes to train mode with ``move_exported_model_to_train``), then ``move_exported_model_to_eval`` and
-``convert_pt2e``. Only the backends that quantize with XNNPACKQuantizer (portable, xnnpack) have it here."""
+``convert_pt2e``. Only the backends whose record says so have it here (``Backend.pt2e_qat``: portable, xnnpack)."""
 from __future__ import annotations
 
 from quantviz.errors import StageError
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
-
-SUPPORTED = ("portable", "xnnpack")
 
 
 def prepare(ctx: StageContext) -> StageOutput:
@@ -18,9 +16,9 @@ def prepare(ctx: StageContext) -> StageOutput:
     )
     from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
-    if ctx.config.target not in SUPPORTED:
+    if not ctx.backend.pt2e_qat:
         raise StageError("prepare_qat_pt2e", f"quantviz runs PT2E QAT with XNNPACKQuantizer's QAT config only, and "
-                                             f"backend {ctx.config.target!r} quantizes with another quantizer",
+                                             f"backend {ctx.backend.name!r} quantizes with another quantizer",
                          "use --backend xnnpack, or --flow qat (torchao QAT, lowered to XNNPACK)",
                          fix={"backend": "xnnpack"})
     qconfig = get_symmetric_quantization_config(is_per_channel=ctx.config.per_channel, is_qat=True)

@@ -84,7 +84,8 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
     """``uint8_activations``: the flow makes uint8 asymmetric activations with int8 weights (``run_fx.py``), a mix
     the XNNPACK delegate does not compute correctly, which the failure hints say."""
     program = ctx.previous()
-    data = evaluation_data(ctx.spec, ctx.config)
+    calibrated = ctx.flow.calibrates(ctx.config) if ctx.flow is not None else True  # the flow's answer words the data
+    data = evaluation_data(ctx.spec, ctx.config, calibrated)
     batches = data.batches
     expected = [tuple(t.shape) for t in ctx.spec.example_inputs if isinstance(t, torch.Tensor)]
     for i, batch in enumerate(batches):

@@ -50,7 +50,7 @@ class LedgerRow:
 @dataclass
 class Ledger:
     model: str
-    config: dict[str, Any]
+    config: PipelineConfig  # the run's (``to_dict`` at the edge)
     rows: list[LedgerRow]
 
     def counts(self) -> dict[str, int]:
@@ -60,7 +60,7 @@ class Ledger:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": self.model, "config": self.config, "counts": self.counts(),
+        return {"model": self.model, "config": self.config.to_dict(), "counts": self.counts(),
                 "rows": [asdict(r) for r in self.rows]}
 
     def table(self) -> str:
@@ -139,7 +139,7 @@ def build_ledger(pipe: PipelineView, patterns: tuple[PatternGraph, ...] | None =
             row.reason_kind = row.reason_kind or "fusion_off"
         row.reason = "; ".join(parts)
         rows.append(row)
-    return Ledger(pipe.spec.name, pipe.config.to_dict(), rows)
+    return Ledger(pipe.spec.name, pipe.config, rows)
 
 
 def ledger_stages(pipe: PipelineView) -> tuple[str, str, str]:

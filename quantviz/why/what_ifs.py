@@ -14,25 +14,25 @@ Example::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Callable
 
-from quantviz.config import PipelineConfig
+from quantviz.config import ConfigChanges, PipelineConfig
 
 
 @dataclass(frozen=True)
 class WhatIf:
     label: str  # what the experiment does, in words ("skip the module")
-    changes: Callable[[PipelineConfig, str | None], dict[str, Any]]  # (config, module) -> config changes
+    changes: Callable[[PipelineConfig, str | None], ConfigChanges]  # (config, module) -> config changes
     needs_module: bool = False  # the experiment is about one module (its path is the second argument)
 
-    def changes_for(self, config: PipelineConfig, module: str | None = None) -> dict[str, Any]:
+    def changes_for(self, config: PipelineConfig, module: str | None = None) -> ConfigChanges:
         """The ``PipelineConfig.with_changes`` arguments of this experiment on ``config``."""
         if self.needs_module and not module:
             raise ValueError(f"what if '{self.label}': name the module")
         return self.changes(config, module)
 
 
-def _skip(config: PipelineConfig, module: str | None) -> dict[str, Any]:
+def _skip(config: PipelineConfig, module: str | None) -> ConfigChanges:
     return {"skip_modules": tuple(dict.fromkeys((*config.skip_modules, module)))}
 
 
