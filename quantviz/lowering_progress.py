@@ -22,9 +22,10 @@ import contextlib
 import functools
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 Progress = Callable[[float, str], None]
+Phase = Literal["edge", "delegate"]  # which half of to_edge_transform_and_lower a report comes from
 
 
 @dataclass
@@ -40,7 +41,7 @@ class _Sink:
     decomposing: bool = False  # the edge step "decomposing" was reported
     edge_share: float = 1.0  # the part of the stage's fraction the edge steps take (the rest: delegation)
 
-    def say(self, fraction: float, text: str, phase: str = "delegate") -> None:
+    def say(self, fraction: float, text: str, phase: Phase = "delegate") -> None:
         prefix = f"partitioner {self.current}/{self.partitioners}: " if self.partitioners > 1 and self.current else ""
         if self.edge_share >= 1.0:  # the stage makes one of the two: each reports 0..1
             lo, width = 0.0, 1.0
@@ -55,7 +56,7 @@ class _Sink:
 
 
 _local = threading.local()
-_installed: set[str] = set()
+_installed: set[str] = set()  # the hooks in place ("global", backend class names): installed once per process
 _lock = threading.Lock()
 
 
