@@ -88,12 +88,13 @@ def keeps_ops_whole(config: PipelineConfig) -> bool:
     return delegates(config) and config.lowering == "transform_and_lower"
 
 
-def edge_program(aten_program: Any, config: PipelineConfig) -> Any:
-    """The edge-dialect program before partitioning, as ``config``'s lowering makes it."""
+def edge_program(aten_program: Any, config: PipelineConfig, partitioner: Any = None) -> Any:
+    """The edge-dialect program before partitioning, as ``config``'s lowering makes it (``partitioner``: the one
+    ``partitioner_for(config)`` makes, when the caller has it already)."""
     if keeps_ops_whole(config):
         from executorch.exir.program._program import _gen_edge_manager_for_partitioners
 
-        partitioner = partitioner_for(config).partitioner
+        partitioner = partitioner or partitioner_for(config).partitioner
         cc = compile_config(config)
         edge = _gen_edge_manager_for_partitioners({"forward": [partitioner]}, {"forward": aten_program}, cc, None)
         passes = transform_passes(config, cc)

@@ -11,6 +11,7 @@ import io
 from quantviz.backends.partition_log import capture_why_no_partition
 from quantviz.lowering import calls as lowering_calls
 from quantviz.lowering import delegate, graph_ops, partitioner_for, partitioner_key, partitioner_name
+from quantviz.lowering_progress import lowering_progress
 from quantviz.stages.base import Diagnostics, Remedy, Stage, StageContext, StageOutput
 
 DESCRIPTION = "partition and lower (to_edge_transform_and_lower or to_backend): dq-op-q groups become delegate calls"
@@ -31,7 +32,7 @@ def run(ctx: StageContext) -> StageOutput:
     # ExecuTorch's WhyNoPartition reports (XNNPACK's), and what the backend's own partitioner refuses
     printed = io.StringIO()  # Vela prints its summary: keep it with the stage, not on the terminal
     with capture_why_no_partition(reasons), ctx.backend.capture_refusals(reasons), \
-            contextlib.redirect_stdout(printed):
+            contextlib.redirect_stdout(printed), lowering_progress(ctx.progress, [partitioner]):
         lowered = delegate(edge, partitioner, ctx.config.lowering)
     for name, why in getattr(partitioner, "reasons", {}).items():  # the demo partitioner's own reasons
         reasons.setdefault(name, []).extend(why)

@@ -5,6 +5,7 @@ from quantviz.config import PipelineConfig
 from quantviz.lowering import calls as lowering_calls
 from quantviz.lowering import compile_config, edge_program, graph_ops, keeps_ops_whole, partitioner_for
 from quantviz.lowering import partitioner_key, partitioner_name, transform_passes
+from quantviz.lowering_progress import lowering_progress
 from quantviz.model_spec import ModelSpec
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 
@@ -34,7 +35,9 @@ def to_edge(ctx: StageContext, ep, calls: list[str] | None = None, folded: int =
     """The captured program ``ep`` in the Edge dialect; ``calls``: the ones a variant made before (edge_fx's
     passes), ``folded``/``scalarised``: what they changed."""
     shared = shared_dequants(ep)
-    edge = edge_program(ep, ctx.config)
+    choice = partitioner_for(ctx.config) if keeps_ops_whole(ctx.config) else None
+    with lowering_progress(ctx.progress, [choice.partitioner] if choice else []):
+        edge = edge_program(ep, ctx.config, choice.partitioner if choice else None)
     calls = [*(calls or []), *lowering_calls(ctx.config, "edge")]
     notes = []
     if keeps_ops_whole(ctx.config):

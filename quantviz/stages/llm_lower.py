@@ -3,6 +3,7 @@ export_llm makes (dynamically quantized linears first, then every op XNNPACK tak
 ``backend.xnnpack.extended_ops``), as ``export_llama_lib._to_edge_and_lower_llama_xnnpack`` calls it."""
 from __future__ import annotations
 
+from quantviz.lowering_progress import lowering_progress
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 from quantviz.stages.llm_source import READS
 
@@ -33,7 +34,8 @@ def run(ctx: StageContext) -> StageOutput:
                                                     enable_bf16=xnn.enable_bf16))
     if manager.quantviz_llm_config.debug.generate_etrecord:
         manager.generate_etrecord = True
-    manager.to_edge_transform_and_lower(partitioners)
+    with lowering_progress(ctx.progress, partitioners, edge_share=0.3):  # edge then delegation, in one call
+        manager.to_edge_transform_and_lower(partitioners)
     edge = manager.edge_manager
     gm = edge.exported_program().graph_module
     delegates = sum(1 for n in gm.graph.nodes if "call_delegate" in str(n.target))
