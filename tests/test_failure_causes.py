@@ -116,8 +116,8 @@ def test_any_wrapper_names_its_cause_and_an_incidental_lookup_context_is_dropped
         except ValueError as exc:
             raise RuntimeError("lowering failed") from exc
     except RuntimeError as exc:
-        err = explain("delegate", exc, PipelineConfig(partitioner="xnnpack"),
-                      flow_of(PipelineConfig()).stage("delegate").remedy)
+        err = explain("delegate", exc, PipelineConfig(flow="pt2e", partitioner="xnnpack"),
+                      flow_of(PipelineConfig(flow="pt2e")).stage("delegate").remedy)
     assert err.message == "RuntimeError: lowering failed; caused by ValueError: weight is not quantized"
     assert err.causes == ["RuntimeError: lowering failed", "ValueError: weight is not quantized"]  # no KeyError
     assert err.fix == {"partitioner": "none"} and "--partitioner none" in err.hint

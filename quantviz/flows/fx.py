@@ -14,8 +14,8 @@ from quantviz.untraceable import find_untraceable
 from quantviz.flows.base import Flow
 from quantviz.candidates import (Candidate, Scope, keep_float, more_calibration, other_observers,
                                          per_channel)
-from quantviz.stages import (calibrate_fx, capture_fx, convert_fx, delegate, edge_fx, emit, fuse, prepare_fx, run_fx,
-                             trace_fx)
+from quantviz.stages import (calibrate_fx, capture_fx, convert_fx, delegate_fx, edge_fx, emit, fuse, prepare_fx,
+                             run_fx, trace_fx)
 
 
 def float_graph(spec: ModelSpec, config: PipelineConfig) -> GraphModule:
@@ -45,7 +45,7 @@ def recovery(config: PipelineConfig, scope: Scope) -> list[Candidate]:
 FLOW = Flow(
     "fx", "prepare_fx + ExecuTorch BackendConfig, calibrate, convert to reference q/dq, export, lower",
     slots=(trace_fx.STAGE, prepare_fx.STAGE, calibrate_fx.STAGE, convert_fx.STAGE, capture_fx.STAGE, edge_fx.STAGE,
-           delegate.STAGE, fuse.STAGE, emit.STAGE, run_fx.STAGE),
+           delegate_fx.STAGE, fuse.STAGE, emit.STAGE, run_fx.STAGE),
     roles={"float_graph": "trace", "reference": "convert", "lowered": "fuse", "program": "emit", "delegated": "delegate",
            "runtime": "run"},
     recovery=recovery, rank=0, float_graph=float_graph, calibration=calibrates,
