@@ -182,14 +182,35 @@ def go_to_stage(driver: Any, stage: str, flow: str = "fx", graph: bool = True) -
 
 
 def choose(driver: Any, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled ``label``."""
-    box = wait_for(driver, lambda d: next((b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
-                                           if b.text.startswith(label)), None))
-    # mid-window: not under the sticky rail when the page has scrolled
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
-    box.find_element("css selector", "input").click()
-    wait_for(driver, lambda d: _clicked(next((o for o in d.find_elements("css selector", "[role=option]")
-                                              if o.text.strip() == option), None)), 30)
+    """Pick ``option`` in the selectbox labelled ``label``. A click that a rerun swallowed (the list never opened)
+    is made again, after 3 s without any option listed."""
+    from selenium.common.exceptions import ElementClickInterceptedException, ElementNotInteractableException
+
+    last_click = [0.0]
+
+    def open_list(d) -> None:
+        box = next((b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
+                    if b.text.startswith(label)), None)
+        if box is None:
+            return
+        # mid-window: not under the sticky rail when the page has scrolled
+        d.execute_script("arguments[0].scrollIntoView({block: 'center'})", box)
+        last_click[0] = time.monotonic()
+        try:
+            box.find_element("css selector", "input").click()
+        except (ElementClickInterceptedException, ElementNotInteractableException):  # mid-rerun: try again
+            pass
+
+    def picked(d) -> bool:
+        options = d.find_elements("css selector", "[role=option]")
+        if not options and time.monotonic() - last_click[0] > 3:
+            open_list(d)
+            return False
+        return _clicked(next((o for o in options if o.text.strip() == option), None))
+
+    wait_for(driver, lambda d: next((b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
+                                     if b.text.startswith(label)), None))
+    wait_for(driver, picked, 60)
 
 
 def choose_source(driver: Any, label: str) -> None:
