@@ -35,21 +35,9 @@ def side_quantviz(model: str) -> dict:
     assert pipe.ok, pipe.failed and pipe.failed.error
     out = {"seconds": seconds, "stages": {n: round(r.seconds, 2) for n, r in pipe.results.items()},
            "sqnr": pipe.numerics().get("float_vs_runtime_sqnr_db")}
-    from quantviz.render import ViewSpec, dot_to_svg, plan_view, to_dot
+    from scale_llm import first_graph  # bench/, this script's folder, is on sys.path
 
-    t = time.perf_counter()
-    graph = pipe.results["capture"].graph
-    t_snap = time.perf_counter() - t
-    t = time.perf_counter()
-    plan = plan_view(graph, ViewSpec())
-    dot = to_dot(graph, ViewSpec(), plan)
-    t_plan = time.perf_counter() - t
-    t = time.perf_counter()
-    svg = dot_to_svg(dot)
-    t_layout = time.perf_counter() - t
-    out["first_graph"] = {"nodes": len(graph.nodes), "snapshot_s": t_snap, "plan_and_dot_s": t_plan,
-                          "layout_s": t_layout, "total_s": t_snap + t_plan + t_layout, "depth": plan.depth,
-                          "boxes": plan.visible_count, "svg": bool(svg)}
+    out["first_graph"] = first_graph(pipe, "capture")
     return out
 
 

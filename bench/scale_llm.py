@@ -123,6 +123,8 @@ def peak_rss_mb() -> float:
 
 
 def first_graph(pipe, stage: str) -> dict:
+    """How long ``stage``'s graph takes to reach the screen: snapshot, overview plan and DOT, graphviz layout
+    (bench/scale_decoder.py times the capture stage with it too)."""
     from quantviz.render import ViewSpec, dot_to_svg, plan_view, to_dot
 
     t = time.perf_counter()
@@ -136,8 +138,8 @@ def first_graph(pipe, stage: str) -> dict:
     svg = dot_to_svg(dot)
     t_layout = time.perf_counter() - t
     return {"stage": stage, "nodes": len(graph.nodes), "snapshot_s": t_snap, "plan_and_dot_s": t_plan,
-            "layout_s": t_layout, "total_s": t_snap + t_plan + t_layout, "boxes": plan.visible_count,
-            "svg": bool(svg)}
+            "layout_s": t_layout, "total_s": t_snap + t_plan + t_layout, "depth": plan.depth,
+            "boxes": plan.visible_count, "svg": bool(svg)}
 
 
 def side_quantviz(flow: str, shape: str, layers: int | None, out: Path, llm: tuple) -> dict:

@@ -49,6 +49,16 @@ class _Sink:
             lo, width = (0.0, self.edge_share) if phase == "edge" else (self.edge_share, 1.0 - self.edge_share)
         self.progress(lo + width * min(1.0, max(0.0, fraction)), prefix + text)
 
+    def partition_done(self, counter: Literal["extracted", "compiled"], start: float, span: float,
+                       what: str) -> None:
+        """One more partition ``counter`` (extracted or compiled), said as "partition k/n <what>" at ``start`` +
+        ``span`` * k/n of the current partitioner's share; nothing before the partitions are known."""
+        if not self.partitions:
+            return
+        done = getattr(self, counter) + 1
+        setattr(self, counter, done)
+        self.say(self.share(start + span * done / self.partitions), f"partition {done}/{self.partitions} {what}")
+
     def share(self, part: float) -> float:
         """``part`` (0..1) of the current partitioner's share of the whole delegation."""
         n = max(1, self.partitioners)
@@ -155,11 +165,8 @@ def _install_global_hooks() -> None:
         @functools.wraps(extract)
         def create_submodule_from_nodes(*args, **kwargs):
             result = extract(*args, **kwargs)
-            sink = _sink()
-            if sink is not None and sink.partitions:
-                sink.extracted += 1
-                sink.say(sink.share(0.1 + 0.4 * sink.extracted / sink.partitions),
-                         f"partition {sink.extracted}/{sink.partitions} extracted")
+            if (sink := _sink()) is not None:
+                sink.partition_done("extracted", 0.1, 0.4, "extracted")
             return result
 
         backend_api.create_submodule_from_nodes = create_submodule_from_nodes
@@ -211,11 +218,8 @@ def _install_backend_hooks(backend_ids: set[str]) -> None:
                 @functools.wraps(fn)
                 def preprocess(*args, **kwargs):
                     result = fn(*args, **kwargs)
-                    sink = _sink()
-                    if sink is not None and sink.partitions:
-                        sink.compiled += 1
-                        sink.say(sink.share(0.5 + 0.5 * sink.compiled / sink.partitions),
-                                 f"partition {sink.compiled}/{sink.partitions} compiled by {name}")
+                    if (sink := _sink()) is not None:
+                        sink.partition_done("compiled", 0.5, 0.5, f"compiled by {name}")
                     return result
                 return staticmethod(preprocess) if is_static else classmethod(preprocess)
 
