@@ -189,8 +189,7 @@ def choose(driver: Any, label: str, option: str) -> None:
     last_click = [0.0]
 
     def open_list(d) -> None:
-        box = next((b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
-                    if b.text.startswith(label)), None)
+        box = selectbox(d, label)
         if box is None:
             return
         # mid-window: not under the sticky rail when the page has scrolled
@@ -208,9 +207,14 @@ def choose(driver: Any, label: str, option: str) -> None:
             return False
         return _clicked(next((o for o in options if o.text.strip() == option), None))
 
-    wait_for(driver, lambda d: next((b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
-                                     if b.text.startswith(label)), None))
+    wait_for(driver, lambda d: selectbox(d, label))
     wait_for(driver, picked, 60)
+
+
+def selectbox(driver: Any, label: str) -> Any:
+    """The selectbox labelled ``label`` on the page now, or None."""
+    return next((b for b in driver.find_elements("css selector", "[data-testid=stSelectbox]")
+                 if b.text.startswith(label)), None)
 
 
 def choose_source(driver: Any, label: str) -> None:

@@ -14,7 +14,7 @@ import pytest
 
 from quantviz import Pipeline, PipelineConfig, load_model
 from quantviz_devtools.browser import (ARTIFACTS, _clicked, chrome_driver, choose, go_to_stage, page_text, run_ended,
-                                       running_app, wait_for)
+                                       running_app, selectbox, wait_for)
 from quantviz_devtools.tools import require_tool
 
 pytestmark = pytest.mark.e2e
@@ -72,8 +72,7 @@ def shown_in_pane(driver, node_id: str) -> bool:
 
 
 def find_box(driver):
-    return wait_for(driver, lambda d: next((b for b in d.find_elements("css selector", "[data-testid=stSelectbox]")
-                                            if b.text.startswith("Find a node")), None))
+    return wait_for(driver, lambda d: selectbox(d, "Find a node"))
 
 
 def options_for(driver, text: str) -> list[str]:
