@@ -23,6 +23,7 @@ import re
 import time
 
 import pytest
+from selenium.common.exceptions import TimeoutException
 
 from quantviz_devtools.browser import (ARTIFACTS, chrome_driver, choose, choose_python_file, enter_file_path,
                                        find_button, go_to_stage, new_session, page_text, run_ended, running_app,
@@ -115,8 +116,11 @@ def test_a_runtime_abort_ends_only_the_worker_and_the_page_names_it(driver, app_
     choose(driver, "Backend", "portable")
     choose(driver, "Fusion", "none")
     go_to_stage(driver, "run", "fx", graph=False)
-    wait_for(driver, lambda d: "aborted (SIGABRT)" in page_text(d), 600)
-    text = page_text(driver)
+    phrases = ("aborted (SIGABRT)", "float zero points", "WorkerDied: SIGABRT")  # banner, then causes and log lines
+    try:
+        text = wait_for(driver, lambda d: next((t for t in [page_text(d)] if all(p in t for p in phrases)), None), 600)
+    except TimeoutException:
+        pytest.fail(f"the page never showed all of {phrases}; it shows:\n{page_text(driver)[-3000:]}")
     assert "Stage 'run' failed: the ExecuTorch runtime aborted (SIGABRT) in its worker process" in text, text[-3000:]
     assert "float zero points" in text and "WorkerDied: SIGABRT" in text
     wait_for(driver, lambda d: find_button(d, "Run this stage again"), 30)  # found again when a rerun replaced it
