@@ -13,7 +13,11 @@ import torch
 from torch import nn
 
 from quantviz import ModelSpec, Pipeline, PipelineConfig, load_model
+from quantviz.flows import flow_of
 from quantviz.known_issues import KNOWN_ISSUES
+from quantviz.stages.convert_pt2e import convert_options
+from quantviz.stages.run import died_error
+from quantviz.workers import WorkerDied
 
 pytestmark = pytest.mark.e2e
 
@@ -136,3 +140,64 @@ def test_fx_delegate_refused_by_xnnpack_gets_past_delegate_under_pt2e():
     assert "dependency cycles" in err.message and err.fix == {"flow": "pt2e"}
     assert "--flow pt2e" in err.hint and "--partitioner none" in err.hint
     assert sum(n.kind == "delegate" for n in fixed.results["delegate"].graph.nodes) >= 1
+
+
+class MeanAffineHead(nn.Module):
+    """LeViT's head in small (sample_models/zoo_levit.py, ``NormLinear``): the tokens' mean, a per-channel scale and
+    shift (the BatchNorm1d, written out so convert_pt2e does not spend 20 s on its conv-bn patterns), then a linear."""
+
+    def __init__(self, dim: int = 96):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(dim).uniform_(0.5, 1.5))
+        self.bias = nn.Parameter(torch.empty(dim).uniform_(-0.1, 0.1))
+        self.linear = nn.Linear(dim, 10)
+
+    def forward(self, x):
+        return self.linear(x.mean(1) * self.weight + self.bias)
+
+
+def mean_affine_spec() -> ModelSpec:
+    torch.manual_seed(0)
+    model = MeanAffineHead().eval()
+    batches = [(torch.randn(1, 4, 96),) for _ in range(6)]
+    return ModelSpec("mean_affine_head", model, batches[0], calibration_batches=batches[:4],
+                     eval_batches=[(batches[4], None), (batches[5], None)])
+
+
+def test_openvinos_wrong_output_hint_runs_without_the_delegate_and_matches():
+    """OpenVINO's delegate computes LeViT's head (token mean, per-channel affine, linear) wrongly: 11 dB against the
+    reference q/dq model (zoo_levit: 2.3 dB). The run stage's hint, ``--partitioner none``, runs the same quantized
+    model on the portable kernels; it used to abort in ``quantize_per_channel`` (float32 scales of the unfolded
+    weights OpenVINO's delegate needs), and now convert_pt2e folds them when nothing is delegated, so it runs and
+    matches the reference: the delegate is the cause, as the hint says."""
+    pytest.importorskip("openvino")
+    config = PipelineConfig(flow="pt2e", per_channel=True, backend="openvino")
+    err, fixed = failed_then_fixed(mean_affine_spec, config, "run")
+    assert "does not match the reference quantized model" in err.message and err.fix == {"partitioner": "none"}
+    assert err.metrics["reference_vs_runtime_sqnr_db"] < 15  # 11.0 here
+    assert err.metrics["float_vs_reference_sqnr_db"] > 30  # 38.6: the quantized model itself is fine
+    assert fixed.ok and fixed.numerics().reference_vs_runtime_sqnr_db > 60  # 133.4: the portable kernels match
+    assert fixed.results["convert"].calls[-1] == "reference = convert_pt2e(observed)"
+    assert any("fold_quantize=False is for its delegate" in n for n in fixed.results["convert"].notes)
+
+
+def test_openvinos_convert_options_apply_only_when_its_delegate_lowers():
+    """Fast: the rule the hint above relies on, and that changing the partitioner re-runs convert with it."""
+    ov = PipelineConfig(flow="pt2e", backend="openvino")
+    assert convert_options(ov) == {"fold_quantize": False}
+    assert convert_options(ov.with_changes(partitioner="none")) == {}
+    assert convert_options(PipelineConfig(flow="pt2e", backend="xnnpack")) == {}
+    convert = flow_of(ov).stage("convert")
+    assert convert.signature(ov) != convert.signature(ov.with_changes(partitioner="none"))
+    assert "partitioner" in convert.reads_under(ov)
+    xnnpack = PipelineConfig(flow="pt2e", backend="xnnpack")
+    assert convert.signature(xnnpack) == convert.signature(xnnpack.with_changes(partitioner="none")) == ()
+
+
+def test_a_runtime_abort_suggests_partitioner_none_only_when_something_is_delegated():
+    died = WorkerDied("the ExecuTorch runtime", -6, ["[op_quantize.cpp:427] assert failed"])
+    delegated = died_error(died, None, PipelineConfig(flow="pt2e", backend="openvino"))
+    assert "--partitioner none" in delegated.hint and not delegated.fix
+    portable = died_error(died, None, PipelineConfig(flow="pt2e", backend="openvino", partitioner="none"))
+    assert "--partitioner none" not in portable.hint and "a portable kernel aborted" in portable.hint
+    assert "op_quantize.cpp:427" in portable.message

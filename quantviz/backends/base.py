@@ -70,7 +70,8 @@ class Backend:
     requires: tuple[Requirement, ...] = ()  # packages beyond quantviz's own dependencies
     # EdgeCompileConfig keyword arguments the backend's lowering needs, as values and as source text
     compile_options: dict[str, Any] = field(default_factory=dict)
-    # convert_pt2e keyword arguments (e.g. OpenVINO: fold_quantize=False)
+    # convert_pt2e keyword arguments its delegate needs (OpenVINO: fold_quantize=False); applied only when its
+    # partitioner lowers the program (quantviz/stages/convert_pt2e.py: convert_options)
     convert_options: dict[str, Any] = field(default_factory=dict)
     # transform passes to_edge_transform_and_lower runs first (Vulkan: I64toI32), with their source text
     transform_passes: Callable[[Any], list[Any]] | None = None

@@ -1,6 +1,8 @@
 """openvino: ``OpenVINOQuantizer`` (nncf) and ``OpenvinoPartitioner``; the pip runtime registers
 ``OpenvinoBackend``, so the .pte runs here. ``convert_pt2e(..., fold_quantize=False)``: folded int8 weights make
-OpenVINO fail ("Arguments do not have the same element type (f32, i8)")::
+OpenVINO fail ("Arguments do not have the same element type (f32, i8)"). Under ``--partitioner none`` nothing is
+delegated and the weights are folded (``convert_pt2e``'s default): the portable ``quantize_per_channel`` kernel aborts
+on the float32 scales OpenVINOQuantizer gives them (``quantviz/stages/convert_pt2e.py``)::
 
     BACKEND.quantizer(PipelineConfig(flow="pt2e", backend="openvino"))   # OpenVINOQuantizer(mode=INT8_SYM)
 

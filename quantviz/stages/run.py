@@ -106,7 +106,7 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
     except NoRuntimeHere as why:
         return _not_run_here(ctx, data, str(why))
     except WorkerDied as died:
-        raise died_error(died, known_abort) from died
+        raise died_error(died, known_abort, ctx.config) from died
     except RuntimeError as exc:
         message, hint, fix = explain_runtime_failure(exc, log, ctx, uint8_activations)
         raise StageError("run", message, hint, details="\n".join(log), fix=fix) from exc
@@ -155,17 +155,20 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
     return StageOutput(result, graph_source=False, metrics=numerics, calls=run_calls(ctx.backend), notes=notes)
 
 
-def died_error(died: WorkerDied, known: StageError | None) -> StageError:
+def died_error(died: WorkerDied, known: StageError | None, config: PipelineConfig | None = None) -> StageError:
     """The runtime killed its worker process (an abort in a kernel or delegate, out of memory): the signal, the last
-    lines the native code printed, and the known cause with its fix when the preflight recognised the program."""
+    lines the native code printed, and the known cause with its fix when the preflight recognised the program.
+    ``--partitioner none`` is suggested only when ``config`` delegates (under it, a portable kernel aborted)."""
     message = f"the ExecuTorch runtime {died.cause} in its worker process while running the program"
     if known is not None:
         message += "; the known cause: " + known.message.removesuffix(", so the program was not run")
     elif died.last_lines:
         message += f"; it last printed: {died.last_lines[-1]}"
+    narrow = ", or try --partitioner none to see whether a delegate or a portable kernel aborts" \
+        if config is None or delegates(config) else " (nothing is delegated: a portable kernel aborted)"
     hint = known.hint if known is not None else (
         "the app and your other stages are unaffected; the lines below are the runtime's own last words. Run the "
-        "stage again, or try --partitioner none to see whether a delegate or a portable kernel aborts")
+        f"stage again{narrow}")
     return StageError("run", message, hint, details="\n".join(died.last_lines),
                       fix=dict(known.fix) if known is not None else {},
                       causes=[f"WorkerDied: {died.signal_name}"], log=list(died.last_lines))
@@ -269,7 +272,7 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     except NoRuntimeHere:
         return  # nothing runs this backend here: the user's script ends with the .pte
     except WorkerDied as died:
-        raise RuntimeError(died_error(died, state.get("blocked")).message) from died
+        raise RuntimeError(died_error(died, state.get("blocked"), config).message) from died
     state["outputs"] = done.leaves
 
 
