@@ -173,21 +173,17 @@ def runtime_preflight(edge) -> StageError | None:
     if edge is None or not hasattr(edge, "exported_program"):
         return None
     ep = edge.exported_program()
-    return _float_zero_point_dequantize(ep) or _broadcast_quantized_add(ep)
+    return _float_zero_point_dequantize(ep) or _broadcast_quantized_add(ep) or _float32_scale_quantize_per_channel(ep)
 
 
 def _float_zero_point_dequantize(ep) -> StageError | None:
     """executorch 1.5.1's ``dequantize_per_channel`` kernel aborts on float zero points, which the fx flow's
     embedding weights (``float_qparams_weight_only_qconfig``) carry; only ExecuTorch's QuantFusionPass removes
     that dequantize (it fuses embeddings into ``embedding_byte``)."""
-    values = {**ep.state_dict, **ep.constants}
-    sig = ep.graph_signature
-    names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers, **sig.inputs_to_lifted_tensor_constants}
     for node in ep.graph.nodes:
         if node.op != "call_function" or "dequantize_per_channel" not in str(node.target):
             continue
-        zp = node.args[2] if len(node.args) > 2 else None
-        tensor = values.get(names.get(getattr(zp, "name", ""), ""))
+        tensor = _constant(ep, node.args[2] if len(node.args) > 2 else None)
         if tensor is not None and tensor.is_floating_point():
             return StageError(
                 "run", f"{node.name} dequantizes per channel with float zero points (embedding weights quantized "
@@ -196,6 +192,36 @@ def _float_zero_point_dequantize(ep) -> StageError | None:
                 "use --fusion executorch or --fusion both: QuantFusionPass fuses the embedding into "
                 "quantized_decomposed::embedding_byte, which takes float zero points (or use --flow pt2e)",
                 fix={"fusion": "executorch"})
+    return None
+
+
+def _constant(ep, node) -> torch.Tensor | None:
+    """The lifted constant (parameter, buffer or tensor constant) a placeholder ``node`` stands for, if it is one."""
+    sig = ep.graph_signature
+    names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers, **sig.inputs_to_lifted_tensor_constants}
+    values = {**ep.state_dict, **ep.constants}
+    return values.get(names.get(getattr(node, "name", ""), ""))
+
+
+def _float32_scale_quantize_per_channel(ep) -> StageError | None:
+    """executorch 1.5.1's portable ``quantize_per_channel`` kernel takes float64 scales only and aborts the process
+    on float32 ones, which per-channel weights carry when ``convert_pt2e(..., fold_quantize=False)`` leaves their
+    quantize in the program (OpenVINO's delegate needs them so; outside its delegate the portable kernel runs them)."""
+    for node in ep.graph.nodes:
+        if node.op != "call_function" or "quantize_per_channel" not in str(node.target) \
+                or "dequantize" in str(node.target) or len(node.args) < 2:
+            continue
+        scale = _constant(ep, node.args[1])
+        if scale is None or scale.dtype != torch.float32:
+            continue
+        source = getattr(node.args[0], "name", "its input")
+        return StageError(
+            "run", f"{node.name} quantizes {source} per channel at run time with float32 scales; executorch "
+                   "1.5.1's portable quantize_per_channel kernel takes float64 scales only and aborts the process "
+                   "on them, so the program was not run",
+            "fold the weights' quantize into int8 constants (convert_pt2e's default, fold_quantize=True), as "
+            "quantviz's convert does when nothing is delegated; a backend that needs them unfolded (OpenVINO: "
+            "fold_quantize=False) must take every quantized weight into its delegate")
     return None
 
 

@@ -1,12 +1,15 @@
-"""Every hint of the known-issues table (``quantviz.known_issues.KNOWN_ISSUES`` and the runtime preflight's two
+"""Every hint of the known-issues table (``quantviz.known_issues.KNOWN_ISSUES`` and the runtime preflight's
 checks) on a model that triggers it: the stage fails with the hint's fix as data, and with the fix applied the same
-model gets past that stage. A hint that does not get further is not given.
+model gets past that stage. A hint that does not get further is not given. So are the run stage's own hints where a
+model triggers them (OpenVINO's wrong output on LeViT's head: ``--partitioner none`` runs it and matches).
 
 Three hints are covered where their backend or stage is tested in depth (listed in ``ELSEWHERE``): Arm's guard
 submodule and Vulkan's per-channel weights (tests/test_backends.py), XNNPACK's ConvertToLinearPass
 (tests/test_failure_causes.py).
 """
 from __future__ import annotations
+
+import re
 
 import pytest
 import torch
@@ -201,3 +204,22 @@ def test_a_runtime_abort_suggests_partitioner_none_only_when_something_is_delega
     portable = died_error(died, None, PipelineConfig(flow="pt2e", backend="openvino", partitioner="none"))
     assert "--partitioner none" not in portable.hint and "a portable kernel aborted" in portable.hint
     assert "op_quantize.cpp:427" in portable.message
+
+
+def test_float32_scale_quantize_per_channel_is_named_before_it_aborts_the_runtime(monkeypatch):
+    """The preflight's third check: the program ``--partitioner none`` made before convert folded OpenVINO's weights
+    (``fold_quantize=False`` kept, nothing delegated) is recognised, and the runtime does abort on it, in the portable
+    ``quantize_per_channel`` kernel; folded, as convert now does without a delegate, it runs
+    (test_openvinos_wrong_output_hint_runs_without_the_delegate_and_matches)."""
+    pytest.importorskip("openvino")
+    from quantviz.stages import convert_pt2e
+
+    monkeypatch.setattr(convert_pt2e, "convert_options", lambda config: {"fold_quantize": False})
+    config = PipelineConfig(flow="pt2e", per_channel=True, backend="openvino", partitioner="none")
+    pipe = Pipeline(mean_affine_spec(), config).run()
+    err = pipe.results["run"].error
+    assert err is not None and "SIGABRT" in err.message
+    assert re.search(r"the known cause: \w*quantize_per_channel\w* quantizes \w*linear_weight per channel at run time "
+                     r"with float32 scales", err.message), err.message
+    assert "fold_quantize=True" in err.hint and not err.fix
+    assert any("quantize_per_channel_out" in line for line in err.log)  # the runtime's own words agree
