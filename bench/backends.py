@@ -162,9 +162,18 @@ def main() -> int:
         bare = "ok" if e["bare_ok"] else f"✗ {short(e['bare_failure'])}"
         ran = f" `{e.get('flags', '')}`" + (f" ({e['backend_defaults']} declared)" if e.get("backend_defaults")
                                             else "") + " |" if flags else ""
-        print(f"| {e['model'].removeprefix('sample:')} | {e['backend']} |{ran} {bare} | {quantviz} | "
-              f"{q['delegates']} ({q['delegated_share']:.0%}) | {db(q['float_vs_backend_sqnr_db'])} | "
-              f"{db(q['reference_vs_backend_sqnr_db'])} | {q['numbers'].split(' (')[0].split(':')[0][:60]} |")
+        figures = f"{q['delegates']} ({q['delegated_share']:.0%}) | {db(q['float_vs_backend_sqnr_db'])} | " \
+                  f"{db(q['reference_vs_backend_sqnr_db'])}"
+        row = e["quantviz"]
+        if q is e["with_remedy"] and row["delegates"] and not q["delegates"]:
+            # the offered fix delegates nothing: a diagnosis, not a remedy; the delegate's figures first
+            quantviz = f"✗ {row['failed_stage']}: {short(row['cause'])[:60]}…; ok without the delegate (the " \
+                       f"offered `{remedy_flags(e)}`)"
+            figures = f"{row['delegates']} ({row['delegated_share']:.0%}); 0 without | " \
+                      f"{db(row['float_vs_backend_sqnr_db'])} ({db(q['float_vs_backend_sqnr_db'])} without) | " \
+                      f"{db(row['reference_vs_backend_sqnr_db'])} ({db(q['reference_vs_backend_sqnr_db'])} without)"
+        print(f"| {e['model'].removeprefix('sample:')} | {e['backend']} |{ran} {bare} | {quantviz} | {figures} | "
+              f"{q['numbers'].split(' (')[0].split(':')[0][:60]} |")
     print()
     print(f"bare calls succeed and quantviz does not: {len(regressions)} case(s)")
     for e in regressions:
