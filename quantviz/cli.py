@@ -41,17 +41,39 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     for f in fields(PipelineConfig):
         meta, default = f.metadata, f.default
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
-        kwargs: dict = {"dest": f.name, "help": meta["help"]}
+        kwargs: dict = {"dest": f.name, "help": meta["help"], "action": _Given}
         if isinstance(default, bool):  # a flag turns the default off (--no-check-guards) or on
-            kwargs["action"] = "store_false" if default else "store_true"
+            kwargs.update(kind="switch", const=not default, default=default)
         elif isinstance(default, tuple):
-            kwargs.update(action="append", default=[], metavar=meta.get("metavar"))
+            kwargs.update(kind="append", default=[], metavar=meta.get("metavar"))
             kwargs["help"] += " (repeatable)"
         else:
             kwargs.update(type=type(default), default=default, choices=choices_of(f),
                           metavar=meta.get("metavar"))
             kwargs["help"] += f" (default: {default})"
         p.add_argument(flag, **kwargs)
+    p.set_defaults(given=frozenset())
+
+
+class _Given(argparse.Action):
+    """argparse's store, store_true/false (``kind="switch"``) or append, noting the field in ``namespace.given``:
+    the user chose it, so a backend's defaults leave it alone (``given_fields``)."""
+
+    def __init__(self, option_strings: list[str], dest: str, kind: str = "store", **kwargs) -> None:
+        self.kind = kind
+        super().__init__(option_strings, dest, nargs=0 if kind == "switch" else None, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        value = self.const if self.kind == "switch" else \
+            [*(getattr(namespace, self.dest, None) or []), values] if self.kind == "append" else values
+        setattr(namespace, self.dest, value)
+        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
+
+
+def given_fields(args: argparse.Namespace) -> frozenset[str]:
+    """The config fields given on the command line (``quantviz run M --flow fx --backend xnnpack``: flow and backend),
+    which ``with_backend_defaults`` leaves as given."""
+    return getattr(args, "given", frozenset())
 
 
 def add_timing_options(p: argparse.ArgumentParser) -> None:
@@ -268,9 +290,9 @@ def run_pipeline(args: argparse.Namespace):
     from quantviz.loading import load_model
     from quantviz.pipeline import Pipeline, StageEvent
 
-    config = config_from_args(args)
+    given = config_from_args(args)
     try:
-        config, applied = with_backend_defaults(config)
+        config, applied = with_backend_defaults(given, given_fields(args))
         flow = flow_of(config)
         require_backend(config)
     except ConfigError as exc:
@@ -307,7 +329,8 @@ def run_pipeline(args: argparse.Namespace):
             else:
                 print(f" FAILED {r.seconds:6.2f}s", flush=True)
 
-    return Pipeline(spec, config, on_event=on_event)
+    # the config as given: the pipeline applies the same defaults and notes each on the stage that reads it
+    return Pipeline(spec, given, on_event=on_event, explicit=given_fields(args))
 
 
 def _finish(pipe, model_ref: str) -> int:
