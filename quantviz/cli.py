@@ -70,6 +70,14 @@ class _Given(argparse.Action):
         namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
 
 
+def needs_line(config: PipelineConfig, applied: dict) -> str:
+    """What the backend's record applied (``with_backend_defaults``' changes) to ``config``, said before anything
+    runs: "the xnnpack backend needs --flow pt2e: applied (...)"."""
+    before = config.with_changes(**{name: getattr(PipelineConfig(), name) for name in applied})
+    return (f"the {config.target} backend needs {config_flags(config, base=before)}: applied (its record's "
+            "defaults; an option given is kept)")
+
+
 def given_fields(args: argparse.Namespace) -> frozenset[str]:
     """The config fields given on the command line (``quantviz run M --flow fx --backend xnnpack``: flow and backend),
     which ``with_backend_defaults`` leaves as given."""
@@ -309,9 +317,7 @@ def run_pipeline(args: argparse.Namespace):
         evaluation_data(spec, config, flow.calibrates(config)).describe()
     print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {measured}", flush=True)
     if applied:  # the values the backend needs (Backend.defaults), said before anything runs
-        before = config.with_changes(**{name: getattr(PipelineConfig(), name) for name in applied})
-        print(f"  the {config.target} backend needs {config_flags(config, base=before)}: applied (its record's "
-              "defaults)", flush=True)
+        print(f"  {needs_line(config, applied)}", flush=True)
     total = flow.index(config.until) + 1
 
     def on_event(event: StageEvent) -> None:
@@ -642,7 +648,13 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from quantviz.sweep.actors import WorkersKeepDying
     from quantviz.sweep.ray_setup import RayMissing
 
-    config = config_from_args(args)
+    from quantviz.flows import with_backend_defaults
+
+    given = given_fields(args)
+    try:  # the base as it runs: the backend's defaults for what the user did not set (the trials keep both)
+        config, applied = with_backend_defaults(config_from_args(args), given)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     if config.until != "run":
         raise UsageError("recover measures every trial in the runtime: leave --until at run")
     if args.budget < 1:
@@ -652,9 +664,12 @@ def cmd_recover(args: argparse.Namespace) -> int:
         else Target("accuracy_drop", args.max_accuracy_drop, args.max_latency_ms)
     print(f"quantviz recover: {args.model} {config_flags(config) or '(defaults)'}; target {target.describe()}; "
           + ("trials in this process" if args.in_process else "trials on warm Ray workers"), flush=True)
+    if applied:
+        print(f"  {needs_line(config, applied)}", flush=True)
     try:
         evaluator = make_evaluator(args.model, config, args.budget, in_process=args.in_process,
-                                   workers=args.workers, address=args.address, num_cpus=args.num_cpus)
+                                   workers=args.workers, address=args.address, num_cpus=args.num_cpus,
+                                   explicit=given)
     except RayMissing as exc:
         raise UsageError(f"{exc}; or run the trials here with --in-process") from None
     except ConnectionError as exc:
@@ -690,7 +705,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
                   flush=True)
 
         evaluator.on_trial = on_trial
-        found = recover(args.model, config, target, args.budget, candidates=probe.candidates, evaluator=evaluator)
+        found = recover(args.model, config, target, args.budget, candidates=probe.candidates, evaluator=evaluator,
+                        explicit=given)
     except WorkersKeepDying as exc:
         raise UsageError(f"{exc}; try --in-process to see the error in this process") from None
     finally:
