@@ -13,7 +13,7 @@ import streamlit as st
 from quantviz import LoadError, ModelSpec, PipelineConfig, StageError, load_model
 from quantviz.background import BackgroundRun
 from quantviz.config import ConfigChanges, ConfigError, config_flags
-from quantviz.backends import all_recipes
+from quantviz.backends import BACKENDS, all_recipes, backend_of
 from quantviz.catalog import catalog
 from quantviz.flows import FLOWS, applies_to, choices_of, with_backend_defaults
 from ui.runner import get_run
@@ -113,6 +113,18 @@ def _given(name: str) -> None:
     st.session_state[CONFIG_GIVEN] = st.session_state[CONFIG_GIVEN] | {name}
 
 
+def _backend_chosen() -> None:
+    """The backend widget's callback: the backend is the user's, and its record's defaults (``Backend.defaults``:
+    XNNPACK's pt2e flow, Vulkan's per-channel weights) are set on the shown widgets of the options the user did not
+    set, as an Apply would, so the sidebar shows what runs (the pipeline applies the rest: ``with_backend_defaults``)."""
+    _given("backend")
+    s = st.session_state
+    backend = BACKENDS.get(s["backend"])
+    for name, value in (backend.defaults if backend is not None else {}).items():
+        if name not in s[CONFIG_GIVEN] and name in s:  # a widget drawn on the last run
+            s[name] = value
+
+
 def apply_changes(changes: ConfigChanges) -> None:
     """Set the sidebar's widgets to a config change (a ``StageError.fix`` or a what-if). Call it from a widget
     callback, which runs before the widgets are drawn again."""
@@ -128,7 +140,8 @@ def _widget(f: Field) -> Any:
     meta, default, key = f.metadata, app_defaults().get(f.name, f.default), f.name
     label = meta.get("label", f.name.replace("_", " ").capitalize())
     choices = choices_of(f)
-    noted = {"key": key, "help": meta["help"], "on_change": _given, "args": (f.name,)}  # the user set it
+    noted = {"key": key, "help": meta["help"], "on_change": _backend_chosen} if f.name == "backend" else \
+        {"key": key, "help": meta["help"], "on_change": _given, "args": (f.name,)}  # the user set it
     if isinstance(default, bool):
         return st.toggle(label, value=default, **noted)
     if choices and len(choices) <= 2:
@@ -142,14 +155,20 @@ def _widget(f: Field) -> Any:
 
 
 def backend_defaults_caption(config: PipelineConfig, given: frozenset[str]) -> str:
-    """What the chosen backend's record applies to the options the user did not set (``Backend.defaults``), as the
-    sidebar says it under the options; "" when nothing."""
+    """What the chosen backend's record sets on the options the user did not set (``Backend.defaults``: on the
+    widgets when the backend was chosen, or applied by the pipeline), as the sidebar says it under the options; ""
+    when nothing."""
     resolved, applied = with_backend_defaults(config, given)
-    if not applied:
+    defaults = {f.name: f.default for f in fields(PipelineConfig)}
+    held = [name for name, value in backend_of(resolved).defaults.items() if name not in given and
+            getattr(resolved, name) == value != defaults[name]]
+    if not held:
         return ""
-    before = resolved.with_changes(**{name: getattr(config, name) for name in applied})
-    return (f"The {resolved.target} backend needs `{config_flags(resolved, base=before)}`: applied (its record's "
-            "defaults). An option you set yourself is kept.")
+    before = resolved.with_changes(**{name: defaults[name] for name in held})
+    needs = f"The {resolved.target} backend needs `{config_flags(resolved, base=before)}`"
+    if applied:  # the widgets show PipelineConfig's default: the run differs from them
+        return f"{needs}: applied to the options you did not set (its record's defaults)."
+    return f"{needs} (its record's defaults; an option you set yourself is kept)."
 
 
 @dataclass(frozen=True)
