@@ -298,9 +298,9 @@ def run_pipeline(args: argparse.Namespace):
     from quantviz.loading import load_model
     from quantviz.pipeline import Pipeline, StageEvent
 
-    given = config_from_args(args)
+    as_given = config_from_args(args)
     try:
-        config, applied = with_backend_defaults(given, given_fields(args))
+        config, applied = with_backend_defaults(as_given, given_fields(args))
         flow = flow_of(config)
         require_backend(config)
     except ConfigError as exc:
@@ -336,7 +336,7 @@ def run_pipeline(args: argparse.Namespace):
                 print(f" FAILED {r.seconds:6.2f}s", flush=True)
 
     # the config as given: the pipeline applies the same defaults and notes each on the stage that reads it
-    return Pipeline(spec, given, on_event=on_event, explicit=given_fields(args))
+    return Pipeline(spec, as_given, on_event=on_event, explicit=given_fields(args))
 
 
 def _finish(pipe, model_ref: str) -> int:

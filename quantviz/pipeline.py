@@ -190,8 +190,8 @@ class Pipeline:
 
         Only stages before the first affected one are shared, and never one a later stage changes in place.
         """
-        other = Pipeline(self.spec, self.config, self.on_event, self.apply_backend_defaults, self.explicit)
-        other.explicit = self.explicit if explicit is None else frozenset(explicit)
+        other = Pipeline(self.spec, self.config, self.on_event, self.apply_backend_defaults,
+                         self.explicit if explicit is None else explicit)
         other.results = dict(self.results)
         other._cache = self._cache  # derived values of shared results (e.g. reference modules) stay valid
         other.update(config)

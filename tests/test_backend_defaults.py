@@ -125,3 +125,24 @@ def test_the_bare_calls_run_the_backend_defaults_the_pipeline_runs(backend, expe
     assert bare_steps(config)[:3] == ("trace", "prepare", "calibrate")
     as_given = run_bare(spec, config, apply_backend_defaults=False)  # the config exactly as given: fx
     assert as_given.config == config and as_given.backend_defaults == {} and as_given.failed_step == "prepare"
+
+
+def test_sweep_cells_and_recover_sessions_keep_the_flags_given():
+    """``quantviz sweep --flow fx,pt2e --backend xnnpack``: each cell carries the fields its flags set, so its fx cell
+    runs fx; ``quantviz recover --flow fx --backend xnnpack``: the base and every trial keep fx; without ``--flow``
+    both run XNNPACK's pt2e (a worker's kept pipelines are matched against the config that will run)."""
+    from quantviz.recover.evaluate import Session
+    from quantviz.reuse import PipelineCache
+    from quantviz.sweep.grid import build_grid
+
+    cells = build_grid(["sample:conv_add"], {"flow": ["fx", "pt2e"], "backend": ["xnnpack"]})
+    assert [(c.config.flow, "flow" in c.explicit) for c in cells] == [("fx", True), ("pt2e", True)]
+    assert "flow" not in build_grid(["sample:conv_add"], {"backend": ["xnnpack"]})[0].explicit
+    spec, cache = load_model("sample:conv_add"), PipelineCache()
+    fx = cache.start(spec, "sample:conv_add", cells[0].config.with_changes(until="trace"), cells[0].explicit)[0]
+    assert fx.config.flow == "fx" and fx.explicit >= {"flow"}
+    cache.keep_pipeline("sample:conv_add", fx.run())
+    pt2e, reused, _ = cache.start(spec, "sample:conv_add", PipelineConfig(backend="xnnpack", until="trace"))
+    assert pt2e.config.flow == "pt2e" and reused == []  # fx's trace is not pt2e's
+    assert Session("sample:conv_add", PipelineConfig(backend="xnnpack"), explicit={"flow"}).base_config.flow == "fx"
+    assert Session("sample:conv_add", PipelineConfig(backend="xnnpack")).base_config.flow == "pt2e"

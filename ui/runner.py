@@ -67,14 +67,14 @@ def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineCon
         run = get_run("sample:digits_cnn", lambda: load_model("sample:digits_cnn"), PipelineConfig())
     """
     store = pipeline_store()
-    given, explicit = config, frozenset(explicit)
-    config = with_backend_defaults(given, explicit)[0]
+    sidebar, explicit = config, frozenset(explicit)
+    config = with_backend_defaults(sidebar, explicit)[0]  # the config that runs
     key = (model_key, config)
     run = store.get(key)
     if run is None:
         if ref is not None and ".py:" in ref and not any(mk == model_key for mk, _ in store):
             checked_in_worker(model_key, ref)  # raises LoadError
-        run = BackgroundRun(_new_pipeline(store, model_key, loader, given, explicit))
+        run = BackgroundRun(_new_pipeline(store, model_key, loader, sidebar, explicit))
         while len(store) >= MAX_PIPELINES:
             store.pop(next(iter(store))).stop(by_user=False)
         store[key] = run
