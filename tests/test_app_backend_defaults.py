@@ -20,6 +20,7 @@ def test_the_sidebar_says_what_the_backend_needs_and_whether_the_run_differs_fro
                                     frozenset({"backend"})) == \
         "The vulkan backend needs `--flow pt2e --per-channel` (its record's defaults; an option you set yourself is kept)."
     assert backend_defaults_caption(PipelineConfig(flow="fx", backend="xnnpack"), frozenset({"backend", "flow"})) == ""
+    assert backend_defaults_caption(PipelineConfig(flow="pt2e", backend="xnnpack"), frozenset()) == ""  # first screen
     assert backend_defaults_caption(PipelineConfig(flow="pt2e", backend="xnnpack"), frozenset({"flow"})) == ""
 
 

@@ -159,6 +159,8 @@ def backend_defaults_caption(config: PipelineConfig, given: frozenset[str]) -> s
     widgets when the backend was chosen, or applied by the pipeline), as the sidebar says it under the options; ""
     when nothing."""
     resolved, applied = with_backend_defaults(config, given)
+    if not applied and "backend" not in given:  # the app's first values (pt2e with XNNPACK): nothing was set
+        return ""
     defaults = {f.name: f.default for f in fields(PipelineConfig)}
     held = [name for name, value in backend_of(resolved).defaults.items() if name not in given and
             getattr(resolved, name) == value != defaults[name]]
