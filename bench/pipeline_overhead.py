@@ -71,14 +71,14 @@ class Side:
 def time_bare(sample: str, config: PipelineConfig) -> tuple[float, BareRun]:
     spec = load_model(f"sample:{sample}")
     t = time.perf_counter()
-    bare = run_bare(spec, config)
+    bare = run_bare(spec, config, explicit={"flow"})  # the flows compared are given (fx with --partitioner xnnpack)
     return time.perf_counter() - t, bare
 
 
 def time_quantviz(sample: str, config: PipelineConfig) -> tuple[float, Pipeline]:
     spec = load_model(f"sample:{sample}")
     t = time.perf_counter()
-    pipe = Pipeline(spec, config).run()
+    pipe = Pipeline(spec, config, explicit={"flow"}).run()
     return time.perf_counter() - t, pipe
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Collection
 
 from quantviz.config import ConfigChanges, PipelineConfig
 from quantviz.flows import flow_of, with_backend_defaults
@@ -61,16 +61,18 @@ class _NoBareEquivalent(Exception):
     pass
 
 
-def bare_steps(config: PipelineConfig) -> tuple[str, ...]:
-    """The steps ``run_bare`` takes under ``config`` (the backend's defaults applied): the flow's stages that have a
-    bare call."""
-    return tuple(s.name for s in flow_of(with_backend_defaults(config)[0]).stages if s.bare is not None)
+def bare_steps(config: PipelineConfig, explicit: Collection[str] = frozenset()) -> tuple[str, ...]:
+    """The steps ``run_bare`` takes under ``config`` (the backend's defaults applied, but to the fields in
+    ``explicit``): the flow's stages that have a bare call."""
+    return tuple(s.name for s in flow_of(with_backend_defaults(config, explicit)[0]).stages if s.bare is not None)
 
 
-def run_bare(spec: ModelSpec, config: PipelineConfig, apply_backend_defaults: bool = True) -> BareRun:
-    """Run the bare calls of ``config`` on ``spec`` (with the backend's declared defaults, as ``Pipeline`` applies
-    them unless told not to); stops at the first step that raises and says which."""
-    config, changes = with_backend_defaults(config) if apply_backend_defaults else (config, {})
+def run_bare(spec: ModelSpec, config: PipelineConfig, apply_backend_defaults: bool = True,
+             explicit: Collection[str] = frozenset()) -> BareRun:
+    """Run the bare calls of ``config`` on ``spec`` (with the backend's declared defaults, but to the fields the user
+    chose (``explicit``), as ``Pipeline`` applies them unless told not to); stops at the first step that raises and
+    says which."""
+    config, changes = with_backend_defaults(config, explicit) if apply_backend_defaults else (config, {})
     result = BareRun(config=config, backend_defaults=dict(changes))
     flow = flow_of(config)
     if not any(stage.bare is not None for stage in flow.stages):

@@ -41,17 +41,47 @@ def add_run_options(p: argparse.ArgumentParser) -> None:
     for f in fields(PipelineConfig):
         meta, default = f.metadata, f.default
         flag = meta.get("flag", "--" + f.name.replace("_", "-"))
-        kwargs: dict = {"dest": f.name, "help": meta["help"]}
+        kwargs: dict = {"dest": f.name, "help": meta["help"], "action": _Given}
         if isinstance(default, bool):  # a flag turns the default off (--no-check-guards) or on
-            kwargs["action"] = "store_false" if default else "store_true"
+            kwargs.update(kind="switch", const=not default, default=default)
         elif isinstance(default, tuple):
-            kwargs.update(action="append", default=[], metavar=meta.get("metavar"))
+            kwargs.update(kind="append", default=[], metavar=meta.get("metavar"))
             kwargs["help"] += " (repeatable)"
         else:
             kwargs.update(type=type(default), default=default, choices=choices_of(f),
                           metavar=meta.get("metavar"))
             kwargs["help"] += f" (default: {default})"
         p.add_argument(flag, **kwargs)
+    p.set_defaults(given=frozenset())
+
+
+class _Given(argparse.Action):
+    """argparse's store, store_true/false (``kind="switch"``) or append, noting the field in ``namespace.given``:
+    the user chose it, so a backend's defaults leave it alone (``given_fields``)."""
+
+    def __init__(self, option_strings: list[str], dest: str, kind: str = "store", **kwargs) -> None:
+        self.kind = kind
+        super().__init__(option_strings, dest, nargs=0 if kind == "switch" else None, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        value = self.const if self.kind == "switch" else \
+            [*(getattr(namespace, self.dest, None) or []), values] if self.kind == "append" else values
+        setattr(namespace, self.dest, value)
+        namespace.given = getattr(namespace, "given", frozenset()) | {self.dest}
+
+
+def needs_line(config: PipelineConfig, applied: dict) -> str:
+    """What the backend's record applied (``with_backend_defaults``' changes) to ``config``, said before anything
+    runs: "the xnnpack backend needs --flow pt2e: applied (...)"."""
+    before = config.with_changes(**{name: getattr(PipelineConfig(), name) for name in applied})
+    return (f"the {config.target} backend needs {config_flags(config, base=before)}: applied (its record's "
+            "defaults; an option given is kept)")
+
+
+def given_fields(args: argparse.Namespace) -> frozenset[str]:
+    """The config fields given on the command line (``quantviz run M --flow fx --backend xnnpack``: flow and backend),
+    which ``with_backend_defaults`` leaves as given."""
+    return getattr(args, "given", frozenset())
 
 
 def add_timing_options(p: argparse.ArgumentParser) -> None:
@@ -268,9 +298,9 @@ def run_pipeline(args: argparse.Namespace):
     from quantviz.loading import load_model
     from quantviz.pipeline import Pipeline, StageEvent
 
-    config = config_from_args(args)
+    as_given = config_from_args(args)
     try:
-        config, applied = with_backend_defaults(config)
+        config, applied = with_backend_defaults(as_given, given_fields(args))
         flow = flow_of(config)
         require_backend(config)
     except ConfigError as exc:
@@ -287,9 +317,7 @@ def run_pipeline(args: argparse.Namespace):
         evaluation_data(spec, config, flow.calibrates(config)).describe()
     print(f"quantviz: {spec.name}, {describe_config(config)}; figures measured on {measured}", flush=True)
     if applied:  # the values the backend needs (Backend.defaults), said before anything runs
-        before = config.with_changes(**{name: getattr(PipelineConfig(), name) for name in applied})
-        print(f"  the {config.target} backend needs {config_flags(config, base=before)}: applied (its record's "
-              "defaults)", flush=True)
+        print(f"  {needs_line(config, applied)}", flush=True)
     total = flow.index(config.until) + 1
 
     def on_event(event: StageEvent) -> None:
@@ -307,7 +335,8 @@ def run_pipeline(args: argparse.Namespace):
             else:
                 print(f" FAILED {r.seconds:6.2f}s", flush=True)
 
-    return Pipeline(spec, config, on_event=on_event)
+    # the config as given: the pipeline applies the same defaults and notes each on the stage that reads it
+    return Pipeline(spec, as_given, on_event=on_event, explicit=given_fields(args))
 
 
 def _finish(pipe, model_ref: str) -> int:
@@ -619,7 +648,13 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from quantviz.sweep.actors import WorkersKeepDying
     from quantviz.sweep.ray_setup import RayMissing
 
-    config = config_from_args(args)
+    from quantviz.flows import with_backend_defaults
+
+    given = given_fields(args)
+    try:  # the base as it runs: the backend's defaults for what the user did not set (the trials keep both)
+        config, applied = with_backend_defaults(config_from_args(args), given)
+    except ConfigError as exc:
+        raise UsageError(str(exc)) from None
     if config.until != "run":
         raise UsageError("recover measures every trial in the runtime: leave --until at run")
     if args.budget < 1:
@@ -629,9 +664,12 @@ def cmd_recover(args: argparse.Namespace) -> int:
         else Target("accuracy_drop", args.max_accuracy_drop, args.max_latency_ms)
     print(f"quantviz recover: {args.model} {config_flags(config) or '(defaults)'}; target {target.describe()}; "
           + ("trials in this process" if args.in_process else "trials on warm Ray workers"), flush=True)
+    if applied:
+        print(f"  {needs_line(config, applied)}", flush=True)
     try:
         evaluator = make_evaluator(args.model, config, args.budget, in_process=args.in_process,
-                                   workers=args.workers, address=args.address, num_cpus=args.num_cpus)
+                                   workers=args.workers, address=args.address, num_cpus=args.num_cpus,
+                                   explicit=given)
     except RayMissing as exc:
         raise UsageError(f"{exc}; or run the trials here with --in-process") from None
     except ConnectionError as exc:
@@ -667,7 +705,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
                   flush=True)
 
         evaluator.on_trial = on_trial
-        found = recover(args.model, config, target, args.budget, candidates=probe.candidates, evaluator=evaluator)
+        found = recover(args.model, config, target, args.budget, candidates=probe.candidates, evaluator=evaluator,
+                        explicit=given)
     except WorkersKeepDying as exc:
         raise UsageError(f"{exc}; try --in-process to see the error in this process") from None
     finally:

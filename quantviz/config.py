@@ -211,14 +211,17 @@ class PipelineConfig:
 
 def config_flags(config: PipelineConfig, base: PipelineConfig | None = None) -> str:
     """``config`` as the CLI flags that differ from ``base`` (default: the defaults), e.g.
-    ``--flow pt2e --skip-module pad``; for a tuple field, the values ``base`` does not have."""
+    ``--flow pt2e --skip-module pad``; for a tuple field, the values ``base`` does not have. Without ``base``, a
+    config naming a backend spells its flow, the default too (``--flow fx --backend xnnpack``): given alone, the
+    backend's declared default flow would run instead (``quantviz.flows.with_backend_defaults``)."""
     out: list[str] = []
     selected = {f.metadata["selects_flow"] for f in fields(PipelineConfig)
                 if f.metadata.get("selects_flow") and getattr(config, f.name)}  # the flows an option set
     for f in fields(PipelineConfig):
         value, flag = getattr(config, f.name), f.metadata.get("flag", "--" + f.name.replace("_", "-"))
         was = f.default if base is None else getattr(base, f.name)
-        if value == was or (f.name == "flow" and value in selected):
+        spelled = f.name == "flow" and base is None and config.backend != "auto"
+        if (value == was and not spelled) or (f.name == "flow" and value in selected):
             continue  # --recipe NAME says --flow recipe, --llm-config FILE --flow export_llm
         if isinstance(value, bool):  # the flag turns the default off: --skip-untraceable, --no-check-guards
             out.append(flag if value != f.default else f"(without {flag})")

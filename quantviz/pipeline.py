@@ -17,7 +17,7 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from quantviz.backends import backend_of, require_backend
 from quantviz.config import ConfigChanges, PipelineConfig
@@ -98,11 +98,16 @@ class Pipeline:
     """Steps one model through the stages of a :class:`PipelineConfig`."""
 
     def __init__(self, spec: ModelSpec, config: PipelineConfig | None = None,
-                 on_event: Callable[[StageEvent], None] | None = None, apply_backend_defaults: bool = True) -> None:
+                 on_event: Callable[[StageEvent], None] | None = None, apply_backend_defaults: bool = True,
+                 explicit: Collection[str] = frozenset()) -> None:
         self.spec = spec
         # the values the backend needs where the config keeps the defaults (Arm: no export guards; Vulkan:
-        # per-channel weights), noted on the stage that reads them; off: the config exactly as given
+        # per-channel weights; XNNPACK: the pt2e flow), noted on the stage that reads them; off: the config exactly
+        # as given
         self.apply_backend_defaults = apply_backend_defaults
+        # the fields the user chose (the CLI's flags given, the sidebar's widgets set): the backend's defaults leave
+        # them alone, so `--flow fx --backend xnnpack` runs fx (``with_backend_defaults``); kept by update and fork
+        self.explicit = frozenset(explicit)
         self.config, self.backend_defaults = self._with_defaults(config or PipelineConfig())
         self.flow: Flow = flow_of(self.config)  # a ConfigError when ``until`` is not one of its stages
         # resolved once per run and handed to every stage (``ctx.backend``); a ConfigError with the pip command when
@@ -179,12 +184,14 @@ class Pipeline:
             del self.results[s]
         return dropped
 
-    def fork(self, config: PipelineConfig) -> "Pipeline":
-        """A new pipeline for ``config`` that shares this one's results for the stages ``config`` leaves alone.
+    def fork(self, config: PipelineConfig, explicit: Collection[str] | None = None) -> "Pipeline":
+        """A new pipeline for ``config`` that shares this one's results for the stages ``config`` leaves alone;
+        ``explicit``: the fields the user chose (default: this pipeline's).
 
         Only stages before the first affected one are shared, and never one a later stage changes in place.
         """
-        other = Pipeline(self.spec, self.config, self.on_event, self.apply_backend_defaults)
+        other = Pipeline(self.spec, self.config, self.on_event, self.apply_backend_defaults,
+                         self.explicit if explicit is None else explicit)
         other.results = dict(self.results)
         other._cache = self._cache  # derived values of shared results (e.g. reference modules) stay valid
         other.update(config)
@@ -276,7 +283,7 @@ class Pipeline:
             return True
 
     def _with_defaults(self, config: PipelineConfig) -> tuple[PipelineConfig, ConfigChanges]:
-        return with_backend_defaults(config) if self.apply_backend_defaults else (config, {})
+        return with_backend_defaults(config, self.explicit) if self.apply_backend_defaults else (config, {})
 
     def _defaults_notes(self, stage: Stage) -> list[str]:
         """One note for each value the backend needed that this stage reads (``Backend.defaults``)."""

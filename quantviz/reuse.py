@@ -13,9 +13,10 @@ changes the observers in place)::
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Collection
 
 from quantviz.config import PipelineConfig
-from quantviz.flows import flow_of
+from quantviz.flows import flow_of, with_backend_defaults
 from quantviz.model_spec import ModelSpec
 from quantviz.pipeline import Pipeline
 
@@ -46,18 +47,21 @@ class PipelineCache:
         self.keep = keep
         self._pipes: OrderedDict[tuple[str, int], Pipeline] = OrderedDict()
 
-    def start(self, spec: ModelSpec, model_ref: str, config: PipelineConfig) -> tuple[Pipeline, list[str], float]:
-        """A pipeline for ``config``: a fork of the kept one that shares the most stages, else a new one; with the
-        stages it starts with (reused) and the seconds those took when they ran."""
+    def start(self, spec: ModelSpec, model_ref: str, config: PipelineConfig, explicit: Collection[str] = frozenset()
+              ) -> tuple[Pipeline, list[str], float]:
+        """A pipeline for ``config`` (``explicit``: the fields the user set, which the backend's defaults leave alone):
+        a fork of the kept one that shares the most stages, else a new one; with the stages it starts with (reused)
+        and the seconds those took when they ran."""
         best, best_n = None, 0
+        runs = with_backend_defaults(config, explicit)[0]  # what the pipeline will run: what the kept ones ran
         for (ref, _), pipe in self._pipes.items():
             if ref == model_ref and pipe.spec is spec:
-                n = shared_stages(pipe, config)
+                n = shared_stages(pipe, runs)
                 if n > best_n:
                     best, best_n = pipe, n
         if best is None:
-            return Pipeline(spec, config), [], 0.0
-        pipe = best.fork(config)
+            return Pipeline(spec, config, explicit=explicit), [], 0.0
+        pipe = best.fork(config, explicit)
         pipe.on_event = lambda e: None
         reused = [name for name in pipe.stage_names if name in pipe.results]
         return pipe, reused, sum(pipe.results[name].seconds for name in reused)

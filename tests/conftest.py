@@ -20,10 +20,11 @@ _RUNS: dict[tuple, Pipeline] = {}
 
 
 def run_flow(model: str, **config) -> Pipeline:
-    """Run (once per session) ``model`` with ``PipelineConfig(**config)`` and return the pipeline."""
+    """Run (once per session) ``model`` with ``PipelineConfig(**config)`` and return the pipeline; the fields given are
+    the user's choices (a backend's declared defaults apply to the others: ``with_backend_defaults``)."""
     key = (model, tuple(sorted(config.items())))
     if key not in _RUNS:
-        _RUNS[key] = Pipeline(load_model(model), PipelineConfig(**config)).run()
+        _RUNS[key] = Pipeline(load_model(model), PipelineConfig(**config), explicit=frozenset(config)).run()
     return _RUNS[key]
 
 

@@ -97,3 +97,36 @@ def test_a_failing_stage_exits_2_with_one_paragraph_and_still_writes_the_summary
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["ok"] is False
     assert summary["stages"][0]["error"]["stage"] == "trace" and summary["stages"][0]["error"]["hint"]
+
+
+def test_the_options_given_on_the_command_line_are_known_with_their_values():
+    """``given_fields``: what the user typed, which a backend's defaults leave alone (``with_backend_defaults``),
+    even where it equals PipelineConfig's default (``--flow fx``); the values are argparse's as before."""
+    from quantviz.cli import build_parser, config_from_args, given_fields
+    from quantviz.config import PipelineConfig
+
+    parse = build_parser().parse_args
+    args = parse(["run", "sample:conv_add", "--flow", "fx", "--backend", "xnnpack", "--per-channel",
+                  "--no-check-guards", "--skip-module", "a", "--skip-module", "b"])
+    assert given_fields(args) == {"flow", "backend", "per_channel", "check_guards", "skip_modules"}
+    config = config_from_args(args)
+    assert (config.flow, config.backend, config.per_channel, config.check_guards, config.skip_modules) == \
+        ("fx", "xnnpack", True, False, ("a", "b"))
+    alone = parse(["run", "sample:conv_add", "--backend", "xnnpack"])
+    assert given_fields(alone) == {"backend"} and config_from_args(alone) == PipelineConfig(backend="xnnpack")
+    assert given_fields(parse(["why", "sample:conv_add"])) == frozenset()
+
+
+def test_backend_alone_runs_its_declared_flow_and_says_so_and_an_explicit_flow_is_kept(tmp_path):
+    """``--backend xnnpack`` alone: XNNPACK's declared flow (pt2e) is applied and printed before anything runs;
+    ``--flow fx --backend xnnpack``: fx, as typed, nothing applied (the summary says which ran)."""
+    common = ["--until", "trace", "--no-svg", "--repeat", "0"]
+    alone = quantviz("run", "sample:conv_add", "--backend", "xnnpack", "--out", str(tmp_path / "a"), *common)
+    assert alone.returncode == 0, alone.stderr
+    assert "flow pt2e" in alone.stdout and "the xnnpack backend needs --flow pt2e: applied" in alone.stdout
+    assert json.loads((tmp_path / "a" / "summary.json").read_text())["config"]["flow"] == "pt2e"
+    kept = quantviz("run", "sample:conv_add", "--flow", "fx", "--backend", "xnnpack", "--out", str(tmp_path / "f"),
+                    *common)
+    assert kept.returncode == 0, kept.stderr
+    assert "flow fx" in kept.stdout and "needs" not in kept.stdout
+    assert json.loads((tmp_path / "f" / "summary.json").read_text())["config"]["flow"] == "fx"

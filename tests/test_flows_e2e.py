@@ -44,7 +44,7 @@ def test_fx_conv_add_without_fusion_runs(flow):
 
 
 def test_fx_flow_with_xnnpack_fails_at_run_naming_the_delegate(flow):
-    pipe = flow("sample:conv_add", partitioner="xnnpack", fusion="none")
+    pipe = flow("sample:conv_add", flow="fx", partitioner="xnnpack", fusion="none")
     assert pipe.failed.name == "run"
     err = pipe.failed.error
     assert "XNNPACK delegate could not build" in err.message and "xnn_status_invalid_parameter" in err.message
@@ -55,7 +55,7 @@ def test_fx_flow_with_xnnpack_fails_at_run_naming_the_delegate(flow):
 def test_fx_flow_with_xnnpack_that_initialises_but_computes_wrong_numbers_is_a_failure(flow):
     """With to_edge + to_backend, XNNPACK initialises on the fx flow's uint8/int8 mix and computes wrong numbers:
     the runtime's error is 40+ dB above the quantization error, which no rounding drift reaches."""
-    pipe = flow("sample:digits_cnn", partitioner="xnnpack", lowering="to_backend")
+    pipe = flow("sample:digits_cnn", flow="fx", partitioner="xnnpack", lowering="to_backend")
     err = pipe.results["run"].error
     assert "does not match the reference" in err.message and "computes something else" in err.message
     assert "uint8" in err.hint
@@ -66,7 +66,7 @@ def test_fx_flow_with_xnnpack_that_initialises_but_computes_wrong_numbers_is_a_f
 
 def test_fx_flow_with_xnnpack_transform_and_lower_does_not_load(flow):
     """to_edge_transform_and_lower hands XNNPACK the same uint8/int8 mix; its delegate refuses it at load."""
-    err = flow("sample:digits_cnn", partitioner="xnnpack").results["run"].error
+    err = flow("sample:digits_cnn", flow="fx", partitioner="xnnpack").results["run"].error
     assert "XNNPACK delegate could not build" in err.message and "xnn_status_invalid_parameter" in err.message
 
 

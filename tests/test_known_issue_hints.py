@@ -135,11 +135,12 @@ def test_a_broadcasting_quantized_add_runs_without_fusion():
 
 
 def test_fx_delegate_refused_by_xnnpack_gets_past_delegate_under_pt2e():
-    """A stage's own remedy, not the table's: ``--backend xnnpack`` alone runs the fx flow, whose reference program
-    XNNPACK's partitioner refuses on MobileNetV2 (docs/backends.md, 'Default flags on every backend'); the fx delegate
-    stage offers ``--flow pt2e`` first, which delegates the model, and ``--partitioner none`` after it."""
+    """A stage's own remedy, not the table's: ``--flow fx --backend xnnpack`` (fx chosen: XNNPACK's declared default
+    flow, pt2e, is not applied) runs the fx flow, whose reference program XNNPACK's partitioner refuses on
+    MobileNetV2 (docs/backends.md, 'Default flags on every backend'); the fx delegate stage offers ``--flow pt2e``
+    first, which delegates the model, and ``--partitioner none`` after it."""
     config = PipelineConfig(flow="fx", backend="xnnpack", until="delegate")
-    err, fixed = failed_then_fixed(lambda: load_model("sample:mobilenet_v2"), config, "delegate")
+    err, fixed = failed_then_fixed(lambda: load_model("sample:mobilenet_v2"), config, "delegate", explicit={"flow"})
     assert "dependency cycles" in err.message and err.fix == {"flow": "pt2e"}
     assert "--flow pt2e" in err.hint and "--partitioner none" in err.hint
     assert sum(n.kind == "delegate" for n in fixed.results["delegate"].graph.nodes) >= 1

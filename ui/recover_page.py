@@ -22,11 +22,13 @@ import pandas as pd
 import streamlit as st
 
 from quantviz.config import ConfigChanges, PipelineConfig, config_flags
+from quantviz.flows import with_backend_defaults
 from quantviz.recover.progress import ProgressEvent, Started, TrialDone, read_progress
 from quantviz.recover.results import load_recovery, startup_hint
 from quantviz.recover.trial import Trial
 from ui.sidebar import apply_changes, flow_config, model_choice
 from ui.state import (
+    CONFIG_GIVEN,
     NOT_IN_SIDEBAR,
     RECOVER_APPLIED,
     RECOVER_BUDGET,
@@ -171,7 +173,9 @@ def recover_page() -> None:
                "gets the accuracy back, each candidate run to the runtime: `quantviz recover MODEL --target-sqnr DB`")
     with st.sidebar:
         choice = model_choice()
-        config = flow_config()
+        # the config as the main page runs it: the backend's defaults for the options the user did not set (its
+        # flags then say the flow, so `quantviz recover` runs the same)
+        config = with_backend_defaults(flow_config(), st.session_state[CONFIG_GIVEN])[0]
     s = st.session_state
     c = st.columns([2, 2, 2, 2], vertical_alignment="bottom")
     c[0].radio("Target", ("SQNR", "accuracy drop"), key=RECOVER_TARGET_KIND, horizontal=True)

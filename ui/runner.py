@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from typing import Callable, Iterator
+from typing import Callable, Collection, Iterator
 
 import streamlit as st
 
 from quantviz import ModelSpec, Pipeline, PipelineConfig
 from quantviz.background import WAITING, BackgroundRun, RunState
+from quantviz.flows import with_backend_defaults
 from quantviz.loading import check_in_worker
 from quantviz.torch_lock import TORCH_LOCK
 from quantviz.workers import warm
@@ -55,22 +56,25 @@ def load_spec(model_key: str, _loader: Callable[[], ModelSpec]) -> ModelSpec:
 
 
 def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineConfig,
-            ref: str | None = None) -> BackgroundRun:
+            ref: str | None = None, explicit: Collection[str] = frozenset()) -> BackgroundRun:
     """The run for (model, config), started when it has stages left (and Stop did not end it). A user's Python file
     (``ref`` ending in ``.py:factory``) is first loaded in a worker process (:func:`checked_in_worker`): one that does
-    not load says why at once, whatever runs elsewhere.
+    not load says why at once, whatever runs elsewhere. ``explicit``: the fields the user set, which the backend's
+    defaults leave alone (``with_backend_defaults``); the runs are kept by the config that runs.
 
     Example::
 
         run = get_run("sample:digits_cnn", lambda: load_model("sample:digits_cnn"), PipelineConfig())
     """
     store = pipeline_store()
+    sidebar, explicit = config, frozenset(explicit)
+    config = with_backend_defaults(sidebar, explicit)[0]  # the config that runs
     key = (model_key, config)
     run = store.get(key)
     if run is None:
         if ref is not None and ".py:" in ref and not any(mk == model_key for mk, _ in store):
             checked_in_worker(model_key, ref)  # raises LoadError
-        run = BackgroundRun(_new_pipeline(store, model_key, loader, config))
+        run = BackgroundRun(_new_pipeline(store, model_key, loader, sidebar, explicit))
         while len(store) >= MAX_PIPELINES:
             store.pop(next(iter(store))).stop(by_user=False)
         store[key] = run
@@ -100,19 +104,20 @@ def retry_failed(pipe: Pipeline) -> None:
 
 
 def _new_pipeline(store: dict, model_key: str, loader: Callable[[], ModelSpec],
-                  config: PipelineConfig) -> Pipeline:
-    """A fork of the model's most complete known pipeline (its worker stopped first), else a fresh one."""
+                  config: PipelineConfig, explicit: frozenset[str]) -> Pipeline:
+    """A fork of the model's most complete known pipeline (its worker stopped first), else a fresh one; for the
+    sidebar's ``config`` with the backend's defaults but to the fields in ``explicit``."""
     known = [r for (mk, _), r in store.items() if mk == model_key]
     if not known:
         # load_model waits for TORCH_LOCK itself (a model built mid-trace fails); here the wait gets a caption
         with holding_torch("Waiting for the running stage of the previous model to end before loading this one…"):
-            return Pipeline(load_spec(model_key, loader), config)
+            return Pipeline(load_spec(model_key, loader), config, explicit=explicit)
     base = max(known, key=lambda r: len(r.pipe.results))
     if base.alive:
         base.stop(by_user=False)
         with st.spinner("Finishing the current stage of the previous configuration…"):
             base.join()
-    pipe = base.pipe.fork(config)
+    pipe = base.pipe.fork(config, explicit)
     pipe.on_event = lambda e: None
     return pipe
 

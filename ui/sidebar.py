@@ -12,12 +12,12 @@ import streamlit as st
 
 from quantviz import LoadError, ModelSpec, PipelineConfig, StageError, load_model
 from quantviz.background import BackgroundRun
-from quantviz.config import ConfigChanges, ConfigError
-from quantviz.backends import all_recipes
+from quantviz.config import ConfigChanges, ConfigError, config_flags
+from quantviz.backends import BACKENDS, all_recipes, backend_of
 from quantviz.catalog import catalog
-from quantviz.flows import FLOWS, applies_to, choices_of
+from quantviz.flows import FLOWS, applies_to, choices_of, with_backend_defaults
 from ui.runner import get_run
-from ui.state import config_widget_keys
+from ui.state import CONFIG_GIVEN, config_widget_keys
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
 TRUST = {
@@ -105,7 +105,24 @@ def _recipe_widget(f: Field) -> str:
     if st.session_state.get(f.name) not in names:
         st.session_state[f.name] = "xnnpack_torchao_int8da_int4w_per_channel" \
             if "xnnpack_torchao_int8da_int4w_per_channel" in names else names[0]
-    return st.selectbox("Recipe", names, key=f.name, help=f.metadata["help"])
+    return st.selectbox("Recipe", names, key=f.name, help=f.metadata["help"], on_change=_given, args=(f.name,))
+
+
+def _given(name: str) -> None:
+    """A widget's callback: the user set the field ``name`` (``CONFIG_GIVEN``)."""
+    st.session_state[CONFIG_GIVEN] = st.session_state[CONFIG_GIVEN] | {name}
+
+
+def _backend_chosen() -> None:
+    """The backend widget's callback: the backend is the user's, and its record's defaults (``Backend.defaults``:
+    XNNPACK's pt2e flow, Vulkan's per-channel weights) are set on the shown widgets of the options the user did not
+    set, as an Apply would, so the sidebar shows what runs (the pipeline applies the rest: ``with_backend_defaults``)."""
+    _given("backend")
+    s = st.session_state
+    backend = BACKENDS.get(s["backend"])
+    for name, value in (backend.defaults if backend is not None else {}).items():
+        if name not in s[CONFIG_GIVEN] and name in s:  # a widget drawn on the last run
+            s[name] = value
 
 
 def apply_changes(changes: ConfigChanges) -> None:
@@ -116,23 +133,44 @@ def apply_changes(changes: ConfigChanges) -> None:
         raise ValueError(f"not options of the sidebar: {sorted(unknown)}")
     for name, value in changes.items():
         st.session_state[name] = ", ".join(value) if isinstance(value, (tuple, list)) else value
+    st.session_state[CONFIG_GIVEN] = st.session_state[CONFIG_GIVEN] | set(changes)  # the user chose them
 
 
 def _widget(f: Field) -> Any:
     meta, default, key = f.metadata, app_defaults().get(f.name, f.default), f.name
     label = meta.get("label", f.name.replace("_", " ").capitalize())
     choices = choices_of(f)
+    noted = {"key": key, "help": meta["help"], "on_change": _backend_chosen} if f.name == "backend" else \
+        {"key": key, "help": meta["help"], "on_change": _given, "args": (f.name,)}  # the user set it
     if isinstance(default, bool):
-        return st.toggle(label, value=default, key=key, help=meta["help"])
+        return st.toggle(label, value=default, **noted)
     if choices and len(choices) <= 2:
-        return st.radio(label, choices, index=choices.index(default), horizontal=True, key=key, help=meta["help"])
+        return st.radio(label, choices, index=choices.index(default), horizontal=True, **noted)
     if choices:
-        return st.selectbox(label, choices, index=choices.index(default), key=key, help=meta["help"])
+        return st.selectbox(label, choices, index=choices.index(default), **noted)
     if isinstance(default, tuple):
-        text = st.text_input(label, key=key, placeholder="comma separated, e.g. pad, encoder.attn",
-                             help=meta["help"])
+        text = st.text_input(label, placeholder="comma separated, e.g. pad, encoder.attn", **noted)
         return tuple(s.strip() for s in text.split(",") if s.strip())
-    return int(st.number_input(label, meta.get("min", 0), 256, default, key=key, help=meta["help"]))
+    return int(st.number_input(label, meta.get("min", 0), 256, default, **noted))
+
+
+def backend_defaults_caption(config: PipelineConfig, given: frozenset[str]) -> str:
+    """What the chosen backend's record sets on the options the user did not set (``Backend.defaults``: on the
+    widgets when the backend was chosen, or applied by the pipeline), as the sidebar says it under the options; ""
+    when nothing."""
+    resolved, applied = with_backend_defaults(config, given)
+    if not applied and "backend" not in given:  # the app's first values (pt2e with XNNPACK): nothing was set
+        return ""
+    defaults = {f.name: f.default for f in fields(PipelineConfig)}
+    held = [name for name, value in backend_of(resolved).defaults.items() if name not in given and
+            getattr(resolved, name) == value != defaults[name]]
+    if not held:
+        return ""
+    before = resolved.with_changes(**{name: defaults[name] for name in held})
+    needs = f"The {resolved.target} backend needs `{config_flags(resolved, base=before)}`"
+    if applied:  # the widgets show PipelineConfig's default: the run differs from them
+        return f"{needs}: applied to the options you did not set (its record's defaults)."
+    return f"{needs} (its record's defaults; an option you set yourself is kept)."
 
 
 @dataclass(frozen=True)
@@ -140,7 +178,7 @@ class SidebarRun:
     """The sidebar's model and config, and the run they share with every page."""
 
     choice: ModelChoice
-    config: PipelineConfig
+    config: PipelineConfig  # the config that runs: the sidebar's, with the backend's defaults the user left applied
     run: BackgroundRun
 
 
@@ -158,14 +196,19 @@ def sidebar_run(title: str | None = None) -> SidebarRun | None:
         choice = model_choice()
         try:
             config = flow_config()
+            given = st.session_state[CONFIG_GIVEN]
+            caption = backend_defaults_caption(config, given)
         except ConfigError as exc:
             st.error(str(exc))
             return None
+        if caption:
+            st.caption(caption)
     if choice is None:
         st.info("Choose a model in the sidebar.")
         return None
     try:
-        return SidebarRun(choice, config, get_run(choice.key, choice.loader, config, choice.ref))
+        run = get_run(choice.key, choice.loader, config, choice.ref, given)
+        return SidebarRun(choice, run.pipe.config, run)
     except ConfigError as exc:  # e.g. a backend whose package is missing: the pip command
         st.error(f"This configuration cannot run here: {exc}", icon=":material/error:")
     except (LoadError, StageError) as exc:

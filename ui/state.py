@@ -66,6 +66,11 @@ WHATIF_RESULT = _declare("whatif_result", dict, "run key -> (changes, error or N
 REPORT_HTML = _declare("report_html", dict, "run key -> the HTML report built on the run page")
 LATENCY_DONE = _declare("latency_done", dict, "run key -> the warm runs 'Measure latency' was asked with")
 
+# -- the sidebar ----------------------------------------------------------------------------------------------------
+CONFIG_GIVEN = _declare("config_given", frozenset,
+                        "the config fields the user set in the sidebar (a widget changed, an Apply): the backend's "
+                        "defaults leave them alone (quantviz.flows.with_backend_defaults)")
+
 # -- the Backends page -------------------------------------------------------------------------------------------
 BACKEND_ROWS = _declare("backend_rows", dict, "(model ref, backends, per channel) -> the comparison's BackendRows")
 

@@ -78,4 +78,6 @@ BACKEND = Backend(
     partitioner=openvino_partitioner, numbers="runtime",
     requires=(Requirement("openvino", EXTRA), Requirement("nncf", EXTRA)),
     convert_options={"fold_quantize": False}, refusals=openvino_refusals, runtime_ids=("OpenvinoBackend",),
-    rank=4)
+    # its frontend cannot convert the fx flow's programs (MobileNetV2: OpConversionFailure); its own quantizer's
+    # flow lowers them whole. `--flow fx` given is kept
+    defaults={"flow": "pt2e"}, rank=4)

@@ -14,7 +14,7 @@ import pkgutil
 import sys
 from dataclasses import Field, fields
 from types import ModuleType
-from typing import Any
+from typing import Any, Collection
 
 from quantviz.config import ConfigChanges, ConfigError, PipelineConfig
 from quantviz.backends import BACKENDS, backend_of
@@ -89,20 +89,24 @@ def applies_to(field_name: str, flow: str) -> bool:
 _OPTIONS: dict[int, tuple[Flow, frozenset[str]]] = {}  # a cache: id(flow) -> (the flow, kept alive; its options)
 
 
-def with_backend_defaults(config: PipelineConfig) -> tuple[PipelineConfig, ConfigChanges]:
-    """``config`` with the values its backend needs (``Backend.defaults``) where it keeps PipelineConfig's default
-    and its flow reads the field, and those changes (shown to the user: the pipeline notes them on the stage that
-    reads them, and they are in its calls and reproduce.py)::
+def with_backend_defaults(config: PipelineConfig, explicit: Collection[str] = frozenset()
+                          ) -> tuple[PipelineConfig, ConfigChanges]:
+    """``config`` with the values its backend needs (``Backend.defaults``) where the user did not set the field
+    (``explicit``: the fields the user chose, e.g. the CLI's flags given), it keeps PipelineConfig's default and its
+    flow reads the field; and those changes (shown to the user: the pipeline notes them on the stage that reads
+    them, and they are in its calls and reproduce.py)::
 
-        with_backend_defaults(PipelineConfig(flow="pt2e", backend="vulkan"))[1]   # {"per_channel": True}
+        with_backend_defaults(PipelineConfig(backend="xnnpack"))[1]                    # {"flow": "pt2e"}
+        with_backend_defaults(PipelineConfig(backend="xnnpack"), explicit={"flow"})[1]  # {}: fx, as chosen
+        with_backend_defaults(PipelineConfig(flow="pt2e", backend="vulkan"))[1]       # {"per_channel": True}
     """
     defaults = {f.name: f.default for f in fields(PipelineConfig)}
     changes: ConfigChanges = {}
     while not config.recipe:  # the recipe is the backend's own configuration
         reads = flow_of(config).reads(config)  # a default may change the flow (Vulkan: pt2e), and so the reads
         more = {name: value for name, value in backend_of(config).defaults.items()
-                if name in reads and name not in changes and getattr(config, name) == defaults[name]
-                and value != defaults[name]}
+                if name in reads and name not in changes and name not in explicit
+                and getattr(config, name) == defaults[name] and value != defaults[name]}
         if not more:
             break
         changes.update(more)

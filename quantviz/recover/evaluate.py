@@ -21,11 +21,11 @@ import math
 import os
 import socket
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from quantviz.config import ConfigError, PipelineConfig, config_flags
 from quantviz.data import evaluation_data
-from quantviz.flows import check, flow_of
+from quantviz.flows import check, flow_of, with_backend_defaults
 from quantviz.loading import load_model
 from quantviz.pipeline import Pipeline, StageEvent
 from quantviz.candidates import Candidate, Scope, combined_changes
@@ -44,7 +44,12 @@ def _finite(x: Any) -> float | None:
 class Session:
     """One model under one base config in this process: the spec, the kept pipelines, the evaluations."""
 
-    def __init__(self, model_ref: str, base_config: PipelineConfig, keep: int = 2) -> None:
+    def __init__(self, model_ref: str, base_config: PipelineConfig, keep: int = 2,
+                 explicit: Collection[str] = frozenset()) -> None:
+        # the base as it runs: the backend's defaults applied but to the fields the user set (``explicit``), which
+        # every trial keeps too (its candidates' changes are the user's choices from then on)
+        self.explicit = frozenset(explicit)
+        base_config = with_backend_defaults(base_config, self.explicit)[0]
         self.model_ref, self.base_config = model_ref, base_config
         self.spec = load_model(model_ref)
         self.scope = scope_of(self.spec)
@@ -58,7 +63,8 @@ class Session:
     def warm(self, until: str = "trace") -> float:
         """Run the base config up to ``until`` (the stage every candidate shares) and keep it; the seconds."""
         t0 = time.perf_counter()
-        pipe, _, _ = self.cache.start(self.spec, self.model_ref, self.base_config.with_changes(until=until))
+        pipe, _, _ = self.cache.start(self.spec, self.model_ref, self.base_config.with_changes(until=until),
+                                      self.explicit)
         pipe.run()
         if pipe.ok:
             self.cache.keep_pipeline(self.model_ref, pipe)
@@ -79,7 +85,8 @@ class Session:
         trial.flags = config_flags(config)
         trial.float_layers = len(config.skip_modules) - len(self.base_config.skip_modules)
         t0 = time.perf_counter()
-        pipe, trial.reused, trial.saved_seconds = self.cache.start(self.spec, self.model_ref, config)
+        pipe, trial.reused, trial.saved_seconds = self.cache.start(self.spec, self.model_ref, config,
+                                                                    self.explicit | set(trial.changes))
         pipe.on_event = lambda e: on_stage(e.stage) if isinstance(e, StageEvent) and e.kind == "start" else None
         try:
             pipe.run()
@@ -173,17 +180,17 @@ def owner(module: str, layers: tuple[str, ...]) -> str | None:
 
 
 # -- what a warm Ray actor calls ---------------------------------------------------------------------------------
-_SESSIONS: dict[tuple[str, str], Session] = {}
+_SESSIONS: dict[tuple[str, str, tuple[str, ...]], Session] = {}
 
 
-def session(model_ref: str, base_config: dict) -> Session:
-    """This process's Session for (model, base config), made on first use."""
+def session(model_ref: str, base_config: dict, explicit: tuple[str, ...] = ()) -> Session:
+    """This process's Session for (model, base config, the fields the user set), made on first use."""
     import json
 
-    key = (model_ref, json.dumps(base_config, sort_keys=True))
+    key = (model_ref, json.dumps(base_config, sort_keys=True), tuple(explicit))
     if key not in _SESSIONS:
         _SESSIONS.clear()  # one model at a time per worker
-        _SESSIONS[key] = Session(model_ref, PipelineConfig(**_config_args(base_config)))
+        _SESSIONS[key] = Session(model_ref, PipelineConfig(**_config_args(base_config)), explicit=explicit)
     return _SESSIONS[key]
 
 
@@ -191,7 +198,7 @@ def _config_args(d: dict) -> dict:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
-def warm_session(model_ref: str, base_config: dict) -> dict:
+def warm_session(model_ref: str, base_config: dict, explicit: tuple[str, ...] = ()) -> dict:
     """A warm actor's start: libraries imported and the flow warmed up on a tiny model, the model built, the base
     config traced. Returns the seconds the trace took (work that reuse then saves on every trial) and the
     :class:`Probe` (what the driver needs to know of the model), or the error that kept the model from loading."""
@@ -199,7 +206,7 @@ def warm_session(model_ref: str, base_config: dict) -> dict:
 
     warm_libraries((base_config.get("flow") or "fx",))
     try:
-        s = session(model_ref, base_config)
+        s = session(model_ref, base_config, explicit)
     except Exception as exc:  # noqa: BLE001 - LoadError, a bad config: the driver says so
         return {"trace_seconds": 0.0, "probe": Probe(model_ref, "", False, Scope(), [],
                                                      f"{type(exc).__name__}: {exc}").to_dict()}
@@ -208,7 +215,7 @@ def warm_session(model_ref: str, base_config: dict) -> dict:
 
 
 def evaluate_job(model_ref: str, base_config: dict, candidates: list[dict], phase: str,
-                 on_stage: Callable[[str], None] = lambda stage: None) -> dict:
+                 explicit: tuple[str, ...] = (), on_stage: Callable[[str], None] = lambda stage: None) -> dict:
     """One change set in this process (a warm actor's job): the Trial as a dict."""
-    s = session(model_ref, base_config)
+    s = session(model_ref, base_config, explicit)
     return s.evaluate([Candidate.from_dict(c) for c in candidates], phase, on_stage).to_dict()  # type: ignore[arg-type]

@@ -22,7 +22,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from quantviz.config import PipelineConfig
 from quantviz.candidates import Candidate, Scope
@@ -41,11 +41,11 @@ class LocalEvaluator:
     width = 1
 
     def __init__(self, model_ref: str, base_config: PipelineConfig, on_trial: OnTrial | None = None,
-                 total: int = 0) -> None:
+                 total: int = 0, explicit: Collection[str] = frozenset()) -> None:
         from quantviz.recover.evaluate import Session
 
         self.started = time.perf_counter()  # a recovery's wall time counts from here (the warm-up included)
-        self.session = Session(model_ref, base_config)
+        self.session = Session(model_ref, base_config, explicit=explicit)
         self.on_trial, self.total, self.done = on_trial, total, 0
         self.warm_seconds = self.session.warm()
 
@@ -72,14 +72,16 @@ class LocalEvaluator:
 class RayEvaluator:
     """Every request on warm Ray actors, in parallel; results in request order.
 
-    ``job(model_ref, base_config_dict, candidate_dicts, phase, on_stage=...) -> Trial dict`` runs one request in
-    a worker and ``warm(model_ref, base_config_dict) -> {"trace_seconds", "probe"}`` starts one (functions or
-    "module:name"; tests plant their own)."""
+    ``job(model_ref, base_config_dict, candidate_dicts, phase, explicit, on_stage=...) -> Trial dict`` runs one
+    request in a worker and ``warm(model_ref, base_config_dict, explicit) -> {"trace_seconds", "probe"}`` starts one
+    (functions or "module:name"; tests plant their own); ``explicit``: the fields the user set (a tuple), which the
+    backend's defaults leave alone."""
 
     def __init__(self, model_ref: str, base_config: PipelineConfig, on_trial: OnTrial | None = None,
                  total: int = 0, workers: int | None = None, address: str | None = None,
                  num_cpus: int | None = None, job: Callable[..., dict] | str = JOB,
-                 warm: Callable[..., Any] | str | None = WARM, memory_gib: float | None = 1.5) -> None:
+                 warm: Callable[..., Any] | str | None = WARM, memory_gib: float | None = 1.5,
+                 explicit: Collection[str] = frozenset()) -> None:
         from quantviz.sweep.actors import WarmPool
         from quantviz.sweep.ray_setup import absolute_ref, import_ray, init_ray, model_refs
 
@@ -93,9 +95,10 @@ class RayEvaluator:
         else:
             ref, self.init_seconds = absolute_ref(model_ref), 0.0
         self.ray, self.ref, self.address = ray, ref, address
-        self.base = base_config.to_dict()
+        self.base, self.explicit = base_config.to_dict(), tuple(sorted(explicit))
         self.job, self.on_trial, self.total, self.done = job, on_trial, total, 0
-        self.pool = WarmPool(workers, warm=warm, warm_args=(ref, self.base) if warm else (), memory_gib=memory_gib)
+        self.pool = WarmPool(workers, warm=warm, warm_args=(ref, self.base, self.explicit) if warm else (),
+                             memory_gib=memory_gib)
         self.width = self.pool.size
 
     def probe(self) -> Probe:
@@ -111,7 +114,7 @@ class RayEvaluator:
 
         for r in requests:
             self.pool.submit(Job(r.key, self.job, (self.ref, self.base, [c.to_dict() for c in r.candidates],
-                                                   r.phase), affinity=self.ref))
+                                                   r.phase, self.explicit), affinity=self.ref))
         by_key = {r.key: r for r in requests}
         got: dict[str, Trial] = {}
         for job, value in self.pool.results():
@@ -160,28 +163,34 @@ def reuse_figures(trials: list[Trial], warm_seconds: float = 0.0) -> dict[str, f
 
 def make_evaluator(model_ref: str, config: PipelineConfig, budget: int, *, in_process: bool = False,
                    workers: int | None = None, address: str | None = None, num_cpus: int | None = None,
-                   on_trial: OnTrial | None = None) -> LocalEvaluator | RayEvaluator:
-    """The evaluator ``recover`` uses: warm Ray workers (local, or the cluster at ``address``), or this process."""
+                   on_trial: OnTrial | None = None, explicit: Collection[str] = frozenset()
+                   ) -> LocalEvaluator | RayEvaluator:
+    """The evaluator ``recover`` uses: warm Ray workers (local, or the cluster at ``address``), or this process.
+    ``explicit``: the fields the user set, which the backend's defaults leave alone (``with_backend_defaults``)."""
     if in_process:
-        return LocalEvaluator(model_ref, config, on_trial, budget + 1)
-    return RayEvaluator(model_ref, config, on_trial, budget + 1, workers, address, num_cpus)
+        return LocalEvaluator(model_ref, config, on_trial, budget + 1, explicit)
+    return RayEvaluator(model_ref, config, on_trial, budget + 1, workers, address, num_cpus, explicit=explicit)
 
 
 def recover(model_ref: str, config: PipelineConfig, target: Target, budget: int = 16, *, in_process: bool = False,
             workers: int | None = None, address: str | None = None, num_cpus: int | None = None,
             on_trial: OnTrial | None = None, candidates: list[Candidate] | None = None,
-            evaluator: Any = None, width: int | None = None) -> Recovery:
+            evaluator: Any = None, width: int | None = None, explicit: Collection[str] = frozenset()) -> Recovery:
     """Search the candidates ``config``'s flow and backend declare for ``model_ref`` (or ``candidates``) for the
     smallest change set meeting ``target``, on an evaluator (``make_evaluator``'s unless one is given: it is then
     the caller's to close). ``width``: change sets tried at once in the greedy phase (default: the evaluator's
     workers; the same width gives the same trials anywhere). Raises ValueError when the model cannot be built.
     ``engine["wall_seconds"]`` counts from the evaluator's start (``started``: Ray's start-up and the workers'
-    warm-up included), a given evaluator's too."""
+    warm-up included), a given evaluator's too. ``explicit``: the fields the user set; the backend's defaults apply
+    to the others (``with_backend_defaults``), in the base and every trial."""
+    from quantviz.flows import with_backend_defaults
+
     t0 = time.perf_counter()
+    config = with_backend_defaults(config, explicit)[0]
     own = evaluator is None
     if evaluator is None:
         evaluator = make_evaluator(model_ref, config, budget, in_process=in_process, workers=workers,
-                                   address=address, num_cpus=num_cpus, on_trial=on_trial)
+                                   address=address, num_cpus=num_cpus, on_trial=on_trial, explicit=explicit)
     t0 = min(t0, getattr(evaluator, "started", t0))
     try:
         if candidates is None:

@@ -21,7 +21,7 @@ import resource
 import socket
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from quantviz.config import PipelineConfig
 from quantviz.errors import LoadError
@@ -149,12 +149,13 @@ WARM = WarmCache()  # this process's (a warm worker's) cache
 
 
 def run_cell(model: str, config: PipelineConfig, cell: str = "", label: str = "", sensitivity: int = 0,
-             on_stage: Callable[[str], None] = lambda stage: None, warm: bool = False) -> CellResult:
+             on_stage: Callable[[str], None] = lambda stage: None, warm: bool = False,
+             explicit: Collection[str] = frozenset()) -> CellResult:
     """Load ``model``, run the pipeline under ``config`` and measure the cell. Never raises for a failing model:
     the failure is in the result. ``on_stage(name)`` is called as each stage starts (the Ray runner's
     breadcrumbs, so a crash can name the stage). With ``sensitivity`` N, the first N weighted layers are listed
     in ``sensitivity_layers`` for :func:`run_layer` (one run each). ``warm``: use this process's kept model and
-    pipelines (``WARM``)."""
+    pipelines (``WARM``). ``explicit``: the fields the user set, which the backend's defaults leave alone."""
 
     reset_peak_rss()
     result = CellResult(cell, model, config.to_dict(), label, worker=f"{socket.gethostname()}:{os.getpid()}")
@@ -170,7 +171,7 @@ def run_cell(model: str, config: PipelineConfig, cell: str = "", label: str = ""
         on_stage("load")
         if warm:
             spec = WARM.spec(model)
-            pipe, result.reused_stages, result.reused_seconds = WARM.pipelines.start(spec, model, config)
+            pipe, result.reused_stages, result.reused_seconds = WARM.pipelines.start(spec, model, config, explicit)
             pipe.on_event = on_event
             pipe.run()
             first = pipe.results.get(pipe.stage_names[0])
@@ -178,7 +179,7 @@ def run_cell(model: str, config: PipelineConfig, cell: str = "", label: str = ""
                 WARM.pipelines.keep_pipeline(model, pipe)
         else:
             spec = load_model(model)
-            pipe = Pipeline(spec, config, on_event=on_event).run()
+            pipe = Pipeline(spec, config, on_event=on_event, explicit=explicit).run()
         _measure(pipe, result)
         reference = pipe.result_of("reference")
         if sensitivity and reference is not None and reference.ok:
@@ -239,7 +240,8 @@ def _prepare_sensitivity(pipe, result: CellResult, limit: int) -> None:
     result.sensitivity_layers = [x for x in layers_of(pipe.spec.model) if x not in pipe.config.skip_modules][:limit]
 
 
-def run_layer(model: str, config: PipelineConfig, layer: str, warm: bool = False) -> dict[str, Any]:
+def run_layer(model: str, config: PipelineConfig, layer: str, warm: bool = False,
+              explicit: Collection[str] = frozenset()) -> dict[str, Any]:
     """One sensitivity run: ``layer`` kept float (skipped), the rest quantized up to convert; float vs reference
     SQNR and accuracy on the sensitivity batches. What one loop pass of ``numerics.sensitivity`` computes.
     ``warm``: fork from this process's kept pipeline of the model (under pt2e it shares the trace)."""
@@ -250,7 +252,8 @@ def run_layer(model: str, config: PipelineConfig, layer: str, warm: bool = False
         spec = WARM.spec(model) if warm else load_model(model)
         batches, labels = sensitivity_data(spec)
         skipped = config.with_changes(skip_modules=tuple(config.skip_modules) + (layer,), until="convert")
-        other = WARM.pipelines.start(spec, model, skipped)[0].run() if warm else Pipeline(spec, skipped).run()
+        other = WARM.pipelines.start(spec, model, skipped, explicit)[0].run() if warm else \
+            Pipeline(spec, skipped, explicit=explicit).run()
         if not other.ok:
             row["error"] = str(other.failed.error)
         else:
@@ -281,18 +284,19 @@ def finish_sensitivity(result: CellResult, rows: list[dict[str, Any]]) -> None:
 
 
 def run_cell_job(model: str, ref: str, config: dict, cell: str, label: str, sensitivity: int,
-                 on_stage: Callable[[str], None] = lambda stage: None) -> dict[str, Any]:
+                 explicit: tuple[str, ...] = (), on_stage: Callable[[str], None] = lambda stage: None
+                 ) -> dict[str, Any]:
     """A warm worker's cell job (``quantviz.sweep.actors``): ``run_cell`` on the worker's kept model and
     pipelines, as a dict; ``model`` is the user's reference, ``ref`` the one the worker loads."""
     result = run_cell(ref, PipelineConfig(**config_args(config)), cell, label, sensitivity, on_stage=on_stage,
-                      warm=True)
+                      warm=True, explicit=explicit)
     result.model = model
     return result.to_dict()
 
 
-def run_layer_job(ref: str, config: dict, layer: str) -> dict[str, Any]:
+def run_layer_job(ref: str, config: dict, layer: str, explicit: tuple[str, ...] = ()) -> dict[str, Any]:
     """A warm worker's sensitivity job: ``run_layer`` on the worker's kept model and pipelines."""
-    return run_layer(ref, PipelineConfig(**config_args(config)), layer, warm=True)
+    return run_layer(ref, PipelineConfig(**config_args(config)), layer, warm=True, explicit=explicit)
 
 
 def config_args(d: dict) -> dict:

@@ -30,6 +30,9 @@ class Cell:
     model: str
     config: PipelineConfig
     label: str
+    # the fields the sweep's flags set: the backend's declared defaults leave them alone (``--flow fx,pt2e --backend
+    # xnnpack`` runs an fx cell; ``--backend xnnpack`` alone, XNNPACK's pt2e: ``with_backend_defaults``)
+    explicit: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "model": self.model, "config": self.config.to_dict(), "label": self.label}
@@ -130,5 +133,5 @@ def build_grid(models: list[str], values: dict[str, list[Any]]) -> list[Cell]:
     cells = []
     for model in dict.fromkeys(models):
         for config in configs:
-            cells.append(Cell(f"c{len(cells):03d}", model, config, label_of(config, varied)))
+            cells.append(Cell(f"c{len(cells):03d}", model, config, label_of(config, varied), tuple(names)))
     return cells

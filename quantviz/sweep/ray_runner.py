@@ -61,7 +61,8 @@ def _remote_functions(ray):
         return _REMOTE
 
     @ray.remote(num_cpus=1, max_retries=0, max_calls=1)  # a new worker process per task (--fresh-process)
-    def cell_task(model: str, ref: str, config: dict, cell: str, label: str, sensitivity: int, key: str) -> dict:
+    def cell_task(model: str, ref: str, config: dict, cell: str, label: str, sensitivity: int, key: str,
+                  explicit: tuple[str, ...] = ()) -> dict:
         import warnings
 
         warnings.filterwarnings("ignore")
@@ -73,17 +74,18 @@ def _remote_functions(ray):
             crumb.update(stage=stage, since=time.time())
             breadcrumb(key, crumb)
 
-        result = run_cell(ref, PipelineConfig(**_config_args(config)), cell, label, sensitivity, on_stage=on_stage)
+        result = run_cell(ref, PipelineConfig(**_config_args(config)), cell, label, sensitivity, on_stage=on_stage,
+                          explicit=explicit)
         result.model = model  # the user's reference, not the shipped copy's
         return result.to_dict()
 
     @ray.remote(num_cpus=1, max_retries=0, max_calls=1)  # a new worker process per task (--fresh-process)
-    def layer_task(ref: str, config: dict, layer: str) -> dict:
+    def layer_task(ref: str, config: dict, layer: str, explicit: tuple[str, ...] = ()) -> dict:
         import warnings
 
         warnings.filterwarnings("ignore")
         logging.getLogger("torchao").setLevel(logging.ERROR)
-        return run_layer(ref, PipelineConfig(**_config_args(config)), layer)
+        return run_layer(ref, PipelineConfig(**_config_args(config)), layer, explicit=explicit)
 
     _REMOTE = (cell_task, layer_task)
     return _REMOTE
@@ -177,7 +179,7 @@ def _run_actors(cells: list[Cell], refs: dict[str, str], sensitivity: int, cell_
     by_id = {c.id: c for c in cells}
     for c in cells:  # one worker keeps a model's pipelines of one flow: cells of both share their stages
         pool.submit(Job(f"cell/{c.id}", "quantviz.sweep.cell:run_cell_job", (
-            c.model, refs[c.model], c.config.to_dict(), c.id, c.label, sensitivity),
+            c.model, refs[c.model], c.config.to_dict(), c.id, c.label, sensitivity, c.explicit),
             affinity=f"{refs[c.model]} {c.config.flow}", label=c.id))
     try:
         for job, value in pool.results():
@@ -187,7 +189,7 @@ def _run_actors(cells: list[Cell], refs: dict[str, str], sensitivity: int, cell_
                 result = CellResult.from_dict(value) if not isinstance(value, Crash) else _crashed_cell(c, value)
                 for name in progress.cell(c, result):
                     pool.submit(Job(f"layer/{c.id}/{name}", "quantviz.sweep.cell:run_layer_job",
-                                    (refs[c.model], c.config.to_dict(), name),
+                                    (refs[c.model], c.config.to_dict(), name, c.explicit),
                                     affinity=f"{refs[c.model]} {c.config.flow}", crumbs=False))
             else:
                 progress.layer(c, value if not isinstance(value, Crash) else
@@ -215,7 +217,7 @@ def _run_tasks(ray, cells: list[Cell], refs: dict[str, str], sensitivity: int, c
     memory = int(cell_memory_gib * GIB)
     for c in cells:
         ref = cell_task.options(memory=memory, name=f"cell {c.id} {c.model}").remote(
-            c.model, refs[c.model], c.config.to_dict(), c.id, c.label, sensitivity, f"{run_id}/{c.id}")
+            c.model, refs[c.model], c.config.to_dict(), c.id, c.label, sensitivity, f"{run_id}/{c.id}", c.explicit)
         pending[ref] = ("cell", c, None)
     try:
         while pending:
@@ -226,7 +228,7 @@ def _run_tasks(ray, cells: list[Cell], refs: dict[str, str], sensitivity: int, c
                     for name in progress.cell(c, _collect_cell(ray, ref, c, f"{run_id}/{c.id}")):
                         lref = layer_task.options(memory=int(LAYER_MEMORY_GIB * GIB),
                                                   name=f"sensitivity {c.id} {name}").remote(
-                            refs[c.model], c.config.to_dict(), name)
+                            refs[c.model], c.config.to_dict(), name, c.explicit)
                         pending[lref] = ("layer", c, name)
                 else:
                     progress.layer(c, _collect_layer(ray, ref, layer))
