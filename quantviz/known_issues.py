@@ -180,10 +180,11 @@ def _float_zero_point_dequantize(ep) -> StageError | None:
     """executorch 1.5.1's ``dequantize_per_channel`` kernel aborts on float zero points, which the fx flow's
     embedding weights (``float_qparams_weight_only_qconfig``) carry; only ExecuTorch's QuantFusionPass removes
     that dequantize (it fuses embeddings into ``embedding_byte``)."""
+    constants = _constants(ep)
     for node in ep.graph.nodes:
         if node.op != "call_function" or "dequantize_per_channel" not in str(node.target):
             continue
-        tensor = _constant(ep, node.args[2] if len(node.args) > 2 else None)
+        tensor = constants.get(getattr(node.args[2], "name", "")) if len(node.args) > 2 else None
         if tensor is not None and tensor.is_floating_point():
             return StageError(
                 "run", f"{node.name} dequantizes per channel with float zero points (embedding weights quantized "
@@ -195,23 +196,24 @@ def _float_zero_point_dequantize(ep) -> StageError | None:
     return None
 
 
-def _constant(ep, node) -> torch.Tensor | None:
-    """The lifted constant (parameter, buffer or tensor constant) a placeholder ``node`` stands for, if it is one."""
+def _constants(ep) -> dict[str, torch.Tensor]:
+    """Placeholder name -> the lifted constant (parameter, buffer or tensor constant) it stands for."""
     sig = ep.graph_signature
     names = {**sig.inputs_to_parameters, **sig.inputs_to_buffers, **sig.inputs_to_lifted_tensor_constants}
     values = {**ep.state_dict, **ep.constants}
-    return values.get(names.get(getattr(node, "name", ""), ""))
+    return {placeholder: values[target] for placeholder, target in names.items() if target in values}
 
 
 def _float32_scale_quantize_per_channel(ep) -> StageError | None:
     """executorch 1.5.1's portable ``quantize_per_channel`` kernel takes float64 scales only and aborts the process
     on float32 ones, which per-channel weights carry when ``convert_pt2e(..., fold_quantize=False)`` leaves their
     quantize in the program (OpenVINO's delegate needs them so; outside its delegate the portable kernel runs them)."""
+    constants = _constants(ep)
     for node in ep.graph.nodes:
         if node.op != "call_function" or "quantize_per_channel" not in str(node.target) \
                 or "dequantize" in str(node.target) or len(node.args) < 2:
             continue
-        scale = _constant(ep, node.args[1])
+        scale = constants.get(getattr(node.args[1], "name", ""))
         if scale is None or scale.dtype != torch.float32:
             continue
         source = getattr(node.args[0], "name", "its input")
