@@ -76,6 +76,7 @@ def test_the_app_runner_loads_a_model_between_stages(monkeypatch):
     loads = 0
     while tracer.is_alive():
         loads += 1
-        pipe = runner._new_pipeline({}, f"{VIT}#{loads}", lambda: load_model(VIT), PipelineConfig())
+        pipe = runner._new_pipeline({}, f"{VIT}#{loads}", lambda: load_model(VIT), PipelineConfig(),
+                                    frozenset())
         assert pipe.spec.name == "vit_4_blocks"
     assert loads >= 1 and traced == [True] * 3
