@@ -324,6 +324,12 @@ class Pipeline:
 
 # The libraries whose log records a failing stage keeps (StageError.log).
 LIBRARY_LOGGERS = ("torch", "torchao", "executorch")
+# torch's structured trace log (``torch._logging._internal.trace_log``, for tlparse): it never propagates and carries
+# DEBUG records only, and torch switches structured tracing on whenever it has a handler (``trace_structured`` and
+# the AOT partitioner test ``trace_log.handlers``): every dynamo graph, guard and stack gets formatted for it. A
+# handler of ours there keeps nothing (WARNING and above) and costs export_llm's strict torch.export a few percent
+# of its CPU time, so it is never given one.
+NEVER_HANDLED = ("torch.__trace",)
 
 
 class _LogLines(logging.Handler):
@@ -354,7 +360,8 @@ def capture_library_log(lines: list[str]) -> Iterator[None]:
     """Append to ``lines`` what torch, torchao and executorch log at WARNING and above while the block runs.
 
     Loggers keep their levels (a logger quieted to ERROR stays quiet) and their handlers; the capturing handler
-    is also put on every logger of those libraries that does not propagate (torch's own log setup has some).
+    is also put on every logger of those libraries that does not propagate (torch's own log setup has some), except
+    torch's structured trace log (``NEVER_HANDLED``: a handler there turns torch's structured tracing on).
 
     Example::
 
@@ -364,7 +371,8 @@ def capture_library_log(lines: list[str]) -> Iterator[None]:
     """
     handler = _LogLines(lines)
     names = [n for n, lg in list(logging.Logger.manager.loggerDict.items())
-             if isinstance(lg, logging.Logger) and not lg.propagate and n.split(".")[0] in LIBRARY_LOGGERS]
+             if isinstance(lg, logging.Logger) and not lg.propagate and n.split(".")[0] in LIBRARY_LOGGERS
+             and n not in NEVER_HANDLED]
     loggers = [logging.getLogger(n) for n in dict.fromkeys([*LIBRARY_LOGGERS, *names])]
     for lg in loggers:
         lg.addHandler(handler)
