@@ -4,6 +4,7 @@ its torchao flow, each against the bare call a user makes with the same configur
     .venv/bin/python bench/scale_llm.py --shape smollm2_135m --flow export_llm --pairs 2
     .venv/bin/python bench/scale_llm.py --shape qwen3_0_6b --flow torchao --pairs 1
     .venv/bin/python bench/scale_llm.py --shape smollm2_135m --layers 2 --pairs 1     # a smoke run, both flows
+    .venv/bin/python bench/scale_llm.py --flow export_llm --layers 6 --pairs 2 --together  # sides side by side
 
 Shapes (ExecuTorch's own params for the two models, written to ``--workdir`` with a seeded random checkpoint so
 nothing is downloaded): ``smollm2_135m`` dim 576, 30 layers, 9 heads / 3 KV heads, FFN 1536, vocabulary 49,152;
@@ -22,7 +23,9 @@ A: ``Pipeline(spec, PipelineConfig(flow="torchao", scheme="8da4w", group_size=32
 written. B: ``executorch.export.export(model, samples, ExportRecipe.get_recipe(
 XNNPackRecipeType.TORCHAO_INT8_DYNAMIC_ACT_INT4_WEIGHT_PER_TENSOR, group_size=32))`` and its .pte written.
 
-Every side runs in a fresh process, A and B alternating (A B, B A, A B, ...). Each is timed inside its process from
+Every side runs in a fresh process, A and B alternating (A B, B A, A B, ...); with ``--together`` the two sides of a
+pair run at the same moment (the second started one second after the first, the order alternating), so both get
+the same load on a shared machine, and the load average is sampled every 30 s. Each is timed inside its process from
 model build to the .pte on disk (imports excluded); peak memory is the process's ``ru_maxrss`` at that moment. The
 script prints min / median / max of each side and of the ratio A/B pair by pair, ``uptime`` before and after, the
 progress events quantviz's stages sent, and the first graph's time to screen (snapshot, overview plan, DOT,
@@ -202,29 +205,74 @@ def uptime() -> str:
     return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
-def child(args, side: str, flow: str, llm: tuple) -> dict:
-    out = args.workdir / f"{args.shape}_{flow}_{side}.pte"
+def start_child(args, side: str, flow: str, llm: tuple) -> subprocess.Popen:
     cmd = [sys.executable, __file__, "--shape", args.shape, "--flow", flow, "--side", side,
            "--workdir", str(args.workdir), *(["--layers", str(args.layers)] if args.layers else []),
            "--llm", json.dumps(llm)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def finish_child(proc: subprocess.Popen, side: str, flow: str) -> dict:
+    stdout, stderr = proc.communicate()
+    line = next((x for x in stdout.splitlines() if x.startswith("RESULT ")), None)
     if proc.returncode or line is None:
-        print(f"# {flow} {side} FAILED (exit {proc.returncode}):\n{proc.stderr[-3000:]}", flush=True)
-        return {"failed": proc.stderr.strip().splitlines()[-1:] or ["no output"]}
+        print(f"# {flow} {side} FAILED (exit {proc.returncode}):\n{stderr[-3000:]}", flush=True)
+        return {"failed": stderr.strip().splitlines()[-1:] or ["no output"]}
     return json.loads(line[7:])
+
+
+def child(args, side: str, flow: str, llm: tuple) -> dict:
+    return finish_child(start_child(args, side, flow, llm), side, flow)
+
+
+class LoadSampler:
+    """The 1-minute load average every ``every`` seconds while a pair runs (its min and max are printed)."""
+
+    def __init__(self, every: float = 30.0) -> None:
+        import threading
+
+        self.samples: list[float] = [os.getloadavg()[0]]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+        self._thread.start()
+
+    def _run(self, every: float) -> None:
+        while not self._stop.wait(every):
+            self.samples.append(os.getloadavg()[0])
+
+    def stop(self) -> str:
+        self._stop.set()
+        self._thread.join()
+        self.samples.append(os.getloadavg()[0])
+        return f"load {min(self.samples):.1f} to {max(self.samples):.1f} ({len(self.samples)} samples)"
 
 
 def bench_flow(args, flow: str, llm: tuple) -> None:
     runs: dict[str, list[dict]] = {"quantviz": [], "bare": []}
     for i in range(args.pairs):
         order = ("quantviz", "bare") if i % 2 == 0 else ("bare", "quantviz")
-        for side in order:
-            result = child(args, side, flow, llm)
-            runs[side].append(result)
-            if "failed" not in result:
-                print(f"# {flow} pair {i + 1} {side:<8} {result['seconds']:7.1f} s (CPU {result['cpu_s']:7.1f} s) "
-                      f"{result['peak_mb']:7.0f} MB  {uptime()}", flush=True)
+        if args.together:  # both sides at once: the same load on both, so the wall-time ratio means something
+            sampler = LoadSampler()
+            procs = []
+            for side in order:
+                procs.append((side, start_child(args, side, flow, llm)))
+                time.sleep(1.0)
+            results = {side: finish_child(proc, side, flow) for side, proc in procs}
+            load = sampler.stop()
+            for side in order:
+                runs[side].append(results[side])
+                if "failed" not in results[side]:
+                    r = results[side]
+                    print(f"# {flow} pair {i + 1} (together, {' started first, '.join(order)}) {side:<8} "
+                          f"{r['seconds']:7.1f} s (CPU {r['cpu_s']:7.1f} s) {r['peak_mb']:7.0f} MB  {load}", flush=True)
+            print(f"# {uptime()}", flush=True)
+        else:
+            for side in order:
+                result = child(args, side, flow, llm)
+                runs[side].append(result)
+                if "failed" not in result:
+                    print(f"# {flow} pair {i + 1} {side:<8} {result['seconds']:7.1f} s (CPU {result['cpu_s']:7.1f} s) "
+                          f"{result['peak_mb']:7.0f} MB  {uptime()}", flush=True)
         if i + 1 < args.pairs:
             table(args, flow, runs, i + 1)  # so far: a run cut short keeps its complete pairs
     table(args, flow, runs, args.pairs)
@@ -267,6 +315,8 @@ def main() -> int:
     parser.add_argument("--flow", choices=("export_llm", "torchao", "both"), default="both")
     parser.add_argument("--pairs", type=int, default=2)
     parser.add_argument("--layers", type=int, help="fewer decoder layers (a smoke run), the widths unchanged")
+    parser.add_argument("--together", action="store_true",
+                        help="run the two sides of a pair at the same time (same load; two processes' memory at once)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/quantviz_scale_llm"))
     parser.add_argument("--side", choices=("quantviz", "bare"), help=argparse.SUPPRESS)
     parser.add_argument("--llm", help=argparse.SUPPRESS)
