@@ -146,6 +146,30 @@ def test_fx_delegate_refused_by_xnnpack_gets_past_delegate_under_pt2e():
     assert sum(n.kind == "delegate" for n in fixed.results["delegate"].graph.nodes) >= 1
 
 
+def test_an_untraceable_decoder_gets_pt2e_not_a_skip_of_the_whole_model():
+    """A stage's own remedy: zoo_llama's decoder ('model', every weight: the head is tied to the embedding) builds
+    its causal mask with ``torch.finfo(dtype)``, which symbolic tracing cannot follow. Skipping it would leave nothing
+    quantized, so the fix is ``--flow pt2e`` (torch.export follows the example input), which traces and prepares
+    the whole decoder; ``--skip-untraceable`` stays in the words as the other way."""
+    config = PipelineConfig(flow="fx", until="prepare")
+    err, fixed = failed_then_fixed(lambda: load_model("sample:zoo_llama"), config, "trace")
+    assert err.fix == {"flow": "pt2e"}
+    assert "keep 100% of the model's weights float (module(s) model)" in err.hint and "--skip-untraceable" in err.hint
+    linears = [n for n in fixed.results["trace"].graph.nodes if n.target == "aten.linear.default"]
+    assert len(linears) == 2 * 7 + 1  # two layers' q/k/v/o/gate/up/down and the head: the decoder is traced
+    observed = [n for n in fixed.results["prepare"].graph.nodes if n.kind == "observer"]
+    assert len(observed) > len(linears)  # prepared: the decoder's linears are observed, not a float leaf
+
+
+def test_a_small_untraceable_module_keeps_the_skip_hint():
+    from quantviz.stages.trace import skipped_weight_share
+    err = Pipeline(load_model("sample:not_traceable"), PipelineConfig(flow="fx")).run().results["trace"].error
+    assert err.fix == {"skip_untraceable": True}
+    spec = load_model("sample:not_traceable")
+    assert skipped_weight_share(spec.model, ("pad",)) < 0.5
+    assert skipped_weight_share(load_model("sample:zoo_llama").model, ("model",)) == 1.0
+
+
 class MeanAffineHead(nn.Module):
     """LeViT's head in small (sample_models/zoo_levit.py, ``NormLinear``): the tokens' mean, a per-channel scale and
     shift (the BatchNorm1d, written out so convert_pt2e does not spend 20 s on its conv-bn patterns), then a linear."""
