@@ -1,7 +1,7 @@
 """What quantviz adds around a stage must not make the libraries do more work: the handler that keeps the
 libraries' WARNING lines (``capture_library_log``) stays off torch's structured trace log, since torch formats every
-dynamo graph, guard and stack for that log as soon as it has any handler (on export_llm's strict torch.export a few
-percent of the CPU time, bench/scale_llm.py)."""
+dynamo graph, guard and stack for that log as soon as it has any handler (on export_llm's strict torch.export 2,259
+records, 11.3 s of a profiled 6-layer SmolLM2 run: docs/benchmarks.md)."""
 from __future__ import annotations
 
 import logging
