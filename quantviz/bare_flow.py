@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Collection
 
+from quantviz.backends import normalize
 from quantviz.config import ConfigChanges, PipelineConfig
 from quantviz.flows import flow_of, with_backend_defaults
 from quantviz.model_spec import ModelSpec
@@ -72,7 +73,7 @@ def run_bare(spec: ModelSpec, config: PipelineConfig, apply_backend_defaults: bo
     """Run the bare calls of ``config`` on ``spec`` (with the backend's declared defaults, but to the fields the user
     chose (``explicit``), as ``Pipeline`` applies them unless told not to); stops at the first step that raises and
     says which."""
-    config, changes = with_backend_defaults(config, explicit) if apply_backend_defaults else (config, {})
+    config, changes = with_backend_defaults(config, explicit) if apply_backend_defaults else (normalize(config), {})
     result = BareRun(config=config, backend_defaults=dict(changes))
     flow = flow_of(config)
     if not any(stage.bare is not None for stage in flow.stages):

@@ -73,8 +73,10 @@ class _Given(argparse.Action):
 def needs_line(config: PipelineConfig, applied: dict) -> str:
     """What the backend's record applied (``with_backend_defaults``' changes) to ``config``, said before anything
     runs: "the xnnpack backend needs --flow pt2e: applied (...)"."""
+    from quantviz.backends import backend_name
+
     before = config.with_changes(**{name: getattr(PipelineConfig(), name) for name in applied})
-    return (f"the {config.target} backend needs {config_flags(config, base=before)}: applied (its record's "
+    return (f"the {backend_name(config)} backend needs {config_flags(config, base=before)}: applied (its record's "
             "defaults; an option given is kept)")
 
 
@@ -648,6 +650,7 @@ def cmd_recover(args: argparse.Namespace) -> int:
     from quantviz.sweep.actors import WorkersKeepDying
     from quantviz.sweep.ray_setup import RayMissing
 
+    from quantviz.backends import backend_name
     from quantviz.flows import with_backend_defaults
 
     given = given_fields(args)
@@ -686,8 +689,8 @@ def cmd_recover(args: argparse.Namespace) -> int:
                              "none: give the factory's ModelSpec a language_model (LanguageModelTask) and eval_batches "
                              "whose labels are the next tokens, or use --target-sqnr DB")
         print(f"  measured on {probe.data}", flush=True)
-        print(f"  {len(probe.candidates)} candidate(s) declared by the {config.flow} flow and the {config.target} "
-              "backend: " + (", ".join(c.id for c in probe.candidates) or "none"), flush=True)
+        print(f"  {len(probe.candidates)} candidate(s) declared by the {config.flow} flow and the "
+              f"{backend_name(config)} backend: " + (", ".join(c.id for c in probe.candidates) or "none"), flush=True)
         width = max([len(c.id) for c in probe.candidates] + [24]) + 6
         progress = ProgressLog(args.out / "progress.jsonl")
         progress.write(Started(args.model, target, args.budget, probe.data, list(probe.candidates)))

@@ -15,7 +15,9 @@ FlowName = str
 Mode = Literal["static", "dynamic"]
 # "auto", or a backend: a file of quantviz/backends/ (its registry there checks the name: ``backend_of``)
 BackendName = str
-PartitionerChoice = Literal["auto", "none", "xnnpack", "demo"]
+# "auto", "none", "demo", or a backend's own choice (``Backend.partitioner_choice``: "xnnpack"); the backends' registry
+# lists them (``quantviz.backends.partitioner_choices``) and checks the value (``quantviz.backends.check``)
+PartitionerChoice = str
 Lowering = Literal["transform_and_lower", "to_backend"]
 Granularity = Literal["graph", "op"]
 Fusion = Literal["none", "executorch", "quantviz", "both"]
@@ -24,7 +26,6 @@ Scheme = Literal["8da4w", "8da8w", "int8-weight-only"]
 Observer = Literal["default", "minmax", "moving_average", "histogram"]
 
 MODES: tuple[str, ...] = get_args(Mode)
-PARTITIONERS: tuple[str, ...] = get_args(PartitionerChoice)
 LOWERINGS: tuple[str, ...] = get_args(Lowering)
 DELEGATE_GRANULARITIES: tuple[str, ...] = get_args(Granularity)
 FUSIONS: tuple[str, ...] = get_args(Fusion)
@@ -77,8 +78,7 @@ class PipelineConfig:
                 "quantized kernels, XNNPACKQuantizer's int8 scheme, no delegate unless --partitioner says)")
     partitioner: PartitionerChoice = option(
         "auto", "auto: the backend's own partitioner (none for portable); none: nothing delegated; xnnpack: "
-                "XnnpackPartitioner (the same as --backend xnnpack); demo: quantviz's conv -> add partitioner",
-        PARTITIONERS)
+                "XnnpackPartitioner (the same as --backend xnnpack); demo: quantviz's conv -> add partitioner")
     lowering: Lowering = option(
         "transform_and_lower", "how a partitioner is applied: transform_and_lower (to_edge_transform_and_lower, "
                                "what backend users call: the backend's ops are kept whole and its transform passes "
@@ -163,26 +163,13 @@ class PipelineConfig:
         for f in selecting:  # and that flow needs its option
             if self.flow == f.metadata["selects_flow"] and not getattr(self, f.name):
                 raise ConfigError(f"flow={self.flow!r} needs {f.metadata['needed']}")
-        if self.partitioner == "xnnpack":  # one config for one meaning: --partitioner xnnpack is --backend xnnpack
-            if self.backend not in ("auto", "portable", "xnnpack"):
-                raise ConfigError(f"partitioner='xnnpack' delegates to XNNPACK, but backend={self.backend!r}: "
-                                  "use --backend xnnpack, or --partitioner auto for the backend's own")
-            object.__setattr__(self, "backend", "xnnpack")
-            object.__setattr__(self, "partitioner", "auto")
         object.__setattr__(self, "int8_modules", tuple(self.int8_modules))
-        # what a backend can take (int16 activations, the demo partitioner, the torchao flow) is its record's to
-        # say: quantviz.flows.check, which flow_of runs
+        # what a backend can take (int16 activations, the demo partitioner, the torchao flow) and the partitioner
+        # choices (--partitioner xnnpack is --backend xnnpack: quantviz.backends.normalize) are its record's to say:
+        # quantviz.flows.check, which flow_of runs
 
     # -- what the choices resolve to ----------------------------------------------------------------------------
-    @property
-    def target(self) -> str:
-        """The backend ``backend="auto"`` stands for: xnnpack under torchao, the recipe's under recipe (resolved by
-        the recipe flow: "recipe" here), portable otherwise; else ``backend`` itself."""
-        if self.backend != "auto":
-            return self.backend
-        return {"torchao": "xnnpack", "qat": "xnnpack", "recipe": "recipe", "export_llm": "xnnpack"}.get(
-            self.flow, "portable")
-
+    # (the backend "auto" stands for is its flow's ``default_backend``: quantviz.backends.backend_name)
     @property
     def uses_quantviz_kernels(self) -> bool:
         """True when the config asks for quantviz's patterns (a flow whose fuse stage reads ``fusion`` applies them:

@@ -70,6 +70,14 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "xnnpack with --flow pt2e)",
         fix={"fusion": "quantviz"}),
     KnownIssue(
+        "delegate", r"Invalid partition, found dependency cycles",
+        "the partitioner grouped ops into one delegate although a path between two of them runs through an op "
+        "outside it, so the delegate would both feed that op and wait for it ({cause}; on Qwen3's q/k RMSNorm under "
+        "dynamic per-channel quantization: the norm's pow is taken, an op beside it is not)",
+        "split the delegates per op: --delegate-granularity op (every op the partitioner takes becomes its own "
+        "delegate, XNNPACK's per_op_mode, so no delegate can close a cycle; the same ops stay delegated)",
+        fix={"delegate_granularity": "op"}, requires={"flow": "pt2e", "delegate_granularity": "graph"}),
+    KnownIssue(
         "delegate", r"running the '(?P<pass_name>ConvertToLinearPass)' pass",
         "{pass_name} failed: {cause}. XNNPACK's {pass_name}, run by to_backend on every partition, rebuilds "
         "each nn.Linear from the ops to_edge decomposed it into, and could not (a linear on a non-contiguous 3-D "

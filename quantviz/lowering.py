@@ -17,7 +17,7 @@ import contextlib
 import logging
 from typing import Any, Iterator
 
-from quantviz.backends import PartitionerChoice, backend_of
+from quantviz.backends import PartitionerChoice, backend_name, backend_of
 from quantviz.config import PipelineConfig
 
 # quantized_decomposed ops are not core ATen, so the IR check is off, as in ExecuTorch's own quantization tests
@@ -70,7 +70,7 @@ def partitioner_name(config: PipelineConfig) -> str:
         return backend_of(config).name  # the recipe's own partitioners
     if config.partitioner in ("none", "demo"):
         return config.partitioner
-    return config.target if backend_of(config).partitioner is not None else "none"
+    return backend_name(config) if backend_of(config).partitioner is not None else "none"
 
 
 def delegates(config: PipelineConfig) -> bool:
@@ -80,7 +80,7 @@ def delegates(config: PipelineConfig) -> bool:
 
 def partitioner_key(config: PipelineConfig) -> tuple:
     """What the delegate stage (and, under transform_and_lower, the edge stage) depends on."""
-    return partitioner_name(config), config.delegate_granularity, config.lowering, config.target
+    return partitioner_name(config), config.delegate_granularity, config.lowering, backend_name(config)
 
 
 def keeps_ops_whole(config: PipelineConfig) -> bool:

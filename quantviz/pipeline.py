@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable, Collection, Iterator
 
-from quantviz.backends import backend_of, require_backend
+from quantviz.backends import backend_of, normalize, require_backend
 from quantviz.config import ConfigChanges, PipelineConfig
 from quantviz.errors import StageError
 from quantviz.flows import Flow, check, flow_of, with_backend_defaults
@@ -272,6 +272,7 @@ class Pipeline:
         that differs): ``--partitioner none`` on a config that delegates nothing does not, nor does a config the
         records refuse (``quantviz.flows.check``: ``--activation-bits 16`` on XNNPACK)."""
         try:
+            a, b = normalize(a), normalize(b)  # --partitioner xnnpack is --backend xnnpack
             check(b)
         except ValueError:
             return False
@@ -283,7 +284,9 @@ class Pipeline:
             return True
 
     def _with_defaults(self, config: PipelineConfig) -> tuple[PipelineConfig, ConfigChanges]:
-        return with_backend_defaults(config, self.explicit) if self.apply_backend_defaults else (config, {})
+        """``config`` normalized (``--partitioner xnnpack`` is ``--backend xnnpack``, ``normalize``), with the
+        backend's defaults unless they are off."""
+        return with_backend_defaults(config, self.explicit) if self.apply_backend_defaults else (normalize(config), {})
 
     def _defaults_notes(self, stage: Stage) -> list[str]:
         """One note for each value the backend needed that this stage reads (``Backend.defaults``)."""

@@ -57,6 +57,8 @@ SAMPLES: dict[str, str] = {
     "zoo_llama_deep": "zoo_llama at 16 layers (width 64): the scale target, 113 Linears",
     "zoo_qwen2": "Qwen2 LM: the Llama layout with q/k/v biases, rope theta 1e6, GQA 8:2, masking_utils-style "
                  "arange index mask + torch.where, tied LM head",
+    "zoo_qwen3": "Qwen3 LM: Qwen2's layout without q/k/v biases, with an RMSNorm on each head's queries and keys "
+                 "(q_norm, k_norm) before the rotary embeddings",
     "zoo_whisper": "Whisper speech encoder: log-mel (1, 80, 200) -> conv1d + GELU, stride-2 conv1d + GELU, "
                    "sinusoidal positions, pre-norm attention blocks",
     "zoo_wav2vec2": "wav2vec2 CTC: raw audio (1, 16000) -> 7 conv1d feature encoder (GroupNorm first, GELU), feature "
@@ -71,7 +73,7 @@ SAMPLES: dict[str, str] = {
 ZOO: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("zoo_"))
 # the zoo's sequence models (token ids, log-mel features, raw audio) and its vision models
 SEQUENCE_ZOO: tuple[str, ...] = ("zoo_bert", "zoo_distilbert", "zoo_gpt2", "zoo_llama", "zoo_llama_deep", "zoo_qwen2",
-                                 "zoo_whisper", "zoo_wav2vec2")
+                                 "zoo_qwen3", "zoo_whisper", "zoo_wav2vec2")
 VISION_ZOO: tuple[str, ...] = tuple(name for name in ZOO if name not in SEQUENCE_ZOO)
 # trained language models: perplexity and generation on held-out text (tests/test_text_lm.py runs them end to end)
 LANGUAGE_MODELS: tuple[str, ...] = ("text_lm",)

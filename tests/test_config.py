@@ -2,6 +2,7 @@ import dataclasses
 
 import pytest
 
+from quantviz.backends import backend_name, backend_of, normalize, partitioner_choices
 from quantviz.config import ConfigError, PipelineConfig, config_flags
 from quantviz.flows import FLOWS, applies_to, flow_of
 
@@ -10,7 +11,11 @@ def test_defaults_match_the_documented_ones():
     c = PipelineConfig()
     assert (c.flow, c.mode, c.per_channel, c.backend, c.partitioner, c.fusion, c.until) == \
         ("fx", "static", False, "auto", "auto", "executorch", "run")
-    assert c.target == "portable"
+    assert backend_name(c) == "portable"  # backend="auto" under fx: the fx flow's default_backend
+    assert [backend_name(PipelineConfig(flow=f)) for f in ("pt2e", "torchao", "qat")] == ["portable", "xnnpack",
+                                                                                        "xnnpack"]
+    recipe = PipelineConfig(recipe="xnnpack_fp32")  # the recipe names its backend (recipe_backend)
+    assert (backend_name(recipe), backend_of(recipe).name) == ("recipe", "xnnpack")
 
 
 def test_the_seed_flows_have_the_ten_stages_in_order():
@@ -39,12 +44,17 @@ def test_every_fusion_choice_is_accepted(fusion):
 
 
 def test_partitioner_xnnpack_is_backend_xnnpack():
-    """One config for one meaning: the legacy --partitioner xnnpack becomes --backend xnnpack."""
+    """One config for one meaning: the legacy --partitioner xnnpack becomes --backend xnnpack (XNNPACK's record:
+    ``Backend.partitioner_choice``), where configs are resolved and checked (``normalize``)."""
     legacy = PipelineConfig(flow="pt2e", partitioner="xnnpack")
-    assert legacy == PipelineConfig(flow="pt2e", backend="xnnpack")
-    assert config_flags(legacy) == "--flow pt2e --backend xnnpack"
-    with pytest.raises(ConfigError, match="backend xnnpack"):
-        PipelineConfig(flow="pt2e", backend="openvino", partitioner="xnnpack")
+    assert normalize(legacy) == PipelineConfig(flow="pt2e", backend="xnnpack")
+    assert normalize(legacy.with_changes(backend="portable")) == PipelineConfig(flow="pt2e", backend="xnnpack")
+    assert config_flags(normalize(legacy)) == "--flow pt2e --backend xnnpack"
+    assert backend_of(legacy).name == "xnnpack"  # the alias resolves before normalizing too
+    assert partitioner_choices() == ("auto", "none", "xnnpack", "demo")  # the CLI's, app's and sweep's choices
+    with pytest.raises(ConfigError, match="partitioner='xnnpack' delegates to XNNPACK, but backend='openvino': use "
+                                          "--backend xnnpack"):
+        flow_of(PipelineConfig(flow="pt2e", backend="openvino", partitioner="xnnpack"))
     with pytest.raises(ConfigError, match="partitioner='demo' lowers conv -> add groups to XNNPACK"):
         flow_of(PipelineConfig(flow="pt2e", backend="vulkan", partitioner="demo"))
     with pytest.raises(ConfigError, match="flow='torchao' lowers to XNNPACK"):

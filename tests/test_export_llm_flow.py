@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from quantviz import PipelineConfig
+from quantviz.backends import backend_name
 from quantviz.config import ConfigError, config_flags
 from quantviz.errors import LoadError
 from quantviz.flows import flow_of
@@ -51,7 +52,7 @@ def test_llm_config_merges_the_file_and_the_overrides(tmp_path):
     assert llm.quantization.qmode == "8da4w" and llm.quantization.embedding_quantize == "4,32"
     assert llm.quantization.group_size == 32 and llm.export.max_seq_length == 32  # from the overrides
     assert llm.base.params.endswith("params.json")
-    assert config.flow == "export_llm" and config.target == "xnnpack"  # --llm-config is the export_llm flow
+    assert config.flow == "export_llm" and backend_name(config) == "xnnpack"  # --llm-config is the export_llm flow
     assert "--llm-config" in config_flags(config) and "--flow" not in config_flags(config)
     assert bare_command(config)[:5] == ["python", "-m", "executorch.extension.llm.export.export_llm", "--config",
                                         config.llm_config]

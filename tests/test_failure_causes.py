@@ -10,6 +10,7 @@ import torch
 from torch import fx, nn
 
 from quantviz import ModelSpec, Pipeline, PipelineConfig, StageError, load_model
+from quantviz.backends import normalize
 from quantviz.failure_site import find_failure_site, rerun_under_interpreter
 from quantviz.flows import flow_of
 from quantviz.known_issues import explain
@@ -300,7 +301,9 @@ def test_a_fix_prints_as_flags_in_the_stderr_paragraph(capsys, monkeypatch, fix,
 
     err = StageError("emit", "it failed", "try this", fix=fix, causes=["RuntimeError: inner"],
                      log=["WARNING torch.x: chatter", "ERROR executorch.y: the backend said no"])
-    code = _finish(fake_failed_pipe(PipelineConfig(flow="pt2e", partitioner="xnnpack"), err), "sample:conv_add")
+    # a pipeline's config is normalized (quantviz.backends.normalize: --partitioner xnnpack is --backend xnnpack)
+    config = normalize(PipelineConfig(flow="pt2e", partitioner="xnnpack"))
+    code = _finish(fake_failed_pipe(config, err), "sample:conv_add")
     lines = capsys.readouterr().err.strip().splitlines()
     assert code == 2
     assert lines == ["quantviz: stage 'emit' failed: it failed. Hint: try this",

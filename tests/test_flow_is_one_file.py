@@ -1,6 +1,7 @@
 """A flow is one file: a new flow lists existing stage variants in its own module, and the registry, the config's
 options, the CLI's choices and the pipeline take it from there. The toy flow here lives in a temporary package (no
-file of the project is touched): pt2e's observer steps without the fuse stage, numbers from the runtime."""
+file of the project is touched): pt2e's observer steps without the fuse stage, lowered to the backend its record
+declares (``default_backend``: XNNPACK), numbers from the runtime."""
 import dataclasses
 import importlib
 import pkgutil
@@ -10,8 +11,10 @@ import textwrap
 import pytest
 
 from quantviz import Pipeline, PipelineConfig, load_model
-from quantviz import flows
-from quantviz.flows import applies_to, choices_of, discover, flow_of
+from quantviz import backends, flows
+from quantviz.backends import backend_name
+from quantviz.config import config_flags
+from quantviz.flows import applies_to, choices_of, describe_config, discover, flow_of
 
 TOY = '''
 """toy: pt2e's stages without fusion, a flow made of existing stage variants only."""
@@ -29,7 +32,15 @@ FLOW = Flow("toy", "export, prepare_pt2e, calibrate, convert_pt2e, export, lower
                    edge.STAGE, delegate.STAGE, Absent("fuse", "the toy flow fuses nothing"), emit.STAGE, run.STAGE),
             roles={"float_graph": "trace", "reference": "convert", "delegated": "delegate", "lowered": "delegate",
                    "program": "emit", "runtime": "run"},
-            calibration=calibrates)
+            default_backend="xnnpack", calibration=calibrates)
+'''
+
+NO_BACKEND = '''
+from quantviz.flows.base import Flow
+from quantviz.stages import capture, edge, emit, run, trace_export
+
+FLOW = Flow("nowhere", "export and run on a backend that is not one", slots=(trace_export.STAGE, capture.STAGE,
+            edge.STAGE, emit.STAGE, run.STAGE), roles={"program": "emit", "runtime": "run"}, default_backend="tpu")
 '''
 
 NO_RUNTIME = '''
@@ -54,6 +65,7 @@ def flow_package(tmp_path, monkeypatch, name: str, **modules: str):
 
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
+    monkeypatch.setattr(backends, "FLOW_DEFAULTS", dict(backends.FLOW_DEFAULTS))  # discover registers the toy's
     found = discover(flow_package(tmp_path, monkeypatch, "toyflows", toy=TOY))
     monkeypatch.setattr(flows, "FLOWS", {**flows.FLOWS, **found})
     yield found["toy"]
@@ -85,6 +97,12 @@ def test_a_toy_flow_from_existing_variants_runs_end_to_end(toy):
     assert list(pipe.results) == ["trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate", "emit",
                                   "run"]
     assert "prepare_pt2e" in "\n".join(pipe.results["prepare"].calls)
+    # backend="auto" is the backend the toy's record declares (default_backend): XNNPACK takes the program, while
+    # the user's choice stays "auto" where it is shown as theirs (summary.json's config, reproduce.py's flags)
+    assert backend_name(config) == pipe.backend.name == "xnnpack"
+    assert "XnnpackPartitioner()" in "\n".join(pipe.results["delegate"].calls)
+    assert pipe.config.backend == "auto" and config_flags(pipe.config) == "--flow toy"
+    assert "backend xnnpack, partitioner xnnpack" in describe_config(pipe.config)
     # what the code around a flow asks of it are its record's fields: the toy says it calibrates, in static mode
     assert toy.calibrates(config) and not toy.calibrates(config.with_changes(mode="dynamic"))
     assert pipe.results["run"].artifact.data.calibrated  # the run's data is worded by the toy's own answer
@@ -108,6 +126,19 @@ def test_a_flow_without_a_runtime_role_is_refused_where_it_is_registered(tmp_pat
         sys.modules.pop("quietflows.quiet", None)
         sys.modules.pop("quietflows", None)
     assert all(not f.problems() and f.roles.get("runtime", "run") == "run" for f in flows.FLOWS.values())
+
+
+def test_a_flow_whose_default_backend_is_no_backend_is_refused_where_it_is_registered(tmp_path, monkeypatch):
+    monkeypatch.setattr(backends, "FLOW_DEFAULTS", dict(backends.FLOW_DEFAULTS))
+    package = flow_package(tmp_path, monkeypatch, "nowhereflows", nowhere=NO_BACKEND)
+    try:
+        with pytest.raises(flows.FlowRecordError, match=r"flow 'nowhere' \(nowhereflows.nowhere\): its "
+                                                         r"default_backend 'tpu' is not a backend: portable, xnnpack"):
+            discover(package)
+    finally:
+        sys.modules.pop("nowhereflows.nowhere", None)
+        sys.modules.pop("nowhereflows", None)
+    assert "nowhere" not in backends.FLOW_DEFAULTS  # refused before it is registered
 
 
 def test_a_role_must_name_a_running_stage_and_a_resolved_flow_is_checked_too():

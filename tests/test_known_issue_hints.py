@@ -18,6 +18,7 @@ from torch import nn
 from quantviz import ModelSpec, Pipeline, PipelineConfig, load_model
 from quantviz.flows import flow_of
 from quantviz.known_issues import KNOWN_ISSUES
+from quantviz.parity import SEQUENCE_CONFIGS
 from quantviz.stages.convert_pt2e import convert_options
 from quantviz.stages.run import died_error
 from quantviz.workers import WorkerDied
@@ -31,6 +32,7 @@ COVERED = {
     ("emit", (("fusion", "quantviz"),)): "test_fx_add_relu_gets_past_emit_with_quantviz_fusion",
     ("run", (("fusion", "executorch"),)): "test_float_zero_point_embedding_runs_with_executorch_fusion",
     ("run", (("fusion", "none"),)): "test_a_broadcasting_quantized_add_runs_without_fusion",
+    ("delegate", (("delegate_granularity", "op"),)): "test_a_dependency_cycle_in_qwen3s_qk_norm_gets_past_per_op",
 }
 ELSEWHERE = {
     ("delegate", (("per_channel", True),)):
@@ -144,6 +146,42 @@ def test_fx_delegate_refused_by_xnnpack_gets_past_delegate_under_pt2e():
     assert "dependency cycles" in err.message and err.fix == {"flow": "pt2e"}
     assert "--flow pt2e" in err.hint and "--partitioner none" in err.hint
     assert sum(n.kind == "delegate" for n in fixed.results["delegate"].graph.nodes) >= 1
+
+
+def test_an_untraceable_decoder_gets_pt2e_not_a_skip_of_the_whole_model():
+    """A stage's own remedy: zoo_llama's decoder ('model', every weight: the head is tied to the embedding) builds
+    its causal mask with ``torch.finfo(dtype)``, which symbolic tracing cannot follow. Skipping it would leave nothing
+    quantized, so the fix is ``--flow pt2e`` (torch.export follows the example input), which traces and prepares
+    the whole decoder; ``--skip-untraceable`` stays in the words as the other way."""
+    config = PipelineConfig(flow="fx", until="prepare")
+    err, fixed = failed_then_fixed(lambda: load_model("sample:zoo_llama"), config, "trace")
+    assert err.fix == {"flow": "pt2e"}
+    assert "keep 100% of the model's weights float (module(s) model)" in err.hint and "--skip-untraceable" in err.hint
+    linears = [n for n in fixed.results["trace"].graph.nodes if n.target == "aten.linear.default"]
+    assert len(linears) == 2 * 7 + 1  # two layers' q/k/v/o/gate/up/down and the head: the decoder is traced
+    observed = [n for n in fixed.results["prepare"].graph.nodes if n.kind == "observer"]
+    assert len(observed) > len(linears)  # prepared: the decoder's linears are observed, not a float leaf
+
+
+def test_a_small_untraceable_module_keeps_the_skip_hint():
+    from quantviz.stages.trace import skipped_weight_share
+    err = Pipeline(load_model("sample:not_traceable"), PipelineConfig(flow="fx")).run().results["trace"].error
+    assert err.fix == {"skip_untraceable": True}
+    spec = load_model("sample:not_traceable")
+    assert skipped_weight_share(spec.model, ("pad",)) < 0.5
+    assert skipped_weight_share(load_model("sample:zoo_llama").model, ("model",)) == 1.0
+
+
+def test_a_dependency_cycle_in_qwen3s_qk_norm_gets_past_per_op():
+    """zoo_qwen3 (Qwen3's RMSNorm on each head's queries and keys) under the decoders' PT2E remedy, dynamic and
+    per-channel: XNNPACK's partitioner forms a delegate with a cycle at the k_norm's pow (issue 31: the old hint,
+    --partitioner none, only showed the graph). Per-op delegates get past delegate with the linears delegated."""
+    config = SEQUENCE_CONFIGS["pt2e dynamic --keep-integer-scalars"].with_changes(until="delegate")
+    err, fixed = failed_then_fixed(lambda: load_model("sample:zoo_qwen3"), config, "delegate")
+    assert "dependency cycles" in err.message and "k_norm" in (err.message + str(err.site))
+    assert err.fix == {"delegate_granularity": "op"} and "--delegate-granularity op" in err.hint
+    delegates = [n for n in fixed.results["delegate"].graph.nodes if n.kind == "delegate"]
+    assert len(delegates) >= 2 * 7  # one per op: at least every linear of the two layers
 
 
 class MeanAffineHead(nn.Module):

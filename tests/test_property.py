@@ -25,7 +25,8 @@ import quantviz
 import quantviz.pipeline
 import quantviz_kernels
 from quantviz import Pipeline, PipelineConfig, StageError, load_model
-from quantviz.config import DUPLICATE_DEQUANT, FUSIONS, MODES, PARTITIONERS
+from quantviz.backends import partitioner_choices
+from quantviz.config import DUPLICATE_DEQUANT, FUSIONS, MODES
 
 FLOWS = ("fx", "pt2e")  # the flows these options (mode, per channel, fusion, duplicate dequant) apply to
 
@@ -132,7 +133,7 @@ def test_a_crash_in_quantviz_code_fails_the_check_instead_of_passing_as_a_stage_
         check(pipe, seen)
 
 
-VARIANTS = st.tuples(st.sampled_from(PARTITIONERS), st.sampled_from(FUSIONS))
+VARIANTS = st.tuples(st.sampled_from(partitioner_choices()), st.sampled_from(FUSIONS))
 
 
 # No shrinking: an example costs seconds, and the first failing one already names its configuration.

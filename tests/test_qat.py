@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from quantviz import Pipeline, PipelineConfig, load_model
+from quantviz.backends import backend_name
 from quantviz.flows import flow_of
 from quantviz.stages.quantize import quantize_model
 
@@ -19,7 +20,7 @@ def test_the_qat_flow_lists_prepare_train_convert_then_the_torchao_lowering():
     flow = flow_of(PipelineConfig(flow="qat"))
     assert flow.names[:4] == ("trace", "prepare_qat", "train", "convert_qat")
     assert flow.names[4:] == flow_of(PipelineConfig(flow="torchao")).names[2:]
-    assert PipelineConfig(flow="qat").target == "xnnpack"
+    assert backend_name(PipelineConfig(flow="qat")) == "xnnpack"  # its record's default_backend
 
 
 def test_qat_without_steps_quantizes_as_ptq_does(spec):

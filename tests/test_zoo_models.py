@@ -12,8 +12,8 @@ from quantviz.model_spec import ModelSpec
 
 EXPECTED = {"zoo_tf_mobilenet", "zoo_inverted_residual", "zoo_se_silu", "zoo_convnext", "zoo_vit", "zoo_levit",
             "zoo_hybrid_unfold", "zoo_window_attention", "zoo_poolformer"}
-SEQUENCE = {"zoo_bert", "zoo_distilbert", "zoo_gpt2", "zoo_llama", "zoo_llama_deep", "zoo_qwen2", "zoo_whisper",
-            "zoo_wav2vec2"}  # tests/test_zoo_sequence_models.py
+SEQUENCE = {"zoo_bert", "zoo_distilbert", "zoo_gpt2", "zoo_llama", "zoo_llama_deep", "zoo_qwen2", "zoo_qwen3",
+            "zoo_whisper", "zoo_wav2vec2"}  # tests/test_zoo_sequence_models.py
 
 
 def count(model: nn.Module, kind: type | tuple[type, ...]) -> int:

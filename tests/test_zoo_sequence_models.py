@@ -19,6 +19,7 @@ INPUTS = {  # name -> (input_names, shapes, dtypes, output shape)
     "zoo_llama": (("input_ids",), [(1, 32)], [torch.long], (1, 32, 8192)),
     "zoo_llama_deep": (("input_ids",), [(1, 32)], [torch.long], (1, 32, 8192)),
     "zoo_qwen2": (("input_ids",), [(1, 32)], [torch.long], (1, 32, 8192)),
+    "zoo_qwen3": (("input_ids",), [(1, 32)], [torch.long], (1, 32, 8192)),
     "zoo_whisper": (("input_features",), [(1, 80, 200)], [torch.float32], (1, 100, 128)),
     "zoo_wav2vec2": (("input_values",), [(1, 16000)], [torch.float32], (1, 49, 32)),
 }
@@ -78,7 +79,7 @@ def test_deterministic(specs, name):
         assert torch.equal(first.model(*first.example_inputs), again.model(*again.example_inputs))
 
 
-@pytest.mark.parametrize("name", ["zoo_gpt2", "zoo_llama", "zoo_llama_deep", "zoo_qwen2"])
+@pytest.mark.parametrize("name", ["zoo_gpt2", "zoo_llama", "zoo_llama_deep", "zoo_qwen2", "zoo_qwen3"])
 def test_decoders_are_causal_and_tied(specs, name):
     spec = specs[name]
     model = spec.model
@@ -110,6 +111,22 @@ def test_llama_family_structure(specs):
     assert specs["zoo_qwen2"].model.model.layers[0].self_attn.q_proj.bias is not None
     assert specs["zoo_llama"].model.model.layers[0].self_attn.q_proj.bias is None
     assert specs["zoo_qwen2"].model.config.rope_theta == 1e6 != specs["zoo_llama"].model.config.rope_theta
+
+
+def test_qwen3_normalises_each_heads_queries_and_keys(specs):
+    qwen3 = importlib.import_module("sample_models.zoo_qwen3")
+    model = specs["zoo_qwen3"].model
+    attn = model.model.layers[0].self_attn
+    assert isinstance(attn, qwen3.Qwen3Attention) and attn.q_proj.bias is None and attn.v_proj.bias is None
+    assert attn.q_norm.weight.shape == attn.k_norm.weight.shape == (attn.head_dim,)
+    assert count(model, qwen3.Qwen3RMSNorm) == 4 * model.config.num_hidden_layers + 1  # q/k norms beside the two
+    (ids,) = specs["zoo_qwen3"].example_inputs
+    with torch.no_grad():  # the q/k norms are in the computation: scaling k_norm's weight changes the logits
+        ref = model(ids)
+        attn.k_norm.weight.mul_(3.0)
+        changed = model(ids)
+        attn.k_norm.weight.div_(3.0)
+    assert not torch.allclose(ref, changed, atol=1e-4)
 
 
 def test_gpt2_uses_transposed_conv1d(specs):

@@ -13,7 +13,7 @@ import streamlit as st
 from quantviz import LoadError, ModelSpec, PipelineConfig, StageError, load_model
 from quantviz.background import BackgroundRun
 from quantviz.config import ConfigChanges, ConfigError, config_flags
-from quantviz.backends import BACKENDS, all_recipes, backend_of
+from quantviz.backends import BACKENDS, all_recipes, backend_name, backend_of
 from quantviz.catalog import catalog
 from quantviz.flows import FLOWS, applies_to, choices_of, with_backend_defaults
 from ui.runner import get_run
@@ -167,7 +167,7 @@ def backend_defaults_caption(config: PipelineConfig, given: frozenset[str]) -> s
     if not held:
         return ""
     before = resolved.with_changes(**{name: defaults[name] for name in held})
-    needs = f"The {resolved.target} backend needs `{config_flags(resolved, base=before)}`"
+    needs = f"The {backend_name(resolved)} backend needs `{config_flags(resolved, base=before)}`"
     if applied:  # the widgets show PipelineConfig's default: the run differs from them
         return f"{needs}: applied to the options you did not set (its record's defaults)."
     return f"{needs} (its record's defaults; an option you set yourself is kept)."

@@ -28,20 +28,92 @@ def discover() -> dict[str, Backend]:
 BACKENDS: dict[str, Backend] = discover()
 
 
+# What ``backend="auto"`` stands for under each flow, as the flow's record declares it (``Flow.default_backend``):
+# ``quantviz.flows.discover`` hands each flow's here when it registers the flow (flows sit above the backends, so the
+# backends never import them); None: the flow's own configuration names its backend (the recipe flow: the recipe's)
+FLOW_DEFAULTS: dict[str, str | None] = {}
+
+
+def register_flow_default(flow: str, backend: str | None) -> None:
+    """Note that ``backend="auto"`` means ``backend`` under ``flow`` (``quantviz.flows.discover`` calls it)."""
+    FLOW_DEFAULTS[flow] = backend
+
+
+def partitioner_choices() -> tuple[str, ...]:
+    """The ``--partitioner`` values: auto, none, the backends' own (``Backend.partitioner_choice``), demo."""
+    return ("auto", "none", *(b.partitioner_choice for b in BACKENDS.values() if b.partitioner_choice), "demo")
+
+
+def _partitioner_owner(config: PipelineConfig) -> Backend | None:
+    """The backend whose ``partitioner_choice`` ``config.partitioner`` is (``--partitioner xnnpack``), or None."""
+    return next((b for b in BACKENDS.values() if b.partitioner_choice and b.partitioner_choice == config.partitioner),
+                None)
+
+
+def _stands_for(config: PipelineConfig, owner: Backend) -> bool:
+    """True when ``--partitioner`` naming ``owner`` can mean ``--backend owner``: the config's backend is "auto",
+    that one, or one with no partitioner of its own (portable)."""
+    chosen = BACKENDS.get(config.backend)
+    return config.backend in ("auto", owner.name) or (chosen is not None and chosen.partitioner is None)
+
+
+def normalize(config: PipelineConfig) -> PipelineConfig:
+    """One config for one meaning: ``--partitioner NAME`` where NAME is a backend's ``partitioner_choice`` is
+    ``--backend`` that backend with ``--partitioner auto``; a ConfigError when the config names another backend with
+    a partitioner of its own. Applied where configs are resolved (``quantviz.flows.with_backend_defaults``, the
+    pipeline, a sweep's grid) and checked (``check``)::
+
+        normalize(PipelineConfig(flow="pt2e", partitioner="xnnpack"))   # PipelineConfig(flow="pt2e", backend="xnnpack")
+    """
+    owner = _partitioner_owner(config)
+    if owner is None:
+        return config
+    if not _stands_for(config, owner):
+        raise ConfigError(f"partitioner={config.partitioner!r} delegates to {owner.title}, but "
+                          f"backend={config.backend!r}: use --backend {owner.name}, or --partitioner auto for the "
+                          "backend's own")
+    return config.with_changes(backend=owner.name, partitioner="auto")
+
+
+def backend_name(config: PipelineConfig) -> str:
+    """The backend ``config`` runs, by name: ``backend`` itself, unless it is "auto" or a backend without a
+    partitioner while ``--partitioner`` names one (``normalize``); "auto": the default its flow declares
+    (``Flow.default_backend``), or the flow's name under a flow whose configuration names its backend (the recipe
+    flow: "recipe"; ``backend_of`` gives the recipe's backend)::
+
+        backend_name(PipelineConfig(flow="torchao"))   # 'xnnpack'
+        backend_name(PipelineConfig())                 # 'portable'
+    """
+    owner = _partitioner_owner(config)
+    if owner is not None and _stands_for(config, owner):
+        return owner.name
+    if config.backend != "auto":
+        return config.backend
+    if config.flow not in FLOW_DEFAULTS:
+        raise ConfigError(f"flow {config.flow!r} is not available: {', '.join(FLOW_DEFAULTS)}"
+                          if FLOW_DEFAULTS else f"backend='auto' under flow {config.flow!r}: no flow has declared "
+                          "its default backend (quantviz.flows registers them when it is imported)")
+    default = FLOW_DEFAULTS[config.flow]
+    return config.flow if default is None else default
+
+
 def backend_of(config: PipelineConfig) -> Backend:
-    """The backend ``config`` targets (``backend="auto"`` resolved by ``PipelineConfig.target``; under the recipe
-    flow, the backend whose recipe it is)."""
+    """The backend ``config`` targets (``backend_name``; under the recipe flow, the backend whose recipe it is)."""
     if config.recipe:  # the recipe flow: the backend whose recipe it is
         return recipe_backend(config.recipe)
+    name = backend_name(config)
     try:
-        return BACKENDS[config.target]
+        return BACKENDS[name]
     except KeyError:
-        raise ConfigError(f"backend {config.target!r} is not available: {', '.join(BACKENDS)}") from None
+        raise ConfigError(f"backend {name!r} is not available: {', '.join(BACKENDS)}") from None
 
 
 def check(config: PipelineConfig) -> None:
     """The one validation of what the config's backend can take (its ``Backend`` capabilities); a ConfigError
     saying which backends have what the config asks for, e.g. ``activation_bits=16`` on XNNPACK."""
+    if config.partitioner not in partitioner_choices():
+        raise ConfigError(f"partitioner={config.partitioner!r} is not one of {', '.join(partitioner_choices())}")
+    config = normalize(config)
     if config.recipe:  # the recipe's own backend and options: nothing of the config's is handed to it
         return
     backend = backend_of(config)
@@ -87,6 +159,6 @@ def recipe_type_of(name: str) -> Any:
     return all_recipes()[name][1]
 
 
-__all__ = ["BACKENDS", "Backend", "PartitionerChoice", "Requirement", "all_recipes", "backend_of", "check",
-           "recipe_backend",
-           "recipe_type_of", "require_backend"]
+__all__ = ["BACKENDS", "FLOW_DEFAULTS", "Backend", "PartitionerChoice", "Requirement", "all_recipes", "backend_name",
+           "backend_of", "check", "normalize", "partitioner_choices", "recipe_backend", "recipe_type_of",
+           "register_flow_default", "require_backend"]

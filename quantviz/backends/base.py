@@ -103,6 +103,9 @@ class Backend:
     # quantviz's PT2E QAT (XNNPACKQuantizer's QAT config, ``--flow qat_pt2e``) quantizes for it: its quantizer is
     # XNNPACKQuantizer and its programs are checked with that QAT (portable, xnnpack)
     pt2e_qat: bool = False
+    # the --partitioner value that stands for this backend (XNNPACK: "xnnpack", the legacy spelling of --backend
+    # xnnpack): ``quantviz.backends.normalize`` rewrites it to --backend NAME --partitioner auto; None: none
+    partitioner_choice: str | None = None
     splits_per_op: bool = False  # its partitioner splits per op itself (XNNPACK's per_op_mode): no PerOpPartitioner
     int4_group_step: int = 8  # groupwise int4 weights: group sizes a multiple of this (XNNPACK: 32)
     # the op names its partitioner takes (``format_target_name`` keys), for the ledger's support check; None:
@@ -110,6 +113,11 @@ class Backend:
     supported_ops: Callable[[], set[str]] | None = None
     on_backends_page: bool = True  # ticked by default on the Backends page (Core ML's quantizer takes minutes)
     rank: int = 100  # where the CLI, the app and the tables list it (lower first; then by name)
+
+    @property
+    def title(self) -> str:
+        """How messages name it: its description up to the first colon or parenthesis, e.g. "XNNPACK"."""
+        return self.description.split(":")[0].split(" (")[0]
 
     def capture_refusals(self, into: dict[str, list[str]]) -> ContextManager[Any]:
         """The backend's refusal capture, or one that captures nothing."""

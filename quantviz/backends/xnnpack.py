@@ -38,6 +38,8 @@ BACKEND = Backend(
     partitioner=xnnpack_partitioner, numbers="runtime", recipes=xnnpack_recipes,
     recovery=xnnpack_quantizer_recovery, takes_xnnpack=True, pt2e_qat=True, splits_per_op=True, int4_group_step=32,
     supported_ops=xnnpack_supported_targets, rank=1,
+    # --partitioner xnnpack (the seed's spelling) is --backend xnnpack: quantviz.backends.normalize
+    partitioner_choice="xnnpack",
     # its partitioner refuses the fx flow's reference programs on real models (MobileNetV2: "Invalid partition, found
     # dependency cycles"); its own quantizer's flow lowers them whole. `--flow fx` given is kept
     defaults={"flow": "pt2e"})

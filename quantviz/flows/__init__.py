@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any, Collection
 
 from quantviz.config import ConfigChanges, ConfigError, PipelineConfig
-from quantviz.backends import BACKENDS, backend_of
+from quantviz.backends import BACKENDS, backend_name, backend_of, normalize, partitioner_choices, register_flow_default
 from quantviz.backends import check as check_backend
 from quantviz.flows.base import Absent, Flow, FlowRecordError
 from quantviz.lowering import partitioner_name
@@ -26,12 +26,14 @@ from quantviz.lowering import partitioner_name
 def discover(package: ModuleType) -> dict[str, Flow]:
     """Every ``FLOW`` of ``package``'s modules (``base`` and private modules left out), by name, in rank order
     (``Flow.rank``; then by name); a FlowRecordError for a record that cannot work (``Flow.problems``: a flow
-    without a ``runtime`` role would have empty numerics)."""
+    without a ``runtime`` role would have empty numerics). Each flow's ``default_backend`` is handed to the backends
+    (``quantviz.backends.register_flow_default``): ``backend="auto"`` under it is that backend."""
     found = []
     for m in pkgutil.iter_modules(package.__path__):
         if m.name != "base" and not m.name.startswith("_"):
             module = importlib.import_module(f"{package.__name__}.{m.name}")
             module.FLOW.raise_problems(module.__name__)
+            register_flow_default(module.FLOW.name, module.FLOW.default_backend)
             found.append(module.FLOW)
     return {f.name: f for f in sorted(found, key=lambda f: (f.rank, f.name))}
 
@@ -41,12 +43,15 @@ FLOWS: dict[str, Flow] = discover(sys.modules[__name__])
 
 def choices_of(f: Field) -> tuple[Any, ...] | None:
     """The values the CLI, the app and ``quantviz sweep`` offer for the config field ``f``: the flows registered
-    here for ``flow``, "auto" and the backends (``quantviz.backends.BACKENDS``) for ``backend``, else the field's
-    own ``choices``."""
+    here for ``flow``, "auto" and the backends (``quantviz.backends.BACKENDS``) for ``backend``, the generic ones and
+    the backends' own for ``partitioner`` (``quantviz.backends.partitioner_choices``), else the field's own
+    ``choices``."""
     if f.name == "flow":
         return tuple(FLOWS)
     if f.name == "backend":
         return ("auto", *BACKENDS)
+    if f.name == "partitioner":
+        return partitioner_choices()
     return f.metadata.get("choices")
 
 
@@ -91,7 +96,8 @@ _OPTIONS: dict[int, tuple[Flow, frozenset[str]]] = {}  # a cache: id(flow) -> (t
 
 def with_backend_defaults(config: PipelineConfig, explicit: Collection[str] = frozenset()
                           ) -> tuple[PipelineConfig, ConfigChanges]:
-    """``config`` with the values its backend needs (``Backend.defaults``) where the user did not set the field
+    """``config`` (normalized: ``quantviz.backends.normalize``, ``--partitioner xnnpack`` is ``--backend xnnpack``)
+    with the values its backend needs (``Backend.defaults``) where the user did not set the field
     (``explicit``: the fields the user chose, e.g. the CLI's flags given), it keeps PipelineConfig's default and its
     flow reads the field; and those changes (shown to the user: the pipeline notes them on the stage that reads
     them, and they are in its calls and reproduce.py)::
@@ -102,6 +108,7 @@ def with_backend_defaults(config: PipelineConfig, explicit: Collection[str] = fr
     """
     defaults = {f.name: f.default for f in fields(PipelineConfig)}
     changes: ConfigChanges = {}
+    config = normalize(config)  # --partitioner xnnpack is --backend xnnpack (``Backend.partitioner_choice``)
     while not config.recipe:  # the recipe is the backend's own configuration
         reads = flow_of(config).reads(config)  # a default may change the flow (Vulkan: pt2e), and so the reads
         more = {name: value for name, value in backend_of(config).defaults.items()
@@ -126,7 +133,7 @@ def describe_config(config: PipelineConfig) -> str:
                                                    else ""))
     else:
         parts.append(f"mode {config.mode}")
-    parts.append(f"backend {config.target}, partitioner {partitioner_name(config)}")
+    parts.append(f"backend {backend_name(config)}, partitioner {partitioner_name(config)}")
     if config.flow in ("fx", "pt2e"):
         parts.append(f"fusion {config.fusion}")
     return ", ".join(parts)

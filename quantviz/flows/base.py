@@ -7,9 +7,10 @@ A flow is one file, ``quantviz/flows/<name>.py``, with one record, ``FLOW = Flow
                        capture.STAGE, edge.STAGE, delegate.STAGE, emit.STAGE, run.STAGE),
                 roles={"reference": "capture", "lowered": "delegate", "program": "emit", "runtime": "run"})
 
-What the code around the flow needs to know of it is a field of its record, never a test of its name: whether its
-observers see calibration data (``calibration``), the dtypes its figures are judged by (``precision_of``), a model
-it builds itself (``own_model``), the sidebar's first values when the app opens on it (``app_start``).
+What the code around the flow needs to know of it is a field of its record, never a test of its name: the backend
+``--backend auto`` stands for under it (``default_backend``), whether its observers see calibration data
+(``calibration``), the dtypes its figures are judged by (``precision_of``), a model it builds itself
+(``own_model``), the sidebar's first values when the app opens on it (``app_start``).
 
 ``recovery`` declares the config changes ``quantviz recover`` may try under the flow (``quantviz.candidates``;
 the fx flow: a layer kept float, per-channel weights, another observer, more calibration).
@@ -24,6 +25,7 @@ from typing import Callable, Literal
 
 from torch.fx import GraphModule
 
+from quantviz.backends import BACKENDS
 from quantviz.backends.base import Backend
 from quantviz.config import ConfigChanges, PipelineConfig
 from quantviz.measure.readable import Precision
@@ -78,6 +80,10 @@ class Flow:
     description: str  # one line
     slots: tuple[Stage | Absent, ...]  # in rail order
     roles: dict[str, str] = field(default_factory=dict)  # Role -> stage name
+    # the backend ``backend="auto"`` stands for under this flow (torchao: "xnnpack", the configurations quantize_
+    # makes are XNNPACK's); None: its own configuration names the backend (the recipe flow: the recipe's).
+    # ``quantviz.flows.discover`` registers it with the backends (``quantviz.backends.backend_name`` resolves it)
+    default_backend: str | None = "portable"
     # when the stages depend on the config (the recipe flow: the session's own stages), the flow for a config
     resolve: Callable[[PipelineConfig], "Flow"] | None = None
     # the config changes ``quantviz recover`` may try under this flow (its own options; the backend adds its
@@ -134,16 +140,20 @@ class Flow:
     def problems(self) -> list[str]:
         """What makes this record unable to work, in words (empty when nothing does): every role must name one of
         its running stages, and the ``runtime`` role must be declared, or ``Pipeline.numerics()`` (the run of the
-        stage playing it) is silently empty. A flow that resolves its stages per config is checked as resolved.
+        stage playing it) is silently empty; its ``default_backend`` must be a backend (or None). A flow that
+        resolves its stages per config is checked as resolved.
         ::
 
             Flow("toy", "...", slots=(trace_export.STAGE, run.STAGE), roles={}).problems()
             # ["it declares no 'runtime' role: ... roles={..., 'runtime': 'run'}"]
         """
+        wrong_backend = ([f"its default_backend {self.default_backend!r} is not a backend: {', '.join(BACKENDS)}"]
+                         if self.default_backend is not None and self.default_backend not in BACKENDS else [])
         if self.resolve is not None:
-            return []
-        out = [f"its {role!r} role names {stage!r}, which is not one of its running stages ({', '.join(self.names)})"
-               for role, stage in self.roles.items() if stage not in self.names]
+            return wrong_backend
+        out = wrong_backend + [
+            f"its {role!r} role names {stage!r}, which is not one of its running stages ({', '.join(self.names)})"
+            for role, stage in self.roles.items() if stage not in self.names]
         if "runtime" not in self.roles:
             out.append("it declares no 'runtime' role: Pipeline.numerics() reads the run of the stage playing it, so "
                        "its end-to-end figures would be empty; declare the stage that runs the .pte, e.g. "

@@ -28,6 +28,7 @@ FLOW = Flow(
            llm_lower.STAGE, llm_emit.STAGE, llm_run.STAGE),
     roles={"float_graph": "export", "reference": "pt2e_quantize", "lowered": "lower", "program": "to_executorch",
            "delegated": "lower", "runtime": "run"},
+    default_backend="xnnpack",  # the XNNPACK lowering path only (other backends' configurations stop, named)
     example=PipelineConfig(llm_config="llm.yaml"), rank=4,
     own_model=OwnModel(build, "quantviz run export_llm --llm-config FILE.yaml [--llm-set KEY=VALUE ...]",
                        "a prefill of the example tokens and decode steps in the runtime (the run stage)"))

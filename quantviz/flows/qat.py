@@ -19,4 +19,4 @@ FLOW = Flow(
            capture.STAGE, edge.STAGE, delegate.STAGE, fuse_torchao.STAGE, emit.STAGE, run.STAGE),
     roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit", "delegated": "delegate",
            "runtime": "run"},
-    rank=5, backend_refusal=torchao.backend_refusal)
+    default_backend=torchao.FLOW.default_backend, rank=5, backend_refusal=torchao.backend_refusal)

@@ -52,9 +52,10 @@ def resolve(config: PipelineConfig) -> Flow:
                 slots=(*stages, run.STAGE),
                 roles={"session": types[0], "reference": reference, "lowered": lowered, "program": "to_executorch",
                        "runtime": "run"},
-                calibration=calibrates, precision_of=precision)
+                default_backend=None, calibration=calibrates, precision_of=precision)
 
 
 FLOW = Flow("recipe", "executorch.export.export with an ExportRecipe (--recipe NAME): every ExportSession stage",
             slots=(run.STAGE,), roles={}, resolve=resolve, example=PipelineConfig(recipe="xnnpack_fp32"),
+            default_backend=None,  # the recipe names its backend (quantviz.backends.backend_of: recipe_backend)
             rank=3, calibration=calibrates, precision_of=precision)

@@ -64,4 +64,5 @@ FLOW = Flow(
            capture.STAGE, edge.STAGE, delegate.STAGE, fuse_torchao.STAGE, emit.STAGE, run.STAGE),
     roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit", "delegated": "delegate",
            "runtime": "run"},
+    default_backend="xnnpack",  # the configurations quantize_ makes are XNNPACK's
     recovery=recovery, rank=2, backend_refusal=backend_refusal, precision_of=precision)

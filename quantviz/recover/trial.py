@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from quantviz.candidates import Candidate, Scope
+from quantviz.config import ConfigChanges
 
 TargetKind = Literal["sqnr", "accuracy_drop", "ppl_increase"]
 # base: the config as given; single: one candidate; greedy: the current set plus one; prune: the set minus one
@@ -116,7 +117,7 @@ class Trial:
 
     candidates: tuple[str, ...]  # candidate ids
     phase: Phase
-    changes: dict[str, Any] = field(default_factory=dict)  # the PipelineConfig change against the base config
+    changes: ConfigChanges = field(default_factory=dict)  # the PipelineConfig change against the base config
     flags: str = ""  # the config as CLI flags (``config_flags``)
     ok: bool = False
     error: str = ""  # the failing stage and its message, or the crash
@@ -174,6 +175,7 @@ class Trial:
         known = set(cls.__dataclass_fields__)
         out = cls(**{k: v for k, v in d.items() if k in known})
         out.candidates = tuple(out.candidates)
+        out.changes = {k: tuple(v) if isinstance(v, list) else v for k, v in out.changes.items()}  # JSON's lists
         return out
 
 

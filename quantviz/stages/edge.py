@@ -1,6 +1,7 @@
 """edge: to_edge (``edge_fx.py``: after the fx reference model's two weight passes), duplicating shared dequantize nodes so each quantized op owns its inputs."""
 from __future__ import annotations
 
+from quantviz.backends import backend_name
 from quantviz.config import PipelineConfig
 from quantviz.lowering import calls as lowering_calls
 from quantviz.lowering import compile_config, edge_program, graph_ops, keeps_ops_whole, partitioner_for
@@ -91,7 +92,7 @@ def reads_when(config: PipelineConfig) -> tuple[str, ...]:
 
 
 def key(config: PipelineConfig) -> tuple:
-    lowering = partitioner_key(config) if keeps_ops_whole(config) else (config.target,)
+    lowering = partitioner_key(config) if keeps_ops_whole(config) else (backend_name(config),)
     return config.duplicate_dequant, config.lowering, lowering
 
 

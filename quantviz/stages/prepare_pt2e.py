@@ -2,7 +2,7 @@
 module of the float program the trace stage exported; ``config.skip_modules`` stay unannotated."""
 from __future__ import annotations
 
-from quantviz.backends import backend_of
+from quantviz.backends import backend_name, backend_of
 from quantviz.config import PipelineConfig
 from quantviz.model_spec import ModelSpec
 from quantviz.passes.keep_integer_scalars import keep_integer_scalars
@@ -46,7 +46,7 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 
 def key(config: PipelineConfig) -> tuple:
     """prepare depends on the backend's quantizer, not the backend's name (two backends may share one)."""
-    quantizer = backend_of(config).quantizer_key or config.target
+    quantizer = backend_of(config).quantizer_key or backend_name(config)
     return (config.mode, config.per_channel, config.observer, config.activation_bits, config.check_guards,
             config.keep_integer_scalars, quantizer, tuple(config.skip_modules))
 

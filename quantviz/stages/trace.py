@@ -100,8 +100,28 @@ def untraceable_calls(found: Untraceable) -> list[str]:
             f"    {trace}"]
 
 
-def untraceable_error(found: Untraceable) -> StageError:
-    """One StageError for every site found: what fails, where, and what ``--skip-untraceable`` does about it."""
+# skipping modules that hold at least this share of the model's weights leaves too little quantized to offer it
+# first: torch.export (the pt2e flow) follows the example input through the code symbolic tracing cannot
+MOST_OF_THE_MODEL = 0.5
+
+
+def skipped_weight_share(model: torch.nn.Module, modules: tuple[str, ...]) -> float:
+    """The share of ``model``'s parameters inside the submodules ``modules`` (0 for a model without parameters).
+
+    Example::
+
+        skipped_weight_share(llama, ("model",))   # 0.99: every decoder layer sits in 'model'
+    """
+    total = sum(p.numel() for p in model.parameters())
+    named = dict(model.named_modules())
+    inside = {id(p): p.numel() for m in modules if m in named for p in named[m].parameters()}
+    return sum(inside.values()) / total if total else 0.0
+
+
+def untraceable_error(found: Untraceable, skipped_share: float = 0.0) -> StageError:
+    """One StageError for every site found: what fails, where, and what ``--skip-untraceable`` does about it;
+    ``skipped_share`` (``skipped_weight_share`` of the modules it would skip) at or above ``MOST_OF_THE_MODEL``
+    makes ``--flow pt2e`` the fix, since skipping would keep most of the model float."""
     sites, details = found.sites, "\n".join(s.details for s in found.sites)
     metrics = {"wrapped_functions": len(found.wrapped), "skipped_modules": len(found.skipped_sites)}
     if not found.fixable:
@@ -130,6 +150,11 @@ def untraceable_error(found: Untraceable) -> StageError:
     if skip and not wrap:
         hint += f"; or skip with {' '.join(f'--skip-module {m}' for m in skip)}"
     hint += "; or rewrite that code without Python control flow on tensors"
+    if skip and skipped_share >= MOST_OF_THE_MODEL:
+        hint = (f"rerun with --flow pt2e: torch.export follows the example input through that code, so the whole "
+                f"model is traced and quantized, where --skip-untraceable would keep {skipped_share:.0%} of the "
+                f"model's weights float (module(s) {', '.join(skip)}). Otherwise " + hint)
+        return StageError("trace", message, hint, details=details, metrics=metrics, fix={"flow": "pt2e"})
     return StageError("trace", message, hint, details=details, metrics=metrics, fix={"skip_untraceable": True})
 
 

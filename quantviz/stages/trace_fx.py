@@ -7,8 +7,8 @@ prepare stage does the same). A user's script has no bare call for it: ``prepare
 from __future__ import annotations
 
 from quantviz.stages.base import Diagnostics, Stage, StageContext, StageOutput
-from quantviz.stages.trace import (DESCRIPTION, EXPLANATION, REMEDY, attach, check_float_model, untraceable_calls,
-                                   untraceable_error, untraceable_notes)
+from quantviz.stages.trace import (DESCRIPTION, EXPLANATION, REMEDY, attach, check_float_model, skipped_weight_share,
+                                   untraceable_calls, untraceable_error, untraceable_notes)
 from quantviz.untraceable import find_untraceable
 
 
@@ -21,7 +21,8 @@ def run(ctx: StageContext) -> StageOutput:
             f"# {', '.join(skip)} kept as leaf module(s)\ngm = SkippingTracer({tuple(skip)!r}).trace(model)"
         return StageOutput(attach(found), calls=[call])
     if not found.fixable or not ctx.config.skip_untraceable:
-        raise untraceable_error(found)
+        skipped = tuple(s.module for s in found.skipped_sites)
+        raise untraceable_error(found, skipped_weight_share(ctx.spec.model, skipped))
     return StageOutput(attach(found), calls=untraceable_calls(found), notes=untraceable_notes(found),
                        metrics={"wrapped_functions": len(found.wrapped), "skipped_modules": len(found.skipped_sites)},
                        diagnostics=Diagnostics(untraceable=list(found.sites)))

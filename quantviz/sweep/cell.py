@@ -28,6 +28,7 @@ from quantviz.errors import LoadError
 from quantviz.loading import load_model
 from quantviz.numerics.compare import data_sets
 from quantviz.measure.metrics import accuracy, sqnr_db
+from quantviz.model_spec import ModelSpec
 from quantviz.numerics.sensitivity import layers_of
 from quantviz.pipeline import Pipeline, StageEvent
 from quantviz.reuse import PipelineCache
@@ -135,10 +136,10 @@ class WarmCache:
     """What a warm worker keeps between cells: each model it loaded, and its last pipelines to fork from."""
 
     def __init__(self, keep: int = 2) -> None:
-        self.specs: dict[str, Any] = {}
+        self.specs: dict[str, ModelSpec] = {}
         self.pipelines = PipelineCache(keep)
 
-    def spec(self, model: str):
+    def spec(self, model: str) -> ModelSpec:
         if model not in self.specs:
             self.specs.clear()  # one model at a time: a zoo's models do not all stay in memory
             self.specs[model] = load_model(model)

@@ -16,6 +16,7 @@ import itertools
 from dataclasses import dataclass, fields
 from typing import Any
 
+from quantviz.backends import normalize
 from quantviz.config import ConfigError, PipelineConfig
 from quantviz.flows import check, choices_of
 
@@ -127,7 +128,7 @@ def build_grid(models: list[str], values: dict[str, list[Any]]) -> list[Cell]:
     names = [f.name for f in fields(PipelineConfig) if f.name in values]
     varied = [n for n in names if len(values[n]) > 1]
     combos = [dict(zip(names, combo)) for combo in itertools.product(*(values[n] for n in names))]
-    configs = [PipelineConfig(**c) for c in combos]
+    configs = [normalize(PipelineConfig(**c)) for c in combos]  # --partitioner xnnpack is --backend xnnpack
     for config in configs:
         check(config)  # what a backend or flow cannot take: a ConfigError before anything runs
     cells = []
