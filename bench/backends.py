@@ -124,7 +124,7 @@ def main() -> int:
         print("RESULT " + json.dumps(pair(*args.pair, args.config), default=str))
         return 0
     backends = [b for b in args.backends.split(",") if b]
-    rows, regressions = [], []
+    rows = []
     path = ROOT / "bench" / "results" / RESULTS[args.config]
     kept = json.loads(path.read_text()) if args.update and path.is_file() else []
     for model in args.models:
@@ -135,8 +135,6 @@ def main() -> int:
             entry = json.loads(line[7:]) if line else crashed(model, backend, args.config, proc.returncode)
             rows.append(entry)
             row, fixed_row = entry["quantviz"], entry["with_remedy"]
-            if entry["bare_ok"] and not row["ok"]:
-                regressions.append(entry)
             print(f"# {model:<30} {backend:<9} bare {'ok' if entry['bare_ok'] else '✗':<3} quantviz "
                   f"{'ok' if row['ok'] else '✗ ' + row['failed_stage']:<14} {entry['bare_seconds']:6.1f}s / "
                   f"{row.get('seconds', 0):6.1f}s" + (f"; with the offered fix: "
@@ -147,6 +145,12 @@ def main() -> int:
     now = {(e["model"], e["backend"]) for e in rows}
     rows = [next((e for e in rows if (e["model"], e["backend"]) == (k["model"], k["backend"])), k) for k in kept] \
         + [e for e in rows if (e["model"], e["backend"]) not in {(k["model"], k["backend"]) for k in kept}]
+    order = [b for b in installed_backends() if b != "portable"]  # the rows of a model in the backends' order,
+    models = list(dict.fromkeys(e["model"] for e in rows))       # whatever order the --update runs took
+    rows.sort(key=lambda e: (models.index(e["model"]),
+                             order.index(e["backend"]) if e["backend"] in order else len(order)))
+    # the cases the printed table shows, kept rows included (not only the pairs run now)
+    regressions = [e for e in rows if e["bare_ok"] and not e["quantviz"]["ok"]]
     path.write_text(json.dumps(rows, indent=1, default=str))
     if kept:
         print(f"\n{len(now)} pair(s) run now, {len(rows) - len(now)} kept from the last run")

@@ -223,6 +223,36 @@ def test_openvinos_wrong_output_hint_runs_without_the_delegate_and_matches():
     assert any("fold_quantize=False is for its delegate" in n for n in fixed.results["convert"].notes)
 
 
+def test_openvinos_wrong_output_is_openvinos_low_precision_transformations():
+    """Why the hint above is a diagnosis and not a remedy quantviz could apply: OpenVINO alone, without ExecuTorch or
+    quantviz (``openvino.convert_model`` of the q/dq program convert_pt2e made, compiled for CPU), computes LeViT's
+    head as wrongly (10 dB against the q/dq model); with its CPU plugin's low-precision transformations off
+    (``LP_TRANSFORMS_MODE=False``) it matches (45 dB). ExecuTorch 1.5's OpenVINO backend passes each compile spec to
+    ``openvino_compile`` as a string, so that plugin setting cannot be given through ``OpenvinoPartitioner``: no config
+    change reaches it."""
+    ov = pytest.importorskip("openvino")
+    from executorch.backends.openvino.quantizer import OpenVINOQuantizer, QuantizationMode
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    spec = mean_affine_spec()
+    prepared = prepare_pt2e(torch.export.export(spec.model, spec.example_inputs).module(),
+                            OpenVINOQuantizer(mode=QuantizationMode.INT8_SYM))
+    for batch in spec.calibration_batches:
+        prepared(*batch)
+    qdq = convert_pt2e(prepared, fold_quantize=False)  # the program OpenVINO's delegate is given
+    x = spec.eval_batches[0][0][0]
+    reference = qdq(x)
+    model = ov.convert_model(torch.export.export(qdq, (x,)))
+
+    def sqnr(config: dict) -> float:  # float32 inference: the CPU plugin's default is bfloat16 where the CPU has it
+        config = {"INFERENCE_PRECISION_HINT": "f32", **config}
+        out = torch.from_numpy(ov.Core().compile_model(model, "CPU", config)(x.numpy())[0])
+        return (10 * torch.log10(reference.pow(2).mean() / (reference - out).pow(2).mean())).item()
+
+    assert sqnr({}) < 15  # 9.9 dB: OpenVINO's own output, no ExecuTorch in the way
+    assert sqnr({"LP_TRANSFORMS_MODE": False}) > 35  # 45.1 dB: its low-precision transformations are the cause
+
+
 def test_openvinos_convert_options_apply_only_when_its_delegate_lowers():
     """Fast: the rule the hint above relies on, and that changing the partitioner re-runs convert with it."""
     ov = PipelineConfig(flow="pt2e", backend="openvino")
