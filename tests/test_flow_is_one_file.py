@@ -52,25 +52,33 @@ FLOW = Flow("quiet", "export and run, with no runtime role", slots=(trace_export
 '''
 
 
-def flow_package(tmp_path, monkeypatch, name: str, **modules: str):
-    """A package ``name`` in ``tmp_path`` with one module per keyword (its source), on the import path."""
-    package = tmp_path / name
-    package.mkdir()
-    (package / "__init__.py").write_text("")
-    for module, source in modules.items():
-        (package / f"{module}.py").write_text(textwrap.dedent(source))
+@pytest.fixture
+def flow_package(tmp_path, monkeypatch):
+    """``flow_package(name, **modules)``: a package ``name`` in ``tmp_path`` with one module per keyword (its
+    source), on the import path; the test's end forgets the package and its modules (``sys.modules``)."""
+    imported: list[str] = []
+
+    def make(name: str, **modules: str):
+        package = tmp_path / name
+        package.mkdir()
+        (package / "__init__.py").write_text("")
+        for module, source in modules.items():
+            (package / f"{module}.py").write_text(textwrap.dedent(source))
+        imported.extend([name, *(f"{name}.{module}" for module in modules)])
+        return importlib.import_module(name)
+
     monkeypatch.syspath_prepend(str(tmp_path))
-    return importlib.import_module(name)
+    yield make
+    for key in imported:
+        sys.modules.pop(key, None)
 
 
 @pytest.fixture
-def toy(tmp_path, monkeypatch):
+def toy(flow_package, monkeypatch):
     monkeypatch.setattr(backends, "FLOW_DEFAULTS", dict(backends.FLOW_DEFAULTS))  # discover registers the toy's
-    found = discover(flow_package(tmp_path, monkeypatch, "toyflows", toy=TOY))
+    found = discover(flow_package("toyflows", toy=TOY))
     monkeypatch.setattr(flows, "FLOWS", {**flows.FLOWS, **found})
-    yield found["toy"]
-    sys.modules.pop("toyflows.toy", None)
-    sys.modules.pop("toyflows", None)
+    return found["toy"]
 
 
 def test_the_flow_registry_is_the_flow_files():
@@ -114,30 +122,22 @@ def test_a_toy_flow_from_existing_variants_runs_end_to_end(toy):
     assert pipe.update(config.with_changes(calibration_batches=2))[:2] == ["prepare", "calibrate"]
 
 
-def test_a_flow_without_a_runtime_role_is_refused_where_it_is_registered(tmp_path, monkeypatch):
+def test_a_flow_without_a_runtime_role_is_refused_where_it_is_registered(flow_package):
     """Pipeline.numerics() reads the run of the stage playing ``runtime``: a flow that forgets the role would show
     no figures, silently; discover refuses it, naming the module and what to declare."""
-    package = flow_package(tmp_path, monkeypatch, "quietflows", quiet=NO_RUNTIME)
-    try:
-        with pytest.raises(flows.FlowRecordError, match=r"flow 'quiet' \(quietflows.quiet\): it declares no "
-                                                         r"'runtime' role.*'runtime': 'run'"):
-            discover(package)
-    finally:
-        sys.modules.pop("quietflows.quiet", None)
-        sys.modules.pop("quietflows", None)
+    package = flow_package("quietflows", quiet=NO_RUNTIME)
+    with pytest.raises(flows.FlowRecordError, match=r"flow 'quiet' \(quietflows.quiet\): it declares no "
+                                                     r"'runtime' role.*'runtime': 'run'"):
+        discover(package)
     assert all(not f.problems() and f.roles.get("runtime", "run") == "run" for f in flows.FLOWS.values())
 
 
-def test_a_flow_whose_default_backend_is_no_backend_is_refused_where_it_is_registered(tmp_path, monkeypatch):
+def test_a_flow_whose_default_backend_is_no_backend_is_refused_where_it_is_registered(flow_package, monkeypatch):
     monkeypatch.setattr(backends, "FLOW_DEFAULTS", dict(backends.FLOW_DEFAULTS))
-    package = flow_package(tmp_path, monkeypatch, "nowhereflows", nowhere=NO_BACKEND)
-    try:
-        with pytest.raises(flows.FlowRecordError, match=r"flow 'nowhere' \(nowhereflows.nowhere\): its "
-                                                         r"default_backend 'tpu' is not a backend: portable, xnnpack"):
-            discover(package)
-    finally:
-        sys.modules.pop("nowhereflows.nowhere", None)
-        sys.modules.pop("nowhereflows", None)
+    package = flow_package("nowhereflows", nowhere=NO_BACKEND)
+    with pytest.raises(flows.FlowRecordError, match=r"flow 'nowhere' \(nowhereflows.nowhere\): its "
+                                                     r"default_backend 'tpu' is not a backend: portable, xnnpack"):
+        discover(package)
     assert "nowhere" not in backends.FLOW_DEFAULTS  # refused before it is registered
 
 
