@@ -18,7 +18,7 @@ from typing import Any
 _EXPORTS = {
     "PipelineConfig": "quantviz.config", "flow_of": "quantviz.flows",
     "LoadError": "quantviz.errors", "StageError": "quantviz.errors",
-    "load_model": "quantviz.loading", "ModelSpec": "quantviz.model_spec",
+    "load_model": "quantviz.loading", "ModelSpec": "quantviz.model_spec", "Batch": "quantviz.model_spec",
     "Pipeline": "quantviz.pipeline", "StageResult": "quantviz.pipeline",
 }
 __all__ = sorted(_EXPORTS)

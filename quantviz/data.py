@@ -17,7 +17,7 @@ from typing import Any, Literal
 import torch
 
 from quantviz.config import PipelineConfig
-from quantviz.model_spec import Inputs, ModelSpec
+from quantviz.model_spec import Batch, Inputs, ModelSpec
 
 DataSource = Literal["evaluation", "calibration", "synthetic held-out"]
 HELD_OUT_SEED = 20260  # the synthetic batches are the same on every run
@@ -67,8 +67,9 @@ def evaluation_data(spec: ModelSpec, config: PipelineConfig, calibrated: bool = 
         batches, drawn = synthetic_batches(spec, config.held_out)
         return EvaluationData(batches, [None] * len(batches), "synthetic held-out", drawn)
     if spec.eval_batches:
-        return EvaluationData([b for b, _ in spec.eval_batches], [lbl for _, lbl in spec.eval_batches], "evaluation")
-    batches = list(spec.calibration_batches or [spec.example_inputs])
+        return EvaluationData([spec.arranged(b) for b, _ in spec.eval_batches],
+                              [lbl for _, lbl in spec.eval_batches], "evaluation")
+    batches = [spec.arranged(b) for b in spec.calibration_batches or [spec.example]]
     return EvaluationData(batches, [None] * len(batches), "calibration", calibrated=calibrated)
 
 
@@ -83,6 +84,13 @@ def synthetic_batches(spec: ModelSpec, n: int, seed: int = HELD_OUT_SEED) -> tup
     """
     gen = torch.Generator().manual_seed(seed)
     drawn: list[str] = []
+    if spec.example_kwargs:  # keyword inputs: every leaf drawn on its own, named by its path
+        leaves, tree = torch.utils._pytree.tree_flatten((tuple(spec.example_inputs), dict(spec.example_kwargs)))
+        kinds = [_kind(spec, i, t) for i, t in enumerate(leaves)]
+        drawn = [f"{path}: {what}" for path, (what, _) in zip(spec.input_paths(), kinds)]
+        batches = [Batch(*torch.utils._pytree.tree_unflatten([draw(t, gen) for (_, draw), t in zip(kinds, leaves)],
+                                                             tree)) for _ in range(n)]
+        return batches, drawn
     kinds = [_kind(spec, i, t) for i, t in enumerate(spec.example_inputs)]
     for i, (what, _) in enumerate(kinds):
         drawn.append(f"{spec.input_name(i)}: {what}")

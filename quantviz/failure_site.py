@@ -129,13 +129,16 @@ def rerun_under_interpreter(gm: fx.GraphModule, args: tuple, expected: BaseExcep
 
     Only for diagnosis after a failure: it runs the inputs once more, without autograd.
     """
+    from quantviz.model_spec import as_batch
+
     interp = _RecordingInterpreter(gm)
     try:
-        flat = tuple(args)
+        batch = as_batch(args)  # a tuple, or a Batch with keyword inputs
+        flat = tuple(batch.args)
         if getattr(gm, "_in_spec", None) is not None:  # an exported module flattens its inputs in forward
             from torch.fx._pytree import tree_flatten_spec
 
-            flat = tuple(tree_flatten_spec((list(args), {}), gm._in_spec))
+            flat = tuple(tree_flatten_spec((list(batch.args), dict(batch.kwargs)), gm._in_spec))
         with torch.no_grad():
             interp.run(*flat)
     except Exception as exc:  # noqa: BLE001 - the failure to describe

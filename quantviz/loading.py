@@ -22,9 +22,10 @@ from quantviz.errors import LoadError
 from quantviz.model_spec import ModelSpec
 from quantviz.torch_lock import TORCH_LOCK
 
-FACTORY_CONTRACT = ("a factory must return a quantviz.ModelSpec, or a tuple (model, example_inputs) where model "
-                    "is a torch.nn.Module and example_inputs a tuple of forward's positional arguments: tensors, or "
-                    "dicts, lists and tuples of tensors (e.g. (tokens, {'input_pos': pos}))")
+FACTORY_CONTRACT = ("a factory must return a quantviz.ModelSpec, or a tuple (model, example_inputs) or (model, "
+                    "example_inputs, example_kwargs) where model is a torch.nn.Module, example_inputs a tuple of "
+                    "forward's positional arguments and example_kwargs a dict of its keyword ones: tensors, or "
+                    "dicts, lists and tuples of tensors (e.g. (tokens, {'input_pos': pos}), {'attention_mask': mask})")
 
 
 def nested_tensors(value: Any) -> bool:
@@ -88,15 +89,18 @@ def _load_factory(path: Path, factory: str) -> ModelSpec:
 
 
 def as_spec(value: Any, name: str, where: str = "the factory") -> ModelSpec:
-    """Accept a ModelSpec or ``(model, example_inputs)`` from a factory."""
+    """Accept a ModelSpec, ``(model, example_inputs)`` or ``(model, example_inputs, example_kwargs)`` from a
+    factory: ``as_spec((model, (ids,), {"attention_mask": mask}), "enc").example_kwargs`` -> ``{"attention_mask":
+    mask}``."""
     if isinstance(value, ModelSpec):
         return value
-    if isinstance(value, tuple) and len(value) == 2 and isinstance(value[0], torch.nn.Module):
-        model, inputs = value
+    if isinstance(value, tuple) and len(value) in (2, 3) and isinstance(value[0], torch.nn.Module):
+        model, inputs, kwargs = (*value, {}) if len(value) == 2 else value
         if isinstance(inputs, torch.Tensor):
             inputs = (inputs,)
-        if isinstance(inputs, (tuple, list)) and all(nested_tensors(t) for t in inputs):
-            return ModelSpec(name=name, model=model.eval(), example_inputs=tuple(inputs))
+        if isinstance(inputs, (tuple, list)) and all(nested_tensors(t) for t in inputs) and \
+                isinstance(kwargs, dict) and all(isinstance(k, str) and nested_tensors(v) for k, v in kwargs.items()):
+            return ModelSpec(name=name, model=model.eval(), example_inputs=tuple(inputs), example_kwargs=dict(kwargs))
     raise LoadError(f"{where} returned {type(value).__name__}, which quantviz cannot use; {FACTORY_CONTRACT}")
 
 

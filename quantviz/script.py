@@ -21,10 +21,12 @@ from executorch.exir import ExecutorchBackendConfig
 
 import executorch.kernels.quantized  # noqa: F401  quantized_decomposed kernels and out variants
 from quantviz import PipelineConfig, load_model
+from quantviz.model_spec import call, flat_inputs  # noqa: F401  model(*args, **kwargs); the runtime's flat inputs
 from quantviz.stages.trace import SkippingTracer  # noqa: F401  used when modules are skipped
 
 spec = load_model({model_ref!r})
 model, example_inputs = spec.model, spec.example_inputs
+example_kwargs, dynamic_shapes = spec.example_kwargs, spec.dynamic_shapes  # keyword inputs, dynamic dims (or none)
 calibration_batches = spec.calibration_data({batches})
 '''
 
@@ -35,8 +37,8 @@ from quantviz.runtime import first_output
 
 data = evaluation_data(spec, PipelineConfig(held_out={held_out}))
 with torch.no_grad():
-    floats = torch.cat([first_output(model(*batch)).flatten() for batch in data.batches])
-runtime = torch.cat([first_output(list(module.forward(tuple(batch)))).flatten() for batch in data.batches])
+    floats = torch.cat([first_output(call(model, batch)).flatten() for batch in data.batches])
+runtime = torch.cat([first_output(list(module.forward(flat_inputs(batch)))).flatten() for batch in data.batches])
 print(f"float vs runtime SQNR {{sqnr_db(floats, runtime)!r}} dB on {{data.describe()}}")
 '''
 

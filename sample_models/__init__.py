@@ -26,6 +26,9 @@ SAMPLES: dict[str, str] = {
     "embedding": "embedding + mean + linear text classifier (embedding quantization patterns)",
     "text_lm": "character-level GPT-style LM (2 blocks, width 64) trained on pydoc_data.topics; perplexity, "
                "next-token agreement and generation on held-out topics",
+    "kwargs_decoder": "decoder called as model(input_ids, attention_mask=..., cache={'k': ..., 'v': ...}) with a "
+                      "dynamic sequence length (torch.export Dim, 2..16): keyword and nested inputs, evaluated at "
+                      "two lengths",
     # the zoo
     "zoo_tf_mobilenet": "MobileNetV1 ported from TF: every conv pads with a module-level 'same' helper "
                         "(int(x.shape) breaks fx tracing; torch.export is fine)",
@@ -77,6 +80,9 @@ SEQUENCE_ZOO: tuple[str, ...] = ("zoo_bert", "zoo_distilbert", "zoo_gpt2", "zoo_
 VISION_ZOO: tuple[str, ...] = tuple(name for name in ZOO if name not in SEQUENCE_ZOO)
 # trained language models: perplexity and generation on held-out text (tests/test_text_lm.py runs them end to end)
 LANGUAGE_MODELS: tuple[str, ...] = ("text_lm",)
+# keyword/nested inputs and dynamic dimensions: the flows built on torch.export take them, fx and the recipe flow
+# refuse them at their first stage (tests/test_keyword_inputs.py)
+STRUCTURED: tuple[str, ...] = ("kwargs_decoder",)
 # real-size models: minutes through a flow, so the tests leave them to the benchmarks
 REAL_SIZE: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("real_"))
 

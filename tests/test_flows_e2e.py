@@ -1,13 +1,13 @@
 """The real flow end to end: every sample, both flows, the .pte in the real ExecuTorch runtime."""
 import pytest
 
-from sample_models import LANGUAGE_MODELS, REAL_SIZE, SAMPLES, ZOO
+from sample_models import LANGUAGE_MODELS, REAL_SIZE, SAMPLES, STRUCTURED, ZOO
 
 pytestmark = pytest.mark.e2e
 
 # the zoo: test_zoo_e2e.py; the language models: test_text_lm.py; real sizes: the benchmarks
 RUNNABLE = [s for s in SAMPLES if s != "not_traceable" and s not in ZOO and s not in REAL_SIZE
-            and s not in LANGUAGE_MODELS]
+            and s not in LANGUAGE_MODELS and s not in STRUCTURED]  # keyword inputs: test_keyword_inputs.py
 # The one default combination that stops early, because of executorch 1.5.1 (see README "Known limitations").
 EXPECTED_FAILURES = {("conv_add", "fx"): "emit"}
 

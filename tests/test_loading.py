@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from quantviz import LoadError, ModelSpec, load_model
+from quantviz.model_spec import call
 from sample_models import SAMPLES
 
 
@@ -11,7 +12,7 @@ def test_every_sample_loads_with_inputs_that_run_the_model():
     for name in SAMPLES:
         spec = load_model(f"sample:{name}")
         assert spec.description == SAMPLES[name]
-        out = spec.model(*spec.example_inputs)
+        out = call(spec.model, spec.example)  # keyword inputs too (kwargs_decoder)
         assert isinstance(out, torch.Tensor) and out.numel() > 0
 
 

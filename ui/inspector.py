@@ -80,6 +80,8 @@ def _inspector(graph: GraphView, selected: str | None, notes: dict[str, str] | N
     facts = {"target": node.target, "op": node.op,
              "inputs": ", ".join(node.inputs) or "—", "args": ", ".join(node.args) or "—",
              "shape": f"{node.shape} {node.dtype or ''}" if node.shape is not None else "—",
+             **({"input": node.input_path} if node.input_path else {}),
+             **({"dynamic": ", ".join(node.dynamic_dims)} if node.dynamic_dims else {}),
              "module": f"{node.module_path} ({node.module_type})" if node.module_path else "—",
              "source": node.source or "—", "came from": " ← ".join(node.lineage[:4]) or "—"}
     if node.backend:

@@ -66,7 +66,8 @@ def model_choice() -> ModelChoice | None:
         path = st.text_input("File path", key="file_path", placeholder="path/to/model.py")
         factory = st.text_input("Factory function", "make_model", key="factory")
         if not path:
-            st.info("Type the path of a .py file whose factory returns a ModelSpec or (model, example_inputs).")
+            st.info("Type the path of a .py file whose factory returns a ModelSpec, (model, example_inputs) or (model, "
+                    "example_inputs, example_kwargs).")
             return None
         ref = f"{path}:{factory}"
         mtime = Path(path).stat().st_mtime if Path(path).is_file() else 0

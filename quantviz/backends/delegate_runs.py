@@ -19,6 +19,7 @@ import torch
 from torch.overrides import TorchFunctionMode
 
 from quantviz.measure.metrics import sqnr_db
+from quantviz.model_spec import call
 
 # a TorchFunctionMode that runs every delegate call on the backend's reference model (Arm's TosaReferenceModelDispatch)
 ReferenceDispatch = Callable[[], TorchFunctionMode]
@@ -95,7 +96,7 @@ def run_with_delegates(program: Any, batches: list[tuple], dispatch: ReferenceDi
     for batch in batches:
         recorder = _Recorder()
         with torch.no_grad(), dispatch(), recorder:
-            out = module(*batch)
+            out = call(module, batch)
         outputs.append([t for t in torch.utils._pytree.tree_leaves(out)])
         calls.append(recorder.calls)
     checks = [check_delegate(c) for c in calls[0]] if calls else []

@@ -15,6 +15,7 @@ import torch
 from quantviz.backends import backend_of
 from quantviz.backends.delegate_runs import DelegateRun, run_with_delegates
 from quantviz.config import PipelineConfig
+from quantviz.model_spec import flat_inputs
 from quantviz.runtime import load_program
 from quantviz.workers import WorkerError, call_in_worker
 
@@ -35,7 +36,7 @@ class Execution:
     report: dict[str, Any] = field(default_factory=dict)  # the backend compiler's report (Vela), when it has one
 
 
-def execute(config: PipelineConfig, program: Any, lowered: Any, batches: list[tuple],
+def execute(config: PipelineConfig, program: Any, lowered: Any, batches: list[Any],
             log: list[str] | None = None, should_stop: Callable[[], bool] | None = None) -> Execution:
     """Run ``program`` (an ExecutorchProgramManager; ``lowered`` its edge program) on ``batches`` as the config's
     backend allows here. Raises RuntimeError when the runtime fails (what native code printed is in ``log``, when
@@ -53,7 +54,8 @@ def execute(config: PipelineConfig, program: Any, lowered: Any, batches: list[tu
                          delegates=run, report=report)
     log = [] if log is None else log
     try:  # in a worker process: an abort in native code ends the worker, not the caller (WorkerDied says how)
-        leaves = call_in_worker(run_program, bytes(program.buffer), [tuple(b) for b in batches],
+        # the runtime takes flat inputs: (args, kwargs) leaves in pytree order, as the program was exported
+        leaves = call_in_worker(run_program, bytes(program.buffer), [flat_inputs(b) for b in batches],
                                 config.uses_quantviz_kernels, what="the ExecuTorch runtime", log=log,
                                 should_stop=should_stop)
     except WorkerError as exc:

@@ -83,6 +83,11 @@ class NodeView:
     backend: str | None = None  # for delegate calls: backend id
     # for an ExportedProgram's buffer placeholder that the graph writes (a KV cache): the buffer's name
     mutable_buffer: str | None = None
+    # for a user input of an ExportedProgram: where it sits in forward's arguments, e.g. "args[0]",
+    # "kwargs['cache']['k']" (the runtime takes the inputs flat, in this order)
+    input_path: str | None = None
+    # the dynamic (symbolic) sizes of its shape with their ranges, e.g. ["s0 ∈ [2, 64]"]
+    dynamic_dims: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -48,6 +48,7 @@ def _snapshot_graph(gm: fx.GraphModule, stage: str, prefix: str, program: Any) -
                 if spec.target is not None:
                     placeholder_tensors[spec.arg.name] = spec.target
     modules = dict(gm.named_modules())
+    paths = _input_paths(program) if program is not None else {}
 
     def resolve(n: fx.Node) -> Any:
         if n.op == "placeholder" and program is not None and n.name in placeholder_tensors:
@@ -82,6 +83,9 @@ def _snapshot_graph(gm: fx.GraphModule, stage: str, prefix: str, program: Any) -
             debug_handle=_debug_handle(n.meta.get("debug_handle")),
         )
         view.shape, view.dtype = _shape_dtype(n.meta.get("val", n.meta.get("tensor_meta")))
+        if n.op == "placeholder":
+            view.input_path = paths.get(n.name)
+            view.dynamic_dims = _dynamic_dims(n.meta.get("val"), program)
         if n.op == "placeholder" and n.name in placeholder_tensors and (
                 placeholder_tensors[n.name] in mutated or n.name in written):
             view.mutable_buffer = placeholder_tensors[n.name]
@@ -131,6 +135,51 @@ def _abbreviate(a: Any, limit: int = 48) -> str:
     else:
         text = repr(a)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _input_paths(program: Any) -> dict[str, str]:
+    """Each user input placeholder's place in forward's arguments: ``{"input_ids": "args[0]", "cache_k":
+    "kwargs['cache']['k']"}`` (from the program's ``in_spec``, the order the runtime takes the flat inputs in)."""
+    pytree = torch.utils._pytree
+    users = [s.arg.name for s in program.graph_signature.input_specs
+             if s.kind == torch.export.graph_signature.InputKind.USER_INPUT and hasattr(s.arg, "name")]
+    spec = getattr(getattr(program, "call_spec", None), "in_spec", None)
+    if spec is None or spec.num_leaves != len(users):
+        return {}
+    out = {}
+    for (path, _), name in zip(pytree.tree_flatten_with_path(pytree.tree_unflatten(list(range(len(users))),
+                                                                                    spec))[0], users):
+        text = pytree.keystr(path)  # "[0][0]", "[1]['cache']['k']"
+        if text.startswith("[0]"):
+            text = "args" + text[3:]
+        elif text.startswith("[1]"):
+            text = "kwargs" + text[3:]
+        out[name] = text
+    return out
+
+
+def _dynamic_dims(val: Any, program: Any) -> list[str]:
+    """The symbolic sizes of a placeholder's shape with their ranges: ``["s0 ∈ [2, 64]"]`` (the program's
+    ``range_constraints``, else the shape environment's), without guarding on them."""
+    out = []
+    for d in getattr(val, "shape", ()) or ():
+        if not isinstance(d, torch.SymInt):
+            continue
+        expr = d.node.expr
+        ranges = (getattr(program, "range_constraints", None) or {}) if program is not None else {}
+        vr = ranges.get(expr)
+        if vr is None:
+            env = getattr(d.node, "shape_env", None)
+            vr = getattr(env, "var_to_range", {}).get(expr) if env is not None else None
+        if vr is None:
+            text = f"{expr}"
+        else:
+            lo, hi = vr.lower, vr.upper
+            hi_text = "∞" if not getattr(hi, "is_finite", True) or str(hi) in ("oo", "int_oo") else str(hi)
+            text = f"{expr} ∈ [{lo}, {hi_text}]"
+        if text not in out:
+            out.append(text)
+    return out
 
 
 def _shape_dtype(val: Any) -> tuple[list[int | str] | None, str | None]:

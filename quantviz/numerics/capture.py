@@ -17,6 +17,8 @@ from typing import Any, Callable
 import torch
 from torch import fx
 
+from quantviz.model_spec import Batch, flat_inputs
+
 
 class _Recorder(fx.Interpreter):
     def __init__(self, gm: fx.GraphModule, keep: Callable[[fx.Node], bool], substitutes: dict[str, Any]):
@@ -41,5 +43,6 @@ def capture_values(gm: fx.GraphModule, inputs: tuple, keep: Callable[[fx.Node], 
     A node named in ``substitutes`` passes that tensor on instead of its own value (when the shapes agree)."""
     rec = _Recorder(gm, keep or (lambda n: True), substitutes or {})
     with torch.no_grad():
-        rec.run(*inputs)
+        # a Batch (keyword inputs): an exported module's graph takes the flat leaves, in its in_spec's order
+        rec.run(*(flat_inputs(inputs) if isinstance(inputs, Batch) else inputs))
     return rec.values

@@ -335,15 +335,15 @@ def data_sets(spec, max_batches: int, config: PipelineConfig | None = None
     if config is not None and config.held_out:
         sets["synthetic held-out"] = (evaluation_data(spec, config).batches[:max_batches], None)
     if spec.calibration_batches:
-        sets["calibration"] = (list(spec.calibration_batches)[:max_batches], None)
+        sets["calibration"] = ([spec.arranged(b) for b in spec.calibration_batches][:max_batches], None)
     if spec.eval_batches:
         chosen = list(spec.eval_batches)[:max_batches]
         labels = None
         if all(lbl is not None for _, lbl in chosen):
             labels = torch.cat([lbl for _, lbl in chosen])
-        sets["evaluation"] = ([inp for inp, _ in chosen], labels)
+        sets["evaluation"] = ([spec.arranged(inp) for inp, _ in chosen], labels)
     if not sets:
-        sets["example"] = ([tuple(spec.example_inputs)], None)
+        sets["example"] = ([spec.example], None)
     return sets
 
 

@@ -14,6 +14,8 @@ from typing import Any, Callable
 import torch
 from torch import fx
 
+from quantviz.model_spec import Batch, flat_inputs
+
 
 @dataclass
 class KernelInstance:
@@ -73,7 +75,7 @@ def kernel_instances(fused_edge, batches: list[tuple],
     for batch in batches:
         rec = _KernelRecorder(gm)
         with torch.no_grad():
-            rec.run(*batch)
+            rec.run(*(flat_inputs(batch) if isinstance(batch, Batch) else batch))  # the module's flat inputs
         for node, op, args, out in rec.calls:
             got = kernels[op](*args) if kernels and op in kernels else out
             ref = reference(op, *args)

@@ -26,6 +26,7 @@ from quantviz.known_issues import runtime_preflight
 from quantviz.numerics.kernel_instances import has_delegates
 from quantviz.pipeline_view import PipelineView
 from quantviz.runtime import concat_outputs, output_leaves
+from quantviz.model_spec import call
 
 LEVELS = ("float", "reference", "fused", "runtime")
 
@@ -48,10 +49,10 @@ def run_levels(pipe: PipelineView, batches: list[tuple]) -> LevelOutputs:
 
     res = LevelOutputs()
     with torch.no_grad():
-        res.outputs["float"] = _flat("float", [pipe.spec.model(*b) for b in batches], res)
+        res.outputs["float"] = _flat("float", [call(pipe.spec.model, b) for b in batches], res)
         reference = pipe.reference_module()
         if reference is not None:
-            res.outputs["reference"] = _flat("reference", [reference(*b) for b in batches], res)
+            res.outputs["reference"] = _flat("reference", [call(reference, b) for b in batches], res)
         else:
             res.unavailable["reference"] = f"the {pipe.role('reference') or 'reference'} stage has no result"
         fuse = pipe.results.get(pipe.role("lowered") or "")
@@ -68,7 +69,7 @@ def run_levels(pipe: PipelineView, batches: list[tuple]) -> LevelOutputs:
                                             "the runtime, so there is no ahead-of-time fused level")
             else:
                 gm = ep.module()
-                res.outputs["fused"] = _flat("fused", [gm(*b) for b in batches], res)
+                res.outputs["fused"] = _flat("fused", [call(gm, b) for b in batches], res)
     emit = pipe.results.get(pipe.role("program") or "")
     if emit is None or not emit.ok:
         res.unavailable["runtime"] = f"the {pipe.role('program') or 'emit'} stage has no .pte"

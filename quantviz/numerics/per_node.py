@@ -54,7 +54,7 @@ def float_graph(pipe: PipelineView) -> fx.GraphModule:
         return trace.artifact if isinstance(trace.artifact, fx.GraphModule) else trace.artifact.module()
     if pipe.flow.float_graph is not None:  # the flow's own way (fx: symbolic tracing, skipped modules as leaves)
         return pipe.flow.float_graph(spec, config)
-    return torch.export.export(spec.model, tuple(spec.example_inputs)).module()
+    return spec.export().module()
 
 
 def _is_activation_quantize(n: fx.Node) -> bool:

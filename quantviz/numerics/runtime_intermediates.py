@@ -30,6 +30,7 @@ from quantviz.numerics.capture import capture_values
 from quantviz.numerics.kernel_instances import has_delegates
 from quantviz.measure.metrics import sqnr_db
 from quantviz.pipeline_view import PipelineView
+from quantviz.model_spec import flat_inputs
 
 _SKIP_EVENTS = {"OPERATOR_CALL", "Method::execute", "Method::init", "Program::load_method"}
 
@@ -140,7 +141,7 @@ def runtime_events(buffer: bytes, batch: tuple, debug_buffer_size: int) -> list[
     import executorch.kernels.quantized  # noqa: F401
 
     module = _load_for_executorch_from_buffer(buffer, enable_etdump=True, debug_buffer_size=debug_buffer_size)
-    module.forward(tuple(batch))
+    module.forward(flat_inputs(batch))
     with tempfile.TemporaryDirectory() as d:
         etdump, debug = os.path.join(d, "run.etdp"), os.path.join(d, "debug.bin")
         module.write_etdump_result_to_file(etdump, debug)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import torch
 
 from quantviz.measure.metrics import accuracy, sqnr_db
+from quantviz.model_spec import call
 from quantviz.runtime import concat_outputs
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ def layers_of(model: torch.nn.Module) -> list[str]:
 
 def _outputs(model, batches) -> torch.Tensor:
     with torch.no_grad():
-        return concat_outputs([model(*b) for b in batches])
+        return concat_outputs([call(model, b) for b in batches])
 
 
 def sensitivity(pipe: "Pipeline", batches: list[tuple], labels: torch.Tensor | None, limit: int,

@@ -31,6 +31,7 @@ import torch
 from quantviz.backends import backend_of
 from quantviz.known_issues import runtime_preflight
 from quantviz.pipeline_view import PipelineView
+from quantviz.model_spec import flat_inputs
 
 # the stage whose program is tapped: the captured q/dq program, before the edge dialect
 TAPPED_STAGE = "capture"
@@ -168,6 +169,6 @@ def _run(pipe: PipelineView, lowered: Any, batches: list[tuple]) -> tuple[list[l
 
     buffer = lowered.to_executorch(ExecutorchBackendConfig()).buffer  # held: the module reads it, not a copy
     module = _load_for_executorch_from_buffer(buffer)
-    outputs = [list(module.forward(tuple(b))) for b in batches]
+    outputs = [list(module.forward(flat_inputs(b))) for b in batches]
     del module
     return outputs, "ExecuTorch runtime"

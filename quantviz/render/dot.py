@@ -10,6 +10,8 @@ to a width.
 """
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 
 import graphviz
@@ -49,6 +51,10 @@ def node_label(n: NodeView, note: str | None = None) -> str:
         lines.append(n.qparams.label())
     elif n.shape is not None and n.kind in ("input", "output", "float_op", "quantized_op"):
         lines.append("×".join(map(str, n.shape)) if n.shape else "scalar")
+    if n.kind == "input" and n.input_path and not re.fullmatch(r"args\[\d+\]", n.input_path):
+        lines.append(n.input_path)  # a keyword or nested input: where it sits in forward's arguments
+    if n.kind == "input" and n.dynamic_dims:
+        lines.append(", ".join(n.dynamic_dims))
     if n.mutable_buffer:
         lines.append("mutable buffer (written in place)")
     if note:
@@ -63,6 +69,10 @@ def node_tooltip(n: NodeView, note: str | None = None) -> str:
         rows.append(n.qparams.label())
     if n.shape is not None:
         rows.append(f"shape {n.shape} {n.dtype or ''}")
+    if n.input_path:
+        rows.append(f"input {n.input_path}")
+    if n.dynamic_dims:
+        rows.append("dynamic " + ", ".join(n.dynamic_dims))
     if n.module_path:
         rows.append(f"module {n.module_path}" + (f" ({n.module_type})" if n.module_type else ""))
     if n.source:

@@ -30,7 +30,7 @@ from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
 from quantviz.failure_site import FailureSite, find_failure_site, rerun_under_interpreter
 from quantviz.known_issues import cause_chain, cause_line
-from quantviz.model_spec import ModelSpec
+from quantviz.model_spec import Batch, ModelSpec, call, flat_inputs
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 
 DESCRIPTION = "run the calibration batches through the observed model (observers record ranges)"
@@ -44,6 +44,21 @@ def describe_value(t: Any) -> str:
     if isinstance(t, torch.Tensor):
         return f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}"
     return type(t).__name__
+
+
+def check_spec_batches(spec: ModelSpec, batches: list[Any], stage: str) -> None:
+    """Every batch must fit the program built from the example: ``check_batches_match`` for positional specs
+    (its words, unchanged); with keyword inputs or dynamic dimensions, ``ModelSpec.mismatch`` (shapes may differ
+    along the declared dimensions, within their range)."""
+    if not spec.structured and not any(isinstance(b, Batch) for b in batches):
+        check_batches_match(spec.example_inputs, batches, stage)
+        return
+    for i, batch in enumerate(batches):
+        why = spec.mismatch(batch)
+        if why:
+            raise StageError(stage, f"calibration batch {i}: {why}",
+                             "check the calibration data: every batch must have the example inputs' structure, "
+                             "shapes and dtypes, except along the dimensions dynamic_shapes declares")
 
 
 def check_batches_match(examples: tuple, batches: list[tuple], stage: str) -> None:
@@ -63,8 +78,8 @@ def check_batches_match(examples: tuple, batches: list[tuple], stage: str) -> No
                          "(the graph was traced for them); pad or drop the odd batch")
 
 
-def check_finite(batch: tuple, index: int, stage: str) -> None:
-    for j, t in enumerate(batch):
+def check_finite(batch: Any, index: int, stage: str) -> None:
+    for j, t in enumerate(flat_inputs(batch)):
         if isinstance(t, torch.Tensor) and t.is_floating_point() and not torch.isfinite(t).all():
             bad = int((~torch.isfinite(t)).sum())
             raise StageError(stage, f"calibration batch {index} input {j} has {bad} NaN/Inf value(s); observers "
@@ -212,7 +227,7 @@ def _is_observer(module: torch.nn.Module) -> bool:
 def run(ctx: StageContext, prepared: Prepared) -> StageOutput:
     model = ctx.previous()  # the observed model: observers are updated in place
     batches = ctx.spec.calibration_data(ctx.config.calibration_batches)
-    check_batches_match(ctx.spec.example_inputs, batches, "calibrate")
+    check_spec_batches(ctx.spec, batches, "calibrate")
     for i, batch in enumerate(batches):
         check_finite(batch, i, "calibrate")
     check_weights_finite(ctx.spec.model, "calibrate")
@@ -221,7 +236,7 @@ def run(ctx: StageContext, prepared: Prepared) -> StageOutput:
             printed = io.StringIO()  # torch prints a failing GraphModule line (with a traceback) to stderr
             try:
                 with contextlib.redirect_stderr(printed):
-                    model(*batch)
+                    call(model, batch)
             except Exception as exc:  # noqa: BLE001 - name the node, module and line that failed
                 error = explain_batch_failure(exc, i, model, batch, ctx.config, ctx.spec.model, prepared)
                 error.details = "".join(traceback.format_exception(exc)) + printed.getvalue()
@@ -229,7 +244,8 @@ def run(ctx: StageContext, prepared: Prepared) -> StageOutput:
             sys.stderr.write(printed.getvalue())  # what the model itself printed
             ctx.progress((i + 1) / len(batches), f"calibration batch {i + 1}/{len(batches)}")
     return StageOutput(model, calls=["with torch.no_grad():", "    for batch in calibration_batches:",
-                                     "        observed(*batch)"],
+                                     "        observed(*batch.args, **batch.kwargs)" if any(isinstance(b, Batch) for b in batches)
+                                     else "        observed(*batch)"],
                        notes=[f"ran {len(batches)} calibration batch(es)"], metrics={"batches": len(batches)})
 
 
@@ -237,7 +253,7 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     """Run the calibration batches through the observed model."""
     with torch.no_grad():
         for batch in spec.calibration_data(config.calibration_batches):
-            state["observed"](*batch)
+            call(state["observed"], batch)
 
 
 def calibration_stage(prepared: Prepared, variant: str) -> Stage:

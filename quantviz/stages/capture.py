@@ -22,13 +22,13 @@ SOURCE_NAMES = {"quantize": "quantized"}
 def run(ctx: StageContext) -> StageOutput:
     before = ctx.flow.before(ctx.stage) if ctx.flow is not None else None
     source = SOURCE_NAMES.get(before or "", "reference")
-    ep = torch.export.export(ctx.previous(), ctx.spec.example_inputs)
-    return StageOutput(ep, calls=[f"aten_program = torch.export.export({source}, example_inputs)"])
+    ep = ctx.spec.export(ctx.previous())
+    return StageOutput(ep, calls=[f"aten_program = {ctx.spec.export_call(source)}"])
 
 
 def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     """``torch.export.export`` of the quantized model."""
-    state["aten"] = torch.export.export(state["reference"], spec.example_inputs)
+    state["aten"] = spec.export(state["reference"])
 
 
 REMEDY = Remedy("torch.export could not capture the quantized model; try --flow pt2e", ({"flow": "pt2e"},))

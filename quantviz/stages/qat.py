@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from quantviz.config import PipelineConfig
-from quantviz.model_spec import ModelSpec
+from quantviz.model_spec import ModelSpec, call
 from quantviz.runtime import first_output
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 from quantviz.stages.quantize import describe, linear_config
@@ -109,7 +109,7 @@ def fine_tune(model: nn.Module, spec: ModelSpec, config: PipelineConfig,
     torch.manual_seed(0)
     opt = torch.optim.Adam(model.parameters(), lr=config.qat_lr)
     with torch.no_grad():
-        targets = [first_output(spec.model(*b)).detach() for b in batches]
+        targets = [first_output(call(spec.model, b)).detach() for b in batches]
     exported = isinstance(model, torch.fx.GraphModule)  # prepare_qat_pt2e's: train() is not for exported models
     if exported:
         from torchao.quantization.pt2e import move_exported_model_to_eval, move_exported_model_to_train
@@ -120,7 +120,7 @@ def fine_tune(model: nn.Module, spec: ModelSpec, config: PipelineConfig,
     losses: list[float] = []
     for step in range(config.qat_steps):
         i = step % len(batches)
-        loss = distillation_loss(first_output(model(*batches[i])), targets[i], language_model)
+        loss = distillation_loss(first_output(call(model, batches[i])), targets[i], language_model)
         if not torch.isfinite(loss):
             from quantviz.errors import StageError
 

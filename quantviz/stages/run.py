@@ -19,7 +19,7 @@ from quantviz.measure.language import LanguageFigures, language_figures
 from quantviz.measure.metrics import accuracy, lsb_summary, sqnr_db
 from quantviz.measure.run_numerics import RunNumerics
 from quantviz.measure.verdict import RuntimeVerdict, judge
-from quantviz.model_spec import ModelSpec
+from quantviz.model_spec import Batch, ModelSpec, call, flat_inputs
 from quantviz.runtime import as_module, first_output, output_scale
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 from quantviz.workers import WorkerDied
@@ -60,6 +60,7 @@ class RuntimeRun:
         if len(batches) != len(self.batches) or len(self.runtime_leaves) != len(self.batches):
             return None
         for a, b in zip(self.batches, batches):
+            a, b = flat_inputs(a), flat_inputs(b)  # a tuple, or a Batch with keyword inputs: its leaves
             if len(a) != len(b) or not all(
                     torch.equal(x, y) if isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor)
                     and x.shape == y.shape else (x is y or (not isinstance(x, torch.Tensor) and x == y))
@@ -80,6 +81,25 @@ class RuntimeRun:
         return line if self.verdict.excess_db == -float("inf") else line + "; `quantviz compare` shows where"
 
 
+def check_comparison_batches(spec: ModelSpec, batches: list) -> None:
+    """Every comparison batch must fit the program: the example's shapes (positional specs, the words they always
+    had), or ``ModelSpec.mismatch`` with keyword inputs or declared dynamic dimensions."""
+    if spec.structured or any(isinstance(b, Batch) for b in batches):
+        for i, batch in enumerate(batches):
+            why = spec.mismatch(batch)
+            if why:
+                raise StageError("run", f"comparison batch {i}: {why}",
+                                 "give evaluation batches the example inputs' structure and shapes, except along the "
+                                 "dimensions dynamic_shapes declares (pad the last batch)")
+        return
+    expected = [tuple(t.shape) for t in spec.example_inputs if isinstance(t, torch.Tensor)]
+    for i, batch in enumerate(batches):
+        got = [tuple(t.shape) for t in batch if isinstance(t, torch.Tensor)]
+        if got != expected:
+            raise StageError("run", f"comparison batch {i} has shapes {got}, the program was built for {expected}",
+                             "give evaluation batches the example inputs' shapes (pad the last batch)")
+
+
 def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
     """``uint8_activations``: the flow makes uint8 asymmetric activations with int8 weights (``run_fx.py``), a mix
     the XNNPACK delegate does not compute correctly, which the failure hints say."""
@@ -87,12 +107,7 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
     calibrated = ctx.flow.calibrates(ctx.config) if ctx.flow is not None else True  # the flow's answer words the data
     data = evaluation_data(ctx.spec, ctx.config, calibrated)
     batches = data.batches
-    expected = [tuple(t.shape) for t in ctx.spec.example_inputs if isinstance(t, torch.Tensor)]
-    for i, batch in enumerate(batches):
-        got = [tuple(t.shape) for t in batch if isinstance(t, torch.Tensor)]
-        if got != expected:
-            raise StageError("run", f"comparison batch {i} has shapes {got}, the program was built for {expected}",
-                             "give evaluation batches the example inputs' shapes (pad the last batch)")
+    check_comparison_batches(ctx.spec, batches)
 
     lowered = ctx.role("lowered")
     known_abort = runtime_preflight(lowered)  # a program known to abort the runtime: its cause and fix, if it does
@@ -115,8 +130,8 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
     ctx.progress(1.0, f"{len(batches)} batch(es) run by {done.executed_by}")
     reference, float_model = as_module(ctx.role("reference")), ctx.spec.model
     with torch.no_grad():
-        float_outputs = [first_output(float_model(*b)) for b in batches]
-        reference_outputs = [first_output(reference(*b)) for b in batches]
+        float_outputs = [first_output(call(float_model, b)) for b in batches]
+        reference_outputs = [first_output(call(reference, b)) for b in batches]
     cat = torch.cat
     f, r, rt = cat([o.flatten() for o in float_outputs]), cat([o.flatten() for o in reference_outputs]), \
         cat([o.flatten() for o in runtime_outputs])
@@ -197,7 +212,7 @@ def run_calls(backend: Backend) -> list[str]:
                 f"{backend.reference_name!r})"]
     return ["from executorch.extension.pybindings.portable_lib import _load_for_executorch_from_buffer",
             "module = _load_for_executorch_from_buffer(et_program.buffer)",
-            "outputs = module.forward(example_inputs)"]
+            "outputs = module.forward(flat_inputs(spec.example))  # the leaves of (args, kwargs), as exported"]
 
 
 def _language_figures(ctx: StageContext, data: EvaluationData, float_outputs: list, reference_outputs: list,
@@ -219,8 +234,8 @@ def _not_run_here(ctx: StageContext, data: EvaluationData, why: str) -> StageOut
     """The backend cannot run here (Vulkan, Core ML): the float and reference figures, and why there is no more."""
     reference = as_module(ctx.role("reference"))
     with torch.no_grad():
-        f = torch.cat([first_output(ctx.spec.model(*b)).flatten() for b in data.batches])
-        r = torch.cat([first_output(reference(*b)).flatten() for b in data.batches])
+        f = torch.cat([first_output(call(ctx.spec.model, b)).flatten() for b in data.batches])
+        r = torch.cat([first_output(call(reference, b)).flatten() for b in data.batches])
     numerics = {"float_vs_reference_sqnr_db": sqnr_db(f, r)}
     result = RuntimeRun([], [], [], RunNumerics.from_dict(numerics), batches=list(data.batches), data=data,
                         executed_by="", not_run=why)

@@ -129,6 +129,11 @@ def session_stage(stage_type: str, first: bool) -> Stage:
     description, explanation, overlay = DESCRIPTIONS[stage_type]
 
     def run(ctx: StageContext) -> StageOutput:
+        if first:  # executorch.export.export takes a list of positional example tuples
+            from quantviz.stages.trace import refuse_structured
+
+            refuse_structured(ctx.spec, stage_type, "the recipe flow: executorch.export.export (ExportSession) "
+                              "takes a list of positional example input tuples")
         done = run_session(ctx.spec, ctx.config) if first else ctx.role("session")
         calls = export_call(ctx.config) if first else \
             [f"artifacts[StageType.{stage_type.upper()}].data['forward']  # made by the export call (first stage)"]

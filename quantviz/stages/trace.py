@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import traceback
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import fx
 
 from quantviz.errors import StageError
+from quantviz.model_spec import as_batch, call
 from quantviz.stages.base import Remedy, StageContext
 from quantviz.untraceable import FINDINGS_ATTR, SkippingTracer, Untraceable
 
@@ -46,14 +48,21 @@ def symbolic_trace(model: torch.nn.Module, skip: tuple[str, ...] = ()) -> fx.Gra
     return fx.GraphModule(tracer.root, graph, type(model).__name__)
 
 
-def check_runs_eagerly(model: torch.nn.Module, inputs: tuple) -> None:
-    """Run the float model once on its example inputs; a failure names the inputs given and the model's line."""
+def check_runs_eagerly(model: torch.nn.Module, inputs: Any) -> None:
+    """Run the float model once on its example inputs (a tuple, or a ``Batch`` with keyword inputs); a failure
+    names the inputs given and the model's line."""
+    batch = as_batch(inputs)
     try:
         with torch.no_grad():
-            model(*inputs)
+            call(model, batch)
     except Exception as exc:  # noqa: BLE001 - the user's model failed: say so in its own words
-        given = ", ".join(f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}" if isinstance(t, torch.Tensor)
-                          else type(t).__name__ for t in inputs)
+        def describe(t: Any) -> str:
+            if isinstance(t, torch.Tensor):
+                return f"{tuple(t.shape)} {str(t.dtype).replace('torch.', '')}"
+            if isinstance(t, dict):
+                return "{" + ", ".join(f"{k!r}: {describe(v)}" for k, v in t.items()) + "}"
+            return type(t).__name__
+        given = ", ".join([*(describe(t) for t in batch.args), *(f"{k}={describe(v)}" for k, v in batch.kwargs.items())])
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/torch/" not in f.filename]
         where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}: {(frames[-1].line or '').strip()}" \
             if frames else ""
@@ -64,10 +73,24 @@ def check_runs_eagerly(model: torch.nn.Module, inputs: tuple) -> None:
                          "the model's forward", details="".join(traceback.format_exception(exc))) from exc
 
 
+def refuse_structured(spec: Any, stage: str, why: str, what: str | None = None) -> None:
+    """A flow that takes positional inputs of fixed shapes only refuses, at its first stage, a model whose spec has
+    keyword inputs or declared dynamic dimensions (``what``: those of them it cannot take, default
+    ``ModelSpec.structured``): the cause, and ``--flow pt2e`` as the fix (torch.export takes both as they are)."""
+    what = spec.structured if what is None else what
+    if not what:
+        return
+    raise StageError(stage, f"the model's {what} cannot go through {why}",
+                     "use --flow pt2e (or --flow torchao): torch.export takes keyword and nested inputs and "
+                     "dynamic_shapes as the model's forward takes them", fix={"flow": "pt2e"},
+                     metrics={"keyword_inputs": len(spec.example_kwargs),
+                              "dynamic_shapes": int(spec.dynamic_shapes is not None)})
+
+
 def check_float_model(ctx: StageContext) -> None:
     """What every trace variant checks first: the skipped names exist and the float model runs eagerly."""
     check_skip_names(ctx.spec.model, ctx.config.skip_modules, "trace")
-    check_runs_eagerly(ctx.spec.model, ctx.spec.example_inputs)
+    check_runs_eagerly(ctx.spec.model, ctx.spec.example)
 
 
 def attach(found: Untraceable) -> fx.GraphModule:

@@ -18,13 +18,13 @@ def run(ctx: StageContext) -> StageOutput:
     check_float_model(ctx)
     if ctx.spec.exported_program is not None:
         return StageOutput(ctx.spec.exported_program, calls=["ep = torch.export.load(path)"])
-    ep = torch.export.export(ctx.spec.model, ctx.spec.example_inputs)
-    return StageOutput(ep, calls=["ep = torch.export.export(model, example_inputs)"])
+    ep = ctx.spec.export()
+    return StageOutput(ep, calls=[f"ep = {ctx.spec.export_call()}"])
 
 
 def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
-    """``torch.export.export(model, example_inputs)``."""
-    state["ep"] = torch.export.export(spec.model, spec.example_inputs)
+    """``torch.export.export(model, example_inputs, kwargs=example_kwargs, dynamic_shapes=dynamic_shapes)``."""
+    state["ep"] = spec.export()
 
 
 STAGE = Stage("trace", run, DESCRIPTION, EXPLANATION, reads=("flow",), remedy=REMEDY, bare=bare,

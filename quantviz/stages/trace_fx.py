@@ -7,12 +7,14 @@ prepare stage does the same). A user's script has no bare call for it: ``prepare
 from __future__ import annotations
 
 from quantviz.stages.base import Diagnostics, Stage, StageContext, StageOutput
-from quantviz.stages.trace import (DESCRIPTION, EXPLANATION, REMEDY, attach, check_float_model, skipped_weight_share,
-                                   untraceable_calls, untraceable_error, untraceable_notes)
+from quantviz.stages.trace import (DESCRIPTION, EXPLANATION, REMEDY, attach, check_float_model, refuse_structured,
+                                   skipped_weight_share, untraceable_calls, untraceable_error, untraceable_notes)
 from quantviz.untraceable import find_untraceable
 
 
 def run(ctx: StageContext) -> StageOutput:
+    refuse_structured(ctx.spec, "trace", "the fx flow: prepare_fx traces forward symbolically (torch.fx) on "
+                                         "positional example inputs of fixed shapes")
     check_float_model(ctx)
     skip = ctx.config.skip_modules
     found = find_untraceable(ctx.spec.model, skip)

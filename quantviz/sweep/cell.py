@@ -28,7 +28,7 @@ from quantviz.errors import LoadError
 from quantviz.loading import load_model
 from quantviz.numerics.compare import data_sets
 from quantviz.measure.metrics import accuracy, sqnr_db
-from quantviz.model_spec import ModelSpec
+from quantviz.model_spec import ModelSpec, call
 from quantviz.numerics.sensitivity import layers_of
 from quantviz.pipeline import Pipeline, StageEvent
 from quantviz.reuse import PipelineCache
@@ -125,7 +125,7 @@ def _outputs(model, batches):
 
 
     with torch.no_grad():
-        return concat_outputs([model(*b) for b in batches])
+        return concat_outputs([call(model, b) for b in batches])
 
 
 def _finite(x: Any) -> float | None:

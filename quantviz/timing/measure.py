@@ -20,6 +20,7 @@ from quantviz.pipeline_view import PipelineView
 from quantviz.timing.latency import LatencyReport, float_side, latency_report
 from quantviz.timing.place import Placement, place_events
 from quantviz.timing.profile import Profile, profile_program
+from quantviz.model_spec import as_batch, flat_inputs
 
 DEFAULT_REPEAT = 10
 DEFAULT_WARMUP = 2
@@ -40,9 +41,9 @@ class PipelineTiming:
 
 
 def runtime_inputs(example_inputs: Any) -> tuple:
-    """What the runtime's ``forward`` takes: the example inputs' tensors flattened (dicts, nested tuples), as
-    ``quantviz.backends.execute`` feeds them."""
-    return tuple(torch.utils._pytree.tree_leaves(tuple(example_inputs)))
+    """What the runtime's ``forward`` takes: the example inputs' tensors flattened (dicts, nested tuples; a
+    ``Batch``'s keyword inputs after its positional ones), as ``quantviz.backends.execute`` feeds them."""
+    return flat_inputs(example_inputs)
 
 
 def handle_maps(program: Any) -> tuple[dict[int, list[int]], dict[int, dict]]:
@@ -60,12 +61,15 @@ def time_program(program: Any, graph: GraphView, batch: tuple, repeat: int, warm
     return profile, place_events(profile, graph, handles, delegates)
 
 
-def float_program(model: torch.nn.Module, example_inputs: tuple, config: Any) -> tuple[Any, GraphView]:
+def float_program(model: torch.nn.Module, example_inputs: Any, config: Any, dynamic_shapes: Any = None
+                  ) -> tuple[Any, GraphView]:
     """The float model lowered to ``config``'s backend exactly as the quantized one (same partitioner, lowering);
     the ExecuTorch program and the graph of its program before to_executorch."""
     from quantviz.lowering import delegate, delegates, edge_program, partitioner_for
 
-    ep = torch.export.export(model, tuple(example_inputs), strict=False)
+    b = as_batch(example_inputs)
+    ep = torch.export.export(model, tuple(b.args), kwargs=dict(b.kwargs) or None, dynamic_shapes=dynamic_shapes,
+                             strict=False)
     edge = edge_program(ep, config)
     if delegates(config):
         edge = delegate(edge, partitioner_for(config).partitioner, config.lowering)
@@ -92,7 +96,7 @@ def time_pipeline(pipe: PipelineView, repeat: int = DEFAULT_REPEAT, warmup: int 
         from quantviz_kernels import load
 
         load()
-    batch = runtime_inputs(pipe.spec.example_inputs)
+    batch = runtime_inputs(pipe.spec.example)
     try:
         profile, placement = time_program(program, graph, batch, repeat, warmup, threads)
     except RuntimeError as exc:
@@ -100,7 +104,7 @@ def time_pipeline(pipe: PipelineView, repeat: int = DEFAULT_REPEAT, warmup: int 
     side, float_profile, error = None, None, ""
     if with_float:
         try:
-            fprog, fgraph = float_program(pipe.spec.model, tuple(pipe.spec.example_inputs), pipe.config)
+            fprog, fgraph = float_program(pipe.spec.model, pipe.spec.example, pipe.config, pipe.spec.dynamic_shapes)
             float_profile, fplacement = time_program(fprog, fgraph, batch, repeat, warmup, threads)
             side = float_side(float_profile, fplacement)
         except Exception as exc:  # noqa: BLE001 - the float side is extra: say why it is missing, keep the rest

@@ -91,7 +91,7 @@ def write_device_files(pipe: PipelineView, out: Path) -> list[str]:
                            f"{(str(exc).splitlines() or [''])[0][:160]})")
     from quantviz.timing.measure import runtime_inputs
 
-    torch.save(runtime_inputs(pipe.spec.example_inputs), out / INPUTS)  # flat: what the runtime's forward takes
+    torch.save(runtime_inputs(pipe.spec.example), out / INPUTS)  # flat: what the runtime's forward takes
     written.append(INPUTS)
     return written
 
