@@ -69,8 +69,14 @@ def first_output(out: Any) -> torch.Tensor:
 
 
 def concat_outputs(outs: list[Any]) -> torch.Tensor:
-    """The first outputs of several batches as one (rows, features) tensor."""
+    """The first outputs of several batches as one (rows, features) tensor. Batches of other lengths (a dynamic
+    sequence dimension: (1, 8, V) and (1, 5, V)) give a row per position, ``(13, V)``, when their last dimension
+    agrees (else one value a row)."""
     firsts = [first_output(o).detach() for o in outs]
+    if len({t.shape[1:] for t in firsts}) > 1:
+        last = {t.shape[-1] if t.dim() else 1 for t in firsts}
+        width = next(iter(last)) if len(last) == 1 else 1
+        return torch.cat([t.reshape(-1, width) for t in firsts])
     return torch.cat([t.flatten(1) if t.dim() > 1 else t.reshape(-1, 1) for t in firsts])
 
 

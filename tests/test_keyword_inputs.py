@@ -121,3 +121,21 @@ def test_a_factory_may_return_keyword_inputs():
     assert spec.example_kwargs == {"attention_mask": mask} and spec.example.args == (ids,)
     with pytest.raises(LoadError, match="example_kwargs a dict of its keyword ones"):
         as_spec((torch.nn.Identity(), (ids,), {"attention_mask": "all"}), "m")
+
+
+def test_outputs_of_two_sequence_lengths_concatenate_a_row_per_position():
+    from quantviz.runtime import concat_outputs
+
+    rows = concat_outputs([torch.zeros(1, SEQ, VOCAB), torch.ones(1, SHORT, VOCAB)])
+    assert rows.shape == (SEQ + SHORT, VOCAB) and rows[SEQ:].eq(1).all()
+    assert concat_outputs([torch.zeros(2, 3), torch.ones(1, 3)]).shape == (3, 3)  # same widths: as before
+
+
+@pytest.mark.slow
+def test_compare_on_keyword_inputs_reaches_every_table(refused_then_fixed):
+    from quantviz.numerics.compare import compare
+
+    _, pipe = refused_then_fixed
+    lines = "\n".join(compare(pipe, max_batches=2).summary_lines())
+    assert "float vs runtime: SQNR 30.9 dB" in lines and "blame: 15 quantized pattern(s)" in lines
+    assert "could not" not in lines

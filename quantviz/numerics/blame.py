@@ -48,6 +48,7 @@ from quantviz.numerics.per_node import float_graph, float_matches
 from quantviz.known_issues import runtime_preflight
 from quantviz.numerics.runtime_intermediates import RuntimeEvent, debug_buffer_size, kernel_nodes, runtime_events
 from quantviz.pipeline_view import PipelineView
+from quantviz.model_spec import Batch
 
 NAN = float("nan")
 # A runtime op whose local error exceeds this many LSB computes something other than its reference op.
@@ -171,8 +172,13 @@ def _as_int(v: torch.Tensor, scale: float, zp: float) -> torch.Tensor:
     return v.long()
 
 
+def _inputs(batch: Any) -> Any:
+    """A batch as ``capture_values`` takes it: a Batch (keyword inputs) as it is, positional inputs as a tuple."""
+    return batch if isinstance(batch, Batch) else tuple(batch)
+
+
 def _run_batch(gm: fx.GraphModule, batch: tuple, names: set[str], substitutes: dict[str, Any] | None = None):
-    return capture_values(gm, tuple(batch), lambda n: n.name in names, substitutes)
+    return capture_values(gm, _inputs(batch), lambda n: n.name in names, substitutes)
 
 
 def _level_values(gm: fx.GraphModule, batch: tuple, carry: dict[str, str],
@@ -351,7 +357,7 @@ def _one_batch(pipe: PipelineView, setup: _Setup, batch: tuple, events: list[Run
     """Every level's value of every pattern output on ``batch``, appended to ``series`` (``tapped``: the tapped
     program's values, for the quantizes the program's own run does not expose)."""
     nodes = {n.name: n for n in setup.ref_gm.graph.nodes}
-    ref = capture_values(setup.ref_gm, tuple(batch))
+    ref = capture_values(setup.ref_gm, _inputs(batch))
     qparams.update({q: _qparams(nodes[q], ref) for q in setup.all_q})
     flt = _run_batch(setup.fgraph, batch, {end.name for end, _ in setup.matches.values() if end is not None})
     fused: dict[str, torch.Tensor] = {}

@@ -30,7 +30,7 @@ from quantviz.numerics.capture import capture_values
 from quantviz.numerics.kernel_instances import has_delegates
 from quantviz.measure.metrics import sqnr_db
 from quantviz.pipeline_view import PipelineView
-from quantviz.model_spec import flat_inputs
+from quantviz.model_spec import Batch, flat_inputs
 
 _SKIP_EVENTS = {"OPERATOR_CALL", "Method::execute", "Method::init", "Program::load_method"}
 
@@ -201,7 +201,7 @@ def runtime_intermediates(pipe: PipelineView, batch: tuple,
     ep = fuse.artifact.exported_program()
     delegated = has_delegates(ep.graph_module)
     gm = ep.module()
-    aot = {} if delegated else capture_values(gm, tuple(batch))
+    aot = {} if delegated else capture_values(gm, batch if isinstance(batch, Batch) else tuple(batch))
     matched = kernel_nodes(events, gm)
     rows = []
     for i, event in enumerate(events):
