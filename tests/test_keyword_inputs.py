@@ -139,3 +139,14 @@ def test_compare_on_keyword_inputs_reaches_every_table(refused_then_fixed):
     lines = "\n".join(compare(pipe, max_batches=2).summary_lines())
     assert "float vs runtime: SQNR 30.9 dB" in lines and "blame: 15 quantized pattern(s)" in lines
     assert "could not" not in lines
+
+
+def test_the_recipe_flow_refuses_keyword_inputs_at_its_first_stage_with_the_fix():
+    from quantviz import Pipeline
+
+    spec = _spec()
+    pipe = Pipeline(spec, PipelineConfig(recipe="xnnpack_fp32")).run()
+    assert pipe.failed.name == list(pipe.results)[0] and not any(r.ok for r in pipe.results.values())
+    err = pipe.failed.error
+    assert err.fix == {"flow": "pt2e", "recipe": ""} and "ExportSession" in err.message
+    assert pipe.config.with_changes(**err.fix).flow == "pt2e"

@@ -133,7 +133,8 @@ def session_stage(stage_type: str, first: bool) -> Stage:
             from quantviz.stages.trace import refuse_structured
 
             refuse_structured(ctx.spec, stage_type, "the recipe flow: executorch.export.export (ExportSession) "
-                              "takes a list of positional example input tuples")
+                              "takes a list of positional example input tuples",
+                              fix={"flow": "pt2e", "recipe": ""})  # --recipe NAME would select this flow again
         done = run_session(ctx.spec, ctx.config) if first else ctx.role("session")
         calls = export_call(ctx.config) if first else \
             [f"artifacts[StageType.{stage_type.upper()}].data['forward']  # made by the export call (first stage)"]

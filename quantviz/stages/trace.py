@@ -73,16 +73,18 @@ def check_runs_eagerly(model: torch.nn.Module, inputs: Any) -> None:
                          "the model's forward", details="".join(traceback.format_exception(exc))) from exc
 
 
-def refuse_structured(spec: Any, stage: str, why: str, what: str | None = None) -> None:
+def refuse_structured(spec: Any, stage: str, why: str, what: str | None = None,
+                      fix: dict[str, Any] | None = None) -> None:
     """A flow that takes positional inputs of fixed shapes only refuses, at its first stage, a model whose spec has
     keyword inputs or declared dynamic dimensions (``what``: those of them it cannot take, default
-    ``ModelSpec.structured``): the cause, and ``--flow pt2e`` as the fix (torch.export takes both as they are)."""
+    ``ModelSpec.structured``): the cause, and ``--flow pt2e`` as the fix (torch.export takes both as they are;
+    ``fix``: the config changes that apply it, when more than the flow has to change)."""
     what = spec.structured if what is None else what
     if not what:
         return
     raise StageError(stage, f"the model's {what} cannot go through {why}",
                      "use --flow pt2e (or --flow torchao): torch.export takes keyword and nested inputs and "
-                     "dynamic_shapes as the model's forward takes them", fix={"flow": "pt2e"},
+                     "dynamic_shapes as the model's forward takes them", fix=fix or {"flow": "pt2e"},
                      metrics={"keyword_inputs": len(spec.example_kwargs),
                               "dynamic_shapes": int(spec.dynamic_shapes is not None)})
 
