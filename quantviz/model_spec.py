@@ -8,13 +8,13 @@ from typing import Any, Callable, Union
 import torch
 
 
-
 @dataclass(frozen=True, eq=False)  # tensors have no truth value: two batches are equal only when they are one
 class Batch:
     """One call of the model's forward: positional ``args`` and keyword ``kwargs``, each a tensor or a dict, list or
     tuple of tensors (what ``torch.export.export(model, args, kwargs)`` takes)::
 
-        Batch((input_ids,), {"attention_mask": mask, "cache": {"k": k, "v": v}})  # model(input_ids, attention_mask=..., cache=...)
+        Batch((input_ids,), {"attention_mask": mask, "cache": {"k": k, "v": v}})
+        # model(input_ids, attention_mask=mask, cache={"k": k, "v": v})
 
     A plain tuple is a batch of positional arguments only (``(x,)`` is ``Batch((x,))``).
     """

@@ -44,7 +44,8 @@ def test_the_spec_knows_its_dynamic_dimensions_and_refuses_batches_outside_them(
     ex = spec.example
     too_long = Batch((torch.zeros(1, 20, dtype=torch.long),),
                      {"attention_mask": torch.ones(1, 20, dtype=torch.long), "cache": ex.kwargs["cache"]})
-    assert spec.mismatch(too_long) == "input_ids is (1, 20) int64, the example is (1, 8) int64; dynamic: dim 1 in [2, 16]"
+    assert spec.mismatch(too_long) == \
+        "input_ids is (1, 20) int64, the example is (1, 8) int64; dynamic: dim 1 in [2, 16]"
     no_cache = Batch(ex.args, {"attention_mask": ex.kwargs["attention_mask"]})
     assert spec.mismatch(no_cache).startswith("has 2 input(s) (input_ids, attention_mask), the example has 4")
     other_cache = Batch(ex.args, {**ex.kwargs, "cache": {"k": torch.randn(1, 5, 32), "v": torch.randn(1, 4, 32)}})
@@ -93,7 +94,10 @@ def test_pt2e_xnnpack_runs_keyword_inputs_at_two_sequence_lengths(refused_then_f
     label = node_label(inputs["cache_k"])
     assert "kwargs['cache']['k']" in label and dim not in label
     assert dim in node_label(inputs["attention_mask"]) and "args[0]" not in node_label(inputs["input_ids"])
-    # the edge program keeps them (the graph the .pte is emitted from)
+    # the modules prepare_pt2e and convert_pt2e make, and the edge program (what the .pte is emitted from), too
+    convert_inputs = [n for n in pipe.results["convert"].graph.nodes if n.kind == "input"]
+    assert [n.input_path for n in convert_inputs][-2:] == ["kwargs['cache']['k']", "kwargs['cache']['v']"]
+    assert convert_inputs[0].dynamic_dims == [dim]
     edge_inputs = [n for n in pipe.results["edge"].graph.nodes if n.kind == "input"]
     assert [n.input_path for n in edge_inputs][-2:] == ["kwargs['cache']['k']", "kwargs['cache']['v']"]
     assert any(n.dynamic_dims == [dim] for n in edge_inputs)

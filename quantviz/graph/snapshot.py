@@ -48,7 +48,7 @@ def _snapshot_graph(gm: fx.GraphModule, stage: str, prefix: str, program: Any) -
                 if spec.target is not None:
                     placeholder_tensors[spec.arg.name] = spec.target
     modules = dict(gm.named_modules())
-    paths = _input_paths(program) if program is not None else {}
+    paths = _input_paths(program) if program is not None else _module_input_paths(gm)
 
     def resolve(n: fx.Node) -> Any:
         if n.op == "placeholder" and program is not None and n.name in placeholder_tensors:
@@ -140,10 +140,20 @@ def _abbreviate(a: Any, limit: int = 48) -> str:
 def _input_paths(program: Any) -> dict[str, str]:
     """Each user input placeholder's place in forward's arguments: ``{"input_ids": "args[0]", "cache_k":
     "kwargs['cache']['k']"}`` (from the program's ``in_spec``, the order the runtime takes the flat inputs in)."""
-    pytree = torch.utils._pytree
     users = [s.arg.name for s in program.graph_signature.input_specs
              if s.kind == torch.export.graph_signature.InputKind.USER_INPUT and hasattr(s.arg, "name")]
-    spec = getattr(getattr(program, "call_spec", None), "in_spec", None)
+    return _paths(users, getattr(getattr(program, "call_spec", None), "in_spec", None))
+
+
+def _module_input_paths(gm: fx.GraphModule) -> dict[str, str]:
+    """The same for an exported program's module (``ep.module()``, prepare_pt2e's and convert_pt2e's models): its
+    placeholders are the flat user inputs of its ``_in_spec``."""
+    spec = getattr(gm, "_in_spec", None)
+    return _paths([n.name for n in gm.graph.nodes if n.op == "placeholder"], spec) if spec is not None else {}
+
+
+def _paths(users: list[str], spec: Any) -> dict[str, str]:
+    pytree = torch.utils._pytree
     if spec is None or spec.num_leaves != len(users):
         return {}
     out = {}

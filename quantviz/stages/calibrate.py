@@ -243,8 +243,9 @@ def run(ctx: StageContext, prepared: Prepared) -> StageOutput:
                 raise error from exc
             sys.stderr.write(printed.getvalue())  # what the model itself printed
             ctx.progress((i + 1) / len(batches), f"calibration batch {i + 1}/{len(batches)}")
+    keywords = any(isinstance(b, Batch) for b in batches)
     return StageOutput(model, calls=["with torch.no_grad():", "    for batch in calibration_batches:",
-                                     "        observed(*batch.args, **batch.kwargs)" if any(isinstance(b, Batch) for b in batches)
+                                     "        observed(*batch.args, **batch.kwargs)" if keywords
                                      else "        observed(*batch)"],
                        notes=[f"ran {len(batches)} calibration batch(es)"], metrics={"batches": len(batches)})
 

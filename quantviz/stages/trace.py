@@ -62,7 +62,8 @@ def check_runs_eagerly(model: torch.nn.Module, inputs: Any) -> None:
             if isinstance(t, dict):
                 return "{" + ", ".join(f"{k!r}: {describe(v)}" for k, v in t.items()) + "}"
             return type(t).__name__
-        given = ", ".join([*(describe(t) for t in batch.args), *(f"{k}={describe(v)}" for k, v in batch.kwargs.items())])
+        given = ", ".join([*(describe(t) for t in batch.args),
+                           *(f"{k}={describe(v)}" for k, v in batch.kwargs.items())])
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if "/torch/" not in f.filename]
         where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}: {(frames[-1].line or '').strip()}" \
             if frames else ""
