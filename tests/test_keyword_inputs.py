@@ -154,3 +154,14 @@ def test_the_recipe_flow_refuses_keyword_inputs_at_its_first_stage_with_the_fix(
     err = pipe.failed.error
     assert err.fix == {"flow": "pt2e", "recipe": ""} and "ExportSession" in err.message
     assert pipe.config.with_changes(**err.fix).flow == "pt2e"
+
+
+def test_synthetic_held_out_batches_are_drawn_for_every_keyword_leaf():
+    from quantviz.data import evaluation_data
+
+    spec = _spec()
+    data = evaluation_data(spec, PipelineConfig(held_out=2))
+    assert len(data.batches) == 2 and all(isinstance(b, Batch) and spec.mismatch(b) == "" for b in data.batches)
+    assert [d.split(":")[0] for d in data.drawn] == ["input_ids", "attention_mask", "cache['k']", "cache['v']"]
+    assert data.drawn[0] == f"input_ids: token ids in [0, {VOCAB}) (embed)"
+    assert not torch.equal(data.batches[0].kwargs["cache"]["k"], spec.example.kwargs["cache"]["k"])
