@@ -11,7 +11,8 @@ from quantviz.backends import backend_of
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
 from quantviz.model_spec import ModelSpec
-from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.base import Diagnostics, Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.qat_qparams import compare_pt2e
 
 
 def fake_quantized(ep: torch.export.ExportedProgram, config: PipelineConfig) -> torch.fx.GraphModule:
@@ -62,8 +63,13 @@ def converted(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
 
 
 def convert(ctx: StageContext) -> StageOutput:
-    return StageOutput(converted(ctx.previous().model), calls=["move_exported_model_to_eval(prepared)",
-                                                               "reference = convert_pt2e(prepared)"])
+    prepared = ctx.previous().model
+    reference = converted(prepared)
+    # each fake quantizer's scale and zero point at the end of training against the q/dq arguments convert wrote
+    qparams = compare_pt2e(prepared, reference)
+    return StageOutput(reference, notes=qparams.notes(), metrics=qparams.metrics(),
+                       diagnostics=Diagnostics(qat_qparams=qparams),
+                       calls=["move_exported_model_to_eval(prepared)", "reference = convert_pt2e(prepared)"])
 
 
 def bare_convert(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
