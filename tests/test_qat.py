@@ -8,6 +8,7 @@ import torch
 from quantviz import Pipeline, PipelineConfig, load_model
 from quantviz.backends import backend_name
 from quantviz.outputs import summary
+from quantviz.stage_views import stage_view
 from quantviz.flows import flow_of
 from quantviz.stages.quantize import quantize_model
 
@@ -93,7 +94,7 @@ def test_pt2e_qat_weight_scales_differ_at_convert_named_on_the_dequantize_node(p
     names = {n.name for n in result.graph.nodes}
     for check in bad:
         assert check.tensor == "weight" and check.node in names and check.node.startswith("dequantize_per_tensor")
-        assert 0.0038 < check.max_scale_rel_diff < 0.00395  # the two formulas: 1 - 254/255 to 255/254 - 1
+        assert 0.0038 < check.max_scale_rel_diff < 0.00395  # |min| sets it: 1 - 127·255/(128·254); max: 255/254 - 1
         assert check.values_differ > 0 and check.note.startswith("known cause: training's fused kernel")
         fq = pipe.results["train"].artifact.model.get_submodule(check.fake_quantizer)
         obs = fq.activation_post_process
@@ -108,6 +109,10 @@ def test_pt2e_qat_weight_scales_differ_at_convert_named_on_the_dequantize_node(p
     assert result.metrics["qat_qparams_mismatched"] == 3
     data = summary(pipe)["qat_qparams"]
     assert data["agree"] is False and sorted(data["mismatched"]) == sorted(c.node for c in bad)
+    notes = dict(stage_view(pipe, "convert_qat_pt2e").notes)  # the graph shows each on its node
+    conv1 = next(c for c in bad if c.quantizes == "conv1_weight of conv2d")
+    assert notes[conv1.node] in (f"qparams ≠ training's: scale {s} %, {conv1.values_differ} of 72 integers"
+                                 for s in ("0.391", "0.394"))
 
 
 def test_both_qat_flows_have_bare_calls_and_export_llm_has_no_bare_equivalent():

@@ -147,6 +147,21 @@ class QParamsComparison:
             lines.append(f"  ... and {len(bad) - limit} more (summary.json's qat_qparams lists every one)")
         return lines
 
+    def node_notes(self) -> dict[str, str]:
+        """Node -> a short note for each mismatch, which the convert stage's graph shows on that node
+        (``quantviz.stage_views.stage_view``), e.g. "qparams ≠ training's: scale 0.391 %, 20 of 72 integers"."""
+        out = {}
+        for c in self.mismatched():
+            parts = [c.problem] if c.problem else []
+            if c.compared:
+                parts.append(f"scale {_percent(c.max_scale_rel_diff)}")
+                if c.max_zero_point_diff:
+                    parts.append(f"zero point {c.max_zero_point_diff}")
+                if c.values:
+                    parts.append(f"{c.values_differ:,} of {c.values:,} integers")
+            out[c.node] = "qparams ≠ training's: " + ", ".join(parts)
+        return out
+
     def metrics(self) -> dict[str, Any]:
         """The convert stage's metrics."""
         return {"qat_qparams_compared": len(self.compared), "qat_qparams_mismatched": len(self.mismatched()),
