@@ -409,7 +409,7 @@ def fused_kernel_cause(fq: nn.Module, training: torch.Tensor, export: torch.Tens
     return (f"known cause: training's fused kernel (torch.fused_moving_avg_obs_fake_quant) computes this symmetric "
             f"scale as max(|min|/{-sym_min}, max/{sym_max})·{qmax - qmin + 1}/{qmax - qmin}, convert_pt2e's "
             f"{type(obs).__name__}.calculate_qparams as max(|min|, max)/{(qmax - qmin) / 2:g}, from the same running "
-            "min/max (pytorch/ao#4824, fixed after torchao 0.18)")
+            "min/max (pytorch/ao#4824, merged after torchao 0.18)")
 
 
 def compare_pt2e(prepared: torch.fx.GraphModule, converted: torch.fx.GraphModule,
