@@ -63,7 +63,8 @@ def test_fine_tuning_lowers_the_distillation_loss_and_changes_the_weights(spec):
 @pytest.fixture(scope="module")
 def pt2e_qat():
     """digits_cnn through --flow qat_pt2e to the runtime, 4 fine-tuning steps (two tests read it)."""
-    return Pipeline(load_model("sample:digits_cnn"), PipelineConfig(flow="qat_pt2e", backend="xnnpack", qat_steps=4)).run()
+    return Pipeline(load_model("sample:digits_cnn"),
+                    PipelineConfig(flow="qat_pt2e", backend="xnnpack", qat_steps=4)).run()
 
 
 def test_pt2e_qat_fake_quantizes_the_exported_graph_and_converts_to_q_dq(pt2e_qat):
@@ -113,6 +114,28 @@ def test_pt2e_qat_weight_scales_differ_at_convert_named_on_the_dequantize_node(p
     conv1 = next(c for c in bad if c.quantizes == "conv1_weight of conv2d")
     assert notes[conv1.node] in (f"qparams ≠ training's: scale {s} %, {conv1.values_differ} of 72 integers"
                                  for s in ("0.391", "0.394"))
+
+
+def test_qat_training_qparams_converts_the_model_that_was_trained(pt2e_qat):
+    """--qat-training-qparams: convert_pt2e takes each fake quantizer's trained scale and zero point, so nothing
+    differs and the reference model computes what the fine-tuned fake-quantized model computes, output for output."""
+    import copy
+
+    from torchao.quantization.pt2e.fake_quantize import disable_observer
+
+    fork = pt2e_qat.fork(pt2e_qat.config.with_changes(qat_training_qparams=True)).run(until="convert_qat_pt2e")
+    result = fork.results["convert_qat_pt2e"]
+    assert result.ok, fork.failed and fork.failed.error
+    comparison = result.diagnostics.qat_qparams
+    assert not comparison.mismatched() and comparison.max_scale_rel_diff == 0.0 and comparison.values_differ == 0
+    assert result.notes[0].startswith("convert_pt2e took each fake quantizer's trained scale and zero point")
+    assert any("m.calculate_qparams = lambda" in c for c in result.calls)
+    trained = copy.deepcopy(fork.results["train"].artifact.model)
+    trained.apply(disable_observer)  # run it as trained, without moving its ranges
+    with torch.no_grad():
+        for (x,), _ in fork.spec.eval_batches[:3]:
+            assert torch.equal(result.artifact(x), trained(x))
+        assert not torch.equal(pt2e_qat.results["convert_qat_pt2e"].artifact(x), trained(x))
 
 
 def test_both_qat_flows_have_bare_calls_and_export_llm_has_no_bare_equivalent():

@@ -317,8 +317,8 @@ def _activation_check(name: str, module: nn.Module, quantized: Any) -> QParamsCh
                             problem=f"training fake-quantized this input ({expected}) and export leaves it float")
     if gran == "per token" and getattr(config, "is_dynamic", False):
         same = export == expected
-        return QParamsCheck(**base, fake_quantizer=type(fq).__name__, training=training, export=f"{export}, at run time",
-                            problem="" if same else f"training {expected}, export {export}",
+        return QParamsCheck(**base, fake_quantizer=type(fq).__name__, training=training,
+                            export=f"{export}, at run time", problem="" if same else f"training {expected}, export {export}",
                             note="computed at run time from each input, in training and in the exported program "
                                  "alike: nothing stored to compare")
     return QParamsCheck(**base, fake_quantizer=type(fq).__name__, training=training, export=export,
@@ -444,7 +444,8 @@ def compare_pt2e(prepared: torch.fx.GraphModule, converted: torch.fx.GraphModule
             continue
         scale_e, zero_e = _value(converted, found.args[1]), _value(converted, found.args[2])
         qmin_e, qmax_e = int(found.args[-3]), int(found.args[-2])
-        export = f"{_dtype_name(found.args[-1])} [{qmin_e}, {qmax_e}] {found.target.__name__ if hasattr(found.target, '__name__') else found.target}"
+        op = getattr(found.target, "__name__", str(found.target))  # e.g. "dequantize_per_tensor.default"
+        export = f"{_dtype_name(found.args[-1])} [{qmin_e}, {qmax_e}] {op}"
         problems = []
         observer = getattr(fq, "activation_post_process", None)
         if observer is not None and hasattr(observer, "min_val") and not torch.isfinite(observer.min_val).all():
