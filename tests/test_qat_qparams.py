@@ -93,3 +93,32 @@ def test_the_two_step_convert_drops_range_learning_s_learned_scales(mlp):
     worst = differ.mismatched()[0]
     assert notes[1].startswith(f"  {worst.node} (weight, {worst.node}.weight): scale differs by up to ")
     assert f"{worst.values_differ:,} of {worst.values:,} integer values differ" in notes[1]
+
+
+def test_a_convert_config_other_than_the_qat_config_is_named_per_linear(mlp):
+    """A deliberate mismatch (the QAT config's groups of 32, a convert config per channel; or weight-only int8 at
+    convert): the scales cannot be compared one to one, so each linear says why, with the integers that differ."""
+    from torchao.quantization import quantize_
+    from torchao.quantization.qat import QATConfig
+
+    from quantviz.stages.qat import fake_quantized, fine_tune
+    from quantviz.stages.quantize import linear_config
+
+    config = PipelineConfig(flow="qat", qat_steps=2)
+    trained = fake_quantized(mlp.model, config)
+    fine_tune(trained, mlp, config)
+    for other, problem in ((config.with_changes(group_size=0), "granularity: training per group 32, export per "
+                                                                "channel"),
+                           (config.with_changes(scheme="int8-weight-only"), "range: training int4 [-8, 7]")):
+        converted = copy.deepcopy(trained)
+        quantize_(converted, QATConfig(step="convert"))
+        quantize_(converted, linear_config(other)[0], filter_fn=lambda m, f: isinstance(m, nn.Linear))
+        comparison = compare_torchao(trained, converted)
+        weights = [c for c in comparison.checks if c.tensor == "weight"]
+        assert [c.node for c in weights if c.mismatch] == ["fc1", "fc2", "fc3"]
+        assert all(problem in c.problem and c.max_scale_rel_diff is None and 0 < c.values_differ <= c.values
+                   for c in weights)
+        assert comparison.notes()[1].startswith("  fc")
+    acts = [c for c in comparison.checks if c.tensor == "activation"]  # weight-only int8: activations stay float
+    assert [c.problem for c in acts] == ["training fake-quantized this input (int8 asymmetric per token) and export "
+                                         "leaves it float"] * 3

@@ -31,7 +31,6 @@ rounding) against the integer data the converted program stores.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -84,8 +83,8 @@ class QParamsCheck:
             parts.append(f"scale differs by up to {_percent(self.max_scale_rel_diff)} over {self.scales} scale(s)")
             if self.max_zero_point_diff:
                 parts.append(f"zero point by up to {self.max_zero_point_diff}")
-            if self.values:
-                parts.append(f"{self.values_differ:,} of {self.values:,} integer values differ")
+        if self.values:
+            parts.append(f"{self.values_differ:,} of {self.values:,} integer values differ")
         return f"{self.node} ({self.tensor}, {self.quantizes}): " + ", ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,9 +137,10 @@ class QParamsComparison:
                     f"scales differ by at most {_percent(self.max_scale_rel_diff or 0.0)}, zero points by at most "
                     f"{self.max_zero_point_diff or 0}, {weights:,} weight values quantize to the same integers"
                     + tail]
+        largest = f"largest scale difference {_percent(self.max_scale_rel_diff)}, " \
+            if self.max_scale_rel_diff is not None else ""
         lines = [f"qparams at export differ from training's at {len(bad)} of {len(self.checks)} fake quantizer(s) "
-                 f"(largest scale difference {_percent(self.max_scale_rel_diff or 0.0)}, {self.values_differ:,} "
-                 "weight values quantize to other integers)" + tail]
+                 f"({largest}{self.values_differ:,} weight values quantize to other integers)" + tail]
         lines += ["  " + c.describe() for c in bad[:limit]]
         lines += [f"  {cause}" for cause in dict.fromkeys(c.note for c in bad if c.note.startswith("known cause"))]
         if len(bad) > limit:
@@ -157,8 +157,8 @@ class QParamsComparison:
                 parts.append(f"scale {_percent(c.max_scale_rel_diff)}")
                 if c.max_zero_point_diff:
                     parts.append(f"zero point {c.max_zero_point_diff}")
-                if c.values:
-                    parts.append(f"{c.values_differ:,} of {c.values:,} integers")
+            if c.values:
+                parts.append(f"{c.values_differ:,} of {c.values:,} integers")
             out[c.node] = "qparams ≠ training's: " + ", ".join(parts)
         return out
 
@@ -294,7 +294,7 @@ def _weight_check(name: str, module: nn.Module, quantized: Any) -> QParamsCheck:
     same_shape = scale_t.numel() == scale_e.numel()
     return QParamsCheck(
         **base, training=training, export=export, scales=int(scale_e.numel()) if same_shape else 0,
-        max_scale_rel_diff=_rel_diff(scale_t, scale_e) if same_shape else math.inf,
+        max_scale_rel_diff=_rel_diff(scale_t, scale_e) if same_shape else None,
         max_zero_point_diff=_zp_diff(zero_t, zero_e, scale_e) if same_shape else None,
         values=int(qdata.numel()), values_differ=differ, problem="; ".join(problems))
 
@@ -462,8 +462,8 @@ def compare_pt2e(prepared: torch.fx.GraphModule, converted: torch.fx.GraphModule
             ints_t = _pt2e_weight_ints(fq, trained_weight)
             values = int(stored.numel())
             differ = int((ints_t != stored.to(ints_t.dtype)).sum()) if ints_t.shape == stored.shape else values
-        rel = _rel_diff(scale_t, scale_e) if same_shape else math.inf
-        cause = fused_kernel_cause(fq, scale_t, scale_e) if same_shape and rel > SCALE_TOLERANCE else ""
+        rel = _rel_diff(scale_t, scale_e) if same_shape else None
+        cause = fused_kernel_cause(fq, scale_t, scale_e) if rel is not None and rel > SCALE_TOLERANCE else ""
         checks.append(QParamsCheck(
             node=found.name, tensor=kind, quantizes=quantizes, export=export, **base, note=cause,
             scales=int(scale_e.numel()) if same_shape else 0,
