@@ -229,8 +229,8 @@ def _training_words(config: Any) -> str:
     sym = _symmetry(config)
     how = "learned (range learning)" if config.range_learning else \
         "from the weight at each forward (dynamic)" if config.is_dynamic else "fixed at the first forward (static)"
-    return (f"{_dtype_name(config.dtype)} {sym} {_granularity(config)[0]}, scale {_dtype_name(config.scale_precision)}"
-            f", {how}")
+    precision = _dtype_name(config.scale_precision) if config.scale_precision is not None else "in the input's dtype"
+    return f"{_dtype_name(config.dtype)} {sym} {_granularity(config)[0]}, scale {precision}, {how}"
 
 
 def _export_block_words(weight: Any) -> str:
