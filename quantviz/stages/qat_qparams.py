@@ -9,6 +9,8 @@ that differ, and keep the comparison (``Diagnostics.qat_qparams``, summary.json'
     comparison = compare_pt2e(prepared, converted)       # --flow qat_pt2e: fake-quantize modules -> q/dq args
     comparison.mismatched()[0].node, comparison.max_scale_rel_diff
     comparison.notes()                                   # the convert page's lines
+    comparison.node_notes()                              # node -> note: the convert graph shows them (stage_view)
+    comparison.to_dict(), comparison.to_dataframe()      # summary.json's qat_qparams; pandas at the edge
 
 What "training's qparams" are, per kind of fake quantizer:
 
@@ -23,7 +25,9 @@ What "training's qparams" are, per kind of fake quantizer:
   way (int8 asymmetric per token) at all.
 - PT2E's fake-quantize modules (``FusedMovingAvgObsFakeQuantize``): their ``scale`` and ``zero_point`` buffers
   (from the moving-average observer's range at the last training step); ``convert_pt2e`` writes the observer's
-  ``calculate_qparams()`` into the quantize/dequantize nodes' arguments.
+  ``calculate_qparams()`` into the quantize/dequantize nodes' arguments. For XNNPACKQuantizer's symmetric int8
+  weights in [-127, 127] the two differ by 0.39 % (``fused_kernel_cause`` names it; ``--qat-training-qparams``,
+  ``stages/qat_pt2e.use_training_qparams``, converts with the kernel's).
 
 Weights are also compared as integers: the weight quantized with training's qparams (the fake quantizer's own
 rounding) against the integer data the converted program stores.
