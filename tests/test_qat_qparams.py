@@ -49,6 +49,8 @@ def test_torchao_qat_qparams_at_export_are_training_s(mlp):
                             "by at most 0") and "17,024 weight values" in n for n in result.notes)
     data = summary(pipe)["qat_qparams"]
     assert data["agree"] is True and data["max_scale_rel_diff"] == 0.0 and data["mismatched"] == []
+    frame = comparison.to_dataframe()  # one row per weight and activation
+    assert list(frame["node"]) == ["fc1", "fc1", "fc2", "fc2", "fc3", "fc3"] and not frame["mismatch"].any()
 
 
 def test_the_two_step_convert_drops_range_learning_s_learned_scales(mlp):
