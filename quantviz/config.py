@@ -138,7 +138,7 @@ class PipelineConfig:
     qat_training_qparams: bool = option(
         False, "qat_pt2e: convert_pt2e with the scale and zero point each fake quantizer trained with (its fused "
                "kernel's), not its observer's calculate_qparams, which computes symmetric weight scales another way "
-               "(0.39 percent apart, pytorch/ao#4824): the converted model is then the trained one",
+               "(up to 0.39 percent apart, pytorch/ao#4824): the converted model is then the trained one",
         label="Convert with training's qparams")
     held_out: int = option(0, "measure numerics on N synthetic held-out batches drawn like the example inputs "
                               "(token ids over the embedding's vocabulary, floats with the example's mean and "

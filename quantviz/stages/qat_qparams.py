@@ -26,7 +26,7 @@ What "training's qparams" are, per kind of fake quantizer:
 - PT2E's fake-quantize modules (``FusedMovingAvgObsFakeQuantize``): their ``scale`` and ``zero_point`` buffers
   (from the moving-average observer's range at the last training step); ``convert_pt2e`` writes the observer's
   ``calculate_qparams()`` into the quantize/dequantize nodes' arguments. For XNNPACKQuantizer's symmetric int8
-  weights in [-127, 127] the two differ by 0.39 % (``fused_kernel_cause`` names it; ``--qat-training-qparams``,
+  weights in [-127, 127] the two differ by up to 0.39 % (``fused_kernel_cause`` names it; ``--qat-training-qparams``,
   ``stages/qat_pt2e.use_training_qparams``, converts with the kernel's).
 
 Weights are also compared as integers: the weight quantized with training's qparams (the fake quantizer's own
@@ -322,7 +322,8 @@ def _activation_check(name: str, module: nn.Module, quantized: Any) -> QParamsCh
     if gran == "per token" and getattr(config, "is_dynamic", False):
         same = export == expected
         return QParamsCheck(**base, fake_quantizer=type(fq).__name__, training=training,
-                            export=f"{export}, at run time", problem="" if same else f"training {expected}, export {export}",
+                            export=f"{export}, at run time",
+                            problem="" if same else f"training {expected}, export {export}",
                             note="computed at run time from each input, in training and in the exported program "
                                  "alike: nothing stored to compare")
     return QParamsCheck(**base, fake_quantizer=type(fq).__name__, training=training, export=export,
@@ -371,6 +372,13 @@ def _is_q(node: torch.fx.Node) -> bool:
 
 def _is_dq(node: torch.fx.Node) -> bool:
     return node.op == "call_function" and "dequantize_per_" in str(node.target)
+
+
+def _made_from(node: torch.fx.Node) -> str:
+    """The name of the node ``node`` was made from (``meta["from_node"]``: convert_pt2e records the fake quantizer's
+    call it replaced), or ""."""
+    chain = node.meta.get("from_node") or []
+    return str(getattr(chain[-1], "name", "")) if chain else ""
 
 
 def _pt2e_words(fq: nn.Module) -> str:
@@ -428,17 +436,22 @@ def compare_pt2e(prepared: torch.fx.GraphModule, converted: torch.fx.GraphModule
             continue
         source = n.args[0]
         users = {u.name for u in n.users}
-        weight = isinstance(source, torch.fx.Node) and source.op == "get_attr"
+        stored_weight = isinstance(source, torch.fx.Node) and source.op == "get_attr"
+        # a weight: a parameter, or what conv-bn QAT computes from one (weight * bn's factor), taken as an op's weight
+        weight = stored_weight or any(len(u.args) > 1 and u.args[1] is n for u in n.users)
         base = dict(fake_quantizer=str(n.target), training=_pt2e_words(fq))
+        made = [m for m in nodes if _made_from(m) == n.name]  # the q/dq convert made of this fake quantizer
         if weight:
-            found = next((d for d in nodes if _is_dq(d) and users & {u.name for u in d.users}
+            found = next((d for d in made if _is_dq(d)), None) or \
+                next((d for d in nodes if _is_dq(d) and users & {u.name for u in d.users}
                           and isinstance(d.args[0], torch.fx.Node)
                           and (d.args[0].op == "get_attr" or (_is_q(d.args[0]) and d.args[0].args[0].name
                                                                == source.name))), None)
             quantizes = f"{source.name} of {', '.join(sorted(users))}"
         else:
-            found = next((q for q in nodes if _is_q(q) and isinstance(q.args[0], torch.fx.Node)
-                          and q.args[0].name == getattr(source, "name", None)), None)
+            found = next((q for q in made if _is_q(q)), None) or \
+                next((q for q in nodes if _is_q(q) and isinstance(q.args[0], torch.fx.Node)
+                      and q.args[0].name == getattr(source, "name", None)), None)
             quantizes = f"{getattr(source, 'name', source)} -> {', '.join(sorted(users))}"
         kind: TensorKind = "weight" if weight else "activation"
         if found is None:
@@ -460,7 +473,10 @@ def compare_pt2e(prepared: torch.fx.GraphModule, converted: torch.fx.GraphModule
         scale_t, zero_t = fq.scale.detach(), fq.zero_point.detach()
         same_shape = scale_t.numel() == scale_e.numel()
         values = differ = 0
-        if weight and found.args[0].op == "get_attr":
+        note = ""
+        if weight and not stored_weight:  # conv-bn: convert folds bn into the weight it stores
+            note = "a weight computed in the graph (conv-bn QAT): its integers are not compared"
+        elif weight and found.args[0].op == "get_attr":
             stored = _value(converted, found.args[0])
             trained_weight = _value(prepared, source).detach()
             ints_t = _pt2e_weight_ints(fq, trained_weight)
@@ -469,7 +485,7 @@ def compare_pt2e(prepared: torch.fx.GraphModule, converted: torch.fx.GraphModule
         rel = _rel_diff(scale_t, scale_e) if same_shape else None
         cause = fused_kernel_cause(fq, scale_t, scale_e) if rel is not None and rel > SCALE_TOLERANCE else ""
         checks.append(QParamsCheck(
-            node=found.name, tensor=kind, quantizes=quantizes, export=export, **base, note=cause,
+            node=found.name, tensor=kind, quantizes=quantizes, export=export, **base, note=cause or note,
             scales=int(scale_e.numel()) if same_shape else 0,
             max_scale_rel_diff=rel, max_zero_point_diff=_zp_diff(zero_t, zero_e, scale_e) if same_shape else None,
             values=values, values_differ=differ, problem="; ".join(problems)))
