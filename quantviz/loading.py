@@ -117,10 +117,11 @@ def load_exported_program(path: Path) -> ModelSpec:
     except Exception as exc:  # noqa: BLE001
         raise LoadError(f"{str(path)!r} is not a readable exported program: {type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''}") from exc
-    inputs = ep.example_inputs[0] if ep.example_inputs else None
-    if not inputs:
+    inputs, kwargs = ep.example_inputs if ep.example_inputs else (None, None)
+    if not inputs and not kwargs:
         raise LoadError(f"{str(path)!r} has no example inputs stored; export with example inputs and save again")
-    return ModelSpec(name=path.name, model=ep.module(), example_inputs=tuple(inputs), exported_program=ep)
+    return ModelSpec(name=path.name, model=ep.module(), example_inputs=tuple(inputs or ()),
+                     example_kwargs=dict(kwargs or {}), exported_program=ep)
 
 
 @contextlib.contextmanager

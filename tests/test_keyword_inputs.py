@@ -165,3 +165,15 @@ def test_synthetic_held_out_batches_are_drawn_for_every_keyword_leaf():
     assert [d.split(":")[0] for d in data.drawn] == ["input_ids", "attention_mask", "cache['k']", "cache['v']"]
     assert data.drawn[0] == f"input_ids: token ids in [0, {VOCAB}) (embed)"
     assert not torch.equal(data.batches[0].kwargs["cache"]["k"], spec.example.kwargs["cache"]["k"])
+
+
+def test_a_pt2_keeps_its_keyword_example_inputs(tmp_path):
+    class M(torch.nn.Module):
+        def forward(self, x, scale=None):
+            return x * scale["s"]
+
+    x, s = torch.randn(2, 3), torch.randn(3)
+    torch.export.save(torch.export.export(M(), (x,), kwargs={"scale": {"s": s}}), tmp_path / "m.pt2")
+    spec = load_model(str(tmp_path / "m.pt2"))
+    assert spec.example_kwargs["scale"]["s"].shape == (3,) and spec.input_paths() == ["input0", "scale['s']"]
+    assert torch.allclose(call(spec.model, spec.example), x * s)
