@@ -11,7 +11,7 @@ the :class:`~quantviz.model_spec.ModelSpec` of the model it names::
 The YAML files ExecuTorch ships (``executorch/examples/models/*/config/*.yaml``) are listed by
 :func:`shipped_llm_configs`. They name no weights this machine has (a checkpoint is given on export_llm's command
 line; without ``base.params`` export_llm builds a 4096-wide layer): :func:`tiny_overrides` are the overrides that make
-any of them run here in seconds (quantviz's 2-layer llama3 params file, random seeded weights, groups of 32), which
+any of them run here in seconds (quantviz's 2-layer llama3 params file and a seeded random checkpoint, groups of 32), which
 the app prefills where the user sees and edits them. :func:`parse_overrides` reads overrides one a line (the app's
 text area), naming the line at fault; the CLI's ``--llm-set`` and the app give the same ``PipelineConfig``
 (:func:`llm_pipeline_config`)::
@@ -66,11 +66,34 @@ def tiny_params() -> Path:
     return path
 
 
+TINY_CONTEXT = 32  # tokens
+
+
+def tiny_checkpoint() -> Path:
+    """A checkpoint for ``TINY_PARAMS``: random weights drawn from ``SEED`` (llama_transformer's own initialisation),
+    written next to the params file when missing. Without a checkpoint export_llm builds the model on the meta device
+    and ``to_empty``s it: the weights with ``reset_parameters`` are drawn, but the RMSNorm weights and the RoPE tables
+    keep whatever memory they got, so two processes never make the same model (nor the same .pte)."""
+    from executorch.examples.models.llama.llama_transformer import construct_transformer
+    from executorch.examples.models.llama.model_args import ModelArgs
+
+    path = tiny_params().with_name(f"export_llm_tiny_seed{SEED}_ctx{TINY_CONTEXT}.pth")
+    if not path.is_file():
+        with torch.random.fork_rng():  # the caller's random state is left alone
+            torch.manual_seed(SEED)
+            model = construct_transformer(ModelArgs(**TINY_PARAMS, max_seq_len=TINY_CONTEXT,
+                                                    max_context_len=TINY_CONTEXT))
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(model.state_dict(), partial)
+        partial.replace(path)
+    return path
+
+
 def tiny_overrides() -> tuple[str, ...]:
-    """The overrides that make a shipped YAML run here with no download: the tiny params file (no checkpoint: random
-    weights from ``SEED``), int4 groups of 32 (the shipped 128 exceed its width) and a 32-token context."""
-    return (f"+base.params={tiny_params()}", "quantization.group_size=32", "+export.max_seq_length=32",
-            "+export.max_context_length=32")
+    """The overrides that make a shipped YAML run here with no download: the tiny params file and its seeded random
+    checkpoint, int4 groups of 32 (the shipped 128 exceed its width) and a 32-token context."""
+    return (f"+base.params={tiny_params()}", f"+base.checkpoint={tiny_checkpoint()}", "quantization.group_size=32",
+            f"+export.max_seq_length={TINY_CONTEXT}", f"+export.max_context_length={TINY_CONTEXT}")
 
 
 def parse_overrides(text: str) -> tuple[str, ...]:
@@ -175,8 +198,7 @@ def llm_spec(config: PipelineConfig) -> ModelSpec:
     missing = missing_files(llm)
     if missing:
         kept = tuple(o for o in config.llm_overrides if override_key(o) not in ("base.params", "base.checkpoint"))
-        added = (*(o for o in tiny_overrides() if override_key(o) not in map(override_key, kept)),
-                 *(("base.checkpoint=null",) if llm.base.checkpoint else ()))
+        added = tuple(o for o in tiny_overrides() if override_key(o) not in map(override_key, kept))
         raise LlmConfigError(f"{' and '.join(missing)} named by the configuration do not exist on this machine",
                              "give their paths with overrides, or run quantviz's tiny model (random weights): "
                              + " ".join(added), fix_overrides=(*kept, *added))

@@ -10,13 +10,14 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # ui/ is the app's folder, not an installed package
 
 from quantviz.cli import build_parser, config_from_args  # noqa: E402
 from quantviz.llm_config import (LlmConfigError, bare_command, llm_spec, load_llm_config, parse_overrides,  # noqa: E402
-                                 tiny_overrides, tiny_params)
+                                 tiny_checkpoint, tiny_overrides, tiny_params)
 from ui.llm_config_picker import (DEFAULT_YAML, default_overrides_text, model_key, overrides_text,  # noqa: E402
                                   picked_config, yaml_choices)
 
@@ -69,11 +70,16 @@ def test_the_tiny_overrides_make_a_shipped_yaml_a_small_model():
     config = picked_config(yaml_choices()[DEFAULT_YAML], default_overrides_text())
     assert config.flow == "export_llm" and config.llm_overrides == tiny_overrides()
     llm = load_llm_config(config.llm_config, config.llm_overrides)
-    assert llm.base.params == str(tiny_params()) and llm.base.checkpoint is None
+    assert llm.base.params == str(tiny_params()) and llm.base.checkpoint == str(tiny_checkpoint())
     assert llm.quantization.group_size == 32 and llm.export.max_seq_length == 32
     assert llm.quantization.qmode == "8da4w" and llm.model.use_kv_cache  # the shipped file's own
     spec = llm_spec(config)
     assert sum(p.numel() for p in spec.model.parameters()) < 200_000  # 2 layers of width 64, vocabulary 512
+    # a checkpoint, not export_llm's to_empty model (whose norms and RoPE tables are uninitialised memory): the
+    # same model each time, so quantviz, reproduce.py and the bare export_llm call build the same one
+    again = llm_spec(config).model.state_dict()
+    assert all(torch.equal(v, again[k]) for k, v in spec.model.state_dict().items())
+    assert all(torch.isfinite(v).all() for v in again.values() if v.is_floating_point())
     assert model_key(config) != model_key(picked_config(config.llm_config, "quantization.group_size=16\n"
                                                         + default_overrides_text()))
 
@@ -87,7 +93,8 @@ def test_a_missing_params_file_gets_the_tiny_model_as_a_visible_fix():
     assert err.cause == "base.params '/nowhere/params.json' named by the configuration do not exist on this machine"
     # the user's own override kept; the tiny params and what it needs added, the group size left as the user set it
     assert err.fix_overrides == ("quantization.group_size=64", f"+base.params={tiny_params()}",
-                                 "+export.max_seq_length=32", "+export.max_context_length=32")
+                                 f"+base.checkpoint={tiny_checkpoint()}", "+export.max_seq_length=32",
+                                 "+export.max_context_length=32")
     assert f"+base.params={tiny_params()}" in err.fix
     fixed = picked_config(yaml, overrides_text(err.fix_overrides))  # what Apply writes into the text area
     assert llm_spec(fixed).name == "export_llm:llama3"
@@ -130,3 +137,18 @@ def test_the_app_shows_a_bad_override_with_its_stage_cause_and_fix():
     at.text_area(key="llm_overrides").set_value("quantization.group_size=32\nexport.max_seq_length 32").run()
     assert "override line 2 'export.max_seq_length' has no '='" in " ".join(e.value for e in at.error)
     assert not at.exception
+
+
+def test_reproduce_py_of_an_export_llm_run_names_the_yaml_and_the_overrides():
+    from quantviz.script import script_from_calls
+
+    config = picked_config(yaml_choices()[DEFAULT_YAML], default_overrides_text())
+    calls = {"source_transform": [f"llm_config = load_llm_config({config.llm_config!r}, {config.llm_overrides!r})"],
+             "run": ["logits = module.forward((prompt, torch.tensor([0])))  # prefill"]}
+    text = script_from_calls("export_llm", config, calls)
+    compile(text, "reproduce.py", "exec")
+    assert "load_model" not in text and "torch.manual_seed(SEED)" in text
+    assert f"+base.params={tiny_params()}" in text and "llama_xnnpack.yaml" in text  # the fix is in the script
+    assert " ".join(bare_command(config)) in text  # and the bare export_llm call with the same configuration
+    assert "# logits = module.forward(" in text  # quantviz's runtime comparison: shown, not run
+

@@ -96,9 +96,9 @@ def llm_pick() -> LlmPick | None:
     text = st.text_area("Overrides (key=value, one a line)", key=LLM_OVERRIDES, height=130,
                         help="as export_llm takes them after --config: e.g. quantization.group_size=32; "
                              "+key=value (Hydra's) means the same")
-    st.caption(f"Filled first with quantviz's tiny model: `{tiny_params().name}` (2 layers, width 64, random "
-               "weights from a fixed seed, no checkpoint), groups of 32 and a 32-token context, so a shipped file "
-               "runs here in seconds without downloads. Remove them to run the file as written (export_llm then "
+    st.caption(f"Filled first with quantviz's tiny model: `{tiny_params().name}` (2 layers, width 64) and a "
+               "checkpoint of random weights from a fixed seed, groups of 32 and a 32-token context, so a shipped "
+               "file runs here in seconds without downloads. Remove them to run the file as written (export_llm then "
                "builds a 4096-wide layer).")
     st.caption("Flow: **export_llm**: " + FLOWS["export_llm"].description)
     if not path:
