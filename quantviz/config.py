@@ -135,6 +135,11 @@ class PipelineConfig:
     qat_steps: int = option(40, "qat: fine-tuning steps with fake quantization (Adam, each step one calibration "
                                 "batch, the float model's outputs as the target)", metavar="N")
     qat_lr: float = option(1e-4, "qat: the fine-tuning learning rate", metavar="LR")
+    qat_training_qparams: bool = option(
+        False, "qat_pt2e: convert_pt2e with the scale and zero point each fake quantizer trained with (its fused "
+               "kernel's), not its observer's calculate_qparams, which computes symmetric weight scales another way "
+               "(up to 0.39 percent apart, pytorch/ao#4824): the converted model is then the trained one",
+        label="Convert with training's qparams")
     held_out: int = option(0, "measure numerics on N synthetic held-out batches drawn like the example inputs "
                               "(token ids over the embedding's vocabulary, floats with the example's mean and "
                               "spread) instead of the factory's evaluation data; 0: the factory's data",

@@ -13,6 +13,10 @@ The summary.json contract (other tools read it)::
                                "top1_agreement_with_float", "generation": {"steps", "tokens", "text",
                                                                            "first_divergent_step"}},
      "untraceable": [{"action", "module", "module_class", "function", "file", "line", "code", "reason", "callers"}],
+     "qat_qparams": null | {"convert", "agree", "max_scale_rel_diff", "max_zero_point_diff", "values_differ",
+                            "mismatched": [node, ...], "checks": [{"node", "tensor", "quantizes", "fake_quantizer",
+                            "training", "export", "scales", "max_scale_rel_diff", "max_zero_point_diff", "values",
+                            "values_differ", "problem", "note", "mismatch"}]},   # --flow qat / qat_pt2e
      "latency": {"available", "measured": {"runs", "warmup", "threads", "machine"}, "total", "float_total",
                  "speedup_vs_float", "top": [ten places], "delegates", "by_kind", "patterns", "float_vs_quantized",
                  "slower_than_float"}}   # `quantviz run` only; {"available": False, "reason"} when not timed
@@ -60,7 +64,16 @@ def summary(pipe: Pipeline) -> dict[str, Any]:
         "language_model": run.artifact.language.to_dict() if run is not None and run.ok
         and run.artifact.language is not None else None,
         "untraceable": untraceable_sites(pipe),
+        # a QAT flow's convert: each fake quantizer's qparams in training against export's (None for other flows)
+        "qat_qparams": qat_qparams(pipe),
     }
+
+
+def qat_qparams(pipe: Pipeline) -> dict[str, Any] | None:
+    """The QAT convert stage's comparison of training's and export's qparams (``quantviz.stages.qat_qparams``)."""
+    found = next((r.diagnostics.qat_qparams for r in pipe.results.values()
+                  if r.ok and r.diagnostics.qat_qparams is not None), None)
+    return found.to_dict() if found is not None else None
 
 
 def untraceable_sites(pipe: Pipeline) -> list[dict[str, Any]]:

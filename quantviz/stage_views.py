@@ -65,12 +65,14 @@ def unfused_notes(pipe: Pipeline) -> dict[str, str]:
 def stage_view(pipe: Pipeline, stage: str, base: ViewSpec = ViewSpec()) -> ViewSpec:
     """``base`` plus what the stage itself should show: on delegate, the partitioner's reasons per rejected
     node; on fuse, fusion links and, for each unfused pattern, why it was not fused (the ledger is built
-    only for fuse)."""
-    if stage not in ("delegate", "fuse"):
+    only for fuse); on a QAT flow's convert, the nodes whose qparams differ from training's."""
+    qat = pipe.results[stage].diagnostics.qat_qparams if stage in pipe.results else None
+    if stage not in ("delegate", "fuse") and qat is None:
         return base
     graph = pipe.results[stage].graph
     ids = {n.id for n in graph.nodes} if graph else set()
-    found = partition_notes(pipe) if stage == "delegate" else {**unfused_notes(pipe), **fusion_notes(pipe)}
+    found = partition_notes(pipe) if stage == "delegate" else \
+        {**unfused_notes(pipe), **fusion_notes(pipe)} if stage == "fuse" else qat.node_notes()
     notes = dict(base.notes)
     notes.update({k: v for k, v in found.items() if k in ids})
     return replace(base, notes=tuple(notes.items()))

@@ -7,6 +7,8 @@ import torch
 
 from quantviz import Pipeline, PipelineConfig, load_model
 from quantviz.backends import backend_name
+from quantviz.outputs import summary
+from quantviz.stage_views import stage_view
 from quantviz.flows import flow_of
 from quantviz.stages.quantize import quantize_model
 
@@ -58,9 +60,15 @@ def test_fine_tuning_lowers_the_distillation_loss_and_changes_the_weights(spec):
     assert not any("FakeQuantized" in type(m).__name__ for m in pipe.results["convert_qat"].artifact.modules())
 
 
-def test_pt2e_qat_fake_quantizes_the_exported_graph_and_converts_to_q_dq():
-    pipe = Pipeline(load_model("sample:digits_cnn"),
+@pytest.fixture(scope="module")
+def pt2e_qat():
+    """digits_cnn through --flow qat_pt2e to the runtime, 4 fine-tuning steps (two tests read it)."""
+    return Pipeline(load_model("sample:digits_cnn"),
                     PipelineConfig(flow="qat_pt2e", backend="xnnpack", qat_steps=4)).run()
+
+
+def test_pt2e_qat_fake_quantizes_the_exported_graph_and_converts_to_q_dq(pt2e_qat):
+    pipe = pt2e_qat
     assert pipe.ok, pipe.failed and pipe.failed.error
     assert pipe.stage_names[:4] == ("trace", "prepare_qat_pt2e", "train", "convert_qat_pt2e")
     assert pipe.results["prepare_qat_pt2e"].metrics["fake_quantizers"] > 0
@@ -70,6 +78,64 @@ def test_pt2e_qat_fake_quantizes_the_exported_graph_and_converts_to_q_dq():
     numbers = pipe.numerics()  # the flow's runtime role: the .pte run in the runtime (it was empty without it)
     assert numbers.float_vs_runtime_sqnr_db > 15 and numbers.reference_vs_runtime_sqnr_db > 15
     assert pipe.result_of("delegated").metrics["delegate_calls"] >= 1
+
+
+def test_pt2e_qat_weight_scales_differ_at_convert_named_on_the_dequantize_node(pt2e_qat):
+    """XNNPACKQuantizer's QAT config (int8 weights in [-127, 127], symmetric): training's fused fake-quant kernel and
+    convert_pt2e's observer compute the weight scale by different formulas (pytorch/ao#4824, not in torchao 0.18):
+    every weight's dequantize node differs by about 0.39 %, its integers with it; activations (affine) agree to an
+    ulp."""
+    pipe = pt2e_qat
+    assert pipe.ok, pipe.failed and pipe.failed.error
+    result = pipe.results["convert_qat_pt2e"]
+    comparison = result.diagnostics.qat_qparams
+    bad = comparison.mismatched()
+    assert sorted(c.quantizes for c in bad) == ["conv1_weight of conv2d", "conv2_weight of conv2d_1",
+                                                "fc_weight of linear"]
+    names = {n.name for n in result.graph.nodes}
+    for check in bad:
+        assert check.tensor == "weight" and check.node in names and check.node.startswith("dequantize_per_tensor")
+        assert 0.0038 < check.max_scale_rel_diff < 0.00395  # |min| sets it: 1 - 127·255/(128·254); max: 255/254 - 1
+        assert check.values_differ > 0 and check.note.startswith("known cause: training's fused kernel")
+        fq = pipe.results["train"].artifact.model.get_submodule(check.fake_quantizer)
+        obs = fq.activation_post_process
+        assert obs.calculate_qparams()[0].item() == pytest.approx(  # what convert_pt2e wrote: max(|min|, max) / 127
+            max(-obs.min_val.item(), obs.max_val.item()) / 127, rel=1e-6)
+    acts = [c for c in comparison.checks if c.tensor == "activation"]
+    # the same formula in both (float32 against the kernel's double: at most an ulp apart)
+    assert len(acts) == 7 and all(c.max_scale_rel_diff < 1e-6 and c.max_zero_point_diff == 0 and not c.mismatch
+                                  for c in acts)
+    assert result.notes[0].startswith("qparams at export differ from training's at 3 of 10 fake quantizer(s)")
+    assert any("pytorch/ao#4824" in n for n in result.notes)
+    assert result.metrics["qat_qparams_mismatched"] == 3
+    data = summary(pipe)["qat_qparams"]
+    assert data["agree"] is False and sorted(data["mismatched"]) == sorted(c.node for c in bad)
+    notes = dict(stage_view(pipe, "convert_qat_pt2e").notes)  # the graph shows each on its node
+    conv1 = next(c for c in bad if c.quantizes == "conv1_weight of conv2d")
+    assert notes[conv1.node] in (f"qparams ≠ training's: scale {s} %, {conv1.values_differ} of 72 integers"
+                                 for s in ("0.391", "0.394"))
+
+
+def test_qat_training_qparams_converts_the_model_that_was_trained(pt2e_qat):
+    """--qat-training-qparams: convert_pt2e takes each fake quantizer's trained scale and zero point, so nothing
+    differs and the reference model computes what the fine-tuned fake-quantized model computes, output for output."""
+    import copy
+
+    from torchao.quantization.pt2e.fake_quantize import disable_observer
+
+    fork = pt2e_qat.fork(pt2e_qat.config.with_changes(qat_training_qparams=True)).run(until="convert_qat_pt2e")
+    result = fork.results["convert_qat_pt2e"]
+    assert result.ok, fork.failed and fork.failed.error
+    comparison = result.diagnostics.qat_qparams
+    assert not comparison.mismatched() and comparison.max_scale_rel_diff == 0.0 and comparison.values_differ == 0
+    assert result.notes[0].startswith("convert_pt2e took each fake quantizer's trained scale and zero point")
+    assert any("m.calculate_qparams = lambda" in c for c in result.calls)
+    trained = copy.deepcopy(fork.results["train"].artifact.model)
+    trained.apply(disable_observer)  # run it as trained, without moving its ranges
+    with torch.no_grad():
+        for (x,), _ in fork.spec.eval_batches[:3]:
+            assert torch.equal(result.artifact(x), trained(x))
+        assert not torch.equal(pt2e_qat.results["convert_qat_pt2e"].artifact(x), trained(x))
 
 
 def test_both_qat_flows_have_bare_calls_and_export_llm_has_no_bare_equivalent():

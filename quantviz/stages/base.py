@@ -24,6 +24,8 @@ from quantviz.untraceable import UntraceableSite
 if TYPE_CHECKING:  # quantviz_kernels is optional (it builds C++ kernels); only the fuse stage imports it
     from quantviz_kernels.fusion_pass import FusionRecord, Refusal
 
+    from quantviz.stages.qat_qparams import QParamsComparison
+
 Progress = Callable[[float, str], None]
 
 # The blame table's level pairs (quantviz.numerics.blame.BlameRow's SQNR columns): the one that colours a
@@ -98,6 +100,8 @@ class Diagnostics:
     refusals: list[Refusal] = field(default_factory=list)
     # delegate: what the backend's compiler printed while lowering (Vela's performance summary), kept off the terminal
     printed: str = ""
+    # a QAT flow's convert: each fake quantizer's qparams in training against the converted model's (qat_qparams.py)
+    qat_qparams: QParamsComparison | None = None
 
 
 @dataclass

@@ -23,7 +23,8 @@ from torch import nn
 from quantviz.config import PipelineConfig
 from quantviz.model_spec import ModelSpec
 from quantviz.runtime import first_output
-from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.base import Diagnostics, Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.qat_qparams import compare_torchao
 from quantviz.stages.quantize import describe, linear_config
 
 QAT_READS = ("scheme", "group_size")
@@ -171,7 +172,8 @@ def convert(ctx: StageContext) -> StageOutput:
     from torchao.quantization import quantize_
     from torchao.quantization.qat import QATConfig
 
-    model = copy.deepcopy(ctx.previous().model)
+    trained = ctx.previous().model
+    model = copy.deepcopy(trained)
     quantize_(model, QATConfig(step="convert"))  # FakeQuantizedLinear -> Linear
     base, text = linear_config(ctx.config)
     given: dict[str, str] = {}
@@ -184,8 +186,12 @@ def convert(ctx: StageContext) -> StageOutput:
 
     quantize_(model, base, filter_fn=chosen)
     rows = describe(model, given)
-    return StageOutput(model.eval(), graph_source=False, table=rows, metrics={"quantized_weights": len(rows)},
-                       notes=[f"fake quantizers removed; {len(rows)} weight(s) quantized with {text}"],
+    # training's qparams (the fake quantizers on the fine-tuned weights) against those quantize_ stored
+    qparams = compare_torchao(trained, model, convert=f"QATConfig(step='convert'), then quantize_(model, {text})")
+    return StageOutput(model.eval(), graph_source=False, table=rows,
+                       metrics={"quantized_weights": len(rows), **qparams.metrics()},
+                       notes=[f"fake quantizers removed; {len(rows)} weight(s) quantized with {text}",
+                              *qparams.notes()], diagnostics=Diagnostics(qat_qparams=qparams),
                        calls=["quantize_(qat_model, QATConfig(step='convert'))",
                               f"quantize_(qat_model, {text}, filter_fn=lambda m, fqn: isinstance(m, torch.nn.Linear))"])
 

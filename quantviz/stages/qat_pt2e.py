@@ -11,7 +11,8 @@ from quantviz.backends import backend_of
 from quantviz.config import PipelineConfig
 from quantviz.errors import StageError
 from quantviz.model_spec import ModelSpec
-from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.base import Diagnostics, Remedy, Stage, StageContext, StageOutput
+from quantviz.stages.qat_qparams import compare_pt2e
 
 
 def fake_quantized(ep: torch.export.ExportedProgram, config: PipelineConfig) -> torch.fx.GraphModule:
@@ -49,8 +50,32 @@ def bare_prepare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     state["qat_model"] = fake_quantized(state["ep"], config)
 
 
-def converted(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
-    """``move_exported_model_to_eval(prepared); convert_pt2e(prepared)`` (on a copy)."""
+def _trained_qparams(fake_quantize: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    return fake_quantize.scale.detach().clone(), fake_quantize.zero_point.detach().clone()
+
+
+def use_training_qparams(model: torch.fx.GraphModule) -> int:
+    """Make each fused fake quantizer of ``model`` answer ``calculate_qparams`` (what ``convert_pt2e`` asks) with the
+    scale and zero point its kernel trained with, not its observer's (``--qat-training-qparams``); how many."""
+    import functools
+
+    changed = 0
+    for module in model.modules():
+        if type(module).__name__ == "FusedMovingAvgObsFakeQuantize":
+            module.calculate_qparams = functools.partial(_trained_qparams, module)
+            changed += 1
+    return changed
+
+
+TRAINING_QPARAMS_CALLS = [
+    "for m in prepared.modules():  # convert with the qparams the fake quantizers trained with (pytorch/ao#4824)",
+    "    if isinstance(m, FusedMovingAvgObsFakeQuantize):",
+    "        m.calculate_qparams = lambda m=m: (m.scale.detach().clone(), m.zero_point.detach().clone())"]
+
+
+def converted(prepared: torch.fx.GraphModule, training_qparams: bool = False) -> torch.fx.GraphModule:
+    """``move_exported_model_to_eval(prepared); convert_pt2e(prepared)`` (on a copy); with ``training_qparams``, the
+    fake quantizers' trained qparams (``use_training_qparams``) rather than their observers'."""
     import copy
 
     from torchao.quantization.pt2e import move_exported_model_to_eval
@@ -58,17 +83,31 @@ def converted(prepared: torch.fx.GraphModule) -> torch.fx.GraphModule:
 
     model = copy.deepcopy(prepared)
     move_exported_model_to_eval(model)
+    if training_qparams:
+        use_training_qparams(model)
     return convert_pt2e(model)
 
 
 def convert(ctx: StageContext) -> StageOutput:
-    return StageOutput(converted(ctx.previous().model), calls=["move_exported_model_to_eval(prepared)",
-                                                               "reference = convert_pt2e(prepared)"])
+    prepared = ctx.previous().model
+    own = ctx.config.qat_training_qparams
+    reference = converted(prepared, own)
+    # each fake quantizer's scale and zero point at the end of training against the q/dq arguments convert wrote
+    qparams = compare_pt2e(prepared, reference)
+    notes = qparams.notes()
+    if own:
+        notes.insert(0, "convert_pt2e took each fake quantizer's trained scale and zero point "
+                        "(--qat-training-qparams), not its observer's calculate_qparams")
+    elif any(c.note.startswith("known cause") for c in qparams.mismatched()):
+        notes.append("  --qat-training-qparams converts with the qparams the fake quantizers trained with")
+    return StageOutput(reference, notes=notes, metrics=qparams.metrics(), diagnostics=Diagnostics(qat_qparams=qparams),
+                       calls=["move_exported_model_to_eval(prepared)", *(TRAINING_QPARAMS_CALLS if own else []),
+                              "reference = convert_pt2e(prepared)"])
 
 
 def bare_convert(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     """``move_exported_model_to_eval``, ``convert_pt2e``: the reference model."""
-    state["reference"] = converted(state["qat_model"])
+    state["reference"] = converted(state["qat_model"], config.qat_training_qparams)
 
 
 PREPARE = Stage("prepare_qat_pt2e", prepare, "prepare_qat_pt2e with XNNPACKQuantizer's QAT config",
@@ -77,5 +116,6 @@ PREPARE = Stage("prepare_qat_pt2e", prepare, "prepare_qat_pt2e with XNNPACKQuant
                 remedy=Remedy("try --flow qat", ({"flow": "qat"},)), bare=bare_prepare)
 CONVERT = Stage("convert_qat_pt2e", convert, "move_exported_model_to_eval, convert_pt2e: the reference model",
                 "The fine-tuned graph goes to eval mode and convert_pt2e turns its fake quantizers into "
-                "quantize/dequantize pairs with the ranges they learned.", reads=("per_channel",),
+                "quantize/dequantize pairs with the ranges they learned.",
+                reads=("per_channel", "qat_training_qparams"),
                 remedy=Remedy("try --flow pt2e (post-training)", ({"flow": "pt2e"},)), bare=bare_convert)
