@@ -108,8 +108,10 @@ def main() -> None:
     about = f": {run.pipe.spec.description}" if run.pipe.spec.description else ""  # the name is the path already
     st.markdown(f"**{run.pipe.spec.name}**{about} · "
                 + " · ".join(f"`{part}`" for part in describe_config(config).split(", ")))
-    data = evaluation_data(run.pipe.spec, config, run.pipe.flow.calibrates(config))
-    st.caption(f"Figures measured on {data.describe()}.")
+    own = run.pipe.flow.own_model  # a flow that builds its own model (export_llm) says what it measures on, as the CLI
+    st.caption("Figures measured on " + (own.measured_on if own is not None else
+                                         evaluation_data(run.pipe.spec, config, run.pipe.flow.calibrates(config))
+                                         .describe()) + ".")
     stage = pick_stage(run)
     running = run.alive
     st.session_state[SHOWN] = (stage, running)

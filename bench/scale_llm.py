@@ -329,6 +329,7 @@ def main() -> int:
         print("RESULT " + json.dumps(fn(args.flow, args.shape, args.layers, out, llm)))
         return 0
     print(f"# start: {uptime()}", flush=True)
+    args.workdir.mkdir(parents=True, exist_ok=True)  # the torchao flow writes only its .pte files there
     flows = ("export_llm", "torchao") if args.flow == "both" else (args.flow,)
     for flow in flows:
         llm = prepare(args.shape, args.layers, args.workdir) if flow == "export_llm" else ()

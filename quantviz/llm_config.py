@@ -9,11 +9,22 @@ the :class:`~quantviz.model_spec.ModelSpec` of the model it names::
     spec.example_inputs             # (tokens (1, 1), {"input_pos": tensor([0])}): forward(tokens, attn_options)
 
 The YAML files ExecuTorch ships (``executorch/examples/models/*/config/*.yaml``) are listed by
-:func:`shipped_llm_configs`.
+:func:`shipped_llm_configs`. They name no weights this machine has (a checkpoint is given on export_llm's command
+line; without ``base.params`` export_llm builds a 4096-wide layer): :func:`tiny_overrides` are the overrides that make
+any of them run here in seconds (quantviz's 2-layer llama3 params file and a seeded random checkpoint, groups of 32), which
+the app prefills where the user sees and edits them. :func:`parse_overrides` reads overrides one a line (the app's
+text area), naming the line at fault; the CLI's ``--llm-set`` and the app give the same ``PipelineConfig``
+(:func:`llm_pipeline_config`)::
+
+    config = llm_pipeline_config(shipped_llm_configs()[0], parse_overrides("\n".join(tiny_overrides())))
 """
 from __future__ import annotations
 
 import copy
+import json
+import os
+import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,28 +35,147 @@ from quantviz.errors import LoadError
 from quantviz.model_spec import ModelSpec
 
 SEED = 0  # weights are drawn from this seed when the configuration names no checkpoint (export_llm draws unseeded)
+STAGE = "source_transform"  # the stage that reads the configuration (the model is built from it before it runs)
+OVERRIDE = re.compile(r"^\+{0,2}[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")  # key=value, Hydra's +key=value
+
+
+class LlmConfigError(LoadError):
+    """An export_llm configuration that cannot be read or built, as the CLI prints it and the app shows it: the stage
+    that reads it, the ``cause`` (naming the file, or the override and its line), the ``fix`` in words and, when a
+    config change is the fix, ``fix_overrides`` (the whole override list that applies it: the user sees it)."""
+
+    def __init__(self, cause: str, fix: str, fix_overrides: tuple[str, ...] | None = None, line: int | None = None):
+        self.stage, self.cause, self.fix, self.fix_overrides, self.line = STAGE, cause, fix, fix_overrides, line
+        super().__init__(f"{cause}; fix: {fix}")
+
+
+TINY_PARAMS = {"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 512, "multiple_of": 32,
+               "norm_eps": 1e-5, "rope_theta": 500000.0, "use_scaled_rope": True}  # a llama3 shape, 2 layers
+
+
+def tiny_params() -> Path:
+    """quantviz's tiny llama3 params file (``TINY_PARAMS``: 2 layers, width 64, vocabulary 512), written under the
+    temporary folder when missing or different, so export_llm's own loader reads it like any params file."""
+    path = Path(tempfile.gettempdir()) / "quantviz" / "export_llm_tiny_params.json"
+    text = json.dumps(TINY_PARAMS, indent=1) + "\n"
+    if not path.is_file() or path.read_text() != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(text)
+        partial.replace(path)  # atomic: another process never reads half a file
+    return path
+
+
+TINY_CONTEXT = 32  # tokens
+
+
+def tiny_checkpoint() -> Path:
+    """A checkpoint for ``TINY_PARAMS``: random weights drawn from ``SEED`` (llama_transformer's own initialisation),
+    written next to the params file when missing. Without a checkpoint export_llm builds the model on the meta device
+    and ``to_empty``s it: the weights with ``reset_parameters`` are drawn, but the RMSNorm weights and the RoPE tables
+    keep whatever memory they got, so two processes never make the same model (nor the same .pte)."""
+    from executorch.examples.models.llama.llama_transformer import construct_transformer
+    from executorch.examples.models.llama.model_args import ModelArgs
+
+    path = tiny_params().with_name(f"export_llm_tiny_seed{SEED}_ctx{TINY_CONTEXT}.pth")
+    if not path.is_file():
+        with torch.random.fork_rng():  # the caller's random state is left alone
+            torch.manual_seed(SEED)
+            model = construct_transformer(ModelArgs(**TINY_PARAMS, max_seq_len=TINY_CONTEXT,
+                                                    max_context_len=TINY_CONTEXT))
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(model.state_dict(), partial)
+        partial.replace(path)
+    return path
+
+
+def tiny_overrides() -> tuple[str, ...]:
+    """The overrides that make a shipped YAML run here with no download: the tiny params file and its seeded random
+    checkpoint, int4 groups of 32 (the shipped 128 exceed its width) and a 32-token context."""
+    return (f"+base.params={tiny_params()}", f"+base.checkpoint={tiny_checkpoint()}", "quantization.group_size=32",
+            f"+export.max_seq_length={TINY_CONTEXT}", f"+export.max_context_length={TINY_CONTEXT}")
+
+
+def parse_overrides(text: str) -> tuple[str, ...]:
+    """``key=value`` overrides one a line (blank lines and ``#`` comments skipped; a line of several
+    space-separated overrides, as on export_llm's command line, is split); LlmConfigError naming the first bad line."""
+    out: list[str] = []
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        for item in line.split():
+            if not OVERRIDE.match(item):
+                why = "has no '='" if "=" not in item else "does not start with a dotted key"
+                raise LlmConfigError(f"override line {number} {item!r} {why}",
+                                     "write it as key=value, e.g. quantization.group_size=32 (one a line, as "
+                                     "export_llm takes them on its command line)", line=number)
+            out.append(item)
+    return tuple(out)
+
+
+def override_key(item: str) -> str:
+    """``quantization.group_size`` of ``+quantization.group_size=32``."""
+    return item.lstrip("+").split("=", 1)[0]
+
+
+def llm_pipeline_config(path: str | Path, overrides: tuple[str, ...] | list[str] = ()) -> PipelineConfig:
+    """The ``PipelineConfig`` of an export_llm YAML and its overrides: what ``quantviz run export_llm --llm-config
+    FILE --llm-set KEY=VALUE ...`` and the app's "export_llm configuration" source both run."""
+    return PipelineConfig(llm_config=str(path), llm_overrides=tuple(overrides))
+
+
+def shipped_label(path: Path) -> str:
+    """``llama/llama_xnnpack.yaml``: a shipped YAML by its model folder and name."""
+    return f"{path.parts[-3]}/{path.name}"
 
 
 def load_llm_config(path: str, overrides: tuple[str, ...] = ()) -> Any:
-    """The ``LlmConfig`` of ``path`` (a YAML file) with ``overrides`` (``key=value`` or ``+key=value``) applied."""
+    """The ``LlmConfig`` of ``path`` (a YAML file) with ``overrides`` (``key=value`` or ``+key=value``) applied; a
+    LlmConfigError naming the file or the override at fault."""
     from executorch.extension.llm.export.config.llm_config import LlmConfig
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
 
     file = Path(path)
     if not file.is_file():
-        raise LoadError(f"the LLM configuration {path!r} does not exist (`quantviz llm-configs` lists the YAML files "
-                        "ExecuTorch ships)")
-    bad = [o for o in overrides if "=" not in o]
+        raise LlmConfigError(f"the LLM configuration {path!r} does not exist",
+                             "choose one of the YAML files ExecuTorch ships (quantviz.llm_config."
+                             "shipped_llm_configs()), or give the path of an existing file")
+    bad = [o for o in overrides if not OVERRIDE.match(o)]
     if bad:
-        raise LoadError(f"LLM config overrides are key=value, as export_llm takes them: {', '.join(bad)}")
+        raise LlmConfigError(f"LLM config overrides are key=value, as export_llm takes them: {', '.join(bad)}",
+                             "write each as key=value, e.g. quantization.group_size=32")
+
+    def first_line(exc: Exception) -> str:
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+    schema = OmegaConf.structured(LlmConfig)
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(LlmConfig), OmegaConf.load(file),
-                                 OmegaConf.from_dotlist([o.removeprefix("+") for o in overrides]))
+        merged = OmegaConf.merge(schema, OmegaConf.load(file))
+    except (OmegaConfBaseException, ValueError, YAMLError) as exc:
+        raise LlmConfigError(f"the LLM configuration {path!r} is not a valid LlmConfig YAML: {first_line(exc)}",
+                             "correct the file: its keys are LlmConfig's (base, model, export, quantization, "
+                             "backend, ...)") from exc
+    for number, item in enumerate(overrides, 1):
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item.lstrip("+")]))
+        except (OmegaConfBaseException, ValueError) as exc:
+            raise LlmConfigError(f"override {number} {item!r} is not a valid LlmConfig value: {first_line(exc)}",
+                                 "correct or remove it (the keys and values are LlmConfig's)", line=number) from exc
+    try:
         return OmegaConf.to_object(merged)
     except (OmegaConfBaseException, ValueError) as exc:
-        raise LoadError(f"the LLM configuration {path!r} with {list(overrides)} is not a valid LlmConfig: "
-                        f"{str(exc).splitlines()[0]}") from exc
+        raise LlmConfigError(f"the LLM configuration {path!r} with {list(overrides)} is not a valid LlmConfig: "
+                             f"{first_line(exc)}", "set the value it names with an override, or correct the file"
+                             ) from exc
+
+
+def missing_files(llm: Any) -> list[str]:
+    """The files the LlmConfig names (``base.params``, ``base.checkpoint``) that do not exist here."""
+    return [f"base.{key} {getattr(llm.base, key)!r}" for key in ("params", "checkpoint")
+            if getattr(llm.base, key) and not Path(getattr(llm.base, key)).is_file()]
 
 
 def of_config(config: PipelineConfig) -> Any:
@@ -65,12 +195,22 @@ def llm_spec(config: PipelineConfig) -> ModelSpec:
     from executorch.examples.models.llama.export_llama_lib import _load_llama_model
 
     llm = of_config(config)
+    missing = missing_files(llm)
+    if missing:
+        kept = tuple(o for o in config.llm_overrides if override_key(o) not in ("base.params", "base.checkpoint"))
+        added = tuple(o for o in tiny_overrides() if override_key(o) not in map(override_key, kept))
+        raise LlmConfigError(f"{' and '.join(missing)} named by the configuration do not exist on this machine",
+                             "give their paths with overrides, or run quantviz's tiny model (random weights): "
+                             + " ".join(added), fix_overrides=(*kept, *added))
     torch.manual_seed(SEED)
     try:
         manager = _load_llama_model(copy.deepcopy(llm))
     except Exception as exc:  # noqa: BLE001 - export_llm's loader failed on this configuration
-        raise LoadError(f"export_llm's loader could not build {llm.base.model_class.value}: "
-                        f"{type(exc).__name__}: {exc}") from exc
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        raise LlmConfigError(f"export_llm's loader could not build {llm.base.model_class.value}: "
+                             f"{type(exc).__name__}: {first}",
+                             "check base.model_class, base.params and base.checkpoint against each other (a "
+                             "checkpoint must fit the params' shape)") from exc
     inputs = tuple(manager.example_inputs)
     if manager.example_kwarg_inputs:
         inputs = (*inputs, dict(manager.example_kwarg_inputs))

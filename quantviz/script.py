@@ -30,6 +30,23 @@ example_kwargs, dynamic_shapes = spec.example_kwargs, spec.dynamic_shapes  # key
 calibration_batches = spec.calibration_data({batches})
 '''
 
+LLM_PREAMBLE = '''"""Reproduces quantviz's run of the export_llm configuration {path} with the overrides {overrides}:
+export_llm's own LLMEdgeManager steps, as quantviz ran them (writes model.pte). The same configuration through
+export_llm itself:
+
+    {bare}
+{header}"""
+import torch
+
+import executorch.kernels.quantized  # noqa: F401  quantized_decomposed kernels and out variants
+from executorch.examples.models.llama.export_llama_lib import get_quantizer_and_quant_params
+from executorch.extension.llm.export.partitioner_lib import get_xnnpack_partitioner
+from quantviz.llm_config import SEED, load_llm_config
+from quantviz.stages.llm_emit import additional_passes
+
+torch.manual_seed(SEED)  # the weights quantviz drew when the configuration names no checkpoint
+'''
+
 MEASURE = '''# --- the figure quantviz reports: float vs runtime SQNR on the evaluation data ---
 from quantviz.data import evaluation_data
 from quantviz.measure.metrics import sqnr_db
@@ -59,10 +76,18 @@ def script_from_calls(model_ref: str, config: PipelineConfig, calls: dict[str, l
         script_from_calls("sample:digits_cnn", trial_config, trial.calls, measure=True)
     """
     text = f"\n\n{header.rstrip()}\n".replace('"""', "'''") if header else ""
-    lines = [PREAMBLE.format(model_ref=model_ref, config=config, batches=config.calibration_batches, header=text)]
+    if config.llm_config:  # export_llm: the configuration is the model; its runtime comparison stays quantviz's
+        from quantviz.llm_config import bare_command
+
+        lines = [LLM_PREAMBLE.format(path=config.llm_config, overrides=" ".join(config.llm_overrides) or "(none)",
+                                     bare=" ".join(bare_command(config)), header=text.lstrip("\n"))]
+    else:
+        lines = [PREAMBLE.format(model_ref=model_ref, config=config, batches=config.calibration_batches,
+                                 header=text)]
     for name, stage_calls in calls.items():
         lines.append(f"# --- {name} ---")
-        lines.extend(stage_calls)
+        commented = bool(config.llm_config) and name == "run"  # prompt and decode steps: quantviz's, for reading
+        lines.extend(f"# {line}" if commented else line for line in stage_calls)
         lines.append("")
     if failed is not None:
         lines.append(f"# stage '{failed}' failed in quantviz: {why}")

@@ -23,6 +23,7 @@ import streamlit as st
 
 from quantviz.config import ConfigChanges, PipelineConfig, config_flags
 from quantviz.flows import with_backend_defaults
+from quantviz.llm_config import LlmConfigError
 from quantviz.recover.progress import ProgressEvent, Started, TrialDone, read_progress
 from quantviz.recover.results import load_recovery, startup_hint
 from quantviz.recover.trial import Trial
@@ -172,7 +173,16 @@ def recover_page() -> None:
     st.caption("The smallest config change (layers kept float, per-channel weights, another observer, ...) that "
                "gets the accuracy back, each candidate run to the runtime: `quantviz recover MODEL --target-sqnr DB`")
     with st.sidebar:
-        choice = model_choice()
+        try:
+            choice = model_choice()
+        except LlmConfigError as exc:
+            st.error(str(exc))
+            return
+    if choice is not None and choice.config is not None:  # a flow that builds its own model (export_llm)
+        st.info(f"Recover searches the options of a model you load; an {choice.config.flow} configuration is its "
+                "whole config: change its overrides in the sidebar instead.")
+        return
+    with st.sidebar:
         # the config as the main page runs it: the backend's defaults for the options the user did not set (its
         # flags then say the flow, so `quantviz recover` runs the same)
         config = with_backend_defaults(flow_config(), st.session_state[CONFIG_GIVEN])[0]

@@ -16,23 +16,27 @@ from quantviz.config import ConfigChanges, ConfigError, config_flags
 from quantviz.backends import BACKENDS, all_recipes, backend_name, backend_of
 from quantviz.catalog import catalog
 from quantviz.flows import FLOWS, applies_to, choices_of, with_backend_defaults
+from quantviz.llm_config import LlmConfigError
+from ui import llm_config_picker
 from ui.runner import get_run
 from ui.state import CONFIG_GIVEN, config_widget_keys
 
-SOURCES = ("Sample model", "Python file", "Exported program (.pt2)")
+SOURCES = ("Sample model", "Python file", "Exported program (.pt2)", llm_config_picker.SOURCE)
 TRUST = {
     "Sample model": "Runs code shipped with quantviz.",
     "Python file": "Runs the file's code on this machine, with your permissions: use files you trust.",
     "Exported program (.pt2)": "Reads a torch.export archive. It is checked to be a zip archive first; pickles "
                                "are refused.",
+    llm_config_picker.SOURCE: llm_config_picker.TRUST,
 }
 
 
 @dataclass
 class ModelChoice:
     key: str  # identifies the model for caching (changes when the file changes)
-    ref: str  # what load_model takes
+    ref: str  # what load_model takes (a flow that builds its own model: the flow's name, as on the CLI)
     loader: Callable[[], ModelSpec]
+    config: PipelineConfig | None = None  # the config of a flow that builds its own model (export_llm); else None
 
 
 def app_defaults() -> ConfigChanges:
@@ -54,6 +58,13 @@ def model_choice() -> ModelChoice | None:
     st.header("Model")
     source = st.radio("Source", SOURCES, key="source", label_visibility="collapsed")
     st.caption(TRUST[source])
+    if source == llm_config_picker.SOURCE:  # the configuration names the model and is the flow's whole config
+        pick = llm_config_picker.llm_pick()
+        if pick is None:
+            st.info("Type the path of an LlmConfig YAML file, or upload one.")
+            return None
+        config = pick.config
+        return ModelChoice(pick.key, config.flow, lambda: FLOWS[config.flow].own_model.build(config), config)
     if source == "Sample model":
         samples = catalog()
         names = list(samples)
@@ -91,7 +102,7 @@ def flow_config() -> PipelineConfig:
     st.header("Flow")
     keys = config_widget_keys()
     by_name = {f.name: f for f in fields(PipelineConfig)}
-    flow = _widget(by_name["flow"])
+    flow = _widget(by_name["flow"])  # not the flows that build their own model: they are a model source
     values: ConfigChanges = {"flow": flow}
     for f in fields(PipelineConfig):
         if f.name not in keys or f.name == "flow" or not applies_to(f.name, flow):
@@ -141,6 +152,8 @@ def _widget(f: Field) -> Any:
     meta, default, key = f.metadata, app_defaults().get(f.name, f.default), f.name
     label = meta.get("label", f.name.replace("_", " ").capitalize())
     choices = choices_of(f)
+    if f.name == "flow":  # export_llm is the "export_llm configuration" source, not a flow for another model
+        choices = tuple(c for c in choices if FLOWS[c].own_model is None)
     noted = {"key": key, "help": meta["help"], "on_change": _backend_chosen} if f.name == "backend" else \
         {"key": key, "help": meta["help"], "on_change": _given, "args": (f.name,)}  # the user set it
     if isinstance(default, bool):
@@ -194,16 +207,26 @@ def sidebar_run(title: str | None = None) -> SidebarRun | None:
     with st.sidebar:
         if title:
             st.title(title)
-        choice = model_choice()
         try:
-            config = flow_config()
-            given = st.session_state[CONFIG_GIVEN]
-            caption = backend_defaults_caption(config, given)
+            choice = model_choice()
+        except LlmConfigError as exc:  # the YAML or an override: the stage, cause and fix on the page
+            st.error(exc.cause)
+            choice = exc
+        try:
+            if isinstance(choice, ModelChoice) and choice.config is not None:
+                config, given, caption = choice.config, frozenset(), ""  # the configuration is the whole config
+            else:
+                config = flow_config()
+                given = st.session_state[CONFIG_GIVEN]
+                caption = backend_defaults_caption(config, given)
         except ConfigError as exc:
             st.error(str(exc))
             return None
         if caption:
             st.caption(caption)
+    if isinstance(choice, LlmConfigError):
+        llm_config_picker.llm_error(choice)
+        return None
     if choice is None:
         st.info("Choose a model in the sidebar.")
         return None
@@ -212,6 +235,8 @@ def sidebar_run(title: str | None = None) -> SidebarRun | None:
         return SidebarRun(choice, run.pipe.config, run)
     except ConfigError as exc:  # e.g. a backend whose package is missing: the pip command
         st.error(f"This configuration cannot run here: {exc}", icon=":material/error:")
+    except LlmConfigError as exc:  # export_llm's loader: files the configuration names, a shape that does not fit
+        llm_config_picker.llm_error(exc)
     except (LoadError, StageError) as exc:
         st.error(f"Could not load the model: {exc}", icon=":material/error:")
     return None

@@ -92,7 +92,13 @@ RAIL = "rail"  # the stage rail's segmented control (kept in step with STAGE)
 SWEEP_DIR = "sweep_dir"  # the sweeps page's folder box
 SWEEP_FOUND = "sweep_found"  # the sweeps page's "Sweeps found here" choice
 EXPAND_DELEGATES = "v_expand_delegates"  # a stage page's View toggle "Expand delegates" ("Find a node" turns it on)
-WIDGET_KEYS = (RAIL, SWEEP_DIR, SWEEP_FOUND, EXPAND_DELEGATES)
+# the sidebar's "export_llm configuration" source (ui/llm_config_picker.py); its overrides text area is the config
+# widget "llm_overrides" (one key=value a line; a fix's "Apply" sets it), first filled with the tiny-model overrides
+LLM_YAML = "llm_yaml"  # the shipped YAML chosen (a label such as "llama/llama_xnnpack.yaml"), or the own-file entry
+LLM_YAML_PATH = "llm_yaml_path"  # the path of the user's own YAML
+LLM_YAML_UPLOAD = "llm_yaml_upload"  # or its upload
+LLM_OVERRIDES = "llm_overrides"  # the overrides text area (a config widget key: config_widget_keys() has it)
+WIDGET_KEYS = (RAIL, SWEEP_DIR, SWEEP_FOUND, EXPAND_DELEGATES, LLM_YAML, LLM_YAML_PATH, LLM_YAML_UPLOAD)
 NOT_IN_SIDEBAR = ("until",)  # config fields the sidebar does not offer: the app always runs every stage
 
 

@@ -33,7 +33,7 @@ def run(ctx: StageContext) -> StageOutput:
     program = manager.export_program
     size = len(program.buffer)
     return StageOutput(program, metrics={"pte_bytes": size}, notes=[f".pte is {size:,} bytes"],
-                       calls=["builder = builder.to_executorch(passes=additional_passes)",
+                       calls=["builder = builder.to_executorch(passes=additional_passes(llm_config))",
                               "open('model.pte', 'wb').write(builder.export_program.buffer)"])
 
 

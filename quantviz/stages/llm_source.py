@@ -40,7 +40,7 @@ def run(ctx: StageContext) -> StageOutput:
         raise StageError("source_transform", f"the export_llm flow builds the model its configuration names, not "
                                              f"{ctx.spec.name!r}",
                          "load the model with quantviz.llm_config.llm_spec(config) (CLI: quantviz run export_llm "
-                         "--llm-config FILE.yaml); the app does not open export_llm configurations yet")
+                         "--llm-config FILE.yaml; the app: the model source 'export_llm configuration')")
     llm = llm_config.of_config(ctx.config)
     before = module_counts(ctx.spec.model)
     torch.manual_seed(llm_config.SEED)  # the same weights as the float model when no checkpoint is named
