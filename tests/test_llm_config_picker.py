@@ -152,3 +152,21 @@ def test_reproduce_py_of_an_export_llm_run_names_the_yaml_and_the_overrides():
     assert " ".join(bare_command(config)) in text  # and the bare export_llm call with the same configuration
     assert "# logits = module.forward(" in text  # quantviz's runtime comparison: shown, not run
 
+
+@pytest.mark.slow
+def test_reproduce_py_of_an_export_llm_run_writes_the_same_pte(tmp_path):
+    """The script runs export_llm's own steps with the YAML and the overrides: the same bytes as quantviz (the
+    tiny model names a seeded checkpoint; without one export_llm leaves RMSNorm weights uninitialised)."""
+    import subprocess
+
+    from quantviz import Pipeline
+    from quantviz.script import reproduce_script
+
+    config = picked_config(yaml_choices()[DEFAULT_YAML], default_overrides_text()).with_changes(
+        until="to_executorch")
+    pipe = Pipeline(llm_spec(config), config).run()
+    assert pipe.ok, pipe.failed and pipe.failed.error
+    (tmp_path / "reproduce.py").write_text(reproduce_script("export_llm", pipe))
+    done = subprocess.run([sys.executable, "reproduce.py"], cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert (tmp_path / "model.pte").read_bytes() == pipe.pte_bytes()
