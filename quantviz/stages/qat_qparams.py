@@ -80,16 +80,20 @@ class QParamsCheck:
     def describe(self) -> str:
         """One line: the node and its differences, e.g. "blocks.0.qkv (weight): scale differs by up to 24.1 %,
         1,023 of 12,288 integer values differ"."""
-        parts = []
-        if self.problem:
-            parts.append(self.problem)
+        return f"{self.node} ({self.tensor}, {self.quantizes}): " + ", ".join(self.differences())
+
+    def differences(self, short: bool = False) -> list[str]:
+        """The problem, the scale and zero-point differences and the integers that differ, each a phrase; ``short``
+        for a graph node's note ("scale 0.391 %", "20 of 72 integers")."""
+        parts = [self.problem] if self.problem else []
         if self.compared:
-            parts.append(f"scale differs by up to {_percent(self.max_scale_rel_diff)} over {self.scales} scale(s)")
+            scale = _percent(self.max_scale_rel_diff)
+            parts.append(f"scale {scale}" if short else f"scale differs by up to {scale} over {self.scales} scale(s)")
             if self.max_zero_point_diff:
-                parts.append(f"zero point by up to {self.max_zero_point_diff}")
+                parts.append(f"zero point {'' if short else 'by up to '}{self.max_zero_point_diff}")
         if self.values:
-            parts.append(f"{self.values_differ:,} of {self.values:,} integer values differ")
-        return f"{self.node} ({self.tensor}, {self.quantizes}): " + ", ".join(parts)
+            parts.append(f"{self.values_differ:,} of {self.values:,} integer{'s' if short else ' values differ'}")
+        return parts
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "mismatch": self.mismatch}
@@ -154,17 +158,7 @@ class QParamsComparison:
     def node_notes(self) -> dict[str, str]:
         """Node -> a short note for each mismatch, which the convert stage's graph shows on that node
         (``quantviz.stage_views.stage_view``), e.g. "qparams ≠ training's: scale 0.391 %, 20 of 72 integers"."""
-        out = {}
-        for c in self.mismatched():
-            parts = [c.problem] if c.problem else []
-            if c.compared:
-                parts.append(f"scale {_percent(c.max_scale_rel_diff)}")
-                if c.max_zero_point_diff:
-                    parts.append(f"zero point {c.max_zero_point_diff}")
-            if c.values:
-                parts.append(f"{c.values_differ:,} of {c.values:,} integers")
-            out[c.node] = "qparams ≠ training's: " + ", ".join(parts)
-        return out
+        return {c.node: "qparams ≠ training's: " + ", ".join(c.differences(short=True)) for c in self.mismatched()}
 
     def metrics(self) -> dict[str, Any]:
         """The convert stage's metrics."""
