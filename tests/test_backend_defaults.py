@@ -25,6 +25,8 @@ def test_backend_defaults_apply_only_where_the_flow_reads_the_field_and_the_conf
     assert with_backend_defaults(PipelineConfig(backend="xnnpack"))[1] == {"flow": "pt2e"}
     assert with_backend_defaults(PipelineConfig(partitioner="xnnpack"))[1] == {"flow": "pt2e"}
     assert with_backend_defaults(PipelineConfig(backend="openvino"))[1] == {"flow": "pt2e"}
+    assert with_backend_defaults(PipelineConfig(backend="coreml"))[1] == {"flow": "pt2e"}
+    assert with_backend_defaults(PipelineConfig(flow="fx", backend="coreml"), {"flow"})[1] == {}
     assert {name for b in BACKENDS.values() for name in b.defaults} <= {"flow", "check_guards", "per_channel"}
 
 

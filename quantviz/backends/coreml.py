@@ -85,4 +85,5 @@ BACKEND = Backend(
                  "written",
     requires=(Requirement("coremltools", "pip install 'quantviz[coreml]'  # coremltools==9.0"),),
     refusals=coreml_refusals, runtime_ids=("CoreMLBackend",),
+    defaults={"flow": "pt2e"},  # CoreMLQuantizer is a PT2E quantizer: the backend alone runs its own quantizer
     on_backends_page=False, rank=6)  # its quantizer takes minutes on a zoo model
