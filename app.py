@@ -105,10 +105,11 @@ def main() -> None:
     if found is None:
         return
     choice, config, run = found.choice, found.config, found.run
-    about = f": {run.pipe.spec.description}" if run.pipe.spec.description else ""  # the name is the path already
+    own = run.pipe.flow.own_model  # a flow that builds its own model (export_llm) says what it measures on, as the CLI
+    # the name is the path already; a flow building its own model describes it by its config, the chips below
+    about = f": {run.pipe.spec.description}" if run.pipe.spec.description and own is None else ""
     st.markdown(f"**{run.pipe.spec.name}**{about} · "
                 + " · ".join(f"`{part}`" for part in describe_config(config).split(", ")))
-    own = run.pipe.flow.own_model  # a flow that builds its own model (export_llm) says what it measures on, as the CLI
     st.caption("Figures measured on " + (own.measured_on if own is not None else
                                          evaluation_data(run.pipe.spec, config, run.pipe.flow.calibrates(config))
                                          .describe()) + ".")

@@ -39,6 +39,8 @@ def test_a_shipped_export_llm_yaml_reaches_the_export_page():
                      "_prepare_for_llama_export(llm_config)")
             wait_for(driver, lambda d: all(c in page_text(d) for c in calls), 120)
             text = page_text(driver)
+            # the header: the model once, the shipped YAML by its label (not its site-packages path), no repeat
+            assert f"export_llm {YAML}" in text and text.count("+base.params=export_llm_tiny_params.json") == 1
             assert "group_size=32" in text and "max_seq_length=32" in text  # the stage's notes: the merged config
             go_to_stage(driver, "export", "export_llm")
             kv = f"mutable buffers (KV cache) written by the graph: {2 * TINY_PARAMS['n_layers']}"

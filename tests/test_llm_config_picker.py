@@ -35,6 +35,18 @@ def test_the_shipped_yamls_are_found_through_the_executorch_package():
         assert label == f"{path.parts[-3]}/{path.name}"
 
 
+def test_the_header_names_a_shipped_yaml_and_the_override_files_by_their_names_once():
+    from quantviz.config import PipelineConfig
+    from quantviz.flows import describe_config
+
+    config = PipelineConfig(flow="export_llm", llm_config=str(yaml_choices()[DEFAULT_YAML]),
+                            llm_overrides=("+base.params=/tmp/x/params.json", "quantization.group_size=32"))
+    assert describe_config(config) == ("export_llm llama/llama_xnnpack.yaml, +base.params=params.json, "
+                                       "quantization.group_size=32")
+    own = PipelineConfig(flow="export_llm", llm_config="my/own.yaml")  # not a shipped file: the path as given
+    assert describe_config(own) == "export_llm my/own.yaml"
+
+
 def test_overrides_are_read_one_a_line_and_a_bad_line_is_named():
     text = "# the tiny model\n+base.params=p.json\n\n  quantization.group_size=32  \nexport.max_seq_length=32 +x.y=1\n"
     assert parse_overrides(text) == ("+base.params=p.json", "quantization.group_size=32", "export.max_seq_length=32",

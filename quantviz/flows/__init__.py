@@ -13,6 +13,7 @@ import importlib
 import pkgutil
 import sys
 from dataclasses import Field, fields
+from pathlib import Path
 from types import ModuleType
 from typing import Any, Collection
 
@@ -125,8 +126,9 @@ def describe_config(config: PipelineConfig) -> str:
     """One line: the flow and the options it uses, e.g. "flow pt2e, mode static, backend xnnpack, fusion executorch"."""
     if config.flow == "recipe":
         return f"recipe {config.recipe}"
-    if config.flow == "export_llm":
-        return f"export_llm {config.llm_config} {' '.join(config.llm_overrides)}".rstrip()
+    if config.flow == "export_llm":  # a shipped YAML by its folder and name, a file an override names by its name
+        return ", ".join([f"export_llm {_short_path(config.llm_config)}",
+                          *(_short_override(o) for o in config.llm_overrides)])
     parts = [f"flow {config.flow}"]
     if config.flow == "torchao":
         parts.append(f"scheme {config.scheme}" + (f", group size {config.group_size}" if config.scheme == "8da4w"
@@ -137,6 +139,20 @@ def describe_config(config: PipelineConfig) -> str:
     if config.flow in ("fx", "pt2e"):
         parts.append(f"fusion {config.fusion}")
     return ", ".join(parts)
+
+
+def _short_path(path: str) -> str:
+    """``llama/llama_xnnpack.yaml`` for a YAML file executorch ships (``.../examples/models/llama/config/...``)."""
+    parts = Path(path).parts
+    if "examples" in parts and len(parts) >= 3 and parts[-2] == "config":
+        return f"{parts[-3]}/{parts[-1]}"
+    return path
+
+
+def _short_override(override: str) -> str:
+    """``base.params=tiny_params.json``: an override naming a file, by the file's name."""
+    key, sep, value = override.partition("=")
+    return f"{key}={Path(value).name}" if sep and "/" in value else override
 
 
 __all__ = ["FLOWS", "Absent", "Flow", "FlowRecordError", "applies_to", "check", "choices_of", "describe_config",
