@@ -98,8 +98,8 @@ def prepare(shape: str, layers: int | None, workdir: Path) -> tuple[str, tuple[s
         del model, state
     folder_yaml, name = SHAPES[shape]["yaml"]
     yaml = next(p for p in shipped_llm_configs() if p.parts[-3:] == (folder_yaml, "config", name))
-    overrides = (f"+base.model_class={SHAPES[shape]['model_class']}", f"+base.params={folder / 'params.json'}",
-                 f"+base.checkpoint={ckpt}", *SHAPES[shape]["overrides"])
+    overrides = (f"++base.model_class={SHAPES[shape]['model_class']}", f"++base.params={folder / 'params.json'}",
+                 f"++base.checkpoint={ckpt}", *SHAPES[shape]["overrides"])
     return str(yaml), overrides
 
 
@@ -181,7 +181,7 @@ def side_bare(flow: str, shape: str, layers: int | None, out: Path, llm: tuple) 
         from quantviz.llm_config import load_llm_config
 
         t0, c0 = time.perf_counter(), time.process_time()
-        llm_config = load_llm_config(llm[0], (*llm[1], f"+export.output_name={out}"))
+        llm_config = load_llm_config(llm[0], (*llm[1], f"++export.output_name={out}"))
         export_llama(llm_config)
     else:
         from executorch.backends.xnnpack.recipes import XNNPackRecipeType

@@ -25,6 +25,7 @@ import json
 import os
 import re
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ from quantviz.model_spec import ModelSpec
 
 SEED = 0  # weights are drawn from this seed when the configuration names no checkpoint (export_llm draws unseeded)
 STAGE = "source_transform"  # the stage that reads the configuration (the model is built from it before it runs)
+ENV_MISSING = re.compile(r"Environment variable '([^']+)' not found")  # OmegaConf's ${oc.env:NAME}, unset
 OVERRIDE = re.compile(r"^\+{0,2}[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*=")  # key=value, Hydra's +key=value
 
 
@@ -92,8 +94,10 @@ def tiny_checkpoint() -> Path:
 def tiny_overrides() -> tuple[str, ...]:
     """The overrides that make a shipped YAML run here with no download: the tiny params file and its seeded random
     checkpoint, int4 groups of 32 (the shipped 128 exceed its width) and a 32-token context."""
-    return (f"+base.params={tiny_params()}", f"+base.checkpoint={tiny_checkpoint()}", "quantization.group_size=32",
-            f"+export.max_seq_length={TINY_CONTEXT}", f"+export.max_context_length={TINY_CONTEXT}")
+    # ++ (add or replace, in Hydra's grammar): every shipped file takes them, whether it names the key or not
+    return (f"++base.params={tiny_params()}", f"++base.checkpoint={tiny_checkpoint()}",
+            "++quantization.group_size=32", f"++export.max_seq_length={TINY_CONTEXT}",
+            f"++export.max_context_length={TINY_CONTEXT}")
 
 
 def parse_overrides(text: str) -> tuple[str, ...]:
@@ -131,13 +135,10 @@ def shipped_label(path: Path) -> str:
 
 
 def load_llm_config(path: str, overrides: tuple[str, ...] = ()) -> Any:
-    """The ``LlmConfig`` of ``path`` (a YAML file) with ``overrides`` (``key=value`` or ``+key=value``) applied; a
-    LlmConfigError naming the file or the override at fault."""
-    from executorch.extension.llm.export.config.llm_config import LlmConfig
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-    from yaml import YAMLError
-
+    """The ``LlmConfig`` of ``path`` (a YAML file) with ``overrides`` applied exactly as ``export_llm --config FILE
+    key=value ...`` reads them (Hydra composes the file with the overrides, ``+key`` adding a key the file lacks,
+    ``++key`` adding or replacing; then the merge into ``LlmConfig``); a LlmConfigError naming the file or the
+    override at fault."""
     file = Path(path)
     if not file.is_file():
         raise LlmConfigError(f"the LLM configuration {path!r} does not exist",
@@ -147,29 +148,83 @@ def load_llm_config(path: str, overrides: tuple[str, ...] = ()) -> Any:
     if bad:
         raise LlmConfigError(f"LLM config overrides are key=value, as export_llm takes them: {', '.join(bad)}",
                              "write each as key=value, e.g. quantization.group_size=32")
-
-    def first_line(exc: Exception) -> str:
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-
-    schema = OmegaConf.structured(LlmConfig)
     try:
-        merged = OmegaConf.merge(schema, OmegaConf.load(file))
-    except (OmegaConfBaseException, ValueError, YAMLError) as exc:
-        raise LlmConfigError(f"the LLM configuration {path!r} is not a valid LlmConfig YAML: {first_line(exc)}",
+        return _composed(file, tuple(overrides))
+    except Exception as exc:  # noqa: BLE001 - sorted below: a configuration error, or re-raised
+        if not isinstance(exc, _config_errors()):
+            raise
+        error = exc
+    in_file = _error_of(file, ())  # what is at fault: the file alone, else the first override that breaks it
+    if in_file is not None:
+        variable = ENV_MISSING.search(str(in_file))  # the file reads ${oc.env:NAME}: the environment, not the file
+        raise LlmConfigError(f"the LLM configuration {path!r} is not a valid LlmConfig YAML: {_first_line(in_file)}",
+                             f"set the environment variable {variable[1]} (the file reads it) before starting "
+                             "quantviz, as export_llm needs it too" if variable else
                              "correct the file: its keys are LlmConfig's (base, model, export, quantization, "
-                             "backend, ...)") from exc
-    for number, item in enumerate(overrides, 1):
-        try:
-            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([item.lstrip("+")]))
-        except (OmegaConfBaseException, ValueError) as exc:
-            raise LlmConfigError(f"override {number} {item!r} is not a valid LlmConfig value: {first_line(exc)}",
-                                 "correct or remove it (the keys and values are LlmConfig's)", line=number) from exc
+                             "backend, ...)") from in_file
+    for number in range(1, len(overrides) + 1):
+        at = _error_of(file, tuple(overrides[:number]))
+        if at is None:
+            continue
+        item = overrides[number - 1]
+        forced = "++" + item.lstrip("+")  # Hydra's add-or-replace: the fix when only the + prefix was wrong
+        fixed = (*overrides[:number - 1], forced, *overrides[number:])
+        if forced != item and _error_of(file, fixed[:number]) is None:
+            raise LlmConfigError(f"override {number} {item!r} does not fit the file: {_first_line(at)}",
+                                 f"write it {forced} (++ adds the key or replaces the file's value)",
+                                 fix_overrides=tuple(fixed), line=number) from at
+        raise LlmConfigError(f"override {number} {item!r} is not a valid LlmConfig value: {_first_line(at)}",
+                             "correct or remove it (the keys and values are LlmConfig's)", line=number) from at
+    raise LlmConfigError(f"the LLM configuration {path!r} with {list(overrides)} is not a valid LlmConfig: "
+                         f"{_first_line(error)}", "set the value it names with an override, or correct the file"
+                         ) from error
+
+
+def _first_line(exc: BaseException) -> str:
+    """The message's own lines, without OmegaConf's indented ``full_key: ...`` details."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip() and not line.startswith(" ")]
+    return " ".join(lines) if lines else type(exc).__name__
+
+
+def _config_errors() -> tuple[type[BaseException], ...]:
+    """What a bad file or override raises in Hydra's composition and OmegaConf's merge."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+    from yaml import YAMLError
+
+    return HydraException, OmegaConfBaseException, ValueError, YAMLError
+
+
+def _error_of(file: Path, overrides: tuple[str, ...]) -> Exception | None:
+    """The configuration error reading ``file`` with ``overrides`` raises, or None when they read."""
     try:
-        return OmegaConf.to_object(merged)
-    except (OmegaConfBaseException, ValueError) as exc:
-        raise LlmConfigError(f"the LLM configuration {path!r} with {list(overrides)} is not a valid LlmConfig: "
-                             f"{first_line(exc)}", "set the value it names with an override, or correct the file"
-                             ) from exc
+        _composed(file, overrides)
+    except Exception as exc:  # noqa: BLE001 - a configuration error is returned, any other re-raised
+        if isinstance(exc, _config_errors()):
+            return exc
+        raise
+    return None
+
+
+_HYDRA_LOCK = threading.Lock()  # Hydra's compose API keeps its state in a process-wide singleton
+
+
+def _composed(file: Path, overrides: tuple[str, ...]) -> Any:
+    """export_llm's reading of ``file`` and ``overrides`` (``hydra_main``: the file as Hydra's primary config, the
+    overrides in Hydra's grammar, then ``OmegaConf.merge(OmegaConf.structured(LlmConfig), composed)``)."""
+    from executorch.extension.llm.export.config.llm_config import LlmConfig
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import OmegaConf
+
+    with _HYDRA_LOCK:
+        GlobalHydra.instance().clear()
+        try:
+            with initialize_config_dir(config_dir=str(file.parent.resolve()), version_base=None):
+                composed = compose(config_name=file.name, overrides=list(overrides))
+        finally:
+            GlobalHydra.instance().clear()
+    return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(LlmConfig), composed))
 
 
 def missing_files(llm: Any) -> list[str]:
@@ -209,8 +264,10 @@ def llm_spec(config: PipelineConfig) -> ModelSpec:
         first = str(exc).splitlines()[0] if str(exc) else ""
         raise LlmConfigError(f"export_llm's loader could not build {llm.base.model_class.value}: "
                              f"{type(exc).__name__}: {first}",
-                             "check base.model_class, base.params and base.checkpoint against each other (a "
-                             "checkpoint must fit the params' shape)") from exc
+                             "export_llm's own loader raised this, so the bare export_llm call stops here too: "
+                             "change what the message names with an override, or check base.model_class, "
+                             "base.params and base.checkpoint against each other (a checkpoint must fit the params' "
+                             "shape)") from exc
     inputs = tuple(manager.example_inputs)
     if manager.example_kwarg_inputs:
         inputs = (*inputs, dict(manager.example_kwarg_inputs))

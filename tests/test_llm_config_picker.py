@@ -67,14 +67,44 @@ def test_a_bad_value_or_file_names_what_is_wrong_without_a_traceback(tmp_path):
     with pytest.raises(LlmConfigError) as caught:
         picked_config(yaml, "quantization.group_size=32\nquantization.group_size=many\n")
     assert caught.value.cause.startswith("override 2 'quantization.group_size=many' is not a valid LlmConfig value")
-    with pytest.raises(LlmConfigError, match=r"override 1 'model.no_such_key=1' .*Key 'no_such_key' not in"):
-        picked_config(yaml, "model.no_such_key=1")
+    with pytest.raises(LlmConfigError, match=r"override 1 '\+model.no_such_key=1' .*Key 'no_such_key' not in"):
+        picked_config(yaml, "+model.no_such_key=1")
+    # read as export_llm's Hydra reads it: a key the file lacks needs +, one it has must not take a single +; the
+    # fix (++, add or replace) is offered only where it reads, and then it does
+    for given in ("base.params=/p.json", "+quantization.group_size=16"):
+        with pytest.raises(LlmConfigError) as caught:
+            picked_config(yaml, f"quantization.qmode=8da4w\n{given}")
+        forced = "++" + given.lstrip("+")
+        assert caught.value.line == 2 and caught.value.fix_overrides == ("quantization.qmode=8da4w", forced)
+        assert load_llm_config(str(yaml), caught.value.fix_overrides) is not None
+    with pytest.raises(LlmConfigError) as caught:
+        picked_config(yaml, "model.no_such_key=1")  # ++ would not read either (LlmConfig has no such key): no fix
+    assert caught.value.fix_overrides is None and "Could not override 'model.no_such_key'" in caught.value.cause
     broken = tmp_path / "broken.yaml"
     broken.write_text("model:\n  use_kv_cache: [True\n")  # a YAML syntax error
     with pytest.raises(LlmConfigError, match="is not a valid LlmConfig YAML"):
         picked_config(broken, "")
     with pytest.raises(LlmConfigError, match="does not exist"):
         picked_config(tmp_path / "none.yaml", "")
+
+
+def test_every_shipped_yaml_reads_as_export_llm_reads_it_but_three_that_say_why(monkeypatch):
+    """Read with Hydra as export_llm reads them: llama_attention_sink.yaml (its empty ``export:``) and
+    qwen2_5_xnnpack_q8da4w.yaml read (a merge into LlmConfig refused both before); the tiny overrides fit every file."""
+    monkeypatch.delenv("LORA_ADAPTER_CHECKPOINT", raising=False)
+    refused = {}
+    for label, path in yaml_choices().items():
+        try:
+            llm = load_llm_config(str(path), tiny_overrides())
+            assert llm.base.params == str(tiny_params()) and llm.export.max_context_length == 32, label
+        except LlmConfigError as exc:
+            refused[label] = exc
+    assert set(refused) == {"qwen2_5/qwen2_5_coder_xnnpack_q8da4w.yaml", "qwen3/qwen3_multimethod.yaml",
+                            "qwen3/qwen3_xnnpack_lora.yaml"}, sorted(refused)
+    assert "Key 'metadata=" in refused["qwen2_5/qwen2_5_coder_xnnpack_q8da4w.yaml"].cause  # the file's own typo
+    lora = refused["qwen3/qwen3_multimethod.yaml"]
+    assert "'LORA_ADAPTER_CHECKPOINT' not found" in lora.cause and "environment variable LORA_ADAPTER_CHECKPOINT" in lora.fix
+    assert len(yaml_choices()) - len(refused) >= 15
 
 
 def test_the_tiny_overrides_make_a_shipped_yaml_a_small_model():
@@ -104,10 +134,10 @@ def test_a_missing_params_file_gets_the_tiny_model_as_a_visible_fix():
     err = caught.value
     assert err.cause == "base.params '/nowhere/params.json' named by the configuration do not exist on this machine"
     # the user's own override kept; the tiny params and what it needs added, the group size left as the user set it
-    assert err.fix_overrides == ("quantization.group_size=64", f"+base.params={tiny_params()}",
-                                 f"+base.checkpoint={tiny_checkpoint()}", "+export.max_seq_length=32",
-                                 "+export.max_context_length=32")
-    assert f"+base.params={tiny_params()}" in err.fix
+    assert err.fix_overrides == ("quantization.group_size=64", f"++base.params={tiny_params()}",
+                                 f"++base.checkpoint={tiny_checkpoint()}", "++export.max_seq_length=32",
+                                 "++export.max_context_length=32")
+    assert f"++base.params={tiny_params()}" in err.fix
     fixed = picked_config(yaml, overrides_text(err.fix_overrides))  # what Apply writes into the text area
     assert llm_spec(fixed).name == "export_llm:llama3"
 
