@@ -197,6 +197,21 @@ class Method:
         """One batch's leaves in the order the method's program takes them."""
         return flat_inputs(inputs, like=self.example)
 
+    def as_spec(self, model: torch.nn.Module) -> "ModelSpec":
+        """This method of ``model`` as a one-method spec (its forward is the method), to read its inputs as a
+        spec's: ``method.as_spec(model).input_paths()`` -> ``['token', 'pos', 'k_cache', 'v_cache']``."""
+        names = tuple(list(inspect.signature(getattr(model, self.attribute)).parameters)[:len(self.example_inputs)])
+        return ModelSpec(self.name, method_module(model, self.attribute), tuple(self.example_inputs),
+                         example_kwargs=dict(self.example_kwargs), dynamic_shapes=self.dynamic_shapes,
+                         input_names=names)
+
+    def mismatch(self, model: torch.nn.Module, inputs: Any) -> str:
+        """Why one batch does not fit the method's program ("" when it does), as ``ModelSpec.mismatch`` says it::
+
+            decode.mismatch(model, (token, pos, k[:, :5], v))   # "k_cache is (1, 5, 64) float32, the example ..."
+        """
+        return self.as_spec(model).mismatch(inputs)
+
 
 @dataclass
 class ModelSpec:

@@ -11,7 +11,7 @@ import copy
 import pytest
 import torch
 
-from quantviz import PipelineConfig, load_model
+from quantviz import Batch, PipelineConfig, load_model
 from quantviz.backends.execute import program_methods, run_program
 from quantviz.measure.metrics import sqnr_db
 from quantviz.model_spec import Method, ModelSpec, method_module
@@ -56,6 +56,15 @@ def test_the_spec_names_its_methods_and_a_method_exports_by_its_own_argument_nam
     assert torch.allclose(ep.module()(x, scale=torch.tensor(2.0)), model.step(x, scale=torch.tensor(2.0)))
     assert [n for n, _ in method_module(model, "step").named_parameters()] == ["model.lin.weight", "model.lin.bias"]
     assert method_module(model, "step").model.lin is model.lin
+    # a method's batch is checked against its own example, as forward's are: within the declared range, or why not
+    assert m.mismatch(model, Batch((torch.randn(8, 4),), {"scale": torch.tensor(1.0)})) == ""
+    assert m.mismatch(model, Batch((torch.randn(9, 4),), {"scale": torch.tensor(1.0)})) == \
+        "x is (9, 4) float32, the example is (3, 4) float32; dynamic: dim 0 in [2, 8]"
+    decode = spec.method("decode")
+    token, pos, k, v = decode.example_inputs
+    assert decode.as_spec(spec.model).input_paths() == ["token", "pos", "k_cache", "v_cache"]
+    assert decode.mismatch(spec.model, (token, pos, k[:, :5], v)) == \
+        f"k_cache is (1, 5, {DIM}) float32, the example is (1, {CACHE}, {DIM}) float32"
 
 
 def test_the_pte_holds_both_methods_and_the_emit_stage_names_them(pipe):

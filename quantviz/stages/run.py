@@ -226,6 +226,12 @@ def _run_method(ctx: StageContext, method: Method, program, lowered, log: list[s
     """Run the ``.pte``'s ``method`` on its batches in the runtime and compare its first output with the float
     model's same method and the reference program of that method (the reference stage's, ``ctx.role_methods``)."""
     batches = method.comparison_batches()
+    for i, batch in enumerate(batches):
+        why = method.mismatch(ctx.spec.model, batch)
+        if why:
+            raise StageError("run", f"method {method.name}, comparison batch {i}: {why}",
+                             f"give the method's batches its example's structure and shapes, except along the "
+                             f"dimensions its dynamic_shapes declares (Method({method.name!r}, batches=...))")
     try:
         done = execute(ctx.config, program, lowered, batches, log, should_stop=ctx.should_stop, method=method.name)
     except WorkerDied as died:
