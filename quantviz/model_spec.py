@@ -243,6 +243,12 @@ class ModelSpec:
     # more methods shipped in the same .pte beside forward (decode beside a prefill forward); () = forward only
     methods: tuple[Method, ...] = ()
 
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.methods]
+        if "forward" in names or len(set(names)) != len(names):
+            raise ValueError(f"ModelSpec.methods are the methods beside forward, each named once in the .pte; got "
+                             f"{', '.join(names)}")
+
     @property
     def example(self) -> Any:
         """The example as one batch: the ``example_inputs`` tuple, or a ``Batch`` when there are keyword inputs."""

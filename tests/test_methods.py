@@ -35,6 +35,8 @@ def test_the_spec_names_its_methods_and_a_method_exports_by_its_own_argument_nam
     with pytest.raises(KeyError, match="its methods: forward, decode"):
         spec.method("prefill")
     assert load_model("sample:kwargs_decoder").method_names == ["forward"]  # no methods: as before
+    with pytest.raises(ValueError, match="beside forward, each named once in the .pte; got decode, decode"):
+        ModelSpec("twice", spec.model, spec.example_inputs, methods=(spec.method("decode"),) * 2)
 
     class Two(torch.nn.Module):
         def __init__(self) -> None:
