@@ -358,6 +358,8 @@ def _finish(pipe, model_ref: str) -> int:
         if run.artifact.language is not None:
             for line in run.artifact.language.notes():
                 print("  " + line)
+        for method in run.artifact.methods:  # a model shipped with more methods: each one's figures
+            print("  " + method.line())
     failed = pipe.failed
     if failed is not None and failed.error is not None:
         err = failed.error

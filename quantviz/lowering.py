@@ -90,13 +90,15 @@ def keeps_ops_whole(config: PipelineConfig) -> bool:
 
 def edge_program(aten_program: Any, config: PipelineConfig, partitioner: Any = None) -> Any:
     """The edge-dialect program before partitioning, as ``config``'s lowering makes it (``partitioner``: the one
-    ``partitioner_for(config)`` makes, when the caller has it already)."""
+    ``partitioner_for(config)`` makes, when the caller has it already). ``aten_program``: one ExportedProgram
+    (the method "forward"), or a dict method name -> ExportedProgram, as ``to_edge_transform_and_lower`` takes."""
+    programs = aten_program if isinstance(aten_program, dict) else {"forward": aten_program}
     if keeps_ops_whole(config):
         from executorch.exir.program._program import _gen_edge_manager_for_partitioners
 
         partitioner = partitioner or partitioner_for(config).partitioner
         cc = compile_config(config)
-        edge = _gen_edge_manager_for_partitioners({"forward": [partitioner]}, {"forward": aten_program}, cc, None)
+        edge = _gen_edge_manager_for_partitioners({name: [partitioner] for name in programs}, programs, cc, None)
         passes = transform_passes(config, cc)
         if passes:  # as to_edge_transform_and_lower runs them, before partitioning
             edge = edge.transform(passes)
@@ -105,7 +107,7 @@ def edge_program(aten_program: Any, config: PipelineConfig, partitioner: Any = N
         return edge
     from executorch.exir import to_edge
 
-    return to_edge(aten_program, compile_config=compile_config(config))
+    return to_edge(programs, compile_config=compile_config(config))
 
 
 def transform_passes(config: PipelineConfig, cc: Any) -> list[Any]:
@@ -128,9 +130,18 @@ def delegate(edge: Any, partitioner: Any, lowering: str) -> Any:
     if lowering == "to_backend":
         return edge.to_backend(partitioner)
     with _no_workflow_warning():  # XNNPACK warns of "to_edge() + to_backend()" unless its caller is named
-        lowered = edge.to_backend({"forward": partitioner})  # to_edge_transform_and_lower; this is that call's step
-    _check_kept_ops_delegated(lowered, partitioner)
+        # to_edge_transform_and_lower's step: every method (forward, and decode beside it) with the one partitioner
+        lowered = edge.to_backend({name: partitioner for name in method_order(edge)})
+    for name in method_order(lowered):
+        _check_kept_ops_delegated(lowered, partitioner, name)
     return lowered
+
+
+def method_order(program: Any) -> list[str]:
+    """The methods of an edge (or ExecuTorch) program manager in the order they were given (``forward`` first, as
+    ``to_edge_transform_and_lower`` keeps its dict's order); ``methods`` itself is a set."""
+    given = getattr(program, "_edge_programs", None) or getattr(program, "_execution_programs", None)
+    return list(given) if isinstance(given, dict) else sorted(program.methods)
 
 
 @contextlib.contextmanager
@@ -147,18 +158,18 @@ def _no_workflow_warning() -> Iterator[None]:
         logger.removeFilter(drop)
 
 
-def _check_kept_ops_delegated(lowered: Any, partitioner: Any) -> None:
+def _check_kept_ops_delegated(lowered: Any, partitioner: Any, method: str = "forward") -> None:
     from executorch.exir.program._program import (
         _can_skip_using_EDGE_DO_NOT_DECOMP,
         _remove_invalid_ops_for_not_decompose,
         _sanity_check_graph_for_non_decomp_ops,
     )
 
-    program = lowered.exported_program()
+    program = lowered.exported_program(method)
     ops, check_op_support = partitioner.ops_to_not_decompose(program)
     if not _can_skip_using_EDGE_DO_NOT_DECOMP(partitioner, program):
         ops = _remove_invalid_ops_for_not_decompose(ops)
-    _sanity_check_graph_for_non_decomp_ops("forward", program, set(ops), check_op_support,
+    _sanity_check_graph_for_non_decomp_ops(method, program, set(ops), check_op_support,
                                            partitioner_name=type(partitioner).__name__, generate_error=True)
 
 

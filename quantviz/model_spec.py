@@ -122,6 +122,97 @@ class LanguageModelTask:
     text: str = ""  # what the held-out text is, e.g. "pydoc_data.topics: 16 held-out topics"
 
 
+def method_module(model: torch.nn.Module, attr: str) -> torch.nn.Module:
+    """A module whose ``forward`` is ``model.<attr>``, with that method's signature (torch.export exports a module's
+    forward; the weights stay ``model``'s own, under the prefix ``model.``)::
+
+        torch.export.export(method_module(model, "decode"), (token, pos, k, v))
+    """
+    bound = getattr(model, attr)
+    if not callable(bound):
+        raise TypeError(f"{type(model).__name__}.{attr} is not a method")
+
+    class _Method(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            return getattr(self.model, attr)(*args, **kwargs)
+
+    # torch.export binds dynamic_shapes and kwargs by the method's own argument names
+    _Method.forward.__signature__ = inspect.signature(getattr(type(model), attr))  # type: ignore[attr-defined]
+    _Method.__name__ = _Method.__qualname__ = f"{type(model).__name__}_{attr}"
+    return _Method()
+
+
+@dataclass
+class Method:
+    """A method of the model shipped in the same ``.pte`` beside ``forward`` (a language model's ``decode`` beside
+    its prefill), called through the model so the weights are shared::
+
+        Method("decode", example_inputs=(token, pos, k_cache, v_cache), batches=[(token, pos, k, v), ...])
+        # model.decode(token, pos, k_cache, v_cache); the .pte method "decode"
+
+    ``attr`` is the method's name on the model (default: ``name``, the .pte method's name); ``batches`` are what
+    the run stage compares float and runtime on (default: the example once); ``dynamic_shapes`` as torch.export
+    takes them for (example_inputs, example_kwargs).
+    """
+
+    name: str
+    example_inputs: tuple[Any, ...] = ()
+    example_kwargs: dict[str, Any] = field(default_factory=dict)
+    dynamic_shapes: Any = None
+    batches: list[Inputs] | None = None
+    attr: str = ""  # the model's method; "" = name
+    description: str = ""
+
+    @property
+    def attribute(self) -> str:
+        """The model's method this one calls: ``attr``, else ``name``."""
+        return self.attr or self.name
+
+    @property
+    def example(self) -> Any:
+        """The example as one batch (a tuple, or a ``Batch`` with keyword inputs)."""
+        return Batch(tuple(self.example_inputs), dict(self.example_kwargs)) if self.example_kwargs \
+            else self.example_inputs
+
+    def call(self, model: torch.nn.Module, inputs: Any) -> Any:
+        """``model.<attribute>(*args, **kwargs)`` for one batch."""
+        b = as_batch(inputs)
+        return getattr(model, self.attribute)(*b.args, **b.kwargs)
+
+    def export(self, model: torch.nn.Module, **options: Any) -> Any:
+        """``torch.export.export`` of ``model.<attribute>`` on the example (``method_module``)."""
+        return torch.export.export(method_module(model, self.attribute), tuple(self.example_inputs),
+                                   kwargs=dict(self.example_kwargs) or None, dynamic_shapes=self.dynamic_shapes,
+                                   **options)
+
+    def comparison_batches(self) -> list[Inputs]:
+        """What the run stage compares float, reference and runtime on: ``batches``, else the example."""
+        return list(self.batches) if self.batches else [self.example]
+
+    def flat(self, inputs: Any) -> tuple[Any, ...]:
+        """One batch's leaves in the order the method's program takes them."""
+        return flat_inputs(inputs, like=self.example)
+
+    def as_spec(self, model: torch.nn.Module) -> "ModelSpec":
+        """This method of ``model`` as a one-method spec (its forward is the method), to read its inputs as a
+        spec's: ``method.as_spec(model).input_paths()`` -> ``['token', 'pos', 'k_cache', 'v_cache']``."""
+        names = tuple(list(inspect.signature(getattr(model, self.attribute)).parameters)[:len(self.example_inputs)])
+        return ModelSpec(self.name, method_module(model, self.attribute), tuple(self.example_inputs),
+                         example_kwargs=dict(self.example_kwargs), dynamic_shapes=self.dynamic_shapes,
+                         input_names=names)
+
+    def mismatch(self, model: torch.nn.Module, inputs: Any) -> str:
+        """Why one batch does not fit the method's program ("" when it does), as ``ModelSpec.mismatch`` says it::
+
+            decode.mismatch(model, (token, pos, k[:, :5], v))   # "k_cache is (1, 5, 64) float32, the example ..."
+        """
+        return self.as_spec(model).mismatch(inputs)
+
+
 @dataclass
 class ModelSpec:
     """A model plus the data the flow needs.
@@ -149,6 +240,14 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
     example_kwargs: dict[str, Any] = field(default_factory=dict)  # forward's keyword arguments, nested allowed
     dynamic_shapes: Any = None  # torch.export's dynamic_shapes for (example_inputs, example_kwargs); None = static
+    # more methods shipped in the same .pte beside forward (decode beside a prefill forward); () = forward only
+    methods: tuple[Method, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [m.name for m in self.methods]
+        if "forward" in names or len(set(names)) != len(names):
+            raise ValueError(f"ModelSpec.methods are the methods beside forward, each named once in the .pte; got "
+                             f"{', '.join(names)}")
 
     @property
     def example(self) -> Any:
@@ -173,6 +272,26 @@ class ModelSpec:
         return torch.export.export(self.model if model is None else model, tuple(self.example_inputs),
                                    kwargs=dict(self.example_kwargs) or None, dynamic_shapes=self.dynamic_shapes,
                                    **options)
+
+    @property
+    def method_names(self) -> list[str]:
+        """Every method the ``.pte`` holds: ``["forward", "decode"]`` (``["forward"]`` without ``methods``)."""
+        return ["forward", *(m.name for m in self.methods)]
+
+    def method(self, name: str) -> Method:
+        """The extra method ``name`` (a KeyError naming the others when there is none)."""
+        for m in self.methods:
+            if m.name == name:
+                return m
+        raise KeyError(f"{self.name} has no method {name!r} (its methods: {', '.join(self.method_names)})")
+
+    def export_methods(self, model: torch.nn.Module | None = None, **options: Any) -> dict[str, Any]:
+        """``Method.export`` of every extra method of ``model`` (default: the float model), by name::
+
+            spec.export_methods(quantized)   # {"decode": ExportedProgram}
+        """
+        model = self.model if model is None else model
+        return {m.name: m.export(model, **options) for m in self.methods}
 
     def export_call(self, source: str = "model") -> str:
         """The bare ``torch.export.export`` call ``export`` makes, as a user's script writes it."""

@@ -12,6 +12,8 @@ The summary.json contract (other tools read it)::
      "language_model": null | {"text", "positions", "perplexity", "next_token_accuracy",
                                "top1_agreement_with_float", "generation": {"steps", "tokens", "text",
                                                                            "first_divergent_step"}},
+     "methods": null | {"forward": {"batches", "input_shapes", "output_shapes", "float_vs_runtime_sqnr_db",
+                                    "reference_vs_runtime_sqnr_db", "float_vs_reference_sqnr_db"}, "decode": {...}},
      "untraceable": [{"action", "module", "module_class", "function", "file", "line", "code", "reason", "callers"}],
      "qat_qparams": null | {"convert", "agree", "max_scale_rel_diff", "max_zero_point_diff", "values_differ",
                             "mismatched": [node, ...], "checks": [{"node", "tensor", "quantizes", "fake_quantizer",
@@ -66,6 +68,10 @@ def summary(pipe: Pipeline) -> dict[str, Any]:
         "untraceable": untraceable_sites(pipe),
         # a QAT flow's convert: each fake quantizer's qparams in training against export's (None for other flows)
         "qat_qparams": qat_qparams(pipe),
+        # a model shipped with more methods in one .pte (ModelSpec.methods): per method, its batches' shapes and
+        # SQNR float vs runtime and reference vs runtime, forward first (None for one-method models)
+        "methods": {m.name: m.to_dict() for m in run.artifact.methods} if run is not None and run.ok
+        and run.artifact.methods else None,
     }
 
 

@@ -49,6 +49,7 @@ class StageResult:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)  # structured findings (see stages.base)
     table: Any = None  # what a stage without a graph shows instead (the quantize stage's weights)
     timed_by: str = "quantviz"  # who measured ``seconds``: "quantviz", or the library that ran it ("ExportSession")
+    methods: dict[str, Any] = field(default_factory=dict, repr=False)  # the other methods' programs (StageOutput)
     _graph: GraphView | None = field(default=None, repr=False)
 
     @property
@@ -238,10 +239,12 @@ class Pipeline:
 
         stop = getattr(self, "_should_stop", None) or (lambda: False)
         ctx = StageContext(stage.name, self.spec, self.config, self.artifacts(), progress, self.flow, self.backend,
-                           should_stop=stop)
+                           should_stop=stop, methods={n: r.methods for n, r in self.results.items() if r.methods})
         t0 = time.perf_counter()
         log: list[str] = []
         try:
+            if stage.name == self.flow.names[0]:
+                self.flow.check_methods(self.spec, self.config, stage.name)  # refuses what it cannot carry
             with capture_library_log(log):
                 out = stage.run(ctx)
             seconds = time.perf_counter() - t0
@@ -253,7 +256,8 @@ class Pipeline:
             result = StageResult(name=stage.name, ok=True, seconds=seconds if out.seconds is None else out.seconds,
                                  graph_source=source, calls=out.calls, notes=out.notes, metrics=out.metrics,
                                  artifact=out.artifact, diagnostics=out.diagnostics, table=out.table,
-                                 timed_by="quantviz" if out.seconds is None else "ExportSession")
+                                 timed_by="quantviz" if out.seconds is None else "ExportSession",
+                                 methods=out.methods)
         except KeyboardInterrupt:
             raise
         except WorkerCancelled:  # Stop killed the stage's worker process: nothing to keep, nothing failed

@@ -29,6 +29,9 @@ SAMPLES: dict[str, str] = {
     "kwargs_decoder": "decoder called as model(input_ids, attention_mask=..., cache={'k': ..., 'v': ...}) with a "
                       "dynamic sequence length (torch.export Dim, 2..16): keyword and nested inputs, evaluated at "
                       "two lengths",
+    "prefill_decode": "decoder shipped as two methods in one .pte: forward is the prefill (a prompt of 2..16 tokens), "
+                      "decode runs one token at its position with the KV cache passed in and returned "
+                      "(ModelSpec.methods; --flow torchao)",
     # the zoo
     "zoo_tf_mobilenet": "MobileNetV1 ported from TF: every conv pads with a module-level 'same' helper "
                         "(int(x.shape) breaks fx tracing; torch.export is fine)",
@@ -82,7 +85,7 @@ VISION_ZOO: tuple[str, ...] = tuple(name for name in ZOO if name not in SEQUENCE
 LANGUAGE_MODELS: tuple[str, ...] = ("text_lm",)
 # keyword/nested inputs and dynamic dimensions: the flows built on torch.export take them, fx and the recipe flow
 # refuse them at their first stage (tests/test_keyword_inputs.py)
-STRUCTURED: tuple[str, ...] = ("kwargs_decoder",)
+STRUCTURED: tuple[str, ...] = ("kwargs_decoder", "prefill_decode")  # prefill_decode: tests/test_methods.py
 # real-size models: minutes through a flow, so the tests leave them to the benchmarks
 REAL_SIZE: tuple[str, ...] = tuple(name for name in SAMPLES if name.startswith("real_"))
 

@@ -95,6 +95,7 @@ def numerics_panel(pipe: Pipeline, model_ref: str) -> None:
     if rows:  # labels with units; accuracy is above, once; summary.json keeps the raw keys. A table: cells wrap
         st.table(pd.DataFrame([{"measure": r.label, "value": r.value, "how to read it": r.meaning}
                                for r in rows]).set_index("measure"))
+    methods_table(pipe)
 
     st.markdown("#### Node by node")
     key = run_key(model_ref, pipe.config)
@@ -110,6 +111,21 @@ def numerics_panel(pipe: Pipeline, model_ref: str) -> None:
     report = numerics_report(key, for_run(NUMERICS_DONE, key), pipe)
     convert = pipe.results.get("convert")
     show_report(report, execution_order(convert.graph) if convert is not None and convert.ok else {})
+
+
+def methods_table(pipe: Pipeline) -> None:
+    """A model shipped with more methods in one .pte (forward, decode): each one's batches and SQNR, a row each;
+    nothing for one-method models."""
+    run = pipe.result_of("runtime")
+    methods = run.artifact.methods if run is not None and run.ok else []
+    if not methods:
+        return
+    st.markdown(f"#### Methods in the .pte ({len(methods)})")
+    st.table(pd.DataFrame([{"method": m.name, "batches": len(m.input_shapes),
+                            "input shapes": "; ".join(" ".join(str(s) for s in b) for b in m.input_shapes),
+                            "float vs runtime SQNR (dB)": f"{m.float_vs_runtime_sqnr_db:.1f}",
+                            "reference vs runtime SQNR (dB)": f"{m.reference_vs_runtime_sqnr_db:.1f}"}
+                           for m in methods]).set_index("method"))
 
 
 def show_chart(chart: Chart) -> None:

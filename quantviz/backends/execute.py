@@ -37,15 +37,20 @@ class Execution:
 
 
 def execute(config: PipelineConfig, program: Any, lowered: Any, batches: list[Any],
-            log: list[str] | None = None, should_stop: Callable[[], bool] | None = None) -> Execution:
+            log: list[str] | None = None, should_stop: Callable[[], bool] | None = None,
+            method: str = "forward") -> Execution:
     """Run ``program`` (an ExecutorchProgramManager; ``lowered`` its edge program) on ``batches`` as the config's
     backend allows here. Raises RuntimeError when the runtime fails (what native code printed is in ``log``, when
     given), ``quantviz.workers.WorkerDied`` when it killed its worker process (an abort), ``WorkerCancelled`` when
     ``should_stop()`` turned true, NoRuntimeHere when nothing can run it. The ExecuTorch runtime runs in a worker
-    process forked from a warm server (``quantviz.workers``)."""
+    process forked from a warm server (``quantviz.workers``). ``method``: the program's method the batches are for
+    (a model shipped with more methods: ``execute(config, program, lowered, decode_batches, method="decode")``);
+    a backend's reference model runs forward only (a NoRuntimeHere for another method)."""
     backend = backend_of(config)
     if backend.numbers == "none":
         raise NoRuntimeHere(backend.numbers_note)
+    if backend.numbers == "reference-model" and method != "forward":
+        raise NoRuntimeHere(f"the {backend.reference_name} runs forward only here, not the method {method!r}")
     if backend.numbers == "reference-model":
         run = run_with_delegates(lowered, batches, backend.reference_dispatch, backend.reference_name)
         report = backend.report(lowered) if backend.report is not None else {}
@@ -56,16 +61,20 @@ def execute(config: PipelineConfig, program: Any, lowered: Any, batches: list[An
     try:  # in a worker process: an abort in native code ends the worker, not the caller (WorkerDied says how)
         # the runtime takes flat inputs: (args, kwargs) leaves in pytree order, as the program was exported
         leaves = call_in_worker(run_program, bytes(program.buffer), [flat_inputs(b) for b in batches],
-                                config.uses_quantviz_kernels, what="the ExecuTorch runtime", log=log,
+                                config.uses_quantviz_kernels, method, what="the ExecuTorch runtime", log=log,
                                 should_stop=should_stop)
     except WorkerError as exc:
         raise RuntimeError(exc.message) from exc
     return Execution(leaves, "the ExecuTorch runtime", log)
 
 
-def run_program(buffer: bytes, batches: list[tuple], quantviz_kernels: bool = False) -> list[list[Any]]:
-    """Load ``buffer`` (a .pte) in ExecuTorch's runtime and run every batch: per batch, the flat outputs. Runs in
-    the worker process (``call_in_worker``); in-process callers may use it too."""
+def run_program(buffer: bytes, batches: list[tuple], quantviz_kernels: bool = False,
+                method: str = "forward") -> list[list[Any]]:
+    """Load ``buffer`` (a .pte) in ExecuTorch's runtime and run its ``method`` on every batch: per batch, the flat
+    outputs. Runs in the worker process (``call_in_worker``); in-process callers may use it too::
+
+        run_program(et_program.buffer, [(token, pos, k, v)], method="decode")
+    """
     if quantviz_kernels:
         from quantviz_kernels import load
 
@@ -74,6 +83,12 @@ def run_program(buffer: bytes, batches: list[tuple], quantviz_kernels: bool = Fa
     module = load_program(buffer)
     for batch in batches:
         # the runtime takes the flat leaves: (ids, {"input_pos": p}) -> (ids, p)
-        flat = module.forward(tuple(torch.utils._pytree.tree_leaves(tuple(batch))))
+        flat = module.run_method(method, tuple(torch.utils._pytree.tree_leaves(tuple(batch))))
         leaves.append([t.clone() if isinstance(t, torch.Tensor) else t for t in flat])
     return leaves
+
+
+def program_methods(buffer: bytes) -> list[str]:
+    """The method names a ``.pte`` holds, read back by ExecuTorch's runtime: ``["forward", "decode"]``."""
+    module = load_program(buffer)
+    return list(module.method_names())

@@ -10,7 +10,8 @@ A flow is one file, ``quantviz/flows/<name>.py``, with one record, ``FLOW = Flow
 What the code around the flow needs to know of it is a field of its record, never a test of its name: the backend
 ``--backend auto`` stands for under it (``default_backend``), whether its observers see calibration data
 (``calibration``), the dtypes its figures are judged by (``precision_of``), a model it builds itself
-(``own_model``), the sidebar's first values when the app opens on it (``app_start``).
+(``own_model``), the sidebar's first values when the app opens on it (``app_start``), whether it carries a model's
+other methods (``ModelSpec.methods``: decode beside a prefill forward) into the one .pte (``exports_methods``).
 
 ``recovery`` declares the config changes ``quantviz recover`` may try under the flow (``quantviz.candidates``;
 the fx flow: a layer kept float, per-channel weights, another observer, more calibration).
@@ -28,6 +29,7 @@ from torch.fx import GraphModule
 from quantviz.backends import BACKENDS
 from quantviz.backends.base import Backend
 from quantviz.config import ConfigChanges, PipelineConfig
+from quantviz.errors import StageError
 from quantviz.measure.readable import Precision
 from quantviz.model_spec import ModelSpec
 from quantviz.candidates import Recovery
@@ -115,6 +117,29 @@ class Flow:
     # the sidebar's first values, beyond ``flow``, when the app opens on this flow (pt2e: XNNPACK, where a newcomer
     # sees delegation and fusion at once); None: the app opens on it only when QUANTVIZ_DEFAULT_FLOW names it
     app_start: ConfigChanges | None = None
+    # True when its quantized model is the eager model (torchao's quantize_), so every method of
+    # ``ModelSpec.methods`` is quantized the same way, exported beside forward (capture), lowered with it in one
+    # to_edge_transform_and_lower call, emitted into one .pte and run (run); False: such a spec is refused at its
+    # first stage (``check_methods``), with ``methods_refusal`` as the cause
+    exports_methods: bool = False
+    methods_refusal: str = "it quantizes one exported graph (forward's), so the other methods would not be " \
+                           "quantized the same way"
+
+    def check_methods(self, spec: ModelSpec, config: PipelineConfig, stage: str) -> None:
+        """Refuse, at ``stage`` (the flow's first), a spec with methods beside forward when this flow cannot carry
+        them: the cause, and ``--flow torchao`` as the fix (as data, ``StageError.fix``)::
+
+            flow_of(PipelineConfig(flow="pt2e")).check_methods(load_model("sample:prefill_decode"), config, "trace")
+            # StageError: the model's methods forward, decode cannot go through the pt2e flow: ...
+        """
+        if not spec.methods or self.exports_methods:
+            return
+        fix: ConfigChanges = {"flow": "torchao", **({"recipe": ""} if config.recipe else {})}
+        raise StageError(stage, f"the model's methods {', '.join(spec.method_names)} cannot go through the "
+                                f"{self.name} flow: {self.methods_refusal}",
+                         "use --flow torchao: quantize_ quantizes the eager model, so every method is quantized the "
+                         "same way, exported and lowered together into one .pte (to_edge_transform_and_lower with a "
+                         "dict of programs)", fix=fix, metrics={"methods": len(spec.method_names)})
 
     def calibrates(self, config: PipelineConfig) -> bool:
         """True when this flow's observers see the calibration batches under ``config``::

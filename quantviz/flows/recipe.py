@@ -42,6 +42,11 @@ def precision(config: PipelineConfig) -> Precision:
     return Precision(activations, 4 if "int4w" in config.recipe else 8)
 
 
+# executorch.export.export takes a dict of modules, one per method; quantviz's session stages hand it forward only
+REFUSAL = ("quantviz's recipe flow hands executorch.export.export the model's forward only (not yet a dict of "
+           "modules, one per method)")
+
+
 def resolve(config: PipelineConfig) -> Flow:
     """The recipe flow for ``config.recipe``: the session's stages, then quantviz's run stage."""
     types = session_stage_types(config)
@@ -52,10 +57,10 @@ def resolve(config: PipelineConfig) -> Flow:
                 slots=(*stages, run.STAGE),
                 roles={"session": types[0], "reference": reference, "lowered": lowered, "program": "to_executorch",
                        "runtime": "run"},
-                default_backend=None, calibration=calibrates, precision_of=precision)
+                default_backend=None, calibration=calibrates, precision_of=precision, methods_refusal=REFUSAL)
 
 
 FLOW = Flow("recipe", "executorch.export.export with an ExportRecipe (--recipe NAME): every ExportSession stage",
             slots=(run.STAGE,), roles={}, resolve=resolve, example=PipelineConfig(recipe="xnnpack_fp32"),
             default_backend=None,  # the recipe names its backend (quantviz.backends.backend_of: recipe_backend)
-            rank=3, calibration=calibrates, precision_of=precision)
+            rank=3, calibration=calibrates, precision_of=precision, methods_refusal=REFUSAL)

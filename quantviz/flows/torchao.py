@@ -65,4 +65,5 @@ FLOW = Flow(
     roles={"float_graph": "trace", "reference": "capture", "lowered": "fuse", "program": "emit", "delegated": "delegate",
            "runtime": "run"},
     default_backend="xnnpack",  # the configurations quantize_ makes are XNNPACK's
-    recovery=recovery, rank=2, backend_refusal=backend_refusal, precision_of=precision)
+    recovery=recovery, rank=2, backend_refusal=backend_refusal, precision_of=precision,
+    exports_methods=True)  # quantize_ changes the eager model: every method of ModelSpec.methods is quantized

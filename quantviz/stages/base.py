@@ -58,6 +58,8 @@ class StageContext:
     # the config's backend, resolved once per run by the pipeline (None: resolve it from the config)
     backend: Backend | None = None
     should_stop: Callable[[], bool] = lambda: False  # Stop was pressed: work in a worker process is killed at once
+    # per stage, the programs of the model's other methods kept beside its artifact (``StageOutput.methods``)
+    methods: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -78,6 +80,20 @@ class StageContext:
             raise StageError(self.stage, "no flow given to the stage context", "run the stage through a Pipeline")
         before = self.flow.before(self.stage)
         return self.spec.model if before is None else self.artifact(before)
+
+    def previous_methods(self) -> dict[str, Any]:
+        """The other methods' programs the stage before this one kept beside its artifact (``{}`` when none)::
+
+            {"forward": ctx.previous(), **ctx.previous_methods()}   # every method, e.g. forward and decode
+        """
+        before = self.flow.before(self.stage) if self.flow is not None else None
+        return dict(self.methods.get(before, {})) if before else {}
+
+    def role_methods(self, role: str) -> dict[str, Any]:
+        """The other methods' programs the stage playing ``role`` kept (``{}`` when none), e.g.
+        ``ctx.role_methods("reference")["decode"]``."""
+        name = self.flow.roles.get(role) if self.flow is not None else None
+        return dict(self.methods.get(name, {})) if name else {}
 
     def role(self, role: str) -> Any:
         """The artifact of the stage that plays ``role`` in this flow ("reference", "lowered", "program"), or
@@ -116,6 +132,9 @@ class StageOutput:
     diagnostics: Diagnostics = field(default_factory=Diagnostics)  # structured findings, e.g. partition reasons
     seconds: float | None = None  # the stage's own duration when a library timed it (the recipe session's)
     table: Any = None  # rows a stage without a graph shows instead (the quantize stage's weights), to_dict()-able
+    # the programs of the model's other methods (``ModelSpec.methods``) kept beside the artifact, which stays the
+    # main method's (forward: the graph the pages show): {"decode": ExportedProgram}; {} for one-method models
+    methods: dict[str, Any] = field(default_factory=dict)
 
 
 # The bare call a stage stands for: reads and writes ``state`` (the artifacts of a user's plain script).

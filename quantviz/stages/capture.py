@@ -22,13 +22,38 @@ SOURCE_NAMES = {"quantize": "quantized"}
 def run(ctx: StageContext) -> StageOutput:
     before = ctx.flow.before(ctx.stage) if ctx.flow is not None else None
     source = SOURCE_NAMES.get(before or "", "reference")
-    ep = ctx.spec.export(ctx.previous())
-    return StageOutput(ep, calls=[f"aten_program = {ctx.spec.export_call(source)}"])
+    model = ctx.previous()
+    ep = ctx.spec.export(model)
+    calls = [f"aten_program = {ctx.spec.export_call(source)}"]
+    # the model's other methods (decode beside a prefill forward): exported from the same quantized model, kept
+    # beside forward's program (the graph the pages show); the edge stage lowers them together
+    methods = ctx.spec.export_methods(model)
+    notes = []
+    if methods:
+        calls.append("from quantviz.model_spec import method_module  # a module whose forward is the model's method")
+        for m in ctx.spec.methods:
+            example = f"spec.method({m.name!r})"
+            calls.append(f"{m.name}_program = torch.export.export(method_module({source}, {m.attribute!r}), "
+                         f"{example}.example_inputs, kwargs={example}.example_kwargs or None, "
+                         f"dynamic_shapes={example}.dynamic_shapes)")
+        calls.append(f"aten_program = {{'forward': aten_program, "
+                     f"{', '.join(f'{n!r}: {n}_program' for n in methods)}}}  # lowered together, as one dict")
+        notes.append(f"{len(ctx.spec.method_names)} methods exported from the same quantized model: "
+                     f"{', '.join(ctx.spec.method_names)} (this page shows forward's graph; "
+                     + "; ".join(f"{n}: {_nodes(p)} nodes" for n, p in methods.items()) + ")")
+    return StageOutput(ep, calls=calls, notes=notes, methods=methods,
+                       metrics={"methods": len(ctx.spec.method_names)} if methods else {})
+
+
+def _nodes(program) -> int:
+    return len(program.graph.nodes)
 
 
 def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
-    """``torch.export.export`` of the quantized model."""
+    """``torch.export.export`` of the quantized model (and of each of its other methods, ``ModelSpec.methods``)."""
     state["aten"] = spec.export(state["reference"])
+    if spec.methods:
+        state["aten"] = {"forward": state["aten"], **spec.export_methods(state["reference"])}
 
 
 REMEDY = Remedy("torch.export could not capture the quantized model; try --flow pt2e", ({"flow": "pt2e"},))

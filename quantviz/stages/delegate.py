@@ -10,7 +10,7 @@ import io
 
 from quantviz.backends.partition_log import capture_why_no_partition
 from quantviz.lowering import calls as lowering_calls
-from quantviz.lowering import delegate, graph_ops, partitioner_for, partitioner_key, partitioner_name
+from quantviz.lowering import delegate, graph_ops, method_order, partitioner_for, partitioner_key, partitioner_name
 from quantviz.lowering_progress import lowering_progress
 from quantviz.stages.base import Diagnostics, Remedy, Stage, StageContext, StageOutput
 
@@ -38,6 +38,10 @@ def run(ctx: StageContext) -> StageOutput:
         reasons.setdefault(name, []).extend(why)
     calls_made = graph_ops(lowered)[0]
     notes = [f"{calls_made} delegate call(s) ({ctx.config.lowering})", f"{len(reasons)} node(s) rejected with a reason"]
+    methods = method_order(lowered)
+    if methods != ["forward"]:  # the model's other methods, lowered with the same partitioner in the same call
+        notes[0] += " in forward; " + ", ".join(f"{graph_ops(lowered.exported_program(m))[0]} in {m}"
+                                                for m in methods if m != "forward")
     text = printed.getvalue()
     if text.strip():
         notes.append(f"the backend's compiler printed {len(text.splitlines())} line(s) while lowering (kept in the "

@@ -28,14 +28,16 @@ def shared_dequants(ep) -> list[str]:
 
 
 def run(ctx: StageContext) -> StageOutput:
-    return to_edge(ctx, ctx.previous())
+    methods = ctx.previous_methods()  # the model's other methods: lowered together with forward
+    return to_edge(ctx, {"forward": ctx.previous(), **methods} if methods else ctx.previous())
 
 
 def to_edge(ctx: StageContext, ep, calls: list[str] | None = None, folded: int = 0,
             scalarised: int = 0) -> StageOutput:
-    """The captured program ``ep`` in the Edge dialect; ``calls``: the ones a variant made before (edge_fx's
+    """The captured program ``ep`` in the Edge dialect (a dict of them, method name -> program, for a model with
+    more methods: one EdgeProgramManager holds them all); ``calls``: the ones a variant made before (edge_fx's
     passes), ``folded``/``scalarised``: what they changed."""
-    shared = shared_dequants(ep)
+    shared = shared_dequants(ep["forward"] if isinstance(ep, dict) else ep)
     choice = partitioner_for(ctx.config) if keeps_ops_whole(ctx.config) else None
     with lowering_progress(ctx.progress, [choice.partitioner] if choice else []):
         edge = edge_program(ep, ctx.config, choice.partitioner if choice else None)
@@ -44,6 +46,9 @@ def to_edge(ctx: StageContext, ep, calls: list[str] | None = None, folded: int =
     if keeps_ops_whole(ctx.config):
         notes.append(f"to_edge_transform_and_lower, first step: edge dialect with the {partitioner_name(ctx.config)} "
                      "partitioner's ops kept whole (the delegate stage partitions and lowers)")
+    if isinstance(ep, dict):
+        notes.append(f"{len(ep)} methods in one edge program manager: {', '.join(ep)} (this page shows forward's "
+                     "graph)")
     if folded:
         notes.append(f"fold_weight_quantize: {folded} weight quantize op(s) folded into int8 constants")
     if scalarised:

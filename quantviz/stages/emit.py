@@ -6,6 +6,7 @@ import copy
 from quantviz.backends import backend_of
 from quantviz.config import PipelineConfig
 from quantviz.known_issues import runtime_preflight
+from quantviz.lowering import method_order
 from quantviz.model_spec import ModelSpec
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 
@@ -24,9 +25,14 @@ def run(ctx: StageContext) -> StageOutput:
     # delegate stage's own object (transform returns it unchanged when nothing fused): work on a copy
     program = copy.deepcopy(ctx.previous()).to_executorch(ExecutorchBackendConfig())
     size = len(program.buffer)
+    methods = method_order(program)
+    notes = [f".pte is {size} bytes"]
+    if methods != ["forward"]:
+        notes.append(f"the .pte holds {len(methods)} methods: {', '.join(methods)} (module.run_method(name, "
+                     "inputs) runs each; this page shows forward's graph)")
     return StageOutput(program, calls=["et_program = edge.to_executorch(ExecutorchBackendConfig())",
                                        "open('model.pte', 'wb').write(et_program.buffer)"],
-                       notes=[f".pte is {size} bytes"], metrics={"pte_bytes": size})
+                       notes=notes, metrics={"pte_bytes": size, **({"methods": len(methods)} if len(methods) > 1 else {})})
 
 
 def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:

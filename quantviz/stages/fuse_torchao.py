@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 
 from quantviz.config import PipelineConfig
+from quantviz.lowering import method_order
 from quantviz.model_spec import ModelSpec
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 from quantviz.stages.fuse import DESCRIPTION, EXPLANATION, count_quantized_ops
@@ -19,9 +20,7 @@ def fuse_embeddings(edge, calls: list[str], notes: list[str], metrics: dict):
     from executorch.exir.passes.quant_fusion_pass import QuantFusionPass, _get_node_value_dict
 
     fused = copy.deepcopy(edge)  # QuantFusionPass rewrites the graph it is given (the delegate stage's)
-    values = _get_node_value_dict(fused.exported_program())
-    fused = fused.transform([QuantFusionPass(_fix_node_meta_val=True, node_value_dict=values)])
-    constant_prop_pass(fused.exported_program())  # folds the weight packing ops QuantFusionPass adds
+    fused = _fuse_every_method(fused, QuantFusionPass, _get_node_value_dict, constant_prop_pass)
     added = count_quantized_ops(fused) - count_quantized_ops(edge)
     calls += ["import executorch.kernels.quantized  # registers the quantized_decomposed kernels",
               "from executorch.exir.passes.constant_prop_pass import constant_prop_pass",
@@ -34,6 +33,21 @@ def fuse_embeddings(edge, calls: list[str], notes: list[str], metrics: dict):
                  "+ embedding, which XNNPACK does not take)")
     metrics["fused_ops"] = added
     return fused
+
+
+def _fuse_every_method(edge, fusion_pass, node_values, constant_prop):
+    """QuantFusionPass on every method (forward, and decode beside it), each with its own program's weight values,
+    then constant propagation on each."""
+    methods = method_order(edge)
+    if methods == ["forward"]:  # one method: the call as a user's script writes it
+        passes = [fusion_pass(_fix_node_meta_val=True, node_value_dict=node_values(edge.exported_program()))]
+    else:
+        passes = {m: [fusion_pass(_fix_node_meta_val=True, node_value_dict=node_values(edge.exported_program(m)))]
+                  for m in methods}
+    edge = edge.transform(passes)
+    for m in methods:
+        constant_prop(edge.exported_program(m))  # folds the weight packing ops QuantFusionPass adds
+    return edge
 
 
 def run(ctx: StageContext) -> StageOutput:
@@ -54,10 +68,8 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     from executorch.exir.passes.constant_prop_pass import constant_prop_pass
     from executorch.exir.passes.quant_fusion_pass import QuantFusionPass, _get_node_value_dict
 
-    values = _get_node_value_dict(state["lowered"].exported_program())
-    state["lowered"] = state["lowered"].transform([QuantFusionPass(_fix_node_meta_val=True,
-                                                                   node_value_dict=values)])
-    constant_prop_pass(state["lowered"].exported_program())
+    state["lowered"] = _fuse_every_method(state["lowered"], QuantFusionPass, _get_node_value_dict,
+                                          constant_prop_pass)
 
 
 STAGE = Stage(

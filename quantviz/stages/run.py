@@ -19,7 +19,7 @@ from quantviz.measure.language import LanguageFigures, language_figures
 from quantviz.measure.metrics import accuracy, lsb_summary, sqnr_db
 from quantviz.measure.run_numerics import RunNumerics
 from quantviz.measure.verdict import RuntimeVerdict, judge
-from quantviz.model_spec import Batch, ModelSpec, call, flat_inputs
+from quantviz.model_spec import Batch, Method, ModelSpec, call, flat_inputs
 from quantviz.runtime import as_module, first_output, output_scale
 from quantviz.stages.base import Remedy, Stage, StageContext, StageOutput
 from quantviz.workers import WorkerDied
@@ -29,6 +29,41 @@ EXPLANATION = (
     "Loads the .pte in ExecuTorch's runtime (portable kernels plus delegates) and runs it on the "
     'evaluation data; the outputs are compared with the float model and the reference quantized model.'
 )
+
+
+@dataclass
+class MethodRun:
+    """One method of a model shipped with several in one ``.pte`` (forward, decode): what the runtime ran it on and
+    how its first output compares, float vs runtime and reference vs runtime, over its batches::
+
+        MethodRun("decode", [[(1, 1), (1,), (1, 24, 64), (1, 24, 64)]], [(1, 1, 64)], 22.6, 48.1, 22.7).line()
+        # 'decode: 1 batch(es), inputs (1, 1) (1,) (1, 24, 64) (1, 24, 64) -> (1, 1, 64); SQNR float vs runtime ...'
+    """
+
+    name: str
+    input_shapes: list[list[tuple[int, ...]]]  # per batch, every input leaf's shape (the runtime's flat order)
+    output_shapes: list[tuple[int, ...]]  # per batch, the first output's shape (the one compared)
+    float_vs_runtime_sqnr_db: float
+    reference_vs_runtime_sqnr_db: float
+    float_vs_reference_sqnr_db: float
+
+    def line(self) -> str:
+        shapes = "; ".join(" ".join(str(s) for s in inputs) + f" -> {out}"
+                           for inputs, out in zip(self.input_shapes, self.output_shapes))
+        return (f"method {self.name}: {len(self.input_shapes)} batch(es), inputs {shapes}; SQNR float vs runtime "
+                f"{self.float_vs_runtime_sqnr_db:.1f} dB, reference vs runtime {self.reference_vs_runtime_sqnr_db:.1f} dB")
+
+    def to_dict(self) -> dict:
+        """The summary.json entry (``"methods": {name: ...}``)."""
+        return {"batches": len(self.input_shapes), "input_shapes": [[list(s) for s in b] for b in self.input_shapes],
+                "output_shapes": [list(s) for s in self.output_shapes],
+                "float_vs_runtime_sqnr_db": self.float_vs_runtime_sqnr_db,
+                "reference_vs_runtime_sqnr_db": self.reference_vs_runtime_sqnr_db,
+                "float_vs_reference_sqnr_db": self.float_vs_reference_sqnr_db}
+
+
+def _shapes(batch) -> list[tuple[int, ...]]:
+    return [tuple(t.shape) for t in flat_inputs(batch) if isinstance(t, torch.Tensor)]
 
 
 @dataclass
@@ -50,6 +85,8 @@ class RuntimeRun:
     report: dict = field(default_factory=dict)  # the backend compiler's report (Vela), when it has one
     not_run: str = ""  # why nothing ran the program here (no runtime for the backend): not a failure
     language: LanguageFigures | None = None  # a language model's perplexity, agreement and generation
+    # a model shipped with more methods (ModelSpec.methods): each method's run, forward first; [] for one method
+    methods: list[MethodRun] = field(default_factory=list)
 
     def outputs_for(self, batches: list[tuple]) -> list[list] | None:
         """The runtime's flat outputs when ``batches`` are the ones this run used (equal tensors), else None, so
@@ -151,6 +188,17 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
         language = _language_figures(ctx, data, float_outputs, reference_outputs, runtime_outputs, reference,
                                      program, lowered)
         numerics.update(language.metrics())
+    methods: list[MethodRun] = []
+    if ctx.spec.methods:
+        methods = [MethodRun("forward", [_shapes(b) for b in batches], [tuple(o.shape) for o in runtime_outputs],
+                             numerics["float_vs_runtime_sqnr_db"], numerics["reference_vs_runtime_sqnr_db"],
+                             numerics["float_vs_reference_sqnr_db"])]
+        methods += [_run_method(ctx, m, program, lowered, log, known_abort, uint8_activations)
+                     for m in ctx.spec.methods]
+        for m in methods[1:]:
+            numerics.update({f"{m.name}_float_vs_runtime_sqnr_db": m.float_vs_runtime_sqnr_db,
+                             f"{m.name}_reference_vs_runtime_sqnr_db": m.reference_vs_runtime_sqnr_db,
+                             f"{m.name}_float_vs_reference_sqnr_db": m.float_vs_reference_sqnr_db})
     verdict = judge(f, r, rt, scale)
     numerics["runtime_error_over_quantization_error_db"] = verdict.excess_db
     if verdict.wrong:
@@ -162,12 +210,48 @@ def run(ctx: StageContext, uint8_activations: bool = False) -> StageOutput:
                         verdict, batches=list(batches), runtime_leaves=runtime_leaves, data=data,
                         executed_by=done.executed_by, delegate_checks=done.delegates.checks if done.delegates else [],
                         delegate_calls=done.delegates.calls if done.delegates else [], report=done.report,
-                        language=language)
+                        language=language, methods=methods)
     notes = [f"measured on {data.describe()}", f"ran {len(batches)} batch(es) on {done.executed_by}",
-             result.agreement(), *(language.notes() if language is not None else [])]
+             result.agreement(), *(language.notes() if language is not None else []), *(m.line() for m in methods)]
     notes += [check.line() for check in result.delegate_checks]
     notes += [vela_line(done.report.get("target", ""), rep) for rep in done.report.get("delegates", [])]
-    return StageOutput(result, graph_source=False, metrics=numerics, calls=run_calls(ctx.backend), notes=notes)
+    calls = run_calls(ctx.backend) + [f"{m.name}_outputs = module.run_method({m.name!r}, "
+                                      f"spec.method({m.name!r}).flat(spec.method({m.name!r}).example))"
+                                      for m in ctx.spec.methods]
+    return StageOutput(result, graph_source=False, metrics=numerics, calls=calls, notes=notes)
+
+
+def _run_method(ctx: StageContext, method: Method, program, lowered, log: list[str], known_abort,
+                uint8_activations: bool) -> MethodRun:
+    """Run the ``.pte``'s ``method`` on its batches in the runtime and compare its first output with the float
+    model's same method and the reference program of that method (the reference stage's, ``ctx.role_methods``)."""
+    batches = method.comparison_batches()
+    for i, batch in enumerate(batches):
+        why = method.mismatch(ctx.spec.model, batch)
+        if why:
+            raise StageError("run", f"method {method.name}, comparison batch {i}: {why}",
+                             f"give the method's batches its example's structure and shapes, except along the "
+                             f"dimensions its dynamic_shapes declares (Method({method.name!r}, batches=...))")
+    try:
+        done = execute(ctx.config, program, lowered, batches, log, should_stop=ctx.should_stop, method=method.name)
+    except WorkerDied as died:
+        raise died_error(died, known_abort, ctx.config) from died
+    except RuntimeError as exc:
+        message, hint, fix = explain_runtime_failure(exc, log, ctx, uint8_activations)
+        raise StageError("run", f"method {method.name}: {message}", hint, details="\n".join(log), fix=fix) from exc
+    runtime = [first_output(leaves) for leaves in done.leaves]
+    reference_program = ctx.role_methods("reference").get(method.name)
+    if reference_program is None:
+        raise StageError("run", f"no reference program of the method {method.name!r}: the reference stage kept none",
+                         "run the pipeline from its capture stage again")
+    reference = as_module(reference_program)
+    with torch.no_grad():
+        floats = [first_output(method.call(ctx.spec.model, b)) for b in batches]
+        references = [first_output(call(reference, b)) for b in batches]
+    f, r, rt = (torch.cat([o.flatten() for o in outs]) for outs in (floats, references, runtime))
+    ctx.progress(1.0, f"method {method.name}: {len(batches)} batch(es) run by {done.executed_by}")
+    return MethodRun(method.name, [_shapes(b) for b in batches], [tuple(o.shape) for o in runtime],
+                     sqnr_db(f, rt), sqnr_db(r, rt), sqnr_db(f, r))
 
 
 def died_error(died: WorkerDied, known: StageError | None, config: PipelineConfig | None = None) -> StageError:
@@ -289,6 +373,9 @@ def bare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
     except WorkerDied as died:
         raise RuntimeError(died_error(died, state.get("blocked"), config).message) from died
     state["outputs"] = done.leaves
+    # a model shipped with more methods: each one's outputs on its own batches (``ModelSpec.methods``)
+    state["method_outputs"] = {m.name: execute(config, state["program"], state.get("edge"), m.comparison_batches(),
+                                               method=m.name).leaves for m in spec.methods}
 
 
 STAGE = Stage(
