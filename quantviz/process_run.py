@@ -101,6 +101,7 @@ class RemotePipeline(Pipeline):
                  ask: Callable[[Any, float | None], Any] | None = None) -> None:
         super().__init__(spec, config, explicit=explicit)  # type: ignore[arg-type]
         self._ask = ask
+        self.precomputed_ledger: Any = None  # the worker's pattern ledger (quantviz.why.ledger.build_ledger)
 
     def ask(self, request: PipelineCall, timeout: float | None = None) -> Any:
         """The worker's answer to ``request``; :class:`WorkerError` when it raised there, :class:`WorkerDied` when
@@ -218,7 +219,7 @@ def _serve(conn: Any, log_path: str, loader: Callable[[], Any], config: Pipeline
         elif e.kind == "progress":
             send("progress", e.stage, e.fraction, e.text)
         elif e.kind == "end":
-            send("end", e.stage, light_result(e.result) if e.result is not None else None)
+            send("end", e.stage)  # its result follows once the pipeline stored it (with what is derived from it)
 
     pipe.on_event = on_event
 
@@ -259,11 +260,30 @@ def _serve(conn: Any, log_path: str, loader: Callable[[], Any], config: Pipeline
         try:
             for stage in todo:
                 pipe.run(until=stage, should_stop=stop.is_set)
-                if stage not in pipe.results or not pipe.results[stage].ok:
+                if stage not in pipe.results:
+                    break  # stopped
+                send("result", stage, light_result(pipe.results[stage]), _derived(pipe, stage))
+                if not pipe.results[stage].ok:
                     break
         except BaseException as exc:  # noqa: BLE001 - a bug: the caller shows it
             send("bug", f"{type(exc).__name__}: {exc}")
         send("idle")
+
+
+def _derived(pipe: Pipeline, stage: str) -> dict[str, Any]:
+    """What the pages compute from artifacts on every drawing, computed once in the worker as ``stage`` ends: the
+    pattern ledger (the fuse page's notes) once its last stage ran."""
+    from quantviz.why.ledger import build_ledger, ledger_stages
+
+    out: dict[str, Any] = {}
+    needed = ledger_stages(pipe)
+    if stage == needed[-1] and all(s in pipe.results and pipe.results[s].ok for s in needed):
+        try:
+            out["ledger"] = build_ledger(pipe)
+            pickle.dumps(out["ledger"])
+        except Exception:  # noqa: BLE001 - no ledger: the page builds none either (it says why)
+            out.pop("ledger", None)
+    return out
 
 
 # -- the caller's side -----------------------------------------------------------------------------------------------
@@ -293,6 +313,7 @@ class ProcessRun:
         self._has: set[str] = set()  # stages whose artifacts the current worker holds
         self._busy = False  # the worker runs stages
         self._loaded = threading.Event()
+        self._ever_loaded = False  # a worker loaded the model once: its SpecInfo is kept
         self._load_error: LoadError | None = None
         self._current: str | None = None
         self._fraction, self._text = 0.0, ""
@@ -330,6 +351,8 @@ class ProcessRun:
     def loaded(self, timeout: float = LOAD_TIMEOUT) -> SpecInfo:
         """Start the worker when none runs and wait for it to load the model: its :class:`SpecInfo`, or
         :class:`LoadError` saying why it does not load (a missing file, an exception, an abort)."""
+        if self._ever_loaded:
+            return self.pipe.spec  # type: ignore[return-value]
         self._ensure_worker()
         if not self._loaded.wait(timeout):
             raise LoadError(f"the model did not load within {timeout:.0f} s")
@@ -504,10 +527,12 @@ class ProcessRun:
             time.sleep(0.01)
 
     def _request(self, request: PipelineCall, timeout: float | None) -> Any:
-        """Send ``request`` to the worker and wait for its answer (the worker keeps the live pipeline)."""
+        """Send ``request`` to the worker and wait for its answer (the worker keeps the live pipeline); when no
+        worker holds the finished stages' artifacts (Stop killed it, it died, it was closed), a new one makes them
+        again first."""
+        self._remake(LOAD_TIMEOUT if timeout is None else timeout)
         if self._proc is None or not self._proc.is_alive():
-            raise WorkerDied("this pipeline", None, ["its worker process has ended (Stop, or it died): Continue "
-                                                     "makes its stages again"])
+            raise WorkerDied("a request", None, ["no worker process holds this pipeline"])
         rid = next(self._ids)
         self._send("ask", rid, request)
         end = None if timeout is None else time.monotonic() + timeout
@@ -524,6 +549,33 @@ class ProcessRun:
         if status == "ok":
             return value
         raise WorkerError(*value)
+
+    def _remake(self, timeout: float) -> None:
+        """Make sure a worker holds the artifacts of every stage with an ok result: wait while a running worker makes
+        them; else start one that runs those stages (their results here are kept as shown)."""
+        end = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                names = self.pipe.stage_names
+                done = [s for s in names if s in self.pipe.results and self.pipe.results[s].ok]
+                missing = [s for s in done if s not in self._has]
+                busy, held = self._busy, self._proc is not None and self._proc.is_alive()
+            if held and not missing:
+                return
+            if not busy:
+                break
+            if time.monotonic() > end:
+                raise TimeoutError("the worker did not make the stages' artifacts again in time")
+            time.sleep(0.05)
+        self._ensure_worker()
+        if not done:
+            return
+        with self._lock:
+            self._busy, self._stop, self._killed = True, False, False
+            self._t0 = time.perf_counter()
+        self._send("run", done)
+        if not self.join(max(0.0, end - time.monotonic())):
+            raise TimeoutError("the worker did not make the stages' artifacts again in time")
 
     def _read(self, proc: Any, conn: Any, log_path: str) -> None:
         """The caller's reader of one worker: events into the state, results into ``pipe.results``; on the
@@ -565,7 +617,8 @@ class ProcessRun:
         kind = msg[0]
         with self._lock:
             if kind == "loaded":
-                self.pipe.spec = msg[1]
+                if not self._ever_loaded:  # a later worker's load keeps the first record (views hold it)
+                    self.pipe.spec, self._ever_loaded = msg[1], True
                 self._loaded.set()
             elif kind == "load_error":
                 _, etype, message, _details = msg
@@ -580,13 +633,15 @@ class ProcessRun:
             elif kind == "progress":
                 self._fraction, self._text = msg[2], msg[3]
             elif kind == "end":
-                stage, result = msg[1], msg[2]
-                if result is not None:
-                    self._has.add(stage)
-                    if stage not in self.pipe.results:  # a stage made again keeps the copy the page shows
-                        self.pipe.results[stage] = result
-                        self._finished_at[stage] = time.perf_counter() - self._t0
                 self._current, self._fraction, self._text = None, 0.0, ""
+            elif kind == "result":
+                stage, result, derived = msg[1], msg[2], msg[3]
+                self._has.add(stage)
+                if stage not in self.pipe.results:  # a stage made again keeps the copy the page shows
+                    if "ledger" in derived:
+                        self.pipe.precomputed_ledger = derived["ledger"]
+                    self.pipe.results[stage] = result
+                    self._finished_at[stage] = time.perf_counter() - self._t0
             elif kind == "idle":
                 self._busy, self._current = False, None
             elif kind == "bug":
@@ -594,3 +649,30 @@ class ProcessRun:
             elif kind == "answer":
                 self._answers[msg[1]] = msg[2]
                 self._answered.notify_all()
+
+
+# -- requests the pages send (module-level functions: they travel by name) ------------------------------------------
+def what_if_outcome(pipe: Pipeline, changes: dict[str, Any]) -> tuple[str | None, list[dict[str, Any]]]:
+    """``quantviz.why.ledger.what_if`` as the ledger's page shows it: the error of the other config (None when it
+    ran) and the patterns whose fate changed, as dicts (the other pipeline stays in the worker).
+
+        on_worker(pipe, what_if_outcome, {"duplicate_dequant": "on"})   # (None, [{"pattern": ..., ...}])
+    """
+    from quantviz.why.ledger import what_if
+
+    other, changed = what_if(pipe, **changes)
+    return (other.failed.error.message if other.failed else None), [vars(c) for c in changed]
+
+
+def reproduce_for(pipe: Pipeline, model_ref: str) -> str:
+    """``quantviz.script.reproduce_script(model_ref, pipe)`` with the pipeline first (``on_worker``'s order)."""
+    from quantviz.script import reproduce_script
+
+    return reproduce_script(model_ref, pipe)
+
+
+def build_own_model(config: PipelineConfig) -> Any:
+    """The model of a flow that builds its own from its config (export_llm): a worker's loader that pickles."""
+    from quantviz.flows import FLOWS
+
+    return FLOWS[config.flow].own_model.build(config)

@@ -16,7 +16,8 @@ from quantviz import PipelineConfig, load_model
 from quantviz.background import DONE, FAILED, NOT_RUN, RUNNING
 from quantviz.outputs import summary
 from quantviz.process_run import ProcessRun, RemotePipeline, on_worker
-from quantviz.workers import WorkerDied, WorkerError, warm
+from quantviz.why.ledger import build_ledger
+from quantviz.workers import WorkerError, warm
 
 ABORTING = "tests/fixtures/process_run_models.py:make_aborting"
 SLEEPING = "tests/fixtures/process_run_models.py:make_sleeping"
@@ -58,6 +59,8 @@ def test_digits_cnn_reaches_run_with_the_figures_of_an_in_process_pipeline(runs,
         assert pipe.results[stage].graph.kind_counts() == here.results[stage].graph.kind_counts()
         assert pipe.results[stage].artifact is None and pipe.results[stage].notes == here.results[stage].notes
     assert pipe.pte_bytes() == here.pte_bytes()  # asked of the worker, which holds the program
+    assert build_ledger(pipe).counts() == build_ledger(here).counts()  # the ledger the worker built as fuse ended
+    assert pipe.precomputed_ledger is not None
     assert on_worker(pipe, summary)["numerics"] == summary(here)["numerics"]
     assert run.worker_pid not in (None, os.getpid())
 
@@ -73,8 +76,10 @@ def test_a_native_abort_kills_only_the_worker_and_the_state_names_the_stage_and_
     assert "calibrate stage aborted (SIGABRT)" in err.message
     assert err.log[-1] == "native check failed: calibration batch refused"
     assert run.died is not None and run.died.signal_name == "SIGABRT" and run.worker_pid is None
-    with pytest.raises(WorkerDied):  # no worker left to ask
-        on_worker(run.pipe, _artifact_kind, "trace")
+    assert run.worker_pid is None
+    # a request now: a new worker makes trace and prepare again first (nothing the user made is lost)
+    assert on_worker(run.pipe, _artifact_kind, "prepare") == "GraphModule"
+    assert run.worker_pid is not None and run.state().states["calibrate"] == FAILED
     # Run the stage again: a new worker makes trace and prepare again, then dies at calibrate again
     run.retry()
     assert run.join(TIMEOUT)
