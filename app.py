@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from quantviz.background import DONE, FAILED, RUNNING, WAITING, BackgroundRun, RunState
+from quantviz.background import DONE, FAILED, RUNNING, WAITING, RunState
 from quantviz.data import evaluation_data
 from quantviz.flows import describe_config
-from ui.runner import warm_workers, pick_stage, progress_text, torch_turn, wait_for_stage
+from ui.runner import Run, warm_workers, pick_stage, progress_text, torch_turn, wait_for_stage
 from ui.sidebar import sidebar_run
 from ui.stage_page import absent_page, stage_page
 from ui.state import RAIL, SELECTED_NODE, SHOWN, STAGE, init_state
@@ -37,7 +37,7 @@ MARKS = {DONE: " ✓", FAILED: " ✗", RUNNING: " …", WAITING: " ○"}  # not 
 ABSENT_MARK = " —"  # a stage this flow does not have (its page says why)
 
 
-def stage_rail(run: BackgroundRun) -> None:
+def stage_rail(run: Run) -> None:
     """The flow's stages in order, marked done ✓ / failed ✗ / running … / waiting ○, and the ones this flow does
     not have marked — (their page says why), with Back and Next; under them what runs, with Stop. A stage that has
     not finished can be chosen: its page appears when it is ready.
@@ -67,20 +67,20 @@ def stage_rail(run: BackgroundRun) -> None:
         st.rerun()  # a stage was chosen, or the run ended or resumed: draw the page for it
 
 
-def rail_label(run: BackgroundRun, name: str, s: RunState) -> str:
+def rail_label(run: Run, name: str, s: RunState) -> str:
     """``3 calibrate …``: the stage's number, name and state mark (— for a stage the flow does not have)."""
     mark = ABSENT_MARK if name in run.pipe.flow.absent else MARKS.get(s.states.get(name, ""), "")
     return f"{run.pipe.flow.number(name)} {name}{mark}"
 
 
-def status_line(run: BackgroundRun, s: RunState) -> None:
+def status_line(run: Run, s: RunState) -> None:
     """What runs and waits, with Stop; after Stop, what did not run, with Continue."""
     not_run = [name for name in s.states if name not in s.ready and name not in s.pending()]
     with st.container(key="qv_status"):  # one height whether a run goes on or ended: the page never jumps
         _status(run, s, not_run)
 
 
-def _status(run: BackgroundRun, s: RunState, not_run: list[str]) -> None:
+def _status(run: Run, s: RunState, not_run: list[str]) -> None:
     if s.running:
         c = st.columns([10, 1], vertical_alignment="center")
         c[0].caption(progress_text(s), help="later stages keep running; their pages appear when ready")
@@ -110,7 +110,8 @@ def main() -> None:
     about = f": {run.pipe.spec.description}" if run.pipe.spec.description and own is None else ""
     st.markdown(f"**{run.pipe.spec.name}**{about} · "
                 + " · ".join(f"`{part}`" for part in describe_config(config).split(", ")))
-    st.caption("Figures measured on " + (own.measured_on if own is not None else
+    remote = getattr(run.pipe.spec, "measured_on", "")  # a worker's model: described there (quantviz.process_run)
+    st.caption("Figures measured on " + (own.measured_on if own is not None else remote or
                                          evaluation_data(run.pipe.spec, config, run.pipe.flow.calibrates(config))
                                          .describe()) + ".")
     stage = pick_stage(run)

@@ -1,7 +1,7 @@
 """The one error type a failing stage raises, and the loader's error."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -43,6 +43,10 @@ class StageError(Exception):
 
     def __str__(self) -> str:
         return f"stage '{self.stage}' failed: {self.message}\nhint: {self.hint}"
+
+    def __reduce__(self) -> tuple:
+        """Pickles with its fields (an Exception pickles its ``args`` only): a worker process sends it back whole."""
+        return (type(self), tuple(getattr(self, f.name) for f in fields(self)))
 
     def to_dict(self) -> dict[str, Any]:
         return {"stage": self.stage, "message": self.message, "hint": self.hint,

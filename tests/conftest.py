@@ -48,6 +48,8 @@ def _stop_app_workers():
         run.stop(by_user=False)
     for run in runs:
         run.join(600)
+        if hasattr(run, "close"):  # a session worker (QUANTVIZ_SESSION_WORKERS=1): its process ends too
+            run.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from quantviz import Pipeline
+from quantviz.process_run import on_worker
 from quantviz.timing.device import DIVERGES_DB, DeviceInputError, DeviceRun, read_device_run
 from quantviz.timing.measure import DEFAULT_REPEAT
 from quantviz.timing.outputs import write_device_dir
@@ -31,7 +32,7 @@ def run_dir(key: str, repeat: int, _pipe: Pipeline) -> str:
     out = Path(tempfile.mkdtemp(prefix="quantviz-device-"))
     with holding_torch("Waiting for the running stage to end: the ETRecord copies the lowered program…"):
         with st.spinner("Writing the run's ETRecord and files…"):
-            write_device_dir(_pipe, out, timing, latency)
+            on_worker(_pipe, write_device_dir, out, timing, latency)  # where the pipeline lives
     return str(out)
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from quantviz import Pipeline
+from quantviz.process_run import RemotePipeline, on_worker
 from quantviz.timing.measure import DEFAULT_REPEAT, PipelineTiming
 from quantviz.timing.outputs import measure_for_summary
 from quantviz.timing.overlay import latency_overlay
@@ -25,7 +26,11 @@ from ui.state import LATENCY_DONE, for_run, run_key, set_for_run
 @st.cache_resource(show_spinner=False, max_entries=16)
 def run_latency(key: str, repeat: int, _pipe: Pipeline) -> tuple[PipelineTiming | None, dict[str, Any]]:
     """``measure_for_summary`` cached per (model, config) key and repetitions; ``_pipe`` is the pipeline ``key``
-    names. Lowering the float model runs torch.export: it waits for the worker's turn at torch."""
+    names. Lowering the float model runs torch.export: it waits for the worker's turn at torch (a worker process's
+    pipeline: timed by that worker)."""
+    if isinstance(_pipe, RemotePipeline):
+        with st.spinner(f"Timing the program in this run's worker: {repeat} warm runs, quantized and float…"):
+            return on_worker(_pipe, measure_for_summary, repeat)
     with holding_torch("Waiting for the running stage to end: timing lowers the float model (torch.export)…"):
         with st.spinner(f"Timing the program: {repeat} warm runs, quantized and float, in ExecuTorch's runtime…"):
             return measure_for_summary(_pipe, repeat)

@@ -5,20 +5,22 @@ import pandas as pd
 import streamlit as st
 
 from quantviz import Pipeline
-from quantviz.why.ledger import build_ledger, what_if
+from quantviz.process_run import on_worker, what_if_outcome
+from quantviz.why.ledger import build_ledger
 from quantviz.why.what_ifs import WHAT_IFS
 from ui.sidebar import apply_changes
 from ui.state import WHATIF_RESULT, drop_for_run, for_run, run_key, set_for_run
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _what_if(_pipe: Pipeline, key: tuple, changes: tuple) -> tuple[Pipeline, list]:
-    return what_if(_pipe, **dict(changes))
+def _what_if(_pipe: Pipeline, key: tuple, changes: tuple) -> tuple[str | None, list[dict]]:
+    """The what-if's error (None when it ran) and the changed fates, computed where the pipeline lives."""
+    return on_worker(_pipe, what_if_outcome, dict(changes))
 
 
 def ledger_panel(pipe: Pipeline, model_ref: str) -> None:
     try:
-        ledger = build_ledger(pipe)
+        ledger = build_ledger(pipe)  # a worker's pipeline carries the ledger its worker built
     except Exception as exc:  # noqa: BLE001 - shown in place, never a traceback
         st.warning(f"No ledger: {exc}")
         return
@@ -42,9 +44,8 @@ def ledger_panel(pipe: Pipeline, model_ref: str) -> None:
         if c[2].button("Try it", key="whatif_run", disabled=experiment.needs_module and not module):
             changes = experiment.changes_for(pipe.config, module)
             with st.spinner("re-running from the affected stage…"):
-                other, changed = _what_if(pipe, (model_ref, pipe.config), tuple(sorted(changes.items())))
-            set_for_run(WHATIF_RESULT, key, (changes, other.failed.error.message if other.failed else None,
-                                             [vars(c) for c in changed]))
+                error, changed = _what_if(pipe, (model_ref, pipe.config), tuple(sorted(changes.items())))
+            set_for_run(WHATIF_RESULT, key, (changes, error, changed))
         if for_run(WHATIF_RESULT, key):
             changes, error, changed = for_run(WHATIF_RESULT, key)
             st.write(f"With {changes}:")

@@ -14,13 +14,18 @@ from quantviz import Pipeline
 from quantviz.measure.readable import accuracy_label, readable_numerics
 from quantviz.numerics.blame import BlameRow, blame_by_stage
 from quantviz.numerics.compare import NumericsReport, compare
+from quantviz.process_run import RemotePipeline, on_worker
 from quantviz.render.charts import Chart, blame_overlay, execution_order, pair_label, report_charts, vega_lite
 from ui.state import BLAME_BY_STAGE, NUMERICS_DONE, for_run, run_key, set_for_run
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def numerics_report(key: str, sensitivity_layers: int, _pipe: Pipeline) -> NumericsReport:
-    """Cached per (model, config) key and sensitivity depth; ``_pipe`` is the pipeline that key names."""
+    """Cached per (model, config) key and sensitivity depth; ``_pipe`` is the pipeline that key names (a worker's:
+    computed by that worker)."""
+    if isinstance(_pipe, RemotePipeline):
+        with st.spinner("Comparing node by node in this run's worker process…"):
+            return on_worker(_pipe, compare, sensitivity_layers=sensitivity_layers)
     bar = st.progress(0.0, text="numerics")
     report = compare(_pipe, sensitivity_layers=sensitivity_layers,
                      progress=lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t))

@@ -11,6 +11,12 @@ running::
     pipe = run.view()                                   # a snapshot the page reads while the worker goes on
     run.stop()                                          # ends the run after the current stage
 
+With ``QUANTVIZ_SESSION_WORKERS=1`` (not yet the default, docs/architecture.md) each run is a
+:class:`quantviz.process_run.ProcessRun` instead: its stages run in a worker process of its own (forked from the warm
+server, torch imported there once), so no session waits for another's stage, Stop kills a stage for real, and an
+abort or out-of-memory kill ends only that worker (the stage's page names the signal and offers a re-run). A new
+config is a new worker that runs from the start (artifacts do not cross processes).
+
 A new config for a known model forks that model's pipeline (``Pipeline.fork``), so only the stages the change
 affects run again. A worker still running on the old pipeline is stopped and waited for first (its current
 stage finishes): stages that change their input in place (calibrate, convert, edge) must never run twice at
@@ -20,24 +26,35 @@ chosen again; a run ended with Stop stays stopped until Continue.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
-from typing import Callable, Collection, Iterator
+from functools import partial
+from typing import Callable, Collection, Iterator, Union
 
 import streamlit as st
 
 from quantviz import ModelSpec, Pipeline, PipelineConfig
 from quantviz.background import WAITING, BackgroundRun, RunState
 from quantviz.flows import with_backend_defaults
-from quantviz.loading import check_in_worker
+from quantviz.loading import check_in_worker, load_model
+from quantviz.process_run import ProcessRun, RemotePipeline, build_own_model
 from quantviz.torch_lock import TORCH_LOCK
 from quantviz.workers import warm
 from ui.state import STAGE
 
 MAX_PIPELINES = 12
+MAX_WORKERS = 6  # runs kept in session-worker mode: each is a process holding its model and artifacts
+
+Run = Union[BackgroundRun, ProcessRun]
+
+
+def session_workers() -> bool:
+    """True when ``QUANTVIZ_SESSION_WORKERS=1``: every run in a worker process of its own (``ProcessRun``)."""
+    return os.environ.get("QUANTVIZ_SESSION_WORKERS", "") == "1"
 
 
 @st.cache_resource(show_spinner=False)
-def pipeline_store() -> dict[tuple[str, PipelineConfig], BackgroundRun]:
+def pipeline_store() -> dict[tuple[str, PipelineConfig], Run]:
     """Runs by (model key, config), kept across reruns and sessions."""
     return {}
 
@@ -56,7 +73,7 @@ def load_spec(model_key: str, _loader: Callable[[], ModelSpec]) -> ModelSpec:
 
 
 def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineConfig,
-            ref: str | None = None, explicit: Collection[str] = frozenset()) -> BackgroundRun:
+            ref: str | None = None, explicit: Collection[str] = frozenset()) -> Run:
     """The run for (model, config), started when it has stages left (and Stop did not end it). A user's Python file
     (``ref`` ending in ``.py:factory``) is first loaded in a worker process (:func:`checked_in_worker`): one that does
     not load says why at once, whatever runs elsewhere. ``explicit``: the fields the user set, which the backend's
@@ -71,6 +88,8 @@ def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineCon
     config = with_backend_defaults(sidebar, explicit)[0]  # the config that runs
     key = (model_key, config)
     run = store.get(key)
+    if session_workers() and ref is not None:
+        return _process_run(store, key, ref, sidebar, explicit)
     if run is None:
         if ref is not None and ".py:" in ref and not any(mk == model_key for mk, _ in store):
             checked_in_worker(model_key, ref)  # raises LoadError
@@ -85,6 +104,35 @@ def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineCon
         with st.spinner("Finishing the current stage of the previous configuration…"):
             for other in others:
                 other.join()
+    if not run.stopped_by_user:
+        run.start()
+    return run
+
+
+def _process_run(store: dict, key: tuple[str, PipelineConfig], ref: str, sidebar: PipelineConfig,
+                 explicit: frozenset[str]) -> ProcessRun:
+    """The run of ``key`` in a worker process of its own, started (the model loaded there: a LoadError says why it
+    does not load); the model's runs for other configs are stopped (2 cores: one run per model works at a time)."""
+    run = store.get(key)
+    if run is None:
+        loader = partial(build_own_model, sidebar) if ref == sidebar.flow else partial(load_model, ref)
+        run = ProcessRun(loader, sidebar, explicit, name=ref)
+        while len(store) >= MAX_WORKERS:
+            old = store.pop(next(iter(store)))
+            old.stop(by_user=False)
+            if isinstance(old, ProcessRun):
+                old.close()
+        store[key] = run
+    for (mk, c), other in list(store.items()):
+        if mk == key[0] and c != key[1] and other.alive:
+            other.stop(by_user=False)
+    try:
+        with st.spinner("Loading the model in its worker process…"):
+            run.loaded()
+    except Exception:
+        store.pop(key, None)  # asked again on the next rerun (the file may be fixed)
+        run.close()
+        raise
     if not run.stopped_by_user:
         run.start()
     return run
@@ -122,7 +170,7 @@ def _new_pipeline(store: dict, model_key: str, loader: Callable[[], ModelSpec],
     return pipe
 
 
-def pick_stage(run: BackgroundRun) -> str:
+def pick_stage(run: Run) -> str:
     """The stage to show, kept in ``st.session_state[STAGE]``: the chosen one when it has a result or will have
     one (running or waiting), else the last stage with a result.
 
@@ -140,7 +188,7 @@ def pick_stage(run: BackgroundRun) -> str:
     return stage
 
 
-def wait_for_stage(run: BackgroundRun, stage: str) -> bool:
+def wait_for_stage(run: Run, stage: str) -> bool:
     """Block, showing the worker's progress, until ``stage`` has a result or the run ended; True when it has one.
 
     Example::
@@ -184,8 +232,8 @@ def torch_turn(pipe: Pipeline, stage: str) -> Iterator[None]:
         with torch_turn(run.pipe, stage):
             stage_page(run.view(), stage, choice.ref)
     """
-    if stage not in pipe.stage_names or not pipe.stage(stage).page_runs_torch:
-        yield
+    if stage not in pipe.stage_names or not pipe.stage(stage).page_runs_torch or isinstance(pipe, RemotePipeline):
+        yield  # a worker's pipeline: the page's torch work is asked of that worker
         return
     with holding_torch("Waiting for the running stage to end: this page runs torch itself (torch.export and fx "
                        "tracing are not thread-safe)…"):

@@ -11,14 +11,13 @@ from typing import Any, Callable
 import streamlit as st
 
 from quantviz import LoadError, ModelSpec, PipelineConfig, StageError, load_model
-from quantviz.background import BackgroundRun
 from quantviz.config import ConfigChanges, ConfigError, config_flags
 from quantviz.backends import BACKENDS, all_recipes, backend_name, backend_of
 from quantviz.catalog import catalog
 from quantviz.flows import FLOWS, applies_to, choices_of, with_backend_defaults
 from quantviz.llm_config import LlmConfigError
 from ui import llm_config_picker
-from ui.runner import get_run
+from ui.runner import Run, get_run
 from ui.state import CONFIG_GIVEN, config_widget_keys
 
 SOURCES = ("Sample model", "Python file", "Exported program (.pt2)", llm_config_picker.SOURCE)
@@ -193,7 +192,7 @@ class SidebarRun:
 
     choice: ModelChoice
     config: PipelineConfig  # the config that runs: the sidebar's, with the backend's defaults the user left applied
-    run: BackgroundRun
+    run: Run
 
 
 def sidebar_run(title: str | None = None) -> SidebarRun | None:
