@@ -156,3 +156,82 @@ def test_hf_call_llama_pt2e_dynamic_fails_at_xnnpacks_partitioner_in_both_with_t
     assert bare.failed_step == "edge" and "dependency cycles" in bare.error
     assert pipe.failed.name == "delegate" and "dependency cycles" in pipe.failed.error.message
     assert pipe.failed.error.fix == {"delegate_granularity": "op"}
+
+
+def test_the_train_stages_known_failures_on_zoo_models_get_their_cause_and_fix():
+    """The two train-stage failures met on zoo models: zoo_inverted_residual under --flow qat (eager BatchNorm
+    refuses one value per channel: no config fix, the data is the cause), zoo_llama under --flow qat_pt2e
+    (prepare_qat_pt2e's quantizer makes the integer scalar of arange(n) + past_seen_tokens float:
+    --keep-integer-scalars, as under --flow pt2e)."""
+    from quantviz.known_issues import explain
+
+    err = explain("train", ValueError("Expected more than 1 value per channel when training, got input size "
+                                      "torch.Size([1, 192, 1, 1])"), PipelineConfig(flow="qat"))
+    assert "one value per channel" in err.message and "torch.Size([1, 192, 1, 1])" in err.message
+    assert "more than one sample" in err.hint and err.fix == {}
+    mismatch = RuntimeError("Tensor dtype mismatch! Expected: Long, Got: float")
+    err = explain("train", mismatch, PipelineConfig(flow="qat_pt2e"))
+    assert err.fix == {"keep_integer_scalars": True} and "--keep-integer-scalars" in err.hint
+    assert "arange(n) + past_seen_tokens" in err.message
+    # with the pass on, the same failure is something else: the explanation does not hold
+    assert explain("train", mismatch, PipelineConfig(flow="qat_pt2e", keep_integer_scalars=True)).fix == {}
+
+
+class _NoGradPositions(nn.Module):
+    """Rotary-style angles computed under @torch.no_grad() from integer positions, as Hugging Face's Llama does
+    (zoo_llama: ``cache_position = arange(n) + past_seen_tokens``, ``LlamaRotaryEmbedding.forward`` under no_grad,
+    ``position_ids[:, None, :].float()``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.register_buffer("inv_freq", 1.0 / (100 ** (torch.arange(0, 8, 2).float() / 8)), persistent=False)
+        self.fc = nn.Linear(8, 8)
+
+    @torch.no_grad()
+    def angles(self, position_ids: torch.Tensor) -> torch.Tensor:
+        freqs = (self.inv_freq[None, :, None] @ position_ids[:, None, :].float()).transpose(1, 2)
+        return torch.cat((freqs, freqs), dim=-1).cos()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        past_seen_tokens = 0
+        position_ids = (torch.arange(x.shape[1]) + past_seen_tokens).unsqueeze(0)
+        return self.fc(x * self.angles(position_ids))
+
+
+def _positions_spec() -> ModelSpec:
+    torch.manual_seed(0)
+    batches = [(torch.randn(1, 6, 8),) for _ in range(3)]
+    return ModelSpec("no_grad_positions", _NoGradPositions().eval(), batches[0], calibration_batches=batches)
+
+
+def test_a_failure_inside_a_no_grad_region_leaves_grad_mode_on_and_keep_integer_scalars_gets_past_train():
+    """prepare_qat_pt2e makes ``arange(n) + 1`` float; the exported graph fails inside its no_grad region
+    (wrap_with_set_grad_enabled), which then never turns grad mode back on: every later training step in the
+    thread failed ("element 0 of tensors does not require grad", seen on zoo_llama after a failed run). Pipeline
+    and run_bare now leave grad mode as they found it; --keep-integer-scalars (now under qat_pt2e too) trains."""
+    config = PipelineConfig(flow="qat_pt2e", backend="xnnpack", qat_steps=2, until="train")
+    assert torch.is_grad_enabled()
+    bare = run_bare(_positions_spec(), config)
+    assert bare.failed_step == "train" and "dtype mismatch" in bare.error
+    assert torch.is_grad_enabled()
+    pipe = Pipeline(_positions_spec(), config).run()
+    assert pipe.failed.name == "train" and pipe.failed.error.fix == {"keep_integer_scalars": True}
+    assert torch.is_grad_enabled()
+    fixed = Pipeline(_positions_spec(), config.with_changes(**pipe.failed.error.fix)).run()
+    assert fixed.ok, fixed.failed and fixed.failed.error
+    assert "gm, _ = keep_integer_scalars(ep.module())  # integer add/mul keep integer scalars" in \
+        fixed.results["prepare_qat_pt2e"].calls
+    losses = fixed.results["train"].artifact.losses
+    assert len(losses) == 2 and all(torch.isfinite(torch.tensor(losses)))
+
+
+def test_under_qat_eager_batchnorm_refuses_one_value_per_channel_and_two_samples_get_past_train():
+    config = PipelineConfig(flow="qat", qat_steps=2, until="train")
+    pipe = Pipeline(_bn_spec(batch=1), config).run()
+    assert pipe.failed.name == "train"
+    assert pipe.failed.error.message.startswith("a BatchNorm layer in training mode gets one value per channel "
+                                                "(ValueError: Expected more than 1 value per channel when training, "
+                                                "got input size torch.Size([1, 8, 1, 1]))")
+    fixed = Pipeline(_bn_spec(batch=2), config).run()
+    assert fixed.ok, fixed.failed and fixed.failed.error
+    assert len(fixed.results["train"].artifact.losses) == 2
