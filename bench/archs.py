@@ -83,7 +83,7 @@ def measure(ref: str, name: str) -> dict:
         "lengths": [tuple(first_output(o).shape) for o in runtime],
         "quantviz_db": [sqnr_db(f.flatten(), first_output(o).flatten()) for f, o in zip(floats, runtime)],
         "bare_db": [sqnr_db(f.flatten(), first_output(o).flatten()) for f, o in zip(floats, bare.outputs)],
-        "qparams": ("agree" if not check.mismatched() else
+        "qparams": (f"agree ({len(check.compared)})" if not check.mismatched() else
                     f"{len(check.mismatched())} of {len(check.compared)} differ, scale ≤ "
                     f"{100 * check.max_scale_rel_diff:.3f} %") if check is not None else "",
         "loss": (train.metrics.get("qat_first_loss"), train.metrics.get("qat_last_loss"))
