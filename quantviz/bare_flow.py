@@ -24,6 +24,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Collection
 
+import torch
+
 from quantviz.backends import normalize
 from quantviz.config import ConfigChanges, PipelineConfig
 from quantviz.flows import flow_of, with_backend_defaults
@@ -85,7 +87,8 @@ def run_bare(spec: ModelSpec, config: PipelineConfig, apply_backend_defaults: bo
             continue
         t0 = time.perf_counter()
         try:
-            stage.bare(spec, config, state)
+            with torch.set_grad_enabled(torch.is_grad_enabled()):  # as Pipeline: a failed step leaves it as it was
+                stage.bare(spec, config, state)
         except _NoBareEquivalent as missing:
             result.absent = (f"the {flow.name} flow's {stage.name} stage reads {missing.args[0]!r}, which no earlier "
                              "stage's bare call makes")

@@ -104,8 +104,8 @@ class PipelineConfig:
                                       "call_module torch 2.13 adds, which Arm's quantizer passes cannot run",
                                 label="Keep export guards", flag="--no-check-guards")
     keep_integer_scalars: bool = option(
-        False, "pt2e: before prepare_pt2e, give integer add/mul their Python-int operands as integer constants "
-               "(quantviz.passes.keep_integer_scalars); XNNPACKQuantizer's _convert_scalars_to_attrs makes them "
+        False, "pt2e, qat_pt2e: before prepare_pt2e (prepare_qat_pt2e), give integer add/mul their Python-int "
+               "operands as integer constants (quantviz.passes.keep_integer_scalars); XNNPACKQuantizer's _convert_scalars_to_attrs makes them "
                "float32 tensors, so index arithmetic such as arange(n) + past_seen_tokens turns float")
     activation_bits: int = option(8, "activation bits: 16 quantizes activations to int16 with int8 weights "
                                      "(a16w8), where the backend has it (arm-tosa, ethos-u)", ACTIVATION_BITS,

@@ -78,6 +78,20 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
         "delegate, XNNPACK's per_op_mode, so no delegate can close a cycle; the same ops stay delegated)",
         fix={"delegate_granularity": "op"}, requires={"flow": "pt2e", "delegate_granularity": "graph"}),
     KnownIssue(
+        "train", r"Expected more than 1 value per channel when training",
+        "a BatchNorm layer in training mode gets one value per channel ({cause}): the calibration batches hold one "
+        "sample and the layer's feature map is 1x1 by then, so the batch has no variance to normalise by",
+        "fine-tune on calibration batches of more than one sample (the factory's calibration_batches); under "
+        "--flow qat_pt2e the exported graph does not check this and the loss turns NaN one step later instead"),
+    KnownIssue(
+        "train", r"Tensor dtype mismatch! Expected: Long, Got: float",
+        "the fake-quantized model computes an integer index as float ({cause}): prepare_qat_pt2e's quantizer "
+        "(XNNPACKQuantizer's _convert_scalars_to_attrs) turns the Python number of every add/mul into a float32 "
+        "tensor constant, also in index arithmetic such as torch.arange(n) + past_seen_tokens",
+        "rerun with --keep-integer-scalars: quantviz.passes.keep_integer_scalars keeps those scalars integer before "
+        "prepare_qat_pt2e (the model is not changed; the pass shows in the prepare stage's calls)",
+        fix={"keep_integer_scalars": True}, requires={"flow": "qat_pt2e", "keep_integer_scalars": False}),
+    KnownIssue(
         "delegate", r"running the '(?P<pass_name>ConvertToLinearPass)' pass",
         "{pass_name} failed: {cause}. XNNPACK's {pass_name}, run by to_backend on every partition, rebuilds "
         "each nn.Linear from the ops to_edge decomposed it into, and could not (a linear on a non-contiguous 3-D "

@@ -228,7 +228,13 @@ class Pipeline:
         return self
 
     def _run_stage(self, stage: Stage) -> StageResult | None:
-        with TORCH_LOCK:  # one stage at a time in this process (see quantviz/torch_lock.py)
+        import torch
+
+        # one stage at a time in this process (see quantviz/torch_lock.py); the thread's grad mode as it was after
+        # the stage, whatever happened in it: an exception raised inside a model's @torch.no_grad() region of an
+        # exported graph (wrap_with_set_grad_enabled, e.g. a rotary embedding) leaves grad mode off, and every
+        # later training step in this thread (a QAT fine-tune, the next run in the app) would fail
+        with TORCH_LOCK, torch.set_grad_enabled(torch.is_grad_enabled()):
             return self._run_stage_locked(stage)
 
     def _run_stage_locked(self, stage: Stage) -> StageResult | None:

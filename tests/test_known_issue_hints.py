@@ -41,6 +41,10 @@ ELSEWHERE = {
         "tests/test_backends.py::test_an_arm_pass_that_cannot_run_the_guards_is_named_with_its_remedy",
     ("delegate", (("lowering", "transform_and_lower"),)):
         "tests/test_failure_causes.py::test_convert_to_linear_pass_failure_at_delegate_names_the_inner_cause_and_the_linear",
+    ("train", (("keep_integer_scalars", True),)):
+        "tests/test_archs.py::test_a_failure_inside_a_no_grad_region_leaves_grad_mode_on_and_keep_integer_scalars_gets_past_train",
+    ("train", ()):  # no config fix: the data is the cause, and two samples a batch get further
+        "tests/test_archs.py::test_under_qat_eager_batchnorm_refuses_one_value_per_channel_and_two_samples_get_past_train",
 }
 
 

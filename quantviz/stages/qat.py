@@ -14,6 +14,7 @@ quantizers and quantizes with the same torchao config the torchao flow uses (``q
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -123,13 +124,7 @@ def fine_tune(model: nn.Module, spec: ModelSpec, config: PipelineConfig,
         i = step % len(batches)
         loss = distillation_loss(first_output(call(model, batches[i])), targets[i], language_model)
         if not torch.isfinite(loss):
-            from quantviz.errors import StageError
-
-            raise StageError("train", f"the distillation loss is {loss.item()} at step {step}: the fake-quantized "
-                                      "model's output is not finite",
-                             "a fake quantizer met an infinite value (an additive -inf attention mask is one: "
-                             "fake quantization turns it into NaN); keep that op float (--skip-module), or use "
-                             "--flow qat, whose fake quantizers sit on the linear layers only")
+            raise not_finite(model, spec, batches[i], loss.item(), step)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -141,6 +136,55 @@ def fine_tune(model: nn.Module, spec: ModelSpec, config: PipelineConfig,
     else:
         model.eval()
     return losses
+
+
+def single_value_batchnorms(model: nn.Module, spec: ModelSpec, batch: object) -> dict[str, tuple[int, ...]]:
+    """The BatchNorm layers of ``model`` whose running statistics are no longer finite, each with the input shape
+    the float model's layer of that name gets from ``batch`` (the names are the float model's: prepare_qat_pt2e keeps
+    them on the buffers)::
+
+        {"features.9.conv.1.1": (1, 192, 1, 1), ...}
+    """
+    bad = {n.rsplit(".", 1)[0] for n, b in model.named_buffers()
+           if n.endswith(("running_mean", "running_var")) and not torch.isfinite(b).all()}
+    modules = dict(spec.model.named_modules())
+    names = [n for n in modules if n in bad] + sorted(bad - set(modules))  # the model's order
+    shapes: dict[str, tuple[int, ...]] = {n: () for n in names}
+    hooks = [modules[n].register_forward_hook(lambda m, i, o, n=n: shapes.__setitem__(n, tuple(i[0].shape)))
+             for n in names if n in modules]
+    try:
+        with torch.no_grad():
+            call(spec.model, batch)
+    finally:
+        for h in hooks:
+            h.remove()
+    return shapes
+
+
+def not_finite(model: nn.Module, spec: ModelSpec, batch: object, loss: float, step: int) -> Exception:
+    """The train stage's error for a loss that is not finite, with its cause where it is known: BatchNorm layers
+    trained on one value per channel (batch 1 and a 1x1 feature map: the unbiased running variance divides by
+    n - 1 = 0, and PT2E QAT's conv-bn folds the NaN running variance into the weights from the next step on), else
+    an infinite value met by a fake quantizer."""
+    from quantviz.errors import StageError
+
+    bns = single_value_batchnorms(model, spec, batch)
+    single = {n: s for n, s in bns.items() if len(s) >= 2 and s[1] and math.prod(s) // s[1] == 1}
+    if single:
+        first, shape = next(iter(single.items()))
+        more = f" and {len(single) - 1} more" if len(single) > 1 else ""
+        return StageError(
+            "train", f"the distillation loss is {loss} at step {step}: BatchNorm {first}{more} trained on one value "
+                     f"per channel (input {shape}): the running variance's update divides by n - 1 = 0 and is NaN, "
+                     "and the fake-quantized conv-bn scales its weights by it",
+            "fine-tune on calibration batches of more than one sample (the factory's calibration_batches; eager "
+            "PyTorch refuses this batch in training mode: 'Expected more than 1 value per channel when training')",
+            metrics={"qat_nan_step": step, "single_value_batchnorms": len(single)})
+    return StageError("train", f"the distillation loss is {loss} at step {step}: the fake-quantized model's output "
+                               "is not finite" + (f" (non-finite BatchNorm statistics: {', '.join(bns)})" if bns else ""),
+                      "a fake quantizer met an infinite value (an additive -inf attention mask is one: fake "
+                      "quantization turns it into NaN); keep that op float (--skip-module), or use --flow qat, whose "
+                      "fake quantizers sit on the linear layers only", metrics={"qat_nan_step": step})
 
 
 def train(ctx: StageContext) -> StageOutput:

@@ -15,8 +15,10 @@ from quantviz.stages.base import Diagnostics, Remedy, Stage, StageContext, Stage
 from quantviz.stages.qat_qparams import compare_pt2e
 
 
-def fake_quantized(ep: torch.export.ExportedProgram, config: PipelineConfig) -> torch.fx.GraphModule:
-    """``prepare_qat_pt2e(ep.module(), XNNPACKQuantizer().set_global(<its QAT config>))``."""
+def fake_quantized(ep: torch.export.ExportedProgram, config: PipelineConfig,
+                   own_passes: bool = True) -> torch.fx.GraphModule:
+    """``prepare_qat_pt2e(ep.module(), XNNPACKQuantizer().set_global(<its QAT config>))``; with ``own_passes``,
+    quantviz's ``keep_integer_scalars`` first when the config asks for it (not a bare call)."""
     from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
         XNNPACKQuantizer,
         get_symmetric_quantization_config,
@@ -30,7 +32,12 @@ def fake_quantized(ep: torch.export.ExportedProgram, config: PipelineConfig) -> 
                          "use --backend xnnpack, or --flow qat (torchao QAT, lowered to XNNPACK)",
                          fix={"backend": "xnnpack"})
     qconfig = get_symmetric_quantization_config(is_per_channel=config.per_channel, is_qat=True)
-    return prepare_qat_pt2e(ep.module(), XNNPACKQuantizer().set_global(qconfig))
+    gm = ep.module()
+    if own_passes and config.keep_integer_scalars:  # as the pt2e flow's prepare: index arithmetic stays integer
+        from quantviz.passes.keep_integer_scalars import keep_integer_scalars
+
+        gm, _ = keep_integer_scalars(gm)
+    return prepare_qat_pt2e(gm, XNNPACKQuantizer().set_global(qconfig))
 
 
 def prepare(ctx: StageContext) -> StageOutput:
@@ -42,12 +49,16 @@ def prepare(ctx: StageContext) -> StageOutput:
                        calls=["from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e",
                               "qconfig = get_symmetric_quantization_config(is_per_channel="
                               f"{ctx.config.per_channel}, is_qat=True)",
-                              "prepared = prepare_qat_pt2e(ep.module(), XNNPACKQuantizer().set_global(qconfig))"])
+                              *(["from quantviz.passes.keep_integer_scalars import keep_integer_scalars",
+                                 "gm, _ = keep_integer_scalars(ep.module())  # integer add/mul keep integer scalars",
+                                 "prepared = prepare_qat_pt2e(gm, XNNPACKQuantizer().set_global(qconfig))"]
+                                if ctx.config.keep_integer_scalars else
+                                ["prepared = prepare_qat_pt2e(ep.module(), XNNPACKQuantizer().set_global(qconfig))"])])
 
 
 def bare_prepare(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
-    """``prepare_qat_pt2e`` on the float export (the trace stage's bare call)."""
-    state["qat_model"] = fake_quantized(state["ep"], config)
+    """``prepare_qat_pt2e`` on the float export (the trace stage's bare call); quantviz's passes are not bare."""
+    state["qat_model"] = fake_quantized(state["ep"], config, own_passes=False)
 
 
 def _trained_qparams(fake_quantize: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,7 +123,7 @@ def bare_convert(spec: ModelSpec, config: PipelineConfig, state: dict) -> None:
 
 PREPARE = Stage("prepare_qat_pt2e", prepare, "prepare_qat_pt2e with XNNPACKQuantizer's QAT config",
                 "The exported graph gets fake quantizers (not observers) around each quantizable op, so training "
-                "sees the rounding.", reads=("per_channel", "backend"),
+                "sees the rounding.", reads=("per_channel", "backend", "keep_integer_scalars"),
                 remedy=Remedy("try --flow qat", ({"flow": "qat"},)), bare=bare_prepare)
 CONVERT = Stage("convert_qat_pt2e", convert, "move_exported_model_to_eval, convert_pt2e: the reference model",
                 "The fine-tuned graph goes to eval mode and convert_pt2e turns its fake quantizers into "
