@@ -72,8 +72,9 @@ KNOWN_ISSUES: tuple[KnownIssue, ...] = (
     KnownIssue(
         "delegate", r"Invalid partition, found dependency cycles",
         "the partitioner grouped ops into one delegate although a path between two of them runs through an op "
-        "outside it, so the delegate would both feed that op and wait for it ({cause}; on Qwen3's q/k RMSNorm under "
-        "dynamic per-channel quantization: the norm's pow is taken, an op beside it is not)",
+        "outside it, so the delegate would both feed that op and wait for it ({cause}; seen on decoders under dynamic "
+        "quantization: Qwen3-style ones at the q/k RMSNorm, whose pow is taken and an op beside it not, and "
+        "Llama-style ones)",
         "split the delegates per op: --delegate-granularity op (every op the partitioner takes becomes its own "
         "delegate, XNNPACK's per_op_mode, so no delegate can close a cycle; the same ops stay delegated)",
         fix={"delegate_granularity": "op"}, requires={"flow": "pt2e", "delegate_granularity": "graph"}),
