@@ -191,6 +191,7 @@ def test_the_app_page_shows_a_sweep_folder(tmp_path, monkeypatch):
     assert at.dataframe[0].value.shape[0] == 1
 
 
+@pytest.mark.slow  # 30 s; CI keeps the other Ray-worker tests of this file (its 30 minutes)
 @pytest.mark.e2e
 def test_fresh_process_cells_run_as_tasks_and_warm_workers_reuse_stages(tmp_path):
     pytest.importorskip("ray")

@@ -14,14 +14,16 @@ pytestmark = pytest.mark.e2e
 # for: the main configuration on inverted residuals (TF padding helpers: their fx pair below),
 # quantviz fusion on a deep CNN, fx on TF padding helpers and on ConvNeXt's broadcasting adds (that would abort the
 # runtime); for sequence models one configuration each, the one that model shows best (an encoder with a mask,
-# speech, a GQA decoder under torchao, the PT2E decoder remedy, GPT-2's Conv1D). Every other pair is marked slow:
+# the PT2E decoder remedy, GPT-2's Conv1D). Every other pair is marked slow:
 # `make test-all` and bench/zoo.py run them all (lowering a transformer to XNNPACK takes 20-100 s here).
 # zoo_llama_deep (16 layers) is the scale target: bench/scale_decoder.py.
 IN_CI = {("zoo_inverted_residual", "pt2e + xnnpack"),
          ("zoo_inverted_residual", "pt2e + quantviz fusion"),
          ("zoo_tf_mobilenet", "fx --skip-untraceable"), ("zoo_convnext", "fx --skip-untraceable"),
-         ("zoo_bert", "pt2e static"), ("zoo_whisper", "pt2e dynamic"), ("zoo_qwen2", "torchao 8da4w"),
+         ("zoo_bert", "pt2e static"),
          ("zoo_llama", "pt2e dynamic --keep-integer-scalars"), ("zoo_gpt2", "pt2e dynamic")}
+# slow since 2026-12-07 (CI's 30 minutes): zoo_whisper under pt2e dynamic (22 s) and zoo_qwen2 under torchao 8da4w
+# (34 s); decoders under torchao stay in CI through tests/test_methods.py and tests/test_keyword_inputs.py
 CASES = [pytest.param(model, name, STANDARD_CONFIGS[name], id=f"{model}-{name}",
                       marks=() if (model, name) in IN_CI else pytest.mark.slow)
          for model in VISION_ZOO for name in STANDARD_CONFIGS]
