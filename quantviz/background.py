@@ -62,7 +62,61 @@ class RunState:
         return tuple(s for s in self.states if self.states[s] in (RUNNING, WAITING))
 
 
-class BackgroundRun:
+class RunReader:
+    """What a run reads the same way wherever its stages run (a thread here, a worker process in
+    ``quantviz.process_run``): the stages left, the wait for one, every stage's state at one moment. A subclass has
+    ``pipe``, ``stopped_by_user`` and ``alive``."""
+
+    pipe: Pipeline
+    stopped_by_user: bool
+
+    @property
+    def alive(self) -> bool:
+        raise NotImplementedError
+
+    def wait_for(self, stage: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for ``stage`` to have a result; True when it has (or never will)."""
+        end = time.monotonic() + timeout
+        while True:
+            if stage in self.pipe.results or not self.alive:
+                return True
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(0.05, left))
+
+    def todo(self) -> list[str]:
+        """Stages up to ``config.until`` without a result, unless an earlier one failed."""
+        if self.pipe.failed is not None:
+            return []
+        names = self.pipe.stage_names
+        return [s for s in names[: names.index(self.pipe.config.until) + 1] if s not in self.pipe.results]
+
+    def _run_state(self, results: dict, alive: bool, current: str | None, fraction: float, text: str,
+                   stopping: bool, elapsed: float, finished: dict[str, float], stage_elapsed: float) -> RunState:
+        """The RunState of one reading (taken under the subclass's lock): done / failed / running / waiting / not
+        run per stage, and whether Stop left stages not run."""
+        names = self.pipe.stage_names
+        last = names.index(self.pipe.config.until)
+        states = {}
+        for i, s in enumerate(names):
+            r = results.get(s)
+            if r is not None:
+                states[s] = DONE if r.ok else FAILED
+            elif s == current:
+                states[s] = RUNNING
+            elif alive and i <= last and not stopping:
+                states[s] = WAITING
+            else:
+                states[s] = NOT_RUN
+        stopped = not alive and self.stopped_by_user and any(v == NOT_RUN for s, v in states.items()
+                                                             if names.index(s) <= last) \
+            and all(v != FAILED for v in states.values())
+        return RunState(states, alive, current, fraction, text, alive and stopping, stopped, elapsed, finished,
+                        stage_elapsed)
+
+
+class BackgroundRun(RunReader):
     """One pipeline, its remaining stages run by a daemon thread; thread-safe to read from other threads
     (the app's page).
 
@@ -128,29 +182,11 @@ class BackgroundRun:
             t.join(timeout)
         return not self.alive
 
-    def wait_for(self, stage: str, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for ``stage`` to have a result; True when it has (or never will)."""
-        end = time.monotonic() + timeout
-        while True:
-            if stage in self.pipe.results or not self.alive:
-                return True
-            left = end - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(0.05, left))
-
     # -- reading -----------------------------------------------------------------------------------------------
     @property
     def alive(self) -> bool:
         """The worker thread is running."""
         return self._thread is not None and self._thread.is_alive()
-
-    def todo(self) -> list[str]:
-        """Stages up to ``config.until`` without a result, unless an earlier one failed."""
-        if self.pipe.failed is not None:
-            return []
-        names = self.pipe.stage_names
-        return [s for s in names[: names.index(self.pipe.config.until) + 1] if s not in self.pipe.results]
 
     def view(self) -> Pipeline:
         """A shallow copy of the pipeline with its own ``results`` dict: what the page reads while the worker
@@ -170,24 +206,8 @@ class BackgroundRun:
             finished = dict(self._finished_at)
             elapsed = time.perf_counter() - self._t0 if self._t0 else 0.0
             stage_elapsed = time.perf_counter() - self._stage_t0 if current and self._stage_t0 else 0.0
-        names = self.pipe.stage_names
-        last = names.index(self.pipe.config.until)
-        states = {}
-        for i, s in enumerate(names):
-            r = results.get(s)
-            if r is not None:
-                states[s] = DONE if r.ok else FAILED
-            elif s == current:
-                states[s] = RUNNING
-            elif alive and i <= last and not self._stop.is_set():
-                states[s] = WAITING
-            else:
-                states[s] = NOT_RUN
-        stopped = not alive and self.stopped_by_user and any(v == NOT_RUN for s, v in states.items()
-                                                             if names.index(s) <= last) \
-            and all(v != FAILED for v in states.values())
-        return RunState(states, alive, current, fraction, text, alive and self._stop.is_set(), stopped,
-                        elapsed, finished, stage_elapsed)
+        return self._run_state(results, alive, current, fraction, text, self._stop.is_set(), elapsed, finished,
+                               stage_elapsed)
 
     # -- the worker --------------------------------------------------------------------------------------------
     def _work(self) -> None:

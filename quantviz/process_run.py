@@ -38,7 +38,7 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Collection, Literal
 
-from quantviz.background import DONE, FAILED, NOT_RUN, RUNNING, WAITING, RunState
+from quantviz.background import RunReader, RunState
 from quantviz.config import PipelineConfig
 from quantviz.errors import LoadError, StageError
 from quantviz.pipeline import Pipeline, StageEvent, StageResult
@@ -287,7 +287,7 @@ def _derived(pipe: Pipeline, stage: str) -> dict[str, Any]:
 
 
 # -- the caller's side -----------------------------------------------------------------------------------------------
-class ProcessRun:
+class ProcessRun(RunReader):
     """One pipeline living in its own worker process; the caller reads its state and light results.
 
     Example::
@@ -419,17 +419,6 @@ class ProcessRun:
             time.sleep(0.02)
         return True
 
-    def wait_for(self, stage: str, timeout: float) -> bool:
-        """Wait up to ``timeout`` s for ``stage`` to have a result; True when it has (or never will)."""
-        end = time.monotonic() + timeout
-        while True:
-            if stage in self.pipe.results or not self.alive:
-                return True
-            left = end - time.monotonic()
-            if left <= 0:
-                return False
-            time.sleep(min(0.05, left))
-
     # -- reading -----------------------------------------------------------------------------------------------
     @property
     def alive(self) -> bool:
@@ -441,13 +430,6 @@ class ProcessRun:
         """The worker process's id while it lives."""
         proc = self._proc
         return proc.pid if proc is not None and proc.is_alive() else None
-
-    def todo(self) -> list[str]:
-        """Stages up to ``config.until`` without a result, unless an earlier one failed."""
-        if self.pipe.failed is not None:
-            return []
-        names = self.pipe.stage_names
-        return [s for s in names[: names.index(self.pipe.config.until) + 1] if s not in self.pipe.results]
 
     def view(self) -> RemotePipeline:
         """A shallow copy with its own ``results`` dict, to read while the worker adds results."""
@@ -468,26 +450,9 @@ class ProcessRun:
             elapsed = time.perf_counter() - self._t0 if self._t0 else 0.0
             stage_elapsed = time.perf_counter() - self._stage_t0 if current and self._stage_t0 else 0.0
             stopping = self._stop
-        names = self.pipe.stage_names
-        last = names.index(self.pipe.config.until)
-        states = {}
-        for i, s in enumerate(names):
-            r = results.get(s)
-            if r is not None:
-                states[s] = DONE if r.ok else FAILED
-            elif s == current:
-                states[s] = RUNNING
-            elif alive and i <= last and not stopping:
-                states[s] = WAITING
-            else:
-                states[s] = NOT_RUN
-        stopped = not alive and self.stopped_by_user and any(v == NOT_RUN for s, v in states.items()
-                                                             if names.index(s) <= last) \
-            and all(v != FAILED for v in states.values())
         if current is not None and current in results:  # a new worker makes a finished stage's artifacts again
             text = text or f"making {current}'s artifacts again (a new worker process)"
-        return RunState(states, alive, current, fraction, text, alive and stopping, stopped, elapsed, finished,
-                        stage_elapsed)
+        return self._run_state(results, alive, current, fraction, text, stopping, elapsed, finished, stage_elapsed)
 
     # -- the worker --------------------------------------------------------------------------------------------
     def _ensure_worker(self) -> None:
