@@ -84,9 +84,7 @@ def _status(run: Run, s: RunState, not_run: list[str]) -> None:
     if s.running:
         c = st.columns([10, 1], vertical_alignment="center")
         c[0].caption(progress_text(s), help="later stages keep running; their pages appear when ready")
-        c[1].button("Stop", key="stop_run", disabled=s.stopping, on_click=run.stop,
-                    help="end the run: a stage running in a worker process (the runtime) is killed at once, others "
-                         "finish first; what finished stays")
+        c[1].button("Stop", key="stop_run", disabled=s.stopping, on_click=run.stop, help=run.stop_means)
     elif s.stopped:
         c = st.columns([10, 1], vertical_alignment="center")
         c[0].caption("Stopped. Not run: " + ", ".join(not_run))

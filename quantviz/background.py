@@ -131,6 +131,9 @@ class BackgroundRun(RunReader):
         run.stop(); run.join()
     """
 
+    stop_means = ("end the run: a stage running in a worker process (the runtime) is killed at once, others finish "
+                  "first; what finished stays")  # what Stop does to this kind of run, in the app's words
+
     def __init__(self, pipe: Pipeline) -> None:
         self.pipe = pipe
         self._lock = threading.Lock()

@@ -50,6 +50,9 @@ class LlmConfigError(LoadError):
         self.stage, self.cause, self.fix, self.fix_overrides, self.line = STAGE, cause, fix, fix_overrides, line
         super().__init__(f"{cause}; fix: {fix}")
 
+    def __reduce__(self) -> tuple:  # pickles whole: a session worker's load error reaches the app as itself
+        return (type(self), (self.cause, self.fix, self.fix_overrides, self.line))
+
 
 TINY_PARAMS = {"dim": 64, "n_layers": 2, "n_heads": 4, "n_kv_heads": 2, "vocab_size": 512, "multiple_of": 32,
                "norm_eps": 1e-5, "rope_theta": 500000.0, "use_scaled_rope": True}  # a llama3 shape, 2 layers

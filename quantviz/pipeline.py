@@ -318,6 +318,12 @@ class Pipeline:
         run = self.result_of("runtime")
         return RunNumerics.from_dict(run.metrics) if run else RunNumerics()
 
+    def runtime_methods(self) -> list[Any]:
+        """The runtime stage's record of each method of the .pte it ran (``MethodRun``: name, input shapes, SQNR);
+        empty before it ran or when it failed."""
+        run = self.result_of("runtime")
+        return list(getattr(run.artifact, "methods", None) or []) if run is not None and run.ok else []
+
     def pte_bytes(self) -> bytes | None:
         program = self.results.get(self.flow.roles.get("program", ""))
         return program.artifact.buffer if program and program.ok else None

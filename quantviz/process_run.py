@@ -45,6 +45,9 @@ from quantviz.pipeline import Pipeline, StageEvent, StageResult
 from quantviz.workers import LAST_LINES, WorkerDied, WorkerError, _context, _Process, _read_lines
 
 LOAD_TIMEOUT = 600.0  # seconds a worker may take to load the model before the caller gives up
+SWITCH_TIMEOUT = 60.0  # seconds a worker handed to another config may take to fork its pipeline for it
+KEEP_PIPELINES = 3  # pipelines of other configs a worker keeps to fork from (their artifacts stay in its memory)
+PROGRESS_EVERY = 0.1  # seconds between two progress messages of one request (a request's own progress)
 STOP_GRACE = 0.5  # seconds after Stop between stages before a stage that started meanwhile is killed
 
 
@@ -75,9 +78,11 @@ class PipelineCall:
     fn: Callable[..., Any]
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+    progress: bool = False  # fn takes ``progress=(fraction, text) -> None``: the worker streams it to the caller
 
-    def answer(self, pipe: Pipeline) -> Any:
-        return self.fn(pipe, *self.args, **self.kwargs)
+    def answer(self, pipe: Pipeline, progress: Callable[[float, str], None] | None = None) -> Any:
+        kwargs = dict(self.kwargs, progress=progress) if self.progress and progress is not None else self.kwargs
+        return self.fn(pipe, *self.args, **kwargs)
 
 
 def pte_bytes_of(pipe: Pipeline) -> bytes | None:
@@ -98,17 +103,20 @@ class RemotePipeline(Pipeline):
     """
 
     def __init__(self, spec: SpecInfo, config: PipelineConfig, explicit: Collection[str] = frozenset(),
-                 ask: Callable[[Any, float | None], Any] | None = None) -> None:
+                 ask: Callable[..., Any] | None = None) -> None:
         super().__init__(spec, config, explicit=explicit)  # type: ignore[arg-type]
         self._ask = ask
         self.precomputed_ledger: Any = None  # the worker's pattern ledger (quantviz.why.ledger.build_ledger)
+        self.methods: list[Any] = []  # the runtime stage's MethodRun records, copied from the worker
 
-    def ask(self, request: PipelineCall, timeout: float | None = None) -> Any:
+    def ask(self, request: PipelineCall, timeout: float | None = None,
+            on_progress: Callable[[float, str], None] | None = None) -> Any:
         """The worker's answer to ``request``; :class:`WorkerError` when it raised there, :class:`WorkerDied` when
-        the worker is gone."""
+        the worker is gone. ``on_progress`` is called here, in the asking thread, with the request's own progress
+        (``request.progress``)."""
         if self._ask is None:
             raise WorkerDied("this pipeline", None, ["no worker holds this pipeline"])
-        return self._ask(request, timeout)
+        return self._ask(request, timeout, on_progress)
 
     def pte_bytes(self) -> bytes | None:
         program = self.results.get(self.flow.roles.get("program", ""))
@@ -116,6 +124,10 @@ class RemotePipeline(Pipeline):
 
     def reference_module(self) -> Any:
         return None  # lives in the worker: ask for what is computed from it
+
+    def runtime_methods(self) -> list[Any]:
+        run = self.result_of("runtime")
+        return list(self.methods) if run is not None and run.ok else []
 
     def run(self, until: str | None = None, should_stop: Callable[[], bool] | None = None) -> "Pipeline":
         raise TypeError("a RemotePipeline's stages run in its worker: use ProcessRun.start()")
@@ -126,14 +138,16 @@ class RemotePipeline(Pipeline):
 
 def on_worker(pipe: Any, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """``fn(pipe, *args, **kwargs)``, computed by ``pipe``'s worker when ``pipe`` is a :class:`RemotePipeline`, here
-    otherwise: what a page calls for anything that reads artifacts.
+    otherwise: what a page calls for anything that reads artifacts. A callable ``progress`` keyword is ``fn``'s
+    progress callback either way: from a worker it is called in this thread as the worker reports.
 
     Example::
 
-        report = on_worker(pipe, compare, sensitivity_layers=0)
+        report = on_worker(pipe, compare, sensitivity_layers=0, progress=lambda f, t: bar.progress(f, text=t))
     """
     if isinstance(pipe, RemotePipeline):
-        return pipe.ask(PipelineCall(fn, args, kwargs))
+        progress = kwargs.pop("progress", None)
+        return pipe.ask(PipelineCall(fn, args, kwargs, progress=callable(progress)), on_progress=progress)
     return fn(pipe, *args, **kwargs)
 
 
@@ -180,7 +194,9 @@ def _share_fork_server() -> None:
 
 def _serve(conn: Any, log_path: str, loader: Callable[[], Any], config: PipelineConfig,
            explicit: frozenset[str]) -> None:
-    """In the worker: fd 1 and 2 to the log file, load the model, then answer commands until the caller closes."""
+    """In the worker: fd 1 and 2 to the log file, load the model, then answer commands until the caller closes:
+    ``run`` (stages, in order), ``switch`` (to another config: a fork of the kept pipeline sharing the most stages,
+    ``quantviz.reuse.PipelineCache``), ``stop`` (start no other stage), ``ask`` (a :class:`PipelineCall`)."""
     import multiprocessing
     import sys
 
@@ -200,18 +216,18 @@ def _serve(conn: Any, log_path: str, loader: Callable[[], Any], config: Pipeline
             conn.send_bytes(data)
 
     try:
-        from quantviz.data import evaluation_data
+        from quantviz.reuse import PipelineCache
 
         spec = loader()
         pipe = Pipeline(spec, config, explicit=explicit)
-        measured = evaluation_data(spec, pipe.config, pipe.flow.calibrates(pipe.config)).describe()
-        send("loaded", SpecInfo(spec.name, spec.description or "", measured))
-    except BaseException as exc:  # noqa: BLE001 - travels back as text
-        send("load_error", type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)))
+        send("loaded", _spec_info(pipe))
+    except BaseException as exc:  # noqa: BLE001 - travels back as text, and as itself when it is ours and pickles
+        send("load_error", type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)), _as_itself(exc))
         return
     stop = threading.Event()
-    runs: list[list[str]] = []
+    runs: list[tuple] = []  # ("run", stages) and ("switch", config, explicit), in the order they came
     wake = threading.Condition()
+    kept = PipelineCache(keep=KEEP_PIPELINES)
 
     def on_event(e: StageEvent) -> None:
         if e.kind == "start":
@@ -226,9 +242,17 @@ def _serve(conn: Any, log_path: str, loader: Callable[[], Any], config: Pipeline
     def answer(rid: int, request: PipelineCall) -> None:
         from quantviz.torch_lock import TORCH_LOCK
 
+        last = [0.0]
+
+        def progress(fraction: float, text: str) -> None:
+            now = time.monotonic()
+            if now - last[0] >= PROGRESS_EVERY or fraction >= 1.0:
+                last[0] = now
+                send("call_progress", rid, float(fraction), str(text))
+
         try:
             with TORCH_LOCK:  # the pages' requests take turns with the stages, in this worker only
-                value = ("ok", request.answer(pipe))
+                value = ("ok", request.answer(pipe, progress))
             data = pickle.dumps(value)
         except BaseException as exc:  # noqa: BLE001
             data = pickle.dumps(("error", (type(exc).__name__, str(exc), "".join(traceback.format_exception(exc)))))
@@ -241,10 +265,10 @@ def _serve(conn: Any, log_path: str, loader: Callable[[], Any], config: Pipeline
                 msg = pickle.loads(conn.recv_bytes())
             except (EOFError, OSError):
                 os._exit(0)  # the caller closed or died: nothing left to do
-            if msg[0] == "run":
+            if msg[0] in ("run", "switch"):
                 with wake:
                     stop.clear()
-                    runs.append(msg[1])
+                    runs.append(msg)
                     wake.notify()
             elif msg[0] == "stop":
                 stop.set()
@@ -256,9 +280,16 @@ def _serve(conn: Any, log_path: str, loader: Callable[[], Any], config: Pipeline
         with wake:
             while not runs:
                 wake.wait()
-            todo = runs.pop(0)
+            command = runs.pop(0)
+        if command[0] == "switch":
+            kept.keep_pipeline("model", pipe)
+            pipe = kept.start(spec, "model", command[1], command[2])[0]
+            pipe.on_event = on_event
+            send("switched", _spec_info(pipe), [(s, light_result(pipe.results[s]), _derived(pipe, s))
+                                                for s in pipe.stage_names if s in pipe.results])
+            continue
         try:
-            for stage in todo:
+            for stage in command[1]:
                 pipe.run(until=stage, should_stop=stop.is_set)
                 if stage not in pipe.results:
                     break  # stopped
@@ -270,12 +301,35 @@ def _serve(conn: Any, log_path: str, loader: Callable[[], Any], config: Pipeline
         send("idle")
 
 
+def _as_itself(exc: BaseException) -> LoadError | StageError | None:
+    """``exc`` when it is a :class:`LoadError` or :class:`StageError` that survives pickling (the caller then raises it
+    with its stage, cause and fix, as an in-process load would), else None."""
+    if not isinstance(exc, (LoadError, StageError)):
+        return None
+    try:
+        copy = pickle.loads(pickle.dumps(exc))
+    except Exception:  # noqa: BLE001 - the text alone travels
+        return None
+    return exc if type(copy) is type(exc) and str(copy) == str(exc) else None
+
+
+def _spec_info(pipe: Pipeline) -> SpecInfo:
+    """What the caller shows of the worker's model under ``pipe``'s config (the data its figures are measured on)."""
+    from quantviz.data import evaluation_data
+
+    spec = pipe.spec
+    measured = evaluation_data(spec, pipe.config, pipe.flow.calibrates(pipe.config)).describe()
+    return SpecInfo(spec.name, spec.description or "", measured)
+
+
 def _derived(pipe: Pipeline, stage: str) -> dict[str, Any]:
     """What the pages compute from artifacts on every drawing, computed once in the worker as ``stage`` ends: the
-    pattern ledger (the fuse page's notes) once its last stage ran."""
+    pattern ledger (the fuse page's notes) once its last stage ran, the runtime stage's methods."""
     from quantviz.why.ledger import build_ledger, ledger_stages
 
     out: dict[str, Any] = {}
+    if stage == pipe.role("runtime") and pipe.runtime_methods():
+        out["methods"] = pipe.runtime_methods()
     needed = ledger_stages(pipe)
     if stage == needed[-1] and all(s in pipe.results and pipe.results[s].ok for s in needed):
         try:
@@ -299,6 +353,8 @@ class ProcessRun(RunReader):
     """
 
     kind: Literal["process"] = "process"
+    stop_means = ("end the run now: the running stage is killed with this run's worker process; what finished "
+                  "stays, and Continue makes its artifacts again in a new worker first")  # the app's Stop help
 
     def __init__(self, loader: Callable[[], Any], config: PipelineConfig, explicit: Collection[str] = frozenset(),
                  name: str = "model") -> None:
@@ -314,7 +370,7 @@ class ProcessRun(RunReader):
         self._busy = False  # the worker runs stages
         self._loaded = threading.Event()
         self._ever_loaded = False  # a worker loaded the model once: its SpecInfo is kept
-        self._load_error: LoadError | None = None
+        self._load_error: LoadError | StageError | None = None
         self._current: str | None = None
         self._fraction, self._text = 0.0, ""
         self._t0 = self._stage_t0 = 0.0
@@ -322,7 +378,10 @@ class ProcessRun(RunReader):
         self._stop = False
         self._killed = False  # this side killed the worker (Stop): its death is no failure
         self._answers: dict[int, Any] = {}
+        self._call_progress: dict[int, tuple[float, str]] = {}  # a request's latest progress, by request id
         self._answered = threading.Condition(self._lock)
+        self._channel: _Channel | None = None  # the worker this run holds (handed over by take_worker)
+        self._switched = threading.Event()
         self._ids = itertools.count()
         self.stopped_by_user = False
         self.error: BaseException | None = None  # a bug in the worker, or the model that did not load
@@ -410,6 +469,38 @@ class ProcessRun(RunReader):
             self._stop = self._stop or self._busy
         self._kill()
 
+    def take_worker(self, other: "ProcessRun", timeout: float = SWITCH_TIMEOUT) -> bool:
+        """Take ``other``'s idle worker (same model, another config) when this run holds none: the worker keeps
+        ``other``'s pipeline and forks it for this config, so the stages both configs share are done at once
+        (``Pipeline.fork``, as the app's threads did) and switching back is a fork too. False, and nothing changes,
+        when ``other`` runs stages or holds no worker.
+
+        Example::
+
+            new = ProcessRun(partial(load_model, "sample:digits_cnn"), PipelineConfig(fusion="quantviz"))
+            new.take_worker(old)        # True: trace ... convert done, the rest runs on start()
+            new.start()
+        """
+        if other is self or self.worker_pid is not None:
+            return False
+        with other._lock:
+            channel = other._channel
+            if other._busy or channel is None or not channel.proc.is_alive():
+                return False
+            other._proc = other._conn = other._channel = None
+            other._has = set()
+        with self._lock:
+            self._proc, self._conn, self._channel, self._log_path = channel.proc, channel.conn, channel, \
+                channel.log_path
+            self._has = set()
+            self._switched.clear()
+            channel.owner = self  # the reader delivers the worker's messages here from now on
+        self._send("switch", self.config, self.explicit)
+        if not self._switched.wait(timeout):
+            self.close()
+            raise TimeoutError(f"the worker did not switch to this config within {timeout:.0f} s")
+        return True
+
     def join(self, timeout: float | None = None) -> bool:
         """Wait for the run to end; True when it has."""
         end = None if timeout is None else time.monotonic() + timeout
@@ -468,9 +559,9 @@ class ProcessRun(RunReader):
             proc.start()
             theirs.close()
             self._proc, self._conn, self._has = proc, mine, set()
+            self._channel = _Channel(proc, mine, self._log_path, self)
             self._loaded.clear()
-            reader = threading.Thread(target=self._read, args=(proc, mine, self._log_path), daemon=True,
-                                      name="quantviz-run-read")
+            reader = threading.Thread(target=_read, args=(self._channel,), daemon=True, name="quantviz-run-read")
             reader.start()
 
     def _send(self, *msg: Any) -> None:
@@ -491,26 +582,33 @@ class ProcessRun(RunReader):
         while self._proc is proc and time.monotonic() < end:
             time.sleep(0.01)
 
-    def _request(self, request: PipelineCall, timeout: float | None) -> Any:
-        """Send ``request`` to the worker and wait for its answer (the worker keeps the live pipeline); when no
-        worker holds the finished stages' artifacts (Stop killed it, it died, it was closed), a new one makes them
-        again first."""
+    def _request(self, request: PipelineCall, timeout: float | None,
+                 on_progress: Callable[[float, str], None] | None = None) -> Any:
+        """Send ``request`` to the worker and wait for its answer (the worker keeps the live pipeline), passing the
+        request's progress to ``on_progress`` in this thread; when no worker holds the finished stages' artifacts
+        (Stop killed it, it died, it was closed), a new one makes them again first."""
         self._remake(LOAD_TIMEOUT if timeout is None else timeout)
-        if self._proc is None or not self._proc.is_alive():
+        proc = self._proc
+        if proc is None or not proc.is_alive():
             raise WorkerDied("a request", None, ["no worker process holds this pipeline"])
         rid = next(self._ids)
         self._send("ask", rid, request)
         end = None if timeout is None else time.monotonic() + timeout
-        with self._answered:
-            while rid not in self._answers:
-                if self._proc is None or not self._proc.is_alive():
-                    raise WorkerDied("a request", self._proc.exitcode if self._proc else None,
-                                     _read_lines(self._log_path)[-LAST_LINES:])
+        while True:
+            with self._answered:
+                if rid in self._answers:
+                    self._call_progress.pop(rid, None)
+                    status, value = pickle.loads(self._answers.pop(rid))
+                    break
+                if self._proc is not proc or not proc.is_alive():
+                    raise WorkerDied("a request", proc.exitcode, _read_lines(self._log_path)[-LAST_LINES:])
                 left = None if end is None else end - time.monotonic()
                 if left is not None and left <= 0:
                     raise TimeoutError(f"the worker did not answer within {timeout} s")
                 self._answered.wait(0.1 if left is None else min(0.1, left))
-            status, value = pickle.loads(self._answers.pop(rid))
+                progress = self._call_progress.pop(rid, None)
+            if progress is not None and on_progress is not None:
+                on_progress(*progress)  # outside the lock: the reader goes on meanwhile
         if status == "ok":
             return value
         raise WorkerError(*value)
@@ -542,21 +640,9 @@ class ProcessRun(RunReader):
         if not self.join(max(0.0, end - time.monotonic())):
             raise TimeoutError("the worker did not make the stages' artifacts again in time")
 
-    def _read(self, proc: Any, conn: Any, log_path: str) -> None:
-        """The caller's reader of one worker: events into the state, results into ``pipe.results``; on the
-        worker's end, a failed result for the stage it was running (unless Stop killed it)."""
-        while True:
-            try:
-                msg = pickle.loads(conn.recv_bytes())
-            except (EOFError, OSError):
-                break
-            self._on_message(msg)
-        proc.join()
-        lines = _read_lines(log_path)
-        try:
-            os.unlink(log_path)
-        except OSError:
-            pass
+    def _ended(self, proc: Any, lines: list[str]) -> None:
+        """The worker ``proc`` ended: on its own while running a stage, a failed result for that stage with the
+        signal and its last lines; killed by Stop, nothing failed."""
         with self._lock:
             if self._proc is not proc:
                 return  # a newer worker took over
@@ -574,9 +660,8 @@ class ProcessRun(RunReader):
                 elif stage is None:
                     self.error = died
             self._busy, self._current, self._has = False, None, set()
-            self._proc, self._conn = None, None
+            self._proc, self._conn, self._channel = None, None, None
             self._answered.notify_all()
-        conn.close()
 
     def _on_message(self, msg: tuple) -> None:
         kind = msg[0]
@@ -586,9 +671,9 @@ class ProcessRun(RunReader):
                     self.pipe.spec, self._ever_loaded = msg[1], True
                 self._loaded.set()
             elif kind == "load_error":
-                _, etype, message, _details = msg
-                self._load_error = LoadError(message if etype in ("LoadError", "StageError") else
-                                             f"loading the model raised {etype}: {message}")
+                _, etype, message, _details, itself = msg
+                self._load_error = itself or LoadError(message if etype in ("LoadError", "StageError") else
+                                                       f"loading the model raised {etype}: {message}")
                 self.error = self._load_error
                 self._busy = False
                 self._loaded.set()
@@ -600,13 +685,7 @@ class ProcessRun(RunReader):
             elif kind == "end":
                 self._current, self._fraction, self._text = None, 0.0, ""
             elif kind == "result":
-                stage, result, derived = msg[1], msg[2], msg[3]
-                self._has.add(stage)
-                if stage not in self.pipe.results:  # a stage made again keeps the copy the page shows
-                    if "ledger" in derived:
-                        self.pipe.precomputed_ledger = derived["ledger"]
-                    self.pipe.results[stage] = result
-                    self._finished_at[stage] = time.perf_counter() - self._t0
+                self._take_result(msg[1], msg[2], msg[3], time.perf_counter() - self._t0)
             elif kind == "idle":
                 self._busy, self._current = False, None
             elif kind == "bug":
@@ -614,6 +693,58 @@ class ProcessRun(RunReader):
             elif kind == "answer":
                 self._answers[msg[1]] = msg[2]
                 self._answered.notify_all()
+            elif kind == "call_progress":
+                self._call_progress[msg[1]] = (msg[2], msg[3])
+            elif kind == "switched":
+                if not self._ever_loaded:
+                    self.pipe.spec, self._ever_loaded = msg[1], True
+                for stage, result, derived in msg[2]:  # the stages the worker's fork shares: done already
+                    self._take_result(stage, result, derived, 0.0)
+                self._loaded.set()
+                self._switched.set()
+
+    def _take_result(self, stage: str, result: StageResult, derived: dict[str, Any], finished_at: float) -> None:
+        """A stage's light result (and what the worker derived from its artifact) as the worker now holds it; a
+        stage made again keeps the copy the page shows. Under ``_lock``."""
+        self._has.add(stage)
+        if stage in self.pipe.results:
+            return
+        if "ledger" in derived:
+            self.pipe.precomputed_ledger = derived["ledger"]
+        if "methods" in derived:
+            self.pipe.methods = derived["methods"]
+        self.pipe.results[stage] = result
+        self._finished_at[stage] = finished_at
+
+
+@dataclass
+class _Channel:
+    """One worker process and the caller's end of its pipe; ``owner`` the run its messages go to (it changes when
+    another config's run takes the worker: ``ProcessRun.take_worker``)."""
+
+    proc: Any
+    conn: Any
+    log_path: str
+    owner: ProcessRun
+
+
+def _read(channel: _Channel) -> None:
+    """The caller's reader of one worker: each message to the channel's current owner; at the worker's end, the
+    owner is told (``ProcessRun._ended``) and the log file removed."""
+    while True:
+        try:
+            msg = pickle.loads(channel.conn.recv_bytes())
+        except (EOFError, OSError):
+            break
+        channel.owner._on_message(msg)
+    channel.proc.join()
+    lines = _read_lines(channel.log_path)
+    try:
+        os.unlink(channel.log_path)
+    except OSError:
+        pass
+    channel.owner._ended(channel.proc, lines)
+    channel.conn.close()
 
 
 # -- requests the pages send (module-level functions: they travel by name) ------------------------------------------

@@ -161,26 +161,34 @@ def test_a_config_change_does_not_offer_the_previous_configurations_report():
 
 
 def test_the_html_report_reuses_the_numerics_the_page_computed(monkeypatch):
-    import quantviz.report
+    """The page's numerics are computed once (by the run's session worker) and the report is built from that same
+    report: the worker is never asked to compare again."""
+    import ui.downloads
     import ui.numerics_panel
+    from quantviz.numerics.compare import NumericsReport, compare
+    from quantviz.report import build_report
 
-    calls = []
-    real = ui.numerics_panel.compare
+    compared, reported = [], []
+    real = ui.numerics_panel.on_worker
 
-    def counted(*args, **kwargs):
-        calls.append(args)
-        return real(*args, **kwargs)
+    def counted(pipe, fn, *args, **kwargs):
+        if fn is compare:
+            compared.append(kwargs)
+        if fn is build_report:
+            reported.append(args[0])
+        return real(pipe, fn, *args, **kwargs)
 
-    for module in (ui.numerics_panel, quantviz.report):  # the page's numerics and the report's own fallback
-        monkeypatch.setattr(module, "compare", counted)
+    for module in (ui.numerics_panel, ui.downloads):  # the page's numerics, and the report (its own fallback)
+        monkeypatch.setattr(module, "on_worker", counted)
     ui.numerics_panel.numerics_report.clear()
     at = app()
     at.session_state.stage = "run"
     at.run()
     next(b for b in at.button if b.label == "Compare node by node").click().run()
     assert not at.exception, at.exception
-    assert len(calls) == 1
+    assert len(compared) == 1
     next(b for b in at.button if b.label == "Build HTML report").click().run()
     assert not at.exception, at.exception
     assert "report.html" in download_labels(at)
-    assert len(calls) == 1  # the report charts the numerics the page computed: they ran once
+    assert len(compared) == 1  # the report charts the numerics the page computed: they ran once
+    assert len(reported) == 1 and isinstance(reported[0], NumericsReport)  # given to the report: none computed there

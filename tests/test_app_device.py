@@ -29,8 +29,15 @@ def _device_files(pte: bytes, inputs: tuple) -> tuple[bytes, bytes]:
         return Path(e).read_bytes(), Path(b).read_bytes()
 
 
-def test_device_page_places_an_uploaded_etdump_and_names_a_truncated_one():
+def _example_inputs(pipe) -> tuple:
+    """The runtime's inputs of ``pipe``'s model (asked of the session worker that holds it)."""
     from quantviz.timing.measure import runtime_inputs
+
+    return runtime_inputs(pipe.spec.example_inputs)
+
+
+def test_device_page_places_an_uploaded_etdump_and_names_a_truncated_one():
+    from quantviz.process_run import on_worker
     from ui.runner import pipeline_store
 
     os.environ["QUANTVIZ_DEFAULT_MODEL"] = "sample:digits_cnn"  # the fx flow (tests' default) reaches the runtime
@@ -40,7 +47,7 @@ def test_device_page_places_an_uploaded_etdump_and_names_a_truncated_one():
     shown = [e.value for e in [*at.info, *at.error, *at.caption]]
     assert at.title[0].value == "Device" and len(at.file_uploader) == 2, shown
     run = next(r for (model, _), r in pipeline_store().items() if model.endswith("digits_cnn"))
-    etdp, debug = _device_files(run.pipe.pte_bytes(), runtime_inputs(run.pipe.spec.example_inputs))
+    etdp, debug = _device_files(run.pipe.pte_bytes(), on_worker(run.pipe, _example_inputs))  # the run's model
 
     at.file_uploader(key="device_etdump").upload("run.etdp", etdp).run()
     at.file_uploader(key="device_debug").upload("debug.bin", debug).run()

@@ -2,11 +2,14 @@
 
 Real flows in real worker processes: the default flow on sample:digits_cnn gives the same figures as an in-process
 Pipeline; a stage that aborts natively kills only its worker and the state names the stage and SIGABRT; two runs
-proceed at once; Stop kills a long stage at once and Continue makes the earlier stages again in a new worker.
+proceed at once; Stop kills a long stage at once and Continue makes the earlier stages again in a new worker; a new
+config takes the idle worker and keeps the stages both configs share, and switching back is a fork too; a request
+streams its progress to the asking thread; the runtime's methods come back with the run stage.
 """
 from __future__ import annotations
 
 import os
+import threading
 import time
 from functools import partial
 
@@ -135,6 +138,49 @@ def test_a_request_that_raises_comes_back_as_worker_error(runs):
     assert err.value.kind == "KeyError"
     assert on_worker(run.pipe, _artifact_kind, "trace") == "DigitsCNN"  # the live artifact, there: fx's trace keeps
     # the model (prepare_fx traces it)
+
+
+def test_a_new_config_takes_the_idle_worker_keeps_the_shared_stages_and_switches_back(runs, flow):
+    old = runs("sample:digits_cnn").start()
+    assert old.join(TIMEOUT) and old.pipe.ok
+    pid, pte = old.worker_pid, old.pipe.pte_bytes()
+    new = runs("sample:digits_cnn", fusion="quantviz")  # fuse and what follows it change
+    assert new.take_worker(old)
+    assert new.worker_pid == pid and old.worker_pid is None and not new.alive
+    shared = ["trace", "prepare", "calibrate", "convert", "capture", "edge", "delegate"]
+    assert [s for s in new.pipe.stage_names if s in new.pipe.results] == shared  # done at once, before start
+    for s in shared:  # the old run's own results (forked in the worker, not run again): same seconds
+        assert new.pipe.results[s].seconds == old.pipe.results[s].seconds
+    assert new.todo() == ["fuse", "emit", "run"]
+    new.start()
+    assert new.join(TIMEOUT) and new.pipe.ok
+    here = flow("sample:digits_cnn", fusion="quantviz")
+    assert new.pipe.pte_bytes() == here.pte_bytes() != pte
+    assert new.pipe.results["fuse"].graph.kind_counts() == here.results["fuse"].graph.kind_counts()
+    # back to the first config: the worker's kept pipeline, forked whole; nothing runs
+    assert old.take_worker(new) and old.worker_pid == pid and old.todo() == []
+    assert old.pipe.pte_bytes() == pte
+
+
+def test_a_request_streams_its_progress_to_the_asking_thread(runs):
+    from quantviz.numerics.compare import compare
+
+    run = runs("sample:digits_cnn").start()
+    assert run.join(TIMEOUT)
+    seen: list[tuple[float, str, int]] = []
+    report = on_worker(run.pipe, compare, progress=lambda f, t: seen.append((f, t, threading.get_ident())))
+    assert report.end_to_end and len(seen) >= 3, seen
+    assert {ident for *_, ident in seen} == {threading.get_ident()}  # drawn by the page's own thread
+    fractions = [f for f, *_ in seen]
+    assert fractions == sorted(fractions) and 0.0 < fractions[0] < fractions[-1] <= 1.0
+
+
+def test_the_runtime_methods_come_back_with_the_run_stage(runs):
+    run = runs("sample:prefill_decode", flow="torchao").start()
+    assert run.join(TIMEOUT) and run.pipe.ok
+    methods = run.pipe.runtime_methods()  # the methods table of the run page: copied as the run stage ended
+    assert [m.name for m in methods] == ["forward", "decode"]
+    assert all(m.float_vs_runtime_sqnr_db > 15 for m in methods)
 
 
 def test_a_model_that_does_not_load_raises_load_error():

@@ -23,12 +23,10 @@ from ui.state import BLAME_BY_STAGE, NUMERICS_DONE, for_run, run_key, set_for_ru
 def numerics_report(key: str, sensitivity_layers: int, _pipe: Pipeline) -> NumericsReport:
     """Cached per (model, config) key and sensitivity depth; ``_pipe`` is the pipeline that key names (a worker's:
     computed by that worker)."""
-    if isinstance(_pipe, RemotePipeline):
-        with st.spinner("Comparing node by node in this run's worker process…"):
-            return on_worker(_pipe, compare, sensitivity_layers=sensitivity_layers)
-    bar = st.progress(0.0, text="numerics")
-    report = compare(_pipe, sensitivity_layers=sensitivity_layers,
-                     progress=lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t))
+    where = " (in this run's worker process)" if isinstance(_pipe, RemotePipeline) else ""
+    bar = st.progress(0.0, text=f"numerics{where}: starting")
+    report = on_worker(_pipe, compare, sensitivity_layers=sensitivity_layers,
+                       progress=lambda f, t: bar.progress(min(max(f, 0.0), 1.0), text=t + where))
     bar.empty()
     return report
 
@@ -121,8 +119,7 @@ def numerics_panel(pipe: Pipeline, model_ref: str) -> None:
 def methods_table(pipe: Pipeline) -> None:
     """A model shipped with more methods in one .pte (forward, decode): each one's batches and SQNR, a row each;
     nothing for one-method models."""
-    run = pipe.result_of("runtime")
-    methods = run.artifact.methods if run is not None and run.ok else []
+    methods = pipe.runtime_methods()
     if not methods:
         return
     st.markdown(f"#### Methods in the .pte ({len(methods)})")

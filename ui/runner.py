@@ -1,27 +1,26 @@
-"""Run or reuse pipelines: one per (model, config), kept across reruns; stages run in a background thread.
+"""Run or reuse pipelines: one per (model, config), kept across reruns and sessions; stages run off the page.
 
-The Streamlit glue around the library's :class:`quantviz.background.BackgroundRun` (a daemon thread calling
-``Pipeline.run``): the runs cached across reruns and sessions, the waits with their captions, and the page's
-turn at ``TORCH_LOCK``. A stage's page can be opened as soon as that stage has finished while later stages keep
-running::
+By default each run is a :class:`quantviz.process_run.ProcessRun`: its stages run in a worker process of its own
+(forked from the warm server, torch imported there once), so no session waits for another's stage, Stop kills a
+stage for real, and an abort or out-of-memory kill ends only that worker (the stage's page names the signal and
+offers a re-run). A new config for a known model takes that model's idle worker, which forks its pipeline
+(``ProcessRun.take_worker``, ``Pipeline.fork``): only the stages the change affects run again, and choosing the old
+config again is a fork too. When that worker was busy, Stop kills its stage and a new worker runs from the start
+(artifacts do not cross processes). A stage's page can be opened as soon as that stage has finished while later
+stages keep running::
 
-    run = get_run(choice.key, choice.loader, config)   # starts the worker, or reuses the running one
+    run = get_run(choice.key, choice.loader, config, choice.ref)   # starts the worker, or reuses the running one
     run.wait_for("trace", timeout=0.2)                 # True once trace has a result
     state = run.state()                                 # done / running / waiting per stage, progress text
     pipe = run.view()                                   # a snapshot the page reads while the worker goes on
-    run.stop()                                          # ends the run after the current stage
+    run.stop()                                          # ends the run now (a running stage is killed)
 
-With ``QUANTVIZ_SESSION_WORKERS=1`` (not yet the default, docs/architecture.md) each run is a
-:class:`quantviz.process_run.ProcessRun` instead: its stages run in a worker process of its own (forked from the warm
-server, torch imported there once), so no session waits for another's stage, Stop kills a stage for real, and an
-abort or out-of-memory kill ends only that worker (the stage's page names the signal and offers a re-run). A new
-config is a new worker that runs from the start (artifacts do not cross processes).
-
-A new config for a known model forks that model's pipeline (``Pipeline.fork``), so only the stages the change
-affects run again. A worker still running on the old pipeline is stopped and waited for first (its current
-stage finishes): stages that change their input in place (calibrate, convert, edge) must never run twice at
-once on an artifact the two pipelines share. The old pipeline resumes where it stopped when its config is
-chosen again; a run ended with Stop stays stopped until Continue.
+With ``QUANTVIZ_SESSION_WORKERS=0`` each run is a :class:`quantviz.background.BackgroundRun` (a daemon thread in the
+app's process, every stage under ``TORCH_LOCK``: sessions take turns). A new config forks the model's pipeline in
+the process; a thread still running on the old pipeline is stopped and waited for first (its current stage
+finishes): stages that change their input in place (calibrate, convert, edge) must never run twice at once on an
+artifact the two pipelines share. The old pipeline resumes where it stopped when its config is chosen again; a run
+ended with Stop stays stopped until Continue.
 """
 from __future__ import annotations
 
@@ -37,7 +36,7 @@ from quantviz import ModelSpec, Pipeline, PipelineConfig
 from quantviz.background import WAITING, BackgroundRun, RunState
 from quantviz.flows import with_backend_defaults
 from quantviz.loading import check_in_worker, load_model
-from quantviz.process_run import ProcessRun, RemotePipeline, build_own_model
+from quantviz.process_run import STOP_GRACE, ProcessRun, RemotePipeline, build_own_model
 from quantviz.torch_lock import TORCH_LOCK
 from quantviz.workers import warm
 from ui.state import STAGE
@@ -49,8 +48,9 @@ Run = Union[BackgroundRun, ProcessRun]
 
 
 def session_workers() -> bool:
-    """True when ``QUANTVIZ_SESSION_WORKERS=1``: every run in a worker process of its own (``ProcessRun``)."""
-    return os.environ.get("QUANTVIZ_SESSION_WORKERS", "") == "1"
+    """True (the default) unless ``QUANTVIZ_SESSION_WORKERS=0``: every run in a worker process of its own
+    (``ProcessRun``); with 0, in a thread of the app's process (``BackgroundRun``)."""
+    return os.environ.get("QUANTVIZ_SESSION_WORKERS", "1") != "0"
 
 
 @st.cache_resource(show_spinner=False)
@@ -112,7 +112,9 @@ def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineCon
 def _process_run(store: dict, key: tuple[str, PipelineConfig], ref: str, sidebar: PipelineConfig,
                  explicit: frozenset[str]) -> ProcessRun:
     """The run of ``key`` in a worker process of its own, started (the model loaded there: a LoadError says why it
-    does not load); the model's runs for other configs are stopped (2 cores: one run per model works at a time)."""
+    does not load); the model's runs for other configs are stopped (2 cores: one run per model works at a time). A
+    run without a worker takes the idle worker of the model's other config (``ProcessRun.take_worker``): the
+    stages both configs share stay done, as a fork in one process would keep them."""
     run = store.get(key)
     if run is None:
         loader = partial(build_own_model, sidebar) if ref == sidebar.flow else partial(load_model, ref)
@@ -123,9 +125,17 @@ def _process_run(store: dict, key: tuple[str, PipelineConfig], ref: str, sidebar
             if isinstance(old, ProcessRun):
                 old.close()
         store[key] = run
-    for (mk, c), other in list(store.items()):
-        if mk == key[0] and c != key[1] and other.alive:
-            other.stop(by_user=False)
+    others = [r for (mk, c), r in store.items() if mk == key[0] and c != key[1]]
+    for other in others:
+        if other.alive:
+            other.stop(by_user=False)  # a stage running is killed; between stages it just starts no other
+            other.join(STOP_GRACE + 1.0)
+    if run.worker_pid is None and isinstance(run, ProcessRun):
+        donor = next((o for o in others if isinstance(o, ProcessRun) and o.worker_pid is not None and not o.alive),
+                     None)
+        if donor is not None:
+            with st.spinner("Forking the pipeline of the previous configuration in its worker…"):
+                run.take_worker(donor)
     try:
         with st.spinner("Loading the model in its worker process…"):
             run.loaded()
