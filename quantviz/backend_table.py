@@ -142,16 +142,18 @@ def backend_config(base: PipelineConfig, backend: str) -> PipelineConfig:
 
 
 def compare_backends(model_ref: str, backends: list[str] | None = None, base: PipelineConfig | None = None,
-                     ray: bool = False, address: str | None = None, progress: Progress | None = None
-                     ) -> list[BackendRow]:
-    """Every backend (default: the installed ones) on ``model_ref``, one row each; on Ray one task a backend."""
+                     ray: bool = False, address: str | None = None, progress: Progress | None = None,
+                     in_workers: bool = False) -> list[BackendRow]:
+    """Every backend (default: the installed ones) on ``model_ref``, one row each; on Ray one task a backend;
+    ``in_workers``: each backend in a worker process of its own, one after the other (the app: its process runs no
+    torch, and a backend that aborts its process is a row)."""
     base = base or PipelineConfig(flow="pt2e", per_channel=True)
     names = backends or installed_backends()
     configs = [backend_config(base, b) for b in names]
     rows: list[BackendRow] = []
     if not ray:
         for i, config in enumerate(configs):
-            rows.append(backend_row(model_ref, config))
+            rows.append(_row_in_worker(model_ref, config) if in_workers else backend_row(model_ref, config))
             if progress is not None:
                 progress(rows[-1], i + 1, len(configs))
         return rows
@@ -173,6 +175,16 @@ def compare_backends(model_ref: str, backends: list[str] | None = None, base: Pi
             progress(row, len(rows), len(configs))
     order = {c.backend: i for i, c in enumerate(configs)}
     return sorted(rows, key=lambda r: order.get(r.backend, 99))
+
+
+def _row_in_worker(model_ref: str, config: PipelineConfig) -> BackendRow:
+    """``backend_row`` in a process forked from the warm server; a process that dies is a row that says how."""
+    from quantviz.workers import WorkerDied, WorkerError, call_in_worker
+
+    try:
+        return call_in_worker(backend_row, model_ref, config, what=f"the {config.backend} row")
+    except (WorkerDied, WorkerError) as exc:
+        return BackendRow(config.backend, model_ref, "", False, failed_stage="?", cause=f"crashed: {exc}"[:400])
 
 
 COLUMNS = ("backend", "ok", "quantizer", "delegates", "delegated_share", "patterns", "pte_bytes", "latency_ms",

@@ -42,7 +42,7 @@ from quantviz.background import RunReader, RunState
 from quantviz.config import PipelineConfig
 from quantviz.errors import LoadError, StageError
 from quantviz.pipeline import Pipeline, StageEvent, StageResult
-from quantviz.workers import LAST_LINES, WorkerDied, WorkerError, _context, _Process, _read_lines
+from quantviz.workers import LAST_LINES, WorkerDied, WorkerError, _context, _Process, _read_lines, allow_children
 
 LOAD_TIMEOUT = 600.0  # seconds a worker may take to load the model before the caller gives up
 SWITCH_TIMEOUT = 60.0  # seconds a worker handed to another config may take to fork its pipeline for it
@@ -181,28 +181,14 @@ def died_result(stage: str, died: WorkerDied, seconds: float) -> StageResult:
 
 
 # -- the worker process ----------------------------------------------------------------------------------------------
-def _share_fork_server() -> None:
-    """In a worker forked by the warm server: its own workers (the runtime's ``call_in_worker``) fork from that same
-    server, whose address and "alive" pipe the fork inherited; multiprocessing would start a second server (torch
-    imported again: 10 s on the first run stage) since this process did not start the first."""
-    from multiprocessing import forkserver, resource_tracker
-
-    server = forkserver._forkserver
-    if server._forkserver_address is not None and server._forkserver_alive_fd is not None:
-        server.ensure_running = resource_tracker.ensure_running  # type: ignore[method-assign]
-
-
 def _serve(conn: Any, log_path: str, loader: Callable[[], Any], config: PipelineConfig,
            explicit: frozenset[str]) -> None:
     """In the worker: fd 1 and 2 to the log file, load the model, then answer commands until the caller closes:
     ``run`` (stages, in order), ``switch`` (to another config: a fork of the kept pipeline sharing the most stages,
     ``quantviz.reuse.PipelineCache``), ``stop`` (start no other stage), ``ask`` (a :class:`PipelineCall`)."""
-    import multiprocessing
     import sys
 
-    # a stage may run its own worker process (the runtime's call_in_worker): allowed, though this one is a daemon
-    multiprocessing.current_process()._config.pop("daemon", None)
-    _share_fork_server()
+    allow_children()  # a stage may run its own worker process (the runtime's call_in_worker)
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -187,10 +187,24 @@ def _read_lines(path: str) -> list[str]:
         return []
 
 
+def allow_children() -> None:
+    """In a worker forked by the warm server: let it start workers of its own (a stage's runtime ``call_in_worker``),
+    forked from that same server. A worker is a daemon process, which multiprocessing forbids children; and
+    multiprocessing would start a second server (torch imported again: 10 s on the first run stage) since this
+    process did not start the first: the fork inherited the server's address and "alive" pipe, so it uses them."""
+    from multiprocessing import forkserver, resource_tracker
+
+    multiprocessing.current_process()._config.pop("daemon", None)
+    server = forkserver._forkserver
+    if server._forkserver_address is not None and server._forkserver_alive_fd is not None:
+        server.ensure_running = resource_tracker.ensure_running  # type: ignore[method-assign]
+
+
 def _child(send: Any, log_path: str, call: bytes) -> None:
     """In the worker: fd 1 and 2 to the log file (what native code prints survives an abort), run, answer."""
     import sys
 
+    allow_children()
     fd = os.open(log_path, os.O_WRONLY | os.O_APPEND)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -48,7 +48,7 @@ def _stop_app_workers():
         run.stop(by_user=False)
     for run in runs:
         run.join(600)
-        if hasattr(run, "close"):  # a session worker (QUANTVIZ_SESSION_WORKERS=1): its process ends too
+        if hasattr(run, "close"):  # a session worker (the app's default): its process ends too
             run.close()
 
 

@@ -1,6 +1,7 @@
-"""The app with ``QUANTVIZ_SESSION_WORKERS=1`` (every run in a worker process of its own: quantviz.process_run),
-through streamlit.testing.v1.AppTest: a stage that aborts natively (not the run stage) fails only its worker, the page
-names the stage, the signal and the process's last line and offers a re-run, which runs in a new worker."""
+"""The app's session workers (every run in a worker process of its own: quantviz.process_run), through
+streamlit.testing.v1.AppTest: a stage that aborts natively (not the run stage) fails only its worker, the page names
+the stage, the signal and the process's last line and offers a re-run, which runs in a new worker; a config change
+takes the idle worker, whose fork keeps the stages both configs share; ``QUANTVIZ_SESSION_WORKERS=0`` runs threads."""
 import os
 
 import pytest
@@ -12,19 +13,69 @@ ABORTING = "tests/fixtures/process_run_models.py"
 
 
 @pytest.fixture(autouse=True)
-def _session_workers(monkeypatch):
-    """The variable for this module's tests; their runs leave the app's store after them (a later test without the
-    variable must not find a worker's run for its model)."""
+def _fresh_store():
+    """Each test starts without kept runs and leaves none (their workers closed)."""
+    from ui.runner import pipeline_store
+
+    def clear() -> None:
+        store = pipeline_store()
+        for key, run in list(store.items()):
+            run.stop(by_user=False)
+            run.join(600)
+            if hasattr(run, "close"):
+                run.close()
+            del store[key]
+
+    clear()
+    yield
+    clear()
+
+
+def _choice(at: AppTest, key: str, value: str) -> AppTest:
+    """Set the sidebar widget ``key`` (a radio or a select box, by how many choices it has) to ``value``."""
+    widget = next(w for kind in ("radio", "selectbox") for w in at.sidebar.get(kind) if w.key == key)
+    return widget.set_value(value).run()
+
+
+def test_a_config_change_takes_the_idle_worker_and_keeps_the_shared_stages(monkeypatch):
     from quantviz.process_run import ProcessRun
     from ui.runner import pipeline_store
 
-    monkeypatch.setenv("QUANTVIZ_SESSION_WORKERS", "1")
-    yield
-    store = pipeline_store()
-    for key, run in list(store.items()):
-        if isinstance(run, ProcessRun):
-            run.close()
-            del store[key]
+    monkeypatch.setenv("QUANTVIZ_DEFAULT_MODEL", "sample:digits_cnn")
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    assert not at.exception, at.exception
+    (first,) = pipeline_store().values()
+    assert isinstance(first, ProcessRun) and first.join(600) and first.pipe.ok
+    pid, pte = first.worker_pid, first.pipe.pte_bytes()
+    _choice(at, "fusion", "quantviz")
+    assert not at.exception, at.exception
+    (changed,) = [r for r in pipeline_store().values() if r is not first]
+    assert changed.pipe.config.fusion == "quantviz" and changed.join(600) and changed.pipe.ok
+    assert changed.worker_pid == pid and first.worker_pid is None  # the same process, handed over
+    names = changed.pipe.stage_names
+    shared = names[: names.index("fuse")]
+    for s in shared:  # forked in the worker, not run again: the first run's own results
+        assert changed.pipe.results[s].seconds == first.pipe.results[s].seconds, s
+    assert changed.pipe.pte_bytes() != pte
+    _choice(at, "fusion", first.pipe.config.fusion)  # back: the kept pipeline, forked whole, nothing runs
+    assert not at.exception, at.exception
+    assert first.worker_pid == pid and first.todo() == [] and not first.alive
+    assert first.pipe.pte_bytes() == pte
+
+
+def test_workers_off_runs_threads(monkeypatch):
+    from quantviz.background import BackgroundRun
+    from ui.runner import pipeline_store
+
+    monkeypatch.setenv("QUANTVIZ_SESSION_WORKERS", "0")
+    monkeypatch.setenv("QUANTVIZ_DEFAULT_MODEL", "sample:digits_cnn")
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.run()
+    assert not at.exception, at.exception
+    (run,) = pipeline_store().values()
+    assert isinstance(run, BackgroundRun) and run.join(600) and run.pipe.ok
+    assert run.pipe.results["trace"].artifact is not None  # the pipeline lives in the app's process
 
 
 def test_an_abort_in_calibrate_is_named_on_its_page_and_offered_again():

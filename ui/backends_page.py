@@ -11,7 +11,6 @@ from quantviz import PipelineConfig
 from quantviz.backend_table import BackendRow, backend_html, compare_backends, installed_backends
 from quantviz.backends import BACKENDS
 from quantviz.catalog import catalog
-from ui.runner import holding_torch
 from ui.state import BACKEND_ROWS
 
 
@@ -49,9 +48,8 @@ def _run(key: tuple) -> None:
         bar.progress(done / total, text=f"{row.backend}: {'ok' if row.ok else 'failed at ' + row.failed_stage} "
                                         f"({done}/{total})")
 
-    with holding_torch("Waiting for the running stage of the main page to end…"):
-        compare_backends(model_ref, backends, PipelineConfig(flow="pt2e", per_channel=per_channel),
-                         progress=progress)
+    compare_backends(model_ref, backends, PipelineConfig(flow="pt2e", per_channel=per_channel), progress=progress,
+                     in_workers=True)  # a worker process per backend: the app runs no torch, no session waits
     bar.empty()
     st.session_state[BACKEND_ROWS][key] = rows
 

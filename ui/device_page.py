@@ -18,8 +18,9 @@ from quantviz.process_run import on_worker
 from quantviz.timing.device import DIVERGES_DB, DeviceInputError, DeviceRun, read_device_run
 from quantviz.timing.measure import DEFAULT_REPEAT
 from quantviz.timing.outputs import write_device_dir
+from quantviz.workers import WorkerError, call_in_worker
 from ui.latency_panel import run_latency
-from ui.runner import holding_torch, wait_for_stage
+from ui.runner import holding_torch_here, wait_for_stage
 from ui.sidebar import sidebar_run
 from ui.state import LATENCY_DONE, for_run, run_key, set_for_run
 
@@ -30,7 +31,7 @@ def run_dir(key: str, repeat: int, _pipe: Pipeline) -> str:
     kept for the app's life, per (model, config) key: what ``quantviz device`` reads."""
     timing, latency = run_latency(key, repeat, _pipe)  # the run page's timing, or measured now for both
     out = Path(tempfile.mkdtemp(prefix="quantviz-device-"))
-    with holding_torch("Waiting for the running stage to end: the ETRecord copies the lowered program…"):
+    with holding_torch_here(_pipe, "Waiting for the running stage to end: the ETRecord copies the lowered program…"):
         with st.spinner("Writing the run's ETRecord and files…"):
             on_worker(_pipe, write_device_dir, out, timing, latency)  # where the pipeline lives
     return str(out)
@@ -47,11 +48,13 @@ def device_run(folder: str, etdump: bytes, debug_buffer: bytes | None, names: tu
         if debug_buffer is not None:
             b = Path(d) / f"debug-{Path(names[1]).name}"
             b.write_bytes(debug_buffer)
-        with holding_torch("Waiting for the running stage to end: comparing values runs the program here…"):
+        with st.spinner("Placing the ETDump on the run's stages and comparing its values (in a worker process)…"):
             try:
-                return read_device_run(Path(folder), e, b)
-            except DeviceInputError as exc:
-                raise DeviceInputError(str(exc).replace(f"{d}/debug-", "").replace(f"{d}/", "")) from None
+                return call_in_worker(read_device_run, Path(folder), e, b, what="reading the ETDump")
+            except WorkerError as exc:  # raised in the worker: it travels as text
+                if exc.kind != "DeviceInputError":
+                    raise
+                raise DeviceInputError(exc.message.replace(f"{d}/debug-", "").replace(f"{d}/", "")) from None
 
 
 def device_page() -> None:

@@ -251,6 +251,17 @@ def torch_turn(pipe: Pipeline, stage: str) -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def holding_torch_here(pipe: Pipeline, waiting: str) -> Iterator[None]:
+    """``holding_torch(waiting)`` when ``pipe`` lives in the app's process (threads); nothing for a session worker's
+    pipeline (its worker takes turns itself)."""
+    if isinstance(pipe, RemotePipeline):
+        yield
+        return
+    with holding_torch(waiting):
+        yield
+
+
+@contextlib.contextmanager
 def holding_torch(waiting: str) -> Iterator[None]:
     """Hold ``TORCH_LOCK`` for the block; while a worker's stage holds it, show ``waiting`` as a caption.
 
