@@ -120,3 +120,24 @@ def test_export_llm_config_through_quantviz_matches_the_bare_call(tmp_path):
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
     assert done.returncode == 0, done.stderr[-2000:]
     assert out.read_bytes() == pipe.pte_bytes()
+
+
+@pytest.mark.slow
+def test_a_shipped_qwen2_5_config_with_the_tiny_overrides_matches_the_bare_call(tmp_path):
+    """The shipped Qwen2.5 XNNPACK q8da4w file, read as export_llm reads it (Hydra compose, ``++`` overrides), with
+    quantviz's tiny llama3 params: the bare call and quantviz write the same .pte bytes."""
+    from quantviz import Pipeline
+    from quantviz.llm_config import tiny_overrides
+
+    name = ("qwen2_5", "config", "qwen2_5_xnnpack_q8da4w.yaml")
+    yaml = next(p for p in shipped_llm_configs() if p.parts[-3:] == name)
+    config = PipelineConfig(llm_config=str(yaml), llm_overrides=tiny_overrides())
+    pipe = Pipeline(llm_spec(config), config).run()
+    assert pipe.ok, pipe.failed and pipe.failed.error
+    assert pipe.numerics()["reference_vs_runtime_sqnr_db"] > 30
+
+    out = tmp_path / "bare.pte"
+    cmd = [sys.executable, *bare_command(config)[1:], f"++export.output_name={out}"]
+    done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert out.read_bytes() == pipe.pte_bytes()
