@@ -2,7 +2,7 @@
 (ProcessRun), on an idle process, beside another run sleeping inside its calibrate stage, and after a config change.
 
     .venv/bin/python bench/session_workers.py                      # digits_cnn and mobilenet_v2, 3 rounds each
-    .venv/bin/python bench/session_workers.py --models sample:digits_cnn --rounds 1 --beside --change
+    .venv/bin/python bench/session_workers.py --models sample:digits_cnn --rounds 1 --cases alone beside change
 
 Each round is a fresh Python process with the warm fork server already started (torch imported in both, as in the
 app): the clock starts when the model is chosen (``load_model`` + ``Pipeline`` in the thread case, ``ProcessRun.start``
@@ -81,8 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=["sample:digits_cnn", "sample:mobilenet_v2"])
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--beside", action="store_true", help="also measure beside a run sleeping in calibrate")
-    parser.add_argument("--change", action="store_true", help="also measure a config change after a whole run")
+    parser.add_argument("--cases", nargs="+", choices=("alone", "beside", "change"), default=["alone"],
+                        help="alone; beside a run sleeping in calibrate; a config change after a whole run")
     parser.add_argument("--one", nargs=3, metavar=("MODE", "MODEL", "BESIDE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -92,9 +92,8 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "QUANTVIZ_TEST_SLEEP": str(SLEEP_S)}
     print("| model | where | case | rounds | first graph (median, min–max) | last stage (median) | load average |")
     print("|---|---|---|---|---|---|---|")
-    cases = ["alone"] + ["beside"] * args.beside + ["change"] * args.change
     for model in args.models:
-        for case in cases:
+        for case in args.cases:
             for mode in ("thread", "worker") + (("worker, fresh",) if case == "change" else ()):
                 rows = []
                 for _ in range(args.rounds):

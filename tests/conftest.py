@@ -33,23 +33,42 @@ def flow():
     return run_flow
 
 
-@pytest.fixture(autouse=True)
-def _stop_app_workers():
-    """After a test that ran the app (AppTest), stop its pipelines' worker threads (they finish the current
-    stage): a worker left running would go on using the CPU, and torch, under the next tests."""
-    yield
+def _end_app_runs(drop: bool) -> None:
+    """Stop the app's kept runs (AppTest's) and wait for them; a session worker's process ends too; ``drop``: they
+    leave the store (a later page starts its own)."""
     import sys
 
     runner = sys.modules.get("ui.runner")
     if runner is None:
         return
-    runs = list(runner.pipeline_store().values())
-    for run in runs:
+    store = runner.pipeline_store()
+    runs = list(store.items())
+    for _, run in runs:
         run.stop(by_user=False)
-    for run in runs:
+    for key, run in runs:
         run.join(600)
         if hasattr(run, "close"):  # a session worker (the app's default): its process ends too
             run.close()
+        if drop:
+            store.pop(key, None)
+
+
+@pytest.fixture(autouse=True)
+def _stop_app_workers():
+    """After a test that ran the app (AppTest), stop its pipelines' workers: a worker left running would go on using
+    the CPU, and torch, under the next tests."""
+    yield
+    _end_app_runs(drop=False)
+
+
+@pytest.fixture
+def fresh_app_store():
+    """The app's store empty before and after the test: the runs in it are the test's own."""
+    import ui.runner  # noqa: F401 - the store lives there
+
+    _end_app_runs(drop=True)
+    yield
+    _end_app_runs(drop=True)
 
 
 @pytest.fixture

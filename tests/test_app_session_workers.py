@@ -13,22 +13,8 @@ ABORTING = "tests/fixtures/process_run_models.py"
 
 
 @pytest.fixture(autouse=True)
-def _fresh_store():
+def _fresh(fresh_app_store):
     """Each test starts without kept runs and leaves none (their workers closed)."""
-    from ui.runner import pipeline_store
-
-    def clear() -> None:
-        store = pipeline_store()
-        for key, run in list(store.items()):
-            run.stop(by_user=False)
-            run.join(600)
-            if hasattr(run, "close"):
-                run.close()
-            del store[key]
-
-    clear()
-    yield
-    clear()
 
 
 def _choice(at: AppTest, key: str, value: str) -> AppTest:
