@@ -90,3 +90,30 @@ def test_an_abort_in_calibrate_is_named_on_its_page_and_offered_again():
     assert not at.exception, at.exception
     assert runs[0].state().states["calibrate"] == "failed" and runs[0].died.signal_name == "SIGABRT"
     assert "aborted (SIGABRT)" in " ".join(e.value for e in at.error)
+
+
+def test_a_config_change_never_stops_a_run_another_session_shows():
+    """Two sessions on one model (it sleeps 60 s in calibrate: a stage that runs on): B's config change leaves A's
+    running stage alone; A's own change stops it."""
+    from ui.runner import pipeline_store
+
+    def session() -> AppTest:
+        at = AppTest.from_file(APP, default_timeout=600)
+        at.run()
+        at.sidebar.radio(key="source").set_value("Python file").run()
+        at.sidebar.text_input(key="file_path").input(ABORTING)
+        at.sidebar.text_input(key="factory").input("make_sleeping").run()
+        assert not at.exception, at.exception
+        return at
+
+    a = session()
+    (run_a,) = [r for (mk, _), r in pipeline_store().items() if ABORTING in mk]
+    assert run_a.wait_for("prepare", 600) and run_a.alive
+    b = session()  # the same model and config: the same run
+    assert [r for (mk, _), r in pipeline_store().items() if ABORTING in mk] == [run_a]
+    _choice(b, "observer", "minmax")  # B's own config: A's run goes on
+    assert not b.exception, b.exception
+    assert run_a.alive and run_a.state().current in ("calibrate", "prepare")
+    _choice(a, "observer", "minmax")  # A leaves its run too: no session shows it any more
+    assert not a.exception, a.exception
+    assert run_a.join(10) and not run_a.alive

@@ -5,8 +5,9 @@ By default each run is a :class:`quantviz.process_run.ProcessRun`: its stages ru
 stage for real, and an abort or out-of-memory kill ends only that worker (the stage's page names the signal and
 offers a re-run). A new config for a known model takes that model's idle worker, which forks its pipeline
 (``ProcessRun.take_worker``, ``Pipeline.fork``): only the stages the change affects run again, and choosing the old
-config again is a fork too. When that worker was busy, Stop kills its stage and a new worker runs from the start
-(artifacts do not cross processes). A stage's page can be opened as soon as that stage has finished while later
+config again is a fork too. The run a session leaves for another config is stopped only when no other session shows
+it (a stage it was running is killed, and the new config starts in a new worker from trace: artifacts do not cross
+processes); one session never stops another's run. A stage's page can be opened as soon as that stage has finished while later
 stages keep running::
 
     run = get_run(choice.key, choice.loader, config, choice.ref)   # starts the worker, or reuses the running one
@@ -27,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Collection, Iterator, Union
 
@@ -39,7 +41,7 @@ from quantviz.loading import check_in_worker, load_model
 from quantviz.process_run import STOP_GRACE, ProcessRun, RemotePipeline, build_own_model
 from quantviz.torch_lock import TORCH_LOCK
 from quantviz.workers import warm
-from ui.state import STAGE
+from ui.state import SESSION_ID, STAGE
 
 MAX_PIPELINES = 12
 MAX_WORKERS = 6  # runs kept in session-worker mode: each is a process holding its model and artifacts
@@ -109,12 +111,44 @@ def get_run(model_key: str, loader: Callable[[], ModelSpec], config: PipelineCon
     return run
 
 
+@dataclass
+class Viewers:
+    """Which sessions show which run (a session shows one run at a time): a config change stops only the runs no
+    session shows any more, so one session never stops another's."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    by_run: dict[tuple[str, PipelineConfig], set[str]] = field(default_factory=dict)  # run key -> session ids
+
+    def show(self, session: str, key: tuple[str, PipelineConfig]) -> list[tuple[str, PipelineConfig]]:
+        """``session`` now shows ``key``: the runs it showed before that no session shows any more."""
+        with self.lock:
+            left = []
+            for other, sessions in self.by_run.items():
+                if other != key and session in sessions:
+                    sessions.discard(session)
+                    if not sessions:
+                        left.append(other)
+            self.by_run.setdefault(key, set()).add(session)
+            return left
+
+    def shown(self, key: tuple[str, PipelineConfig]) -> bool:
+        with self.lock:
+            return bool(self.by_run.get(key))
+
+
+@st.cache_resource(show_spinner=False)
+def viewers() -> Viewers:
+    return Viewers()
+
+
 def _process_run(store: dict, key: tuple[str, PipelineConfig], ref: str, sidebar: PipelineConfig,
                  explicit: frozenset[str]) -> ProcessRun:
     """The run of ``key`` in a worker process of its own, started (the model loaded there: a LoadError says why it
-    does not load); the model's runs for other configs are stopped (2 cores: one run per model works at a time). A
-    run without a worker takes the idle worker of the model's other config (``ProcessRun.take_worker``): the
-    stages both configs share stay done, as a fork in one process would keep them."""
+    does not load). The run this session showed before, of the same model, is stopped when no other session shows
+    it (2 cores: a config change ends the old config's run, as it did in threads; another session's run goes on).
+    A run without a worker takes the idle worker of the model's other config that no session shows
+    (``ProcessRun.take_worker``): the stages both configs share stay done, as a fork in one process would keep
+    them."""
     run = store.get(key)
     if run is None:
         loader = partial(build_own_model, sidebar) if ref == sidebar.flow else partial(load_model, ref)
@@ -125,11 +159,13 @@ def _process_run(store: dict, key: tuple[str, PipelineConfig], ref: str, sidebar
             if isinstance(old, ProcessRun):
                 old.close()
         store[key] = run
-    others = [r for (mk, c), r in store.items() if mk == key[0] and c != key[1]]
-    for other in others:
-        if other.alive:
+    shown = viewers()
+    for left in shown.show(st.session_state[SESSION_ID], key):
+        other = store.get(left)
+        if other is not None and left[0] == key[0] and other.alive:
             other.stop(by_user=False)  # a stage running is killed; between stages it just starts no other
             other.join(STOP_GRACE + 1.0)
+    others = [r for (mk, c), r in store.items() if mk == key[0] and c != key[1] and not shown.shown((mk, c))]
     if run.worker_pid is None and isinstance(run, ProcessRun):
         donor = next((o for o in others if isinstance(o, ProcessRun) and o.worker_pid is not None and not o.alive),
                      None)

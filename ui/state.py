@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import dataclass, fields
 from typing import Any, Callable
 
@@ -70,6 +71,9 @@ LATENCY_DONE = _declare("latency_done", dict, "run key -> the warm runs 'Measure
 CONFIG_GIVEN = _declare("config_given", frozenset,
                         "the config fields the user set in the sidebar (a widget changed, an Apply): the backend's "
                         "defaults leave them alone (quantviz.flows.with_backend_defaults)")
+SESSION_ID = _declare("session_id", lambda: uuid.uuid4().hex,
+                      "this session's id: which runs it shows (ui.runner: a run no session shows is stopped when its "
+                      "model's config changes; one another session shows never is)")
 
 # -- the Backends page -------------------------------------------------------------------------------------------
 BACKEND_ROWS = _declare("backend_rows", dict, "(model ref, backends, per channel) -> the comparison's BackendRows")
