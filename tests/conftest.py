@@ -51,6 +51,8 @@ def _end_app_runs(drop: bool) -> None:
             run.close()
         if drop:
             store.pop(key, None)
+    if drop:
+        runner.viewers().by_run.clear()  # which sessions showed them: AppTest sessions never say they closed
 
 
 @pytest.fixture(autouse=True)

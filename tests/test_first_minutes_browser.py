@@ -12,10 +12,11 @@ run_page.png, torchao_rail.png, runtime_abort.png, load_error_while_another_sess
   page names the stage, the signal, the kernel's last words and the fix, offers a re-run, and the app and another
   session go on.
 - Three sessions at once: while the first runs a long stage (calibrate: ``tests/fixtures/slow_models.py`` hands its
-  calibration batches out slowly, holding torch's lock all along), the second loads a file that does not exist and
-  then one with a syntax error, the third a factory that raises. Each load error is on screen within
-  ``LOAD_BOUND_S`` of entering the path (the model is loaded in a warm worker process first). The measured times are
-  written to tests/artifacts/load_error_latency.txt.
+  calibration batches out slowly, in its session worker), the second loads a file that does not exist and then one
+  with a syntax error, the third a factory that raises, then a valid model. Each load error is on screen within
+  ``LOAD_BOUND_S`` of entering the path, the valid model's trace graph within ``GRAPH_BOUND_S`` (each session's
+  model is loaded in a worker process of its own, forked warm). The measured times are written to
+  tests/artifacts/load_error_latency.txt.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from quantviz_devtools.browser import (ARTIFACTS, chrome_driver, choose, choose_
 
 pytestmark = pytest.mark.e2e
 LOAD_BOUND_S = 5.0  # a load error is on screen within this, whatever another session runs
+GRAPH_BOUND_S = 20  # a valid model chosen while another session's stage runs: its trace graph on screen (seen: 1.06 s)
 SLOW_CALIBRATION_S = 150  # the first session's long stage: ends long after the measurements (the test does not wait)
 
 
@@ -141,6 +143,11 @@ def test_three_sessions_load_errors_show_within_5_s_while_another_runs_a_long_st
     broken.write_text("import torch\ndef make_model(:\n    pass\n")
     raising = tmp_path / "raising.py"
     raising.write_text("def make_model():\n    raise ValueError('weights not found: ckpt.pt')\n")
+    good = tmp_path / "good.py"
+    good.write_text("import torch\nfrom quantviz import ModelSpec\n\n\ndef make_model():\n"
+                    "    torch.manual_seed(0)\n"
+                    "    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4))\n"
+                    "    return ModelSpec('good_mlp', model.eval(), (torch.randn(2, 8),))\n")
     tabs = [driver.current_window_handle]
     for _ in range(2):  # sessions 2 and 3 open first: their default sample is loaded while nothing runs
         new_session(driver, app_url)
@@ -168,6 +175,10 @@ def test_three_sessions_load_errors_show_within_5_s_while_another_runs_a_long_st
     timings["raising factory"] = time.monotonic() - t0
     assert "the factory 'make_model' raised ValueError: weights not found: ckpt.pt" in page_text(driver)
     driver.save_screenshot(str(ARTIFACTS / "load_error_while_another_session_runs.png"))
+    t0 = enter_file_path(driver, str(good))  # a model that loads: its first graph, while session 1 still calibrates
+    wait_for(driver, lambda d: "good_mlp" in page_text(d)
+             and d.find_elements("css selector", "[data-testid=qv-graph] svg"), 120)
+    timings["valid model, trace graph"] = time.monotonic() - t0
 
     driver.switch_to.window(tabs[0])
     still = wait_for(driver, lambda d: page_text(d), 30)
@@ -175,4 +186,5 @@ def test_three_sessions_load_errors_show_within_5_s_while_another_runs_a_long_st
     assert time.monotonic() - long_stage_from < SLOW_CALIBRATION_S
     (ARTIFACTS / "load_error_latency.txt").write_text(
         "".join(f"{k}: {v:.2f} s\n" for k, v in timings.items()))
-    assert all(v < LOAD_BOUND_S for v in timings.values()), timings
+    assert all(v < LOAD_BOUND_S for k, v in timings.items() if k != "valid model, trace graph"), timings
+    assert timings["valid model, trace graph"] < GRAPH_BOUND_S, timings

@@ -146,7 +146,7 @@ def _process_run(store: dict, key: tuple[str, PipelineConfig], ref: str, sidebar
     """The run of ``key`` in a worker process of its own, started (the model loaded there: a LoadError says why it
     does not load). The run this session showed before, of the same model, is stopped when no other session shows
     it (2 cores: a config change ends the old config's run, as it did in threads; another session's run goes on).
-    A run without a worker takes the idle worker of the model's other config that no session shows
+    A run without a worker takes the idle worker of the model's other config, one that no session shows first
     (``ProcessRun.take_worker``): the stages both configs share stay done, as a fork in one process would keep
     them."""
     run = store.get(key)
@@ -165,13 +165,14 @@ def _process_run(store: dict, key: tuple[str, PipelineConfig], ref: str, sidebar
         if other is not None and left[0] == key[0] and other.alive:
             other.stop(by_user=False)  # a stage running is killed; between stages it just starts no other
             other.join(STOP_GRACE + 1.0)
-    others = [r for (mk, c), r in store.items() if mk == key[0] and c != key[1] and not shown.shown((mk, c))]
-    if run.worker_pid is None and isinstance(run, ProcessRun):
-        donor = next((o for o in others if isinstance(o, ProcessRun) and o.worker_pid is not None and not o.alive),
-                     None)
-        if donor is not None:
-            with st.spinner("Forking the pipeline of the previous configuration in its worker…"):
-                run.take_worker(donor)
+    idle = [(shown.shown(k), r) for k, r in store.items() if k[0] == key[0] and k != key and isinstance(r, ProcessRun)
+            and r.worker_pid is not None and not r.alive]
+    if run.worker_pid is None and idle:
+        # a run no session shows gives its worker first; a shown one keeps its results on screen (a request of its
+        # session makes its artifacts again in a new worker). Sessions whose tab closed never leave ``shown``
+        donor = min(idle, key=lambda pair: pair[0])[1]
+        with st.spinner("Forking the pipeline of the previous configuration in its worker…"):
+            run.take_worker(donor)
     try:
         with st.spinner("Loading the model in its worker process…"):
             run.loaded()
