@@ -169,7 +169,7 @@ def compare_backends(model_ref: str, backends: list[str] | None = None, base: Pi
         try:
             row = ray_lib.get(done[0])
         except Exception as exc:  # noqa: BLE001 - a crashed worker (the runtime aborts on some programs) is a row
-            row = BackendRow(config.backend, model_ref, "", False, failed_stage="?", cause=f"crashed: {exc!r}"[:400])
+            row = _crashed_row(model_ref, config, repr(exc))
         rows.append(row)
         if progress is not None:
             progress(row, len(rows), len(configs))
@@ -184,7 +184,12 @@ def _row_in_worker(model_ref: str, config: PipelineConfig) -> BackendRow:
     try:
         return call_in_worker(backend_row, model_ref, config, what=f"the {config.backend} row")
     except (WorkerDied, WorkerError) as exc:
-        return BackendRow(config.backend, model_ref, "", False, failed_stage="?", cause=f"crashed: {exc}"[:400])
+        return _crashed_row(model_ref, config, str(exc))
+
+
+def _crashed_row(model_ref: str, config: PipelineConfig, how: str) -> BackendRow:
+    """The row of a backend whose process died or raised outside its pipeline (Ray's task, a worker process)."""
+    return BackendRow(config.backend, model_ref, "", False, failed_stage="?", cause=f"crashed: {how}"[:400])
 
 
 COLUMNS = ("backend", "ok", "quantizer", "delegates", "delegated_share", "patterns", "pte_bytes", "latency_ms",

@@ -23,16 +23,25 @@ def _choice(at: AppTest, key: str, value: str) -> AppTest:
     return widget.set_value(value).run()
 
 
-def test_a_config_change_takes_the_idle_worker_and_keeps_the_shared_stages(monkeypatch):
-    from quantviz.process_run import ProcessRun
+def _digits_cnn_run(monkeypatch) -> tuple[AppTest, object]:
+    """The app opened on sample:digits_cnn, and its one run once it ended (ok)."""
     from ui.runner import pipeline_store
 
     monkeypatch.setenv("QUANTVIZ_DEFAULT_MODEL", "sample:digits_cnn")
     at = AppTest.from_file(APP, default_timeout=600)
     at.run()
     assert not at.exception, at.exception
-    (first,) = pipeline_store().values()
-    assert isinstance(first, ProcessRun) and first.join(600) and first.pipe.ok
+    (run,) = pipeline_store().values()
+    assert run.join(600) and run.pipe.ok
+    return at, run
+
+
+def test_a_config_change_takes_the_idle_worker_and_keeps_the_shared_stages(monkeypatch):
+    from quantviz.process_run import ProcessRun
+    from ui.runner import pipeline_store
+
+    at, first = _digits_cnn_run(monkeypatch)
+    assert isinstance(first, ProcessRun)
     pid, pte = first.worker_pid, first.pipe.pte_bytes()
     _choice(at, "fusion", "quantviz")
     assert not at.exception, at.exception
@@ -52,15 +61,10 @@ def test_a_config_change_takes_the_idle_worker_and_keeps_the_shared_stages(monke
 
 def test_workers_off_runs_threads(monkeypatch):
     from quantviz.background import BackgroundRun
-    from ui.runner import pipeline_store
 
     monkeypatch.setenv("QUANTVIZ_SESSION_WORKERS", "0")
-    monkeypatch.setenv("QUANTVIZ_DEFAULT_MODEL", "sample:digits_cnn")
-    at = AppTest.from_file(APP, default_timeout=600)
-    at.run()
-    assert not at.exception, at.exception
-    (run,) = pipeline_store().values()
-    assert isinstance(run, BackgroundRun) and run.join(600) and run.pipe.ok
+    _, run = _digits_cnn_run(monkeypatch)
+    assert isinstance(run, BackgroundRun)
     assert run.pipe.results["trace"].artifact is not None  # the pipeline lives in the app's process
 
 

@@ -7,8 +7,8 @@ offers a re-run). A new config for a known model takes that model's idle worker,
 (``ProcessRun.take_worker``, ``Pipeline.fork``): only the stages the change affects run again, and choosing the old
 config again is a fork too. The run a session leaves for another config is stopped only when no other session shows
 it (a stage it was running is killed, and the new config starts in a new worker from trace: artifacts do not cross
-processes); one session never stops another's run. A stage's page can be opened as soon as that stage has finished while later
-stages keep running::
+processes); one session never stops another's run. A stage's page can be opened as soon as that stage has finished
+while later stages keep running::
 
     run = get_run(choice.key, choice.loader, config, choice.ref)   # starts the worker, or reuses the running one
     run.wait_for("trace", timeout=0.2)                 # True once trace has a result
@@ -165,14 +165,14 @@ def _process_run(store: dict, key: tuple[str, PipelineConfig], ref: str, sidebar
         if other is not None and left[0] == key[0] and other.alive:
             other.stop(by_user=False)  # a stage running is killed; between stages it just starts no other
             other.join(STOP_GRACE + 1.0)
-    idle = [(shown.shown(k), r) for k, r in store.items() if k[0] == key[0] and k != key and isinstance(r, ProcessRun)
-            and r.worker_pid is not None and not r.alive]
-    if run.worker_pid is None and idle:
+    if run.worker_pid is None:
         # a run no session shows gives its worker first; a shown one keeps its results on screen (a request of its
         # session makes its artifacts again in a new worker). Sessions whose tab closed never leave ``shown``
-        donor = min(idle, key=lambda pair: pair[0])[1]
-        with st.spinner("Forking the pipeline of the previous configuration in its worker…"):
-            run.take_worker(donor)
+        idle = [(shown.shown(k), r) for k, r in store.items() if k[0] == key[0] and k != key
+                and isinstance(r, ProcessRun) and r.worker_pid is not None and not r.alive]
+        if idle:
+            with st.spinner("Forking the pipeline of the previous configuration in its worker…"):
+                run.take_worker(min(idle, key=lambda pair: pair[0])[1])
     try:
         with st.spinner("Loading the model in its worker process…"):
             run.loaded()
@@ -279,11 +279,11 @@ def torch_turn(pipe: Pipeline, stage: str) -> Iterator[None]:
         with torch_turn(run.pipe, stage):
             stage_page(run.view(), stage, choice.ref)
     """
-    if stage not in pipe.stage_names or not pipe.stage(stage).page_runs_torch or isinstance(pipe, RemotePipeline):
-        yield  # a worker's pipeline: the page's torch work is asked of that worker
+    if stage not in pipe.stage_names or not pipe.stage(stage).page_runs_torch:
+        yield
         return
-    with holding_torch("Waiting for the running stage to end: this page runs torch itself (torch.export and fx "
-                       "tracing are not thread-safe)…"):
+    with holding_torch_here(pipe, "Waiting for the running stage to end: this page runs torch itself (torch.export "
+                                  "and fx tracing are not thread-safe)…"):
         yield
 
 
